@@ -1,0 +1,76 @@
+# TrustGate: `make local` runs the whole workflow on this machine; `make test` runs every check.
+SHELL := /bin/bash
+# pyenv's shim for python3.13 can hang on a clean machine; prefer the interpreter itself.
+PYTHON313 ?= $(firstword $(wildcard /root/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13 2>/dev/null))
+VENV := .venv
+SAM_VENV := .venv-sam
+PY := $(VENV)/bin/python
+SAM := $(SAM_VENV)/bin/sam
+export PATH := $(abspath $(VENV))/bin:$(dir $(PYTHON313)):$(PATH)
+export SAM_CLI_TELEMETRY := 0
+
+.PHONY: all venv sam-venv system-deps lint typecheck unit functional e2e test validate build local demo bench clean
+
+all: test
+
+$(VENV)/.installed: requirements-dev.txt layers/trustgate/requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON313) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==25.3
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.installed
+
+# The SAM CLI pins its own boto3, so it lives in a venv of its own.
+$(SAM_VENV)/.installed: requirements-sam.txt
+	test -x $(SAM_VENV)/bin/python || $(PYTHON313) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install --quiet -r requirements-sam.txt
+	touch $@
+
+sam-venv: $(SAM_VENV)/.installed
+
+# Debian packages the browser tests need (CI runs as root on a clean machine).
+system-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium missing: run 'sudo apt-get install -y chromium'"; fi; }
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+unit: venv
+	$(VENV)/bin/pytest -m unit
+
+functional: venv
+	$(VENV)/bin/pytest -m functional
+
+e2e: venv system-deps
+	$(VENV)/bin/pytest -m e2e
+
+validate: sam-venv
+	$(SAM) validate --lint
+
+build: sam-venv
+	$(SAM) build --parallel
+
+test: venv sam-venv system-deps lint typecheck
+	$(VENV)/bin/pytest
+	$(MAKE) validate build
+	$(MAKE) bench QUICK=1
+
+local: venv
+	$(PY) -m trustgate_local
+
+demo: venv
+	$(PY) -m trustgate_local.demo
+
+bench: venv sam-venv
+	$(PY) -m bench $(if $(QUICK),--quick,)
+
+clean:
+	rm -rf $(VENV) $(SAM_VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache

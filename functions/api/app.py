@@ -1,0 +1,16 @@
+"""The TrustGate REST API (AWS_IAM auth): routes live in `trustgate.api`, this is only the entry point."""
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from trustgate.api.app import build_app
+from trustgate.observability import logger, metrics, tracer
+
+app = build_app()
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return app.resolve(event, context)

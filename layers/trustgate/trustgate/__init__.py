@@ -1,0 +1,1 @@
+"""TrustGate: self-service, just-in-time access to IAM roles through a derived trust policy."""

@@ -1,0 +1,102 @@
+"""Typed domain errors. Adapters raise these; the API maps them to HTTP by type, never by text."""
+
+from __future__ import annotations
+
+
+class TrustGateError(Exception):
+    """Base of every error TrustGate reports to a caller."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ValidationError(TrustGateError):
+    status = 400
+    code = "invalid_input"
+
+
+class UnauthenticatedError(TrustGateError):
+    status = 401
+    code = "unauthenticated"
+
+
+class ForbiddenError(TrustGateError):
+    status = 403
+    code = "forbidden"
+
+
+class InvalidPrincipalError(ForbiddenError):
+    """The caller (or a principal to render) can never be named in a trust policy."""
+
+    code = "invalid_principal"
+
+
+class NotFoundError(TrustGateError):
+    status = 404
+    code = "not_found"
+
+
+class ConflictError(TrustGateError):
+    status = 409
+    code = "conflict"
+
+
+class AlreadyDecidedError(ConflictError):
+    code = "already_decided"
+
+
+class TrustPolicyFullError(ConflictError):
+    """The rendered trust policy would exceed the role's size quota."""
+
+    code = "trust_policy_full"
+
+    def __init__(self, quota: int, size: int) -> None:
+        super().__init__(
+            f"the trust policy would need {size} characters but the role's quota is {quota}; "
+            "wait for a grant to end, revoke one, or raise the IAM quota "
+            "'Role trust policy length' (up to 4,096) and the TrustPolicyQuota parameter"
+        )
+        self.quota = quota
+        self.size = size
+
+
+class RuleViolationError(TrustGateError):
+    """Well-formed input that breaks a rule of the role's policy or the deploy ceiling."""
+
+    status = 422
+    code = "rule_violation"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code:
+            self.code = code
+
+
+class CeilingExceededError(RuleViolationError):
+    """A role policy tried to be looser than the vendor's deploy-time ceiling."""
+
+    def __init__(self, field: str, ceiling: str, message: str | None = None) -> None:
+        super().__init__(
+            message or f"{field} may not be looser than the deploy ceiling ({ceiling})",
+            code="exceeds_ceiling",
+        )
+        self.field = field
+        self.ceiling = ceiling
+
+
+class LockTimeoutError(TrustGateError):
+    """Another sync of the same role held the lock for too long; safe to retry."""
+
+    status = 429
+    code = "role_busy"
+
+
+class SyncVerificationError(TrustGateError):
+    """The trust policy read back after a write is not the one written."""
+
+    status = 409
+    code = "sync_not_verified"

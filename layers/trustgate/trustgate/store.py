@@ -1,0 +1,427 @@
+"""DynamoDB adapter: requests (which are also the grants), audit, role policies, locks, approval tokens.
+
+One table; the key layout is in docs/architecture.md. `ClientError` codes become domain errors here.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from trustgate.clock import to_rfc3339
+from trustgate.errors import ConflictError, NotFoundError, ValidationError
+from trustgate.models import AccessRequest, AuditEvent, RequestStatus, RolePolicy
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+PAGE_LIMIT = 50
+
+
+def _to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _serializer.serialize(value) for key, value in values.items() if value is not None}
+
+
+def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    def plain(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return int(value) if value == value.to_integral_value() else float(value)
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return {key: plain(_deserializer.deserialize(value)) for key, value in item.items()}
+
+
+def encode_cursor(key: Mapping[str, Any] | None) -> str | None:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode() if key else None
+
+
+def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except ValueError as error:
+        raise ValidationError("the `next` cursor is not one this API returned; start again without it") from error
+    if not isinstance(decoded, dict):
+        raise ValidationError("the `next` cursor is not one this API returned; start again without it")
+    return decoded
+
+
+@dataclass(frozen=True)
+class Page[T]:
+    items: list[T]
+    next: str | None
+
+
+def _request_keys(request: AccessRequest) -> dict[str, Any]:
+    created = f"{to_rfc3339(request.created_at)}#{request.id}"
+    return {
+        "pk": f"REQUEST#{request.id}",
+        "sk": "REQUEST",
+        "gsi1pk": f"ROLE#{request.role_arn}",
+        "gsi1sk": f"{request.status.value}#{created}",
+        "gsi2pk": f"PRINCIPAL#{request.principal_arn}",
+        "gsi2sk": created,
+        "gsi3pk": f"STATUS#{request.status.value}",
+        "gsi3sk": created,
+        "gsi4pk": "REQUEST",
+        "gsi4sk": created,
+    }
+
+
+def request_item(request: AccessRequest) -> dict[str, Any]:
+    """The DynamoDB item (typed attribute values) of a request."""
+    return _to_item({**request.model_dump(mode="json", exclude_none=True), **_request_keys(request)})
+
+
+def audit_item(event: AuditEvent) -> dict[str, Any]:
+    at = f"{to_rfc3339(event.at)}#{event.id}"
+    keys: dict[str, Any] = {"pk": f"AUDIT#{event.id}", "sk": "AUDIT", "gsi4pk": "AUDIT", "gsi4sk": at}
+    if event.role_arn:
+        keys |= {"gsi1pk": f"AUDITROLE#{event.role_arn}", "gsi1sk": at}
+    body = event.model_dump(mode="json", exclude_none=True)
+    # Nested before/after documents are stored as JSON text: they are read whole, never queried.
+    for key in ("before", "after", "detail"):
+        if key in body:
+            body[key] = json.dumps(body[key], separators=(",", ":"))
+    return _to_item({**body, **keys})
+
+
+def _audit_from(item: Mapping[str, Any]) -> AuditEvent:
+    values = _from_item(item)
+    for key in ("before", "after", "detail"):
+        if isinstance(values.get(key), str):
+            values[key] = json.loads(values[key])
+    return AuditEvent.model_validate({k: v for k, v in values.items() if k in AuditEvent.model_fields})
+
+
+def _request_from(item: Mapping[str, Any]) -> AccessRequest:
+    values = _from_item(item)
+    return AccessRequest.model_validate({k: v for k, v in values.items() if k in AccessRequest.model_fields})
+
+
+class Store:
+    """Typed access to the TrustGate table."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self.client = client
+        self.table = table_name
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def create_request(self, request: AccessRequest, audit: AuditEvent) -> None:
+        """Write a new request and its audit record together; a request id is never reused."""
+        self._transact(
+            [
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": request_item(request),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+                self._audit_put(audit),
+            ],
+            conflict=f"request {request.id} already exists",
+        )
+
+    def get_request(self, request_id: str) -> AccessRequest:
+        response = self.client.get_item(
+            TableName=self.table, Key=_to_item({"pk": f"REQUEST#{request_id}", "sk": "REQUEST"}), ConsistentRead=True
+        )
+        if "Item" not in response:
+            raise NotFoundError(f"no request {request_id}; list yours with GET /requests?mine=true")
+        return _request_from(response["Item"])
+
+    def replace_request(self, before: AccessRequest, after: AccessRequest, audit: AuditEvent | None) -> None:
+        """Write `after` only if the stored request is still `before` (optimistic concurrency on `version`)."""
+        if after.version != before.version + 1:
+            raise ValueError("replace_request needs after.version == before.version + 1")
+        writes: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": request_item(after),
+                    "ConditionExpression": "#v = :v",
+                    "ExpressionAttributeNames": {"#v": "version"},
+                    "ExpressionAttributeValues": _to_item({":v": before.version}),
+                }
+            }
+        ]
+        if audit:
+            writes.append(self._audit_put(audit))
+        self._transact(writes, conflict=f"request {before.id} changed meanwhile; read it again")
+
+    def set_task_token(self, request_id: str, token: str) -> None:
+        self.client.update_item(
+            TableName=self.table,
+            Key=_to_item({"pk": f"REQUEST#{request_id}", "sk": "REQUEST"}),
+            UpdateExpression="SET task_token = :t",
+            ExpressionAttributeValues=_to_item({":t": token}),
+        )
+
+    def get_task_token(self, request_id: str) -> str | None:
+        response = self.client.get_item(
+            TableName=self.table,
+            Key=_to_item({"pk": f"REQUEST#{request_id}", "sk": "REQUEST"}),
+            ProjectionExpression="task_token",
+            ConsistentRead=True,
+        )
+        token = _from_item(response.get("Item", {})).get("task_token")
+        return token if isinstance(token, str) else None
+
+    def claim_decision_delivery(self, request_id: str) -> bool:
+        """True exactly once per request: whoever wins sends the decision to the waiting flow."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=_to_item({"pk": f"REQUEST#{request_id}", "sk": "REQUEST"}),
+                UpdateExpression="SET decision_sent = :t",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(decision_sent)",
+                ExpressionAttributeValues=_to_item({":t": True}),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def requests_by_role(
+        self, role_arn: str, status: RequestStatus | None = None, cursor: str | None = None, limit: int = PAGE_LIMIT
+    ) -> Page[AccessRequest]:
+        condition = "gsi1pk = :pk"
+        values: dict[str, Any] = {":pk": f"ROLE#{role_arn}"}
+        if status:
+            condition += " AND begins_with(gsi1sk, :status)"
+            values[":status"] = f"{status.value}#"
+        return self._query_requests("ByRole", condition, values, cursor, limit)
+
+    def requests_by_principal(
+        self, principal_arn: str, cursor: str | None = None, limit: int = PAGE_LIMIT
+    ) -> Page[AccessRequest]:
+        return self._query_requests("ByPrincipal", "gsi2pk = :pk", {":pk": f"PRINCIPAL#{principal_arn}"}, cursor, limit)
+
+    def requests_by_status(
+        self, status: RequestStatus, cursor: str | None = None, limit: int = PAGE_LIMIT
+    ) -> Page[AccessRequest]:
+        return self._query_requests("ByStatus", "gsi3pk = :pk", {":pk": f"STATUS#{status.value}"}, cursor, limit)
+
+    def all_requests(self, cursor: str | None = None, limit: int = PAGE_LIMIT) -> Page[AccessRequest]:
+        return self._query_requests("ByKind", "gsi4pk = :pk", {":pk": "REQUEST"}, cursor, limit)
+
+    def active_grants(self, role_arn: str) -> list[AccessRequest]:
+        """Every active grant of a role (one indexed query per page; never a table scan)."""
+        return list(iterate_pages(lambda cursor: self.requests_by_role(role_arn, RequestStatus.ACTIVE, cursor, 500)))
+
+    def _query_requests(
+        self, index: str, condition: str, values: dict[str, Any], cursor: str | None, limit: int
+    ) -> Page[AccessRequest]:
+        items, next_key = self._query(index, condition, values, cursor, limit)
+        return Page([_request_from(item) for item in items], next_key)
+
+    def _query(
+        self,
+        index: str,
+        condition: str,
+        values: dict[str, Any],
+        cursor: str | None,
+        limit: int,
+        filter_expression: str | None = None,
+        forward: bool = False,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": index,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": _to_item(values),
+            "ScanIndexForward": forward,
+            "Limit": limit,
+        }
+        if filter_expression:
+            kwargs["FilterExpression"] = filter_expression
+        start = decode_cursor(cursor)
+        if start:
+            kwargs["ExclusiveStartKey"] = _to_item(start)
+        response = self.client.query(**kwargs)
+        last = response.get("LastEvaluatedKey")
+        return list(response.get("Items", [])), encode_cursor(_from_item(last) if last else None)
+
+    # -- audit ------------------------------------------------------------------------------------
+
+    def put_audit(self, event: AuditEvent) -> None:
+        self.client.transact_write_items(TransactItems=[self._audit_put(event)])  # type: ignore[list-item]
+
+    def audit_events(
+        self,
+        role_arn: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        actor: str | None = None,
+        cursor: str | None = None,
+        limit: int = PAGE_LIMIT,
+    ) -> Page[AuditEvent]:
+        index, condition = ("ByRole", "gsi1pk = :pk") if role_arn else ("ByKind", "gsi4pk = :pk")
+        sort_key = "gsi1sk" if role_arn else "gsi4sk"
+        values: dict[str, Any] = {":pk": f"AUDITROLE#{role_arn}" if role_arn else "AUDIT"}
+        low = to_rfc3339(since) if since else "0"
+        high = to_rfc3339(until) + "~" if until else "~"  # '~' sorts after every '#<id>' suffix
+        condition += f" AND {sort_key} BETWEEN :low AND :high"
+        values |= {":low": low, ":high": high}
+        filter_expression = None
+        if actor:
+            filter_expression = "actor = :actor"
+            values[":actor"] = actor
+        items, next_key = self._query(index, condition, values, cursor, limit, filter_expression)
+        return Page([_audit_from(item) for item in items], next_key)
+
+    def _audit_put(self, event: AuditEvent) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": audit_item(event),
+                "ConditionExpression": "attribute_not_exists(pk)",  # append-only
+            }
+        }
+
+    # -- role policies ----------------------------------------------------------------------------
+
+    def get_role_policy(self, role_arn: str) -> tuple[RolePolicy, int]:
+        """The stored policy and its version (0 and all defaults when none was ever saved)."""
+        response = self.client.get_item(
+            TableName=self.table, Key=_to_item({"pk": f"ROLE#{role_arn}", "sk": "POLICY"}), ConsistentRead=True
+        )
+        if "Item" not in response:
+            return RolePolicy(), 0
+        values = _from_item(response["Item"])
+        return RolePolicy.model_validate_json(values["policy"]), int(values["version"])
+
+    def put_role_policy(self, role_arn: str, policy: RolePolicy, expected_version: int, audit: AuditEvent) -> None:
+        item = _to_item(
+            {
+                "pk": f"ROLE#{role_arn}",
+                "sk": "POLICY",
+                "policy": policy.model_dump_json(exclude_defaults=True),
+                "version": expected_version + 1,
+            }
+        )
+        condition = "attribute_not_exists(pk)" if expected_version == 0 else "#v = :v"
+        put: dict[str, Any] = {"TableName": self.table, "Item": item, "ConditionExpression": condition}
+        if expected_version:
+            put["ExpressionAttributeNames"] = {"#v": "version"}
+            put["ExpressionAttributeValues"] = _to_item({":v": expected_version})
+        self._transact(
+            [{"Put": put}, self._audit_put(audit)], conflict="the role policy changed meanwhile; read it again"
+        )
+
+    # -- locks ------------------------------------------------------------------------------------
+
+    def try_lock(self, name: str, owner: str, now: datetime, lease_until: datetime) -> bool:
+        """Take a lease unless someone else holds an unexpired one (a dead holder's lease just runs out)."""
+        try:
+            self.client.put_item(
+                TableName=self.table,
+                Item=_to_item(
+                    {
+                        "pk": f"LOCK#{name}",
+                        "sk": "LOCK",
+                        "owner": owner,
+                        "lease_until": to_rfc3339(lease_until),
+                        "expiration": int(lease_until.timestamp()) + 3600,
+                    }
+                ),
+                ConditionExpression="attribute_not_exists(pk) OR lease_until < :now OR #o = :owner",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues=_to_item({":now": to_rfc3339(now), ":owner": owner}),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def unlock(self, name: str, owner: str) -> None:
+        try:
+            self.client.delete_item(
+                TableName=self.table,
+                Key=_to_item({"pk": f"LOCK#{name}", "sk": "LOCK"}),
+                ConditionExpression="#o = :owner",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues=_to_item({":owner": owner}),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise  # someone else's lease now: ours had expired, nothing to release
+
+    # -- approval tokens --------------------------------------------------------------------------
+
+    def put_token(self, token_hash: str, values: Mapping[str, Any], expires_at: datetime) -> None:
+        self.client.put_item(
+            TableName=self.table,
+            Item=_to_item(
+                {
+                    "pk": f"TOKEN#{token_hash}",
+                    "sk": "TOKEN",
+                    **values,
+                    "expires_at": to_rfc3339(expires_at),
+                    "expiration": int(expires_at.timestamp()) + 86400,
+                }
+            ),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+
+    def get_token(self, token_hash: str) -> dict[str, Any] | None:
+        response = self.client.get_item(
+            TableName=self.table, Key=_to_item({"pk": f"TOKEN#{token_hash}", "sk": "TOKEN"}), ConsistentRead=True
+        )
+        return _from_item(response["Item"]) if "Item" in response else None
+
+    def use_token(self, token_hash: str, now: datetime) -> bool:
+        """Mark a token used; False if it was already used (single use, atomically)."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=_to_item({"pk": f"TOKEN#{token_hash}", "sk": "TOKEN"}),
+                UpdateExpression="SET used_at = :now",
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(used_at)",
+                ExpressionAttributeValues=_to_item({":now": to_rfc3339(now)}),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _transact(self, writes: list[dict[str, Any]], conflict: str) -> None:
+        try:
+            self.client.transact_write_items(TransactItems=writes)  # type: ignore[arg-type]
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("TransactionCanceledException", "ConditionalCheckFailedException"):
+                raise ConflictError(conflict) from error
+            raise
+
+
+def iterate_pages[T](fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
+    """Yield every item of a paginated store query: `fetch(cursor) -> Page`."""
+    cursor: str | None = None
+    while True:
+        page = fetch(cursor)
+        yield from page.items
+        if not page.next:
+            return
+        cursor = page.next

@@ -1,0 +1,59 @@
+"""The one way a request changes: check the move, write it with its audit record, emit the event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from trustgate.ids import new_id
+from trustgate.lifecycle import check_transition, event_name
+from trustgate.models import AccessRequest, AuditEvent, RequestStatus
+from trustgate.observability import logger
+from trustgate.wiring import Dependencies
+
+
+def commit_change(
+    deps: Dependencies,
+    before: AccessRequest,
+    changes: dict[str, Any],
+    actor: str,
+    action: str,
+    detail: dict[str, Any] | None = None,
+) -> AccessRequest:
+    """Apply `changes` to a request if nobody changed it meanwhile; audit and announce it."""
+    after = before.model_copy(update={**changes, "version": before.version + 1})
+    now = deps.clock.now()
+    fields = sorted(set(changes) - {"version"})
+    event = AuditEvent(
+        id=new_id(now),
+        at=now,
+        actor=actor,
+        action=action,
+        role_arn=before.role_arn,
+        request_id=before.id,
+        before=before.model_dump(mode="json", include=set(fields)),
+        after=after.model_dump(mode="json", include=set(fields)),
+        detail={"principal_arn": before.principal_arn, **(detail or {})},
+    )
+    deps.store.replace_request(before, after, event)
+    try:
+        deps.events.publish(event)
+    except Exception:  # the audit record is already committed; a lost bus event must not undo the change
+        logger.exception("could not publish event", extra={"action": action, "request_id": before.id})
+    return after
+
+
+def transition(
+    deps: Dependencies,
+    request: AccessRequest,
+    target: RequestStatus,
+    actor: str,
+    *,
+    reason: str | None = None,
+    **changes: Any,
+) -> AccessRequest:
+    """Move a request to `target` (a legal move only), recording who did it and why."""
+    check_transition(request.status, target)
+    update: dict[str, Any] = {"status": target, **changes}
+    if reason is not None:
+        update["reason"] = reason
+    return commit_change(deps, request, update, actor, event_name(target), {"reason": reason} if reason else None)

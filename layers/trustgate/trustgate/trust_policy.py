@@ -1,0 +1,302 @@
+"""The trust-policy engine: derives a role's trust policy from its grants. Pure: no I/O, no clock.
+
+The live document's hand-written statements are kept as they are and in order; TrustGate owns only
+statements whose Sid starts with `TrustGate`, and re-renders all of them on every sync.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from trustgate.clock import to_rfc3339
+from trustgate.errors import InvalidPrincipalError, TrustPolicyFullError
+from trustgate.identity import UNIQUE_ID, principal_for_arn
+
+Document = dict[str, Any]
+Statement = dict[str, Any]
+
+MANAGED_SID_PREFIX = "TrustGate"
+BASELINE_SID = "TrustGateBaseline"
+GRANT_SID_PREFIX = "TrustGateGrant"
+ASSUME = "sts:AssumeRole"
+VERSION = "2012-10-17"
+# Expiry buckets tried, smallest first, when exact expiries do not fit: rounding an expiry *down*
+# lets grants share one statement. Never more than 15 minutes is taken from anyone's grant.
+EXPIRY_BUCKETS = (timedelta(0), timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15))
+
+
+@dataclass(frozen=True)
+class GrantEntry:
+    """What the engine needs of an active grant."""
+
+    principal_arn: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """Standing access TrustGate renders when the admin manages it (`mode`)."""
+
+    mode: str  # organization | accounts | none
+    organization_id: str = ""
+    standing_principals: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class GrantConditions:
+    """Conditions every managed statement carries, from the role policy."""
+
+    require_mfa: bool = False
+    source_ip_ranges: tuple[str, ...] = ()
+    principal_tags: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    """Everything besides the live document that decides the rendered trust policy."""
+
+    grants: Sequence[GrantEntry] = ()
+    baseline: Baseline | None = None
+    conditions: GrantConditions = field(default_factory=GrantConditions)
+    adopted_sids: frozenset[str] = frozenset()
+    quota: int = 2048
+    partition: str = "aws"
+
+
+def policy_size(document: Document) -> int:
+    """Characters IAM counts against the quota: the JSON without any whitespace."""
+    return len(re.sub(r"\s", "", serialize(document)))
+
+
+def serialize(document: Document) -> str:
+    """Compact JSON, as written to IAM."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
+def is_managed(statement: Statement) -> bool:
+    sid = statement.get("Sid")
+    return isinstance(sid, str) and sid.startswith(MANAGED_SID_PREFIX)
+
+
+def statements_of(document: Document) -> list[Statement]:
+    statements = document.get("Statement", [])
+    if isinstance(statements, dict):
+        return [statements]
+    return list(statements)
+
+
+def unmanaged_statements(document: Document, adopted_sids: Iterable[str] = ()) -> list[Statement]:
+    """Hand-written statements, in order, minus the ones an admin adopted and deleted principals."""
+    adopted = set(adopted_sids)
+    kept: list[Statement] = []
+    for statement in statements_of(document):
+        if is_managed(statement) or statement.get("Sid") in adopted:
+            continue
+        pruned = _without_unique_ids(statement)
+        if pruned is not None:
+            kept.append(pruned)
+    return kept
+
+
+def render_trust_policy(live: Document, spec: RenderSpec, now: datetime) -> Document:
+    """The trust policy the role should have: unmanaged statements + baseline + live grants.
+
+    Raises TrustPolicyFullError when even the coarsest expiry bucket does not fit the quota,
+    and InvalidPrincipalError for a principal that may never be rendered.
+    """
+    kept = unmanaged_statements(live, spec.adopted_sids if spec.baseline else ())
+    baseline = _baseline_statements(spec)
+    latest = _latest_expiry_per_principal(spec.grants, now, spec.partition)
+    smallest = 0
+    for bucket in EXPIRY_BUCKETS:
+        document = {
+            "Version": live.get("Version", VERSION),
+            "Statement": kept + baseline + _grant_statements(latest, bucket, spec.conditions, now),
+        }
+        size = policy_size(document)
+        if size <= spec.quota:
+            return document
+        smallest = size if not smallest else min(smallest, size)
+    raise TrustPolicyFullError(spec.quota, smallest)
+
+
+def grant_expiry_in(document: Document, principal_arn: str) -> datetime | None:
+    """The IAM-level expiry a rendered document gives a principal, or None if it is not granted."""
+    found: datetime | None = None
+    for statement in statements_of(document):
+        sid = statement.get("Sid", "")
+        if not (isinstance(sid, str) and sid.startswith(GRANT_SID_PREFIX)):
+            continue
+        if principal_arn in aws_principals(statement):
+            raw = statement.get("Condition", {}).get("DateLessThan", {}).get("aws:CurrentTime")
+            if isinstance(raw, str):
+                moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+                found = moment if found is None else max(found, moment)
+    return found
+
+
+def deleted_principal_ids(document: Document) -> set[str]:
+    """Unique ids IAM shows in TrustGate's own statements where a granted principal was deleted."""
+    return {
+        principal
+        for statement in statements_of(document)
+        if is_managed(statement)
+        for principal in aws_principals(statement)
+        if UNIQUE_ID.match(principal)
+    }
+
+
+def aws_principals(statement: Statement) -> list[str]:
+    principal = statement.get("Principal")
+    if principal == "*":
+        return ["*"]
+    if not isinstance(principal, dict):
+        return []
+    value = principal.get("AWS", [])
+    return [value] if isinstance(value, str) else list(value)
+
+
+def normalized(document: Document) -> Document:
+    """A canonical form for comparing documents as IAM stores them (single-item lists become strings)."""
+
+    def canon(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: canon(item) for key, item in sorted(value.items())}
+        if isinstance(value, list):
+            items = [canon(item) for item in value]
+            if len(items) == 1 and not isinstance(items[0], dict):
+                return items[0]
+            if all(isinstance(item, str) for item in items):
+                return sorted(items)
+            return items
+        return value
+
+    return {"Version": document.get("Version", VERSION), "Statement": [canon(s) for s in statements_of(document)]}
+
+
+def same_policy(left: Document, right: Document) -> bool:
+    return normalized(left) == normalized(right)
+
+
+# -- rendering helpers ---------------------------------------------------------------------------
+
+
+def _latest_expiry_per_principal(grants: Iterable[GrantEntry], now: datetime, partition: str) -> dict[str, datetime]:
+    """Overlapping grants of one principal: it stays until the last one ends."""
+    latest: dict[str, datetime] = {}
+    for grant in grants:
+        expires = grant.expires_at.astimezone(UTC).replace(microsecond=0)
+        if expires <= now:
+            continue
+        principal_for_arn(grant.principal_arn, partition)  # refuses root, wildcards, other partitions
+        if grant.principal_arn not in latest or latest[grant.principal_arn] < expires:
+            latest[grant.principal_arn] = expires
+    return latest
+
+
+def _bucketed(expires: datetime, bucket: timedelta, now: datetime) -> datetime:
+    if not bucket:
+        return expires
+    epoch = datetime(2000, 1, 1, tzinfo=UTC)
+    floored = expires - ((expires - epoch) % bucket)
+    # Rounding must never end a grant before it started being useful: keep the exact expiry then.
+    return floored if floored > now + bucket else expires
+
+
+def _grant_statements(
+    latest: dict[str, datetime], bucket: timedelta, conditions: GrantConditions, now: datetime
+) -> list[Statement]:
+    by_expiry: dict[datetime, list[str]] = {}
+    for principal, expires in latest.items():
+        by_expiry.setdefault(_bucketed(expires, bucket, now), []).append(principal)
+    statements = []
+    for expires in sorted(by_expiry):
+        principals = sorted(by_expiry[expires])
+        condition = _conditions(conditions)
+        condition["DateLessThan"] = {"aws:CurrentTime": to_rfc3339(expires)}
+        statements.append(
+            {
+                "Sid": f"{GRANT_SID_PREFIX}{expires:%Y%m%d%H%M%S}",
+                "Effect": "Allow",
+                "Principal": {"AWS": principals[0] if len(principals) == 1 else principals},
+                "Action": ASSUME,
+                "Condition": dict(sorted(condition.items())),
+            }
+        )
+    return statements
+
+
+def _baseline_statements(spec: RenderSpec) -> list[Statement]:
+    baseline = spec.baseline
+    if baseline is None or baseline.mode == "none":
+        return []
+    if baseline.mode == "organization":
+        if not re.fullmatch(r"o-[a-z0-9]{10,32}", baseline.organization_id):
+            raise InvalidPrincipalError(
+                "organization-wide standing access needs the organization id (OrganizationId parameter); "
+                "a wildcard principal is never rendered without it"
+            )
+        principal: str | list[str] = "*"
+        condition = _conditions(spec.conditions)
+        condition.setdefault("StringEquals", {})["aws:PrincipalOrgID"] = baseline.organization_id
+    else:
+        principals = sorted({_standing_principal(p, spec.partition) for p in baseline.standing_principals})
+        if not principals:
+            return []
+        principal = principals[0] if len(principals) == 1 else principals
+        condition = _conditions(spec.conditions)
+    statement: Statement = {"Sid": BASELINE_SID, "Effect": "Allow", "Principal": {"AWS": principal}, "Action": ASSUME}
+    if condition:
+        statement["Condition"] = dict(sorted(condition.items()))
+    return [statement]
+
+
+def _standing_principal(value: str, partition: str) -> str:
+    if re.fullmatch(r"\d{12}", value):
+        return f"arn:{partition}:iam::{value}:root"  # the account, delegating to its own IAM policies
+    if value == "*" or "*" in value:
+        raise InvalidPrincipalError(f"standing principal {value!r} may not contain a wildcard")
+    if not value.startswith(f"arn:{partition}:"):
+        raise InvalidPrincipalError(
+            f"standing principal {value!r} is not an account id or an ARN in partition {partition!r}"
+        )
+    return value
+
+
+def _conditions(conditions: GrantConditions) -> dict[str, Any]:
+    rendered: dict[str, Any] = {}
+    if conditions.require_mfa:
+        rendered["Bool"] = {"aws:MultiFactorAuthPresent": "true"}
+    if conditions.source_ip_ranges:
+        ranges = sorted(conditions.source_ip_ranges)
+        rendered["IpAddress"] = {"aws:SourceIp": ranges[0] if len(ranges) == 1 else ranges}
+    if conditions.principal_tags:
+        rendered["StringEquals"] = {
+            f"aws:PrincipalTag/{key}": value for key, value in sorted(conditions.principal_tags)
+        }
+    return rendered
+
+
+def _without_unique_ids(statement: Statement) -> Statement | None:
+    """Drop principals IAM shows as unique ids (deleted users/roles); None if nothing is left."""
+    principal = statement.get("Principal")
+    if not isinstance(principal, dict) or "AWS" not in principal:
+        return statement
+    names = principal["AWS"]
+    values = [names] if isinstance(names, str) else list(names)
+    alive = [value for value in values if not UNIQUE_ID.match(value)]
+    if len(alive) == len(values):
+        return statement
+    if not alive and len(principal) == 1:
+        return None
+    pruned_principal = dict(principal)
+    if alive:
+        pruned_principal["AWS"] = alive[0] if isinstance(names, str) or len(alive) == 1 else alive
+    else:
+        del pruned_principal["AWS"]
+    return {**statement, "Principal": pruned_principal}

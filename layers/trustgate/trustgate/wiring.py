@@ -1,0 +1,112 @@
+"""Builds the adapters from the function environment. The only module that reads `os.environ`.
+
+Clients are created on first use: a function pays only for the AWS services it actually calls,
+which keeps cold starts close to a bare `import boto3`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+
+from trustgate.clock import Clock, system_clock
+from trustgate.events import EventPublisher
+from trustgate.iam import RoleEditor
+from trustgate.notify import Notifier
+from trustgate.scheduler import ExpirySchedules
+from trustgate.settings import Settings
+from trustgate.store import Store
+from trustgate.workflow import ApprovalFlow
+
+if TYPE_CHECKING:
+    from mypy_boto3_iam import IAMClient
+
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20)
+
+
+class Dependencies:
+    """Everything a service needs; handlers hold one per process."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        session: boto3.Session | None = None,
+        clock: Clock = system_clock,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.session = session or boto3.Session()
+        self.clock = clock
+        self.sleep = sleep
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, region_name=self.settings.region, config=_CONFIG)  # type: ignore[call-overload]
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.client("dynamodb"), self.settings.table_name)
+
+    @cached_property
+    def roles(self) -> RoleEditor:
+        return RoleEditor(self._iam_client_for, sleep=self.sleep)
+
+    @cached_property
+    def schedules(self) -> ExpirySchedules:
+        s = self.settings
+        return ExpirySchedules(
+            self.client("scheduler"), s.schedule_group, s.expire_function_arn, s.scheduler_role_arn, s.expiry_dlq_arn
+        )
+
+    @cached_property
+    def flow(self) -> ApprovalFlow:
+        return ApprovalFlow(self.client("stepfunctions"), self.settings.state_machine_arn)
+
+    @cached_property
+    def notifier(self) -> Notifier:
+        return Notifier(self.client("sns"), self.settings.topic_arn)
+
+    @cached_property
+    def events(self) -> EventPublisher:
+        return EventPublisher(self.client("events"), self.settings.event_bus_name)
+
+    @cached_property
+    def _own_iam(self) -> IAMClient:
+        client: IAMClient = self.client("iam")
+        return client
+
+    def _iam_client_for(self, account: str) -> IAMClient:
+        """Roles in another account are edited through the small editor role deployed there."""
+        editor = self.settings.editor_role_name
+        if not editor:
+            return self._own_iam
+        role_arn = f"arn:{self.settings.partition}:iam::{account}:role/{editor}"
+        credentials = self.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="trustgate-sync")["Credentials"]
+        client: IAMClient = boto3.Session(
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+        ).client("iam", config=_CONFIG)
+        return client
+
+
+_dependencies: Dependencies | None = None
+
+
+def dependencies(environ: Mapping[str, str] | None = None) -> Dependencies:
+    """The process-wide dependencies, built once from the environment."""
+    global _dependencies
+    if _dependencies is None:
+        _dependencies = Dependencies(Settings.from_env(environ if environ is not None else os.environ))
+    return _dependencies
+
+
+def reset(replacement: Dependencies | None = None) -> None:
+    """Forget (or replace) the process-wide dependencies: tests and the local stack re-wire with this."""
+    global _dependencies
+    _dependencies = replacement

@@ -1,0 +1,118 @@
+"""Run the template's Lambda handlers in-process: moto's Lambda would need Docker, which we lack.
+
+`install(stack)` routes every invocation moto receives (from Step Functions, the scheduler, the API
+server) to the real handler module, with a Lambda-like context and the template's environment.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from moto.awslambda.models import LambdaFunction
+
+from trustgate_local.provision import LocalFunction, Stack
+
+
+@dataclass
+class LambdaContext:
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int = 512
+    function_version: str = "$LATEST"
+    log_group_name: str = ""
+    log_stream_name: str = "local"
+    aws_request_id: str = ""
+    deadline: float = 0.0
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+class FunctionHost:
+    """Loads each function's module once and invokes its handler like Lambda would."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.modules: dict[str, ModuleType] = {}
+        self.lock = threading.Lock()
+        self.invocations: list[tuple[str, float]] = []
+
+    def module(self, function: LocalFunction) -> ModuleType:
+        with self.lock:
+            if function.logical_id not in self.modules:
+                module_name, _ = function.handler.rsplit(".", 1)
+                path = function.code_dir / f"{module_name}.py"
+                spec = importlib.util.spec_from_file_location(f"trustgate_fn_{function.logical_id}", path)
+                assert spec and spec.loader
+                module = importlib.util.module_from_spec(spec)
+                sys.modules[spec.name] = module
+                spec.loader.exec_module(module)
+                self.modules[function.logical_id] = module
+            return self.modules[function.logical_id]
+
+    def invoke(self, function: LocalFunction, event: Any) -> Any:
+        """Call the handler; exceptions propagate as they would end a Lambda invocation."""
+        module = self.module(function)
+        handler = getattr(module, function.handler.rsplit(".", 1)[1])
+        context = LambdaContext(
+            function.name,
+            function.arn,
+            aws_request_id=str(uuid.uuid4()),
+            deadline=time.monotonic() + function.timeout,
+        )
+        self.invocations.append((function.logical_id, time.time()))
+        return handler(event, context)
+
+    def invoke_by_arn(self, arn: str, event: Any) -> Any:
+        return self.invoke(self.stack.function_by_arn(arn), event)
+
+
+_host: FunctionHost | None = None
+_original_invoke = LambdaFunction.invoke
+
+
+def _routed_invoke(self: LambdaFunction, body: Any, request_headers: Any, response_headers: Any) -> str | bytes:
+    """The seam where moto would start Docker: run the in-process handler instead."""
+    if _host is None:
+        return _original_invoke(self, body, request_headers, response_headers)
+    event = json.loads(body) if isinstance(body, (str, bytes)) and body else (body or {})
+    try:
+        result = _host.invoke_by_arn(self.function_arn, event)
+    except Exception as error:
+        response_headers["x-amz-function-error"] = "Unhandled"
+        return json.dumps(
+            {
+                "errorType": type(error).__name__,
+                "errorMessage": str(error),
+                "stackTrace": traceback.format_exception(error)[-3:],
+            }
+        )
+    return json.dumps(result)
+
+
+def install(stack: Stack, environ: dict[str, str] | None = None) -> FunctionHost:
+    """Route moto's Lambda invocations to `stack`'s handlers and give them the template's environment."""
+    global _host
+    os.environ.update(environ if environ is not None else stack.environment())
+    from trustgate import wiring
+
+    wiring.reset()
+    _host = FunctionHost(stack)
+    LambdaFunction.invoke = _routed_invoke  # type: ignore[method-assign]
+    return _host
+
+
+def uninstall() -> None:
+    global _host
+    _host = None
+    LambdaFunction.invoke = _original_invoke  # type: ignore[method-assign]
