@@ -19,6 +19,7 @@ from types import ModuleType
 from typing import Any
 
 from moto.awslambda.models import LambdaFunction
+from moto.core.responses import BaseResponse
 
 from trustgate_local.provision import LocalFunction, Stack
 
@@ -53,7 +54,8 @@ class FunctionHost:
                 module_name, _ = function.handler.rsplit(".", 1)
                 path = function.code_dir / f"{module_name}.py"
                 spec = importlib.util.spec_from_file_location(f"trustgate_fn_{function.logical_id}", path)
-                assert spec and spec.loader
+                assert spec
+                assert spec.loader
                 module = importlib.util.module_from_spec(spec)
                 sys.modules[spec.name] = module
                 spec.loader.exec_module(module)
@@ -100,6 +102,20 @@ def _routed_invoke(self: LambdaFunction, body: Any, request_headers: Any, respon
     return json.dumps(result)
 
 
+_moto_lock = threading.RLock()
+_original_call_action = BaseResponse.call_action
+
+
+def _serialized_call_action(self: BaseResponse) -> Any:
+    """moto's backends are not thread-safe (DynamoDB transactions deep-copy tables that another thread
+    may be writing). Serialize every AWS call, except Lambda's: an invocation runs a whole handler,
+    which may wait on a role lock that another handler's calls must be free to release."""
+    if getattr(self, "service_name", "") == "lambda":
+        return _original_call_action(self)
+    with _moto_lock:
+        return _original_call_action(self)
+
+
 def install(stack: Stack, environ: dict[str, str] | None = None) -> FunctionHost:
     """Route moto's Lambda invocations to `stack`'s handlers and give them the template's environment."""
     global _host
@@ -109,6 +125,7 @@ def install(stack: Stack, environ: dict[str, str] | None = None) -> FunctionHost
     wiring.reset()
     _host = FunctionHost(stack)
     LambdaFunction.invoke = _routed_invoke  # type: ignore[method-assign]
+    BaseResponse.call_action = _serialized_call_action  # type: ignore[method-assign]
     return _host
 
 
@@ -116,3 +133,4 @@ def uninstall() -> None:
     global _host
     _host = None
     LambdaFunction.invoke = _original_invoke  # type: ignore[method-assign]
+    BaseResponse.call_action = _original_call_action  # type: ignore[method-assign]

@@ -198,7 +198,9 @@ class _Creators:
         if self.execution_role is None:
             trust = {
                 "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                ],
             }
             role = self.session.client("iam").create_role(
                 RoleName=f"{self.stack.name}-local-execution", AssumeRolePolicyDocument=json.dumps(trust)

@@ -81,7 +81,7 @@ class Resolver:
             return value
         if len(value) != 1:
             return {key: self.resolve(item) for key, item in value.items()}
-        (key, argument), = value.items()
+        ((key, argument),) = value.items()
         handler = _FUNCTIONS.get(key)
         if handler is None:
             return {key: self.resolve(argument)}

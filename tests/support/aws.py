@@ -14,7 +14,6 @@ from typing import Any
 
 import boto3
 from moto import mock_aws
-
 from trustgate import wiring
 from trustgate.clock import SystemClock
 from trustgate.settings import Settings
@@ -104,6 +103,10 @@ class World:
 
     def wait_status(self, request_id: str, status: str, timeout: float = 20) -> None:
         wait_for(lambda: self.status(request_id) == status, timeout, f"{request_id} to become {status}")
+
+    def wait_for_task_token(self, request_id: str, timeout: float = 20) -> str:
+        """The flow is waiting for a decision once the notify step stored its task token."""
+        return wait_for(lambda: self.deps.store.get_task_token(request_id), timeout, f"{request_id} to await approval")
 
     def schedule(self, request_id: str) -> dict[str, Any]:
         group = self.stack.refs["ExpiryScheduleGroup"]

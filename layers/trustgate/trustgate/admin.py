@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from trustgate import messages, service
+from trustgate import messages, rules, service
 from trustgate.durations import format_duration
 from trustgate.errors import RuleViolationError
 from trustgate.identity import Caller, account_of_or_none, matches_any
@@ -47,7 +47,7 @@ def role_overview(deps: Dependencies, role_arn: str) -> RoleOverview:
 
 def roles_for_admin(deps: Dependencies, caller: Caller) -> list[str]:
     return [
-        arn for arn in deps.settings.managed_role_arns if service.is_admin(caller, service.policy_for(deps, arn).admins)
+        arn for arn in deps.settings.managed_role_arns if rules.is_admin(caller, service.policy_for(deps, arn).admins)
     ]
 
 
@@ -150,4 +150,3 @@ def policy_view(deps: Dependencies, role_arn: str) -> dict[str, Any]:
         "approval_window": format_duration(effective.approval_window),
     }
     return view
-

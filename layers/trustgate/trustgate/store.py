@@ -151,20 +151,34 @@ class Store:
         """Write `after` only if the stored request is still `before` (optimistic concurrency on `version`)."""
         if after.version != before.version + 1:
             raise ValueError("replace_request needs after.version == before.version + 1")
-        writes: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": request_item(after),
-                    "ConditionExpression": "#v = :v",
-                    "ExpressionAttributeNames": {"#v": "version"},
-                    "ExpressionAttributeValues": _to_item({":v": before.version}),
-                }
-            }
-        ]
+        writes: list[dict[str, Any]] = [self._request_update(after, before.version)]
         if audit:
             writes.append(self._audit_put(audit))
         self._transact(writes, conflict=f"request {before.id} changed meanwhile; read it again")
+
+    def _request_update(self, after: AccessRequest, expected_version: int) -> dict[str, Any]:
+        """An Update (not a Put) so attributes outside the model, like the task token, survive."""
+        item = request_item(after)
+        values = {key: value for key, value in item.items() if key not in ("pk", "sk")}
+        cleared = [name for name in AccessRequest.model_fields if name not in item]
+        names = {f"#a{i}": key for i, key in enumerate([*values, *cleared])}
+        placeholders = {key: f"#a{i}" for i, key in enumerate([*values, *cleared])}
+        expression = "SET " + ", ".join(f"{placeholders[key]} = :v{i}" for i, key in enumerate(values))
+        if cleared:
+            expression += " REMOVE " + ", ".join(placeholders[key] for key in cleared)
+        attribute_values = {f":v{i}": value for i, value in enumerate(values.values())}
+        attribute_values[":expected"] = _serializer.serialize(expected_version)
+        names["#version"] = "version"
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": {"pk": item["pk"], "sk": item["sk"]},
+                "UpdateExpression": expression,
+                "ConditionExpression": "#version = :expected",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": attribute_values,
+            }
+        }
 
     def set_task_token(self, request_id: str, token: str) -> None:
         self.client.update_item(

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
-from trustgate import service
+from trustgate import rules, service
 from trustgate.api.common import caller_of, deps
 from trustgate.durations import parse_duration
 from trustgate.errors import ValidationError
@@ -31,7 +31,9 @@ class CreateRequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: str = Field(min_length=1, max_length=2048, description="name or ARN of a managed role")
-    duration: str | int | None = Field(default=None, description="ISO 8601 (PT1H) or whole minutes; default from the role")
+    duration: str | int | None = Field(
+        default=None, description="ISO 8601 (PT1H) or whole minutes; default from the role"
+    )
     justification: str = Field(min_length=1, max_length=2000)
     ticket: str | None = Field(default=None, max_length=200)
 
@@ -83,7 +85,9 @@ def _create(payload: dict[str, Any]) -> dict[str, Any]:
     caller = caller_of(router)
     body = CreateRequestBody.model_validate(payload["body"])
     duration = parse_duration(body.duration) if body.duration is not None else None
-    request = service.create_request(d, caller, service.NewRequest(body.role, duration, body.justification, body.ticket))
+    request = service.create_request(
+        d, caller, service.NewRequest(body.role, duration, body.justification, body.ticket)
+    )
     rules = service.policy_for(d, request.role_arn).policy.auto_approve
     if auto_approves(request, rules, d.clock.now()):
         request = _wait_until_decided(request.id)
@@ -132,9 +136,8 @@ def list_requests(
     d = deps()
     caller = caller_of(router)
     role_arn = service.resolve_role(d, role) if role else None
-    admin = (
-        (role_arn is not None and service.is_admin(caller, service.policy_for(d, role_arn).admins))
-        or (role_arn is None and service.is_any_admin(d, caller))
+    admin = (role_arn is not None and rules.is_admin(caller, service.policy_for(d, role_arn).admins)) or (
+        role_arn is None and service.is_any_admin(d, caller)
     )
     if mine or not admin:
         page = d.store.requests_by_principal(caller.arn, next, limit)
@@ -145,9 +148,7 @@ def list_requests(
     else:
         page = d.store.all_requests(next, limit)
     items = [
-        r
-        for r in page.items
-        if (status is None or r.status == status) and (role_arn is None or r.role_arn == role_arn)
+        r for r in page.items if (status is None or r.status == status) and (role_arn is None or r.role_arn == role_arn)
     ]
     return RequestList(items=[RequestView.of(r) for r in items], next=page.next)
 

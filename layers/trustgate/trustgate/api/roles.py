@@ -119,5 +119,8 @@ def put_policy(
 def sync(role: str) -> SyncOutcome:
     result = admin.sync_now(deps(), caller_of(router), _admin_role(role))
     return SyncOutcome(
-        changed=result.changed, trust_policy=result.after, trust_policy_chars=result.size, trust_policy_quota=result.quota
+        changed=result.changed,
+        trust_policy=result.after,
+        trust_policy_chars=result.size,
+        trust_policy_quota=result.quota,
     )

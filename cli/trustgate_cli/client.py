@@ -1,0 +1,238 @@
+"""The signed HTTP client for the TrustGate API: SigV4 (`execute-api`) over urllib, errors as typed exceptions."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from email.message import Message
+from http.client import HTTPException, HTTPMessage
+from typing import Any
+from urllib.parse import quote, urlencode, urlsplit
+
+import boto3
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import ReadOnlyCredentials
+from botocore.exceptions import BotoCoreError, ClientError
+
+from trustgate_cli import __version__
+from trustgate_cli.errors import ApiError, CredentialsError, TransportError, UsageError
+
+SERVICE = "execute-api"
+DEFAULT_REGION = "us-east-1"
+DEFAULT_TIMEOUT_SECONDS = 30.0
+USER_AGENT = f"trustgate-cli/{__version__}"
+# https://<api-id>.execute-api.<region>.amazonaws.com[.cn]/<stage>: the host names the region to sign for.
+_EXECUTE_API_HOST = re.compile(r"[a-z0-9]+\.execute-api\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?")
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+CredentialSource = Callable[[], ReadOnlyCredentials]
+
+
+def api_path(*segments: str) -> str:
+    """An API path whose segments (role names, ARNs, ids) are percent-encoded, `/` included."""
+    return "".join("/" + quote(segment, safe="") for segment in segments)
+
+
+def resolve_region(explicit: str | None, endpoint: str, profile_region: str | None) -> str:
+    """The SigV4 signing region: `--region`, else the execute-api host's region, else the profile's, else us-east-1.
+
+    The host wins over the profile because API Gateway only accepts signatures for its own region.
+    """
+    if explicit:
+        return explicit
+    match = _EXECUTE_API_HOST.fullmatch(urlsplit(endpoint).hostname or "")
+    if match:
+        return match["region"]
+    return profile_region or DEFAULT_REGION
+
+
+def load_session(profile: str | None) -> tuple[CredentialSource, str | None]:
+    """The standard credential chain (env, profile, SSO, ...) as a source of frozen credentials, and its region."""
+    try:
+        session = boto3.Session(profile_name=profile)
+    except BotoCoreError as error:  # e.g. ProfileNotFound
+        raise CredentialsError("no_credentials", str(error)) from error
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise CredentialsError(
+            "no_credentials",
+            "no AWS credentials found; run 'aws configure' or 'aws sso login', or pass --profile",
+        )
+
+    def frozen() -> ReadOnlyCredentials:
+        # Frozen per request, so refreshable credentials (SSO, assumed roles) stay valid during a long --wait.
+        try:
+            return credentials.get_frozen_credentials()
+        except (BotoCoreError, ClientError) as error:  # e.g. an expired SSO token
+            hint = f" (try 'aws sso login --profile {profile}')" if profile else ""
+            raise CredentialsError("no_credentials", f"cannot load AWS credentials: {error}{hint}") from error
+
+    return frozen, session.region_name
+
+
+def check_endpoint(endpoint: str) -> str:
+    """The endpoint without a trailing slash; only https, or http to this machine (the local stack)."""
+    parts = urlsplit(endpoint.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(
+            "bad_endpoint",
+            f"endpoint {endpoint!r} is not a URL like https://abc123.execute-api.us-east-1.amazonaws.com/prod "
+            "or http://127.0.0.1:3000",
+        )
+    if parts.scheme == "http" and parts.hostname not in _LOOPBACK_HOSTS:
+        # Signed requests and justifications do not belong on the wire in clear text.
+        raise UsageError("bad_endpoint", f"refusing plain http to {parts.hostname}; use https (http is for localhost)")
+    if parts.query or parts.fragment:
+        raise UsageError("bad_endpoint", f"endpoint {endpoint!r} must not carry a query or fragment")
+    return endpoint.strip().rstrip("/")
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Never follow a redirect: it would resend a signed request somewhere the signature does not cover."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: Any,
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        return None
+
+
+@dataclass
+class ApiClient:
+    """Sends SigV4-signed JSON requests to one TrustGate endpoint and returns the decoded JSON answer."""
+
+    endpoint: str
+    region: str
+    credentials: CredentialSource
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+
+    def __post_init__(self) -> None:
+        self.endpoint = check_endpoint(self.endpoint)
+        self._opener = urllib.request.build_opener(_NoRedirects())
+
+    def get(self, path: str, query: Mapping[str, str | int | bool | None] | None = None) -> Any:
+        """GET `path` (already encoded, see `api_path`) with optional query parameters."""
+        return self.request("GET", path, query=query)
+
+    def post(self, path: str, body: Any = None, headers: Mapping[str, str] | None = None) -> Any:
+        """POST a JSON body (or none) to `path`."""
+        return self.request("POST", path, body=body, headers=headers)
+
+    def put(self, path: str, body: Any, query: Mapping[str, str | int | bool | None] | None = None) -> Any:
+        """PUT a JSON body to `path`."""
+        return self.request("PUT", path, body=body, query=query)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, str | int | bool | None] | None = None,
+        body: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """Sign and send one request; return the JSON answer (None for an empty one) or raise a CliError."""
+        url = self.endpoint + path + _query_string(query)
+        data = b"" if body is None else json.dumps(body).encode()
+        prepared = self._sign(method, url, data, headers or {})
+        try:
+            with self._opener.open(prepared, timeout=self.timeout) as response:
+                return _decode_success(response.status, response.read(), response.headers, url)
+        except urllib.error.HTTPError as error:
+            raw = error.read()
+            if 300 <= error.code < 400:
+                raise TransportError(
+                    "unexpected_redirect",
+                    f"{url} redirected to {error.headers.get('Location')}; point --endpoint at the API itself",
+                ) from error
+            raise _api_error(error.code, raw, error.headers) from error
+        except TimeoutError as error:
+            raise TransportError("timeout", f"no answer from {self.endpoint} within {self.timeout:g} s") from error
+        except urllib.error.URLError as error:
+            raise TransportError("connection_failed", f"cannot reach {self.endpoint}: {error.reason}") from error
+        except (HTTPException, OSError) as error:
+            raise TransportError("connection_failed", f"connection to {self.endpoint} failed: {error}") from error
+
+    def _sign(self, method: str, url: str, data: bytes, extra: Mapping[str, str]) -> urllib.request.Request:
+        headers = {
+            "Host": _host_header(url),
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+            **extra,
+        }
+        if data:
+            headers["Content-Type"] = "application/json"
+        aws_request = AWSRequest(method=method, url=url, data=data, headers=headers)
+        # Credentials are resolved first: without them this raises and nothing is sent.
+        SigV4Auth(self.credentials(), SERVICE, self.region).add_auth(aws_request)
+        # The scheme was checked in check_endpoint: only http(s) ever gets here.
+        return urllib.request.Request(  # noqa: S310
+            url,
+            data=data if method in ("POST", "PUT", "PATCH") else None,
+            headers=dict(aws_request.headers.items()),
+            method=method,
+        )
+
+
+def _query_string(query: Mapping[str, str | int | bool | None] | None) -> str:
+    """`?k=v&…` encoded the way SigV4 canonicalises it (RFC 3986, %20 for spaces), or ''."""
+    pairs = [(key, _query_value(value)) for key, value in (query or {}).items() if value is not None]
+    return "?" + urlencode(pairs, quote_via=quote, safe="") if pairs else ""
+
+
+def _query_value(value: str | int | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _host_header(url: str) -> str:
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    default_port = {"http": 80, "https": 443}[parts.scheme]
+    return host if parts.port in (None, default_port) else f"{host}:{parts.port}"
+
+
+def _decode_success(status: int, raw: bytes, headers: Message, url: str) -> Any:
+    if not raw.strip():
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as error:
+        raise TransportError(
+            "invalid_response",
+            f"{url} answered {status} with {headers.get_content_type()}, not JSON; is --endpoint the TrustGate API?",
+        ) from error
+
+
+def _api_error(status: int, raw: bytes, headers: Message) -> ApiError:
+    """The typed error for an HTTP error answer: TrustGate's own body, or API Gateway's, or the bare status."""
+    try:
+        document = json.loads(raw) if raw.strip() else None
+    except ValueError:
+        document = None
+    if isinstance(document, dict):
+        error = document.get("error")
+        if isinstance(error, dict) and error.get("code"):
+            return ApiError(status, str(error["code"]), str(error.get("message") or ""))
+        # API Gateway itself (signature, authorizer, unknown path) answers {"message": …} or {"Message": …}.
+        message = document.get("message") or document.get("Message")
+        if message:
+            code = (headers.get("x-amzn-ErrorType") or f"http_{status}").split(":", 1)[0]
+            if code == "MissingAuthenticationTokenException":
+                message = f"{message} (API Gateway says this for a path it does not serve: does --endpoint include the stage, e.g. /prod?)"
+            return ApiError(status, code, str(message))
+    text = raw.decode("utf-8", "replace").strip()[:200]
+    return ApiError(status, f"http_{status}", text or f"HTTP {status} with no body")

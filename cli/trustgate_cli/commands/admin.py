@@ -1,0 +1,116 @@
+"""Admin commands: roles, role, audit, sync."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+from trustgate_cli.client import api_path
+from trustgate_cli.commands.base import CommandAdder, Context, as_object, collect_pages, positive_int
+from trustgate_cli.durations import DurationError, parse_duration
+from trustgate_cli.errors import ExitCode
+from trustgate_cli.render import (
+    AUDIT_COLUMNS,
+    REQUEST_COLUMNS,
+    ROLE_COLUMNS,
+    capacity_of,
+    json_text,
+    key_values,
+    table,
+)
+
+
+def register(commands: CommandAdder) -> None:
+    """Add the admin commands."""
+    commands.add("roles", run_roles, "list the managed roles")
+
+    parser = commands.add("role", run_role, "show a role: mode, live trust policy, capacity, active grants")
+    parser.add_argument("role", metavar="ROLE", help="role name or ARN")
+
+    parser = commands.add("audit", run_audit, "show the audit log")
+    parser.add_argument("--role", metavar="ROLE", help="role name or ARN")
+    parser.add_argument("--since", type=time_arg, metavar="T", help="RFC 3339 time, or an age like 24h or 7d")
+    parser.add_argument("--until", type=time_arg, metavar="T", help="RFC 3339 time, or an age like 1h")
+    parser.add_argument("--actor", metavar="ARN", help="only events by this principal")
+    parser.add_argument("--limit", type=positive_int, metavar="N", help="show at most N events")
+
+    parser = commands.add("sync", run_sync, "re-render the role's trust policy from its grants now")
+    parser.add_argument("role", metavar="ROLE", help="role name or ARN")
+
+
+def time_arg(text: str) -> str:
+    """argparse type: an RFC 3339 time as given, or an age (`24h`, `7d`) turned into the RFC 3339 time that long ago."""
+    try:
+        age = parse_duration(text)
+    except DurationError:
+        try:
+            datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not an RFC 3339 time (2026-11-26T10:00:00Z) or an age (24h, 7d)"
+            ) from None
+        return text
+    return (datetime.now(UTC) - age).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def run_roles(args: argparse.Namespace, ctx: Context) -> int:
+    """GET /roles."""
+    document = as_object(ctx.client.get("/roles"), "the roles")
+    if ctx.json:
+        ctx.print_json(document)
+    else:
+        items = document.get("items") or []
+        ctx.print(table(items, ROLE_COLUMNS) if items else "no managed roles")
+    return ExitCode.OK
+
+
+def run_role(args: argparse.Namespace, ctx: Context) -> int:
+    """GET /roles/{role}."""
+    role = as_object(ctx.client.get(api_path("roles", args.role)), "the role")
+    if ctx.json:
+        ctx.print_json(role)
+        return ExitCode.OK
+    ctx.print(
+        key_values(
+            [
+                ("role", str(role.get("role_arn", ""))),
+                ("mode", str(role.get("mode") or "-")),
+                ("capacity", capacity_of(role)),
+            ]
+        )
+    )
+    ctx.print("\ntrust policy:")
+    ctx.print(json_text(role.get("trust_policy")))
+    grants = role.get("active_grants") or []
+    ctx.print("\nactive grants:")
+    ctx.print(table(grants, REQUEST_COLUMNS) if grants else "none")
+    return ExitCode.OK
+
+
+def run_audit(args: argparse.Namespace, ctx: Context) -> int:
+    """GET /audit, following the `next` cursor up to --limit events."""
+    # --limit is applied here, not sent: the API caps its page size, and a page is all it takes to stop.
+    query = {"role": args.role, "since": args.since, "until": args.until, "actor": args.actor}
+    items, more = collect_pages(ctx, "/audit", query, args.limit)
+    if ctx.json:
+        ctx.print_json({"items": items})
+        return ExitCode.OK
+    ctx.print(table(items, AUDIT_COLUMNS) if items else "no audit events")
+    if more:
+        ctx.note(f"showing the first {args.limit} events; raise --limit or narrow --since/--until for more")
+    return ExitCode.OK
+
+
+def run_sync(args: argparse.Namespace, ctx: Context) -> int:
+    """POST /roles/{role}/sync."""
+    result = as_object(ctx.client.post(api_path("roles", args.role, "sync")), "the sync result")
+    if ctx.json:
+        ctx.print_json(result)
+    elif result.get("changed"):
+        ctx.print("trust policy rewritten to match the grants:")
+        ctx.print(json_text(result.get("trust_policy")))
+    else:
+        ctx.print("trust policy already matches the grants; nothing changed")
+    if not ctx.json:
+        ctx.print(f"capacity: {capacity_of(result)}")
+    return ExitCode.OK

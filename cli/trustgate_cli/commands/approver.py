@@ -1,0 +1,53 @@
+"""Approver commands: approvals, approve, deny."""
+
+from __future__ import annotations
+
+import argparse
+
+from trustgate_cli.client import api_path
+from trustgate_cli.commands.base import CommandAdder, Context, as_object
+from trustgate_cli.errors import ExitCode
+from trustgate_cli.render import APPROVAL_COLUMNS, request_details, table
+
+
+def register(commands: CommandAdder) -> None:
+    """Add the approver commands."""
+    commands.add("approvals", run_approvals, "list pending requests you may decide")
+    for decision, handler, help_text in (
+        ("approve", run_approve, "approve a pending request"),
+        ("deny", run_deny, "deny a pending request"),
+    ):
+        parser = commands.add(decision, handler, help_text)
+        parser.add_argument("id", metavar="ID", help="request id")
+        parser.add_argument("--comment", help="shown to the requester and kept in the audit log")
+
+
+def run_approvals(args: argparse.Namespace, ctx: Context) -> int:
+    """GET /approvals."""
+    document = as_object(ctx.client.get("/approvals"), "the approvals")
+    if ctx.json:
+        ctx.print_json(document)
+    else:
+        items = document.get("items") or []
+        ctx.print(table(items, APPROVAL_COLUMNS) if items else "no requests are waiting for your decision")
+    return ExitCode.OK
+
+
+def run_approve(args: argparse.Namespace, ctx: Context) -> int:
+    """POST /requests/{id}/approve."""
+    return _decide(ctx, args.id, "approve", args.comment)
+
+
+def run_deny(args: argparse.Namespace, ctx: Context) -> int:
+    """POST /requests/{id}/deny."""
+    return _decide(ctx, args.id, "deny", args.comment)
+
+
+def _decide(ctx: Context, request_id: str, decision: str, comment: str | None) -> int:
+    body = {"comment": comment} if comment else {}
+    request = as_object(ctx.client.post(api_path("requests", request_id, decision), body), "the request")
+    if ctx.json:
+        ctx.print_json(request)
+    else:
+        ctx.print(request_details(request))
+    return ExitCode.OK

@@ -1,0 +1,124 @@
+"""What every command gets (the Context) and how command modules add their sub-parsers (CommandAdder)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from trustgate_cli.client import ApiClient
+from trustgate_cli.durations import DurationError, to_iso8601
+from trustgate_cli.errors import TransportError
+from trustgate_cli.render import json_text
+
+JsonObject = dict[str, Any]
+
+
+@dataclass
+class Context:
+    """The output settings and a lazily built API client (`switch-url ARN` needs neither endpoint nor credentials)."""
+
+    output: str
+    out: TextIO
+    err: TextIO
+    profile: str | None
+    make_client: Callable[[], ApiClient]
+    _client: ApiClient | None = field(default=None, init=False)
+
+    @property
+    def client(self) -> ApiClient:
+        """The signed API client, built on first use."""
+        if self._client is None:
+            self._client = self.make_client()
+        return self._client
+
+    @property
+    def json(self) -> bool:
+        """Whether `--output json` was asked for."""
+        return self.output == "json"
+
+    def print(self, text: str = "") -> None:
+        """Write a line to stdout."""
+        self.out.write(text + "\n")
+
+    def print_json(self, document: Any) -> None:
+        """Write the API's document to stdout as JSON."""
+        self.print(json_text(document))
+
+    def note(self, text: str) -> None:
+        """Write a hint to stderr, where it never mixes with output a script parses."""
+        self.err.write(text + "\n")
+
+
+Handler = Callable[[argparse.Namespace, Context], int]
+
+
+class CommandAdder:
+    """Adds sub-commands to a sub-parser group, each with the global options and its handler attached."""
+
+    def __init__(
+        self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+    ):
+        self._subparsers = subparsers
+        self._parents = parents
+
+    def add(self, name: str, handler: Handler, help_text: str, epilog: str | None = None) -> argparse.ArgumentParser:
+        """A sub-command `name` run by `handler`; returns its parser for the command's own arguments."""
+        parser = self._subparsers.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=epilog,
+            parents=self._parents,
+        )
+        parser.set_defaults(handler=handler)
+        return parser
+
+    def group(self, name: str, help_text: str) -> CommandAdder:
+        """A command with sub-commands of its own, e.g. `policy show|set`."""
+        parser = self._subparsers.add_parser(name, help=help_text, description=help_text)
+        return CommandAdder(parser.add_subparsers(title="commands", metavar="COMMAND", required=True), self._parents)
+
+
+def as_object(document: Any, what: str) -> JsonObject:
+    """The API's answer as a JSON object, or a TransportError when it is something else."""
+    if not isinstance(document, dict):
+        raise TransportError("invalid_response", f"expected a JSON object for {what}, got {type(document).__name__}")
+    return document
+
+
+def collect_pages(
+    ctx: Context, path: str, query: Mapping[str, str | int | bool | None], limit: int | None = None
+) -> tuple[list[JsonObject], bool]:
+    """All `items` of a paginated list, following `next`; stops at `limit`. Returns (items, more_left)."""
+    items: list[JsonObject] = []
+    cursor: str | None = None
+    seen: set[str] = set()
+    while True:
+        page = as_object(ctx.client.get(path, {**query, "next": cursor}), path)
+        items.extend(page.get("items") or [])
+        cursor = page.get("next") or None
+        if limit is not None and len(items) >= limit:
+            return items[:limit], len(items) > limit or cursor is not None
+        if cursor is None:
+            return items, False
+        if cursor in seen:
+            # A cursor that repeats would loop forever.
+            raise TransportError("invalid_response", f"{path} returned the same 'next' cursor twice")
+        seen.add(cursor)
+
+
+def duration_arg(text: str) -> str:
+    """argparse type: a duration (`1h`, `30m`, `90`, `PT1H`) as ISO 8601."""
+    try:
+        return to_iso8601(text)
+    except DurationError as error:
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)

@@ -1,0 +1,314 @@
+"""Requester commands: request, status, list, cancel, revoke, extend, switch-url."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from trustgate_cli.arns import (
+    RoleRef,
+    assume_role_command,
+    check_account_id,
+    parse_role_arn,
+    session_name_for,
+    switch_role_url,
+)
+from trustgate_cli.client import api_path
+from trustgate_cli.commands.base import (
+    CommandAdder,
+    Context,
+    JsonObject,
+    as_object,
+    collect_pages,
+    duration_arg,
+    positive_int,
+)
+from trustgate_cli.errors import (
+    ApiError,
+    CliError,
+    ExitCode,
+    NotFoundError,
+    RequestEndedError,
+    TransportError,
+    UsageError,
+    WaitTimedOutError,
+)
+from trustgate_cli.progress import Progress
+from trustgate_cli.render import REQUEST_COLUMNS, approvals_count, request_details, table
+
+STATUSES = ("pending", "active", "expired", "revoked", "denied", "cancelled", "timed_out", "failed")
+POLL_INTERVAL_SECONDS = 1.0
+# Consecutive failed polls (5xx, 429, network) tolerated before --wait gives up with that error.
+MAX_POLL_FAILURES = 3
+_ENDED_PHRASES = {
+    "denied": "was denied",
+    "timed_out": "timed out waiting for approval",
+    "cancelled": "was cancelled",
+    "failed": "failed",
+    "expired": "has already expired",
+    "revoked": "was revoked",
+}
+
+
+def register(commands: CommandAdder) -> None:
+    """Add the requester commands."""
+    parser = commands.add("request", run_request, "ask for time-boxed access to a role")
+    parser.add_argument("role", metavar="ROLE", help="role name or ARN")
+    _add_duration_and_reason(parser, duration_required=False)
+    parser.add_argument("--ticket", help="change or incident ticket, if the role asks for one")
+    parser.add_argument(
+        "--idempotency-key", metavar="KEY", help="retrying with the same key and body returns the same request"
+    )
+    _add_wait(parser)
+
+    parser = commands.add("status", run_status, "show one request, or all of yours without ID")
+    parser.add_argument("id", metavar="ID", nargs="?", help="request id")
+
+    parser = commands.add("list", run_list, "list requests")
+    parser.add_argument("--status", choices=STATUSES)
+    parser.add_argument("--role", metavar="ROLE", help="role name or ARN")
+    parser.add_argument("--mine", action="store_true", help="only requests you made")
+    parser.add_argument("--limit", type=positive_int, metavar="N", help="show at most N requests")
+
+    parser = commands.add("cancel", run_cancel, "cancel your pending request")
+    parser.add_argument("id", metavar="ID")
+
+    parser = commands.add("revoke", run_revoke, "end an active grant now")
+    parser.add_argument("id", metavar="ID")
+    parser.add_argument("--reason", help="why, for the audit log")
+
+    parser = commands.add("extend", run_extend, "ask for more time on an active grant (a new linked request)")
+    parser.add_argument("id", metavar="ID", help="id of the active request to extend")
+    _add_duration_and_reason(parser, duration_required=True)
+    _add_wait(parser)
+
+    parser = commands.add("switch-url", run_switch_url, "print the console Switch Role link for a role")
+    parser.add_argument("role", metavar="ROLE_ARN_OR_NAME")
+    parser.add_argument("--account", metavar="ID", help="account id, for a bare role name")
+    parser.add_argument("--display-name", metavar="NAME", help="label the console shows (default: role name)")
+
+
+def _add_duration_and_reason(parser: argparse.ArgumentParser, *, duration_required: bool) -> None:
+    parser.add_argument(
+        "--duration",
+        required=duration_required,
+        type=duration_arg,
+        help="1h, 30m, 1h30m, 90 (minutes) or ISO 8601 (PT1H)"
+        + ("" if duration_required else "; default: the role's default_duration"),
+    )
+    parser.add_argument(
+        "--reason", "--justification", dest="justification", metavar="TEXT", required=True, help="why you need access"
+    )
+
+
+def _add_wait(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wait", action="store_true", help="wait until the request is decided (exit 0 if active)")
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="with --wait: give up after SECONDS (exit 8); default: "
+        "until the request is decided or its approval window ends",
+    )
+
+
+def run_request(args: argparse.Namespace, ctx: Context) -> int:
+    """POST /requests, then optionally wait for the decision."""
+    _check_wait_options(args)
+    body: JsonObject = {"role": args.role, "justification": args.justification}
+    if args.duration is not None:  # otherwise the role's default_duration applies
+        body["duration"] = args.duration
+    if args.ticket:
+        body["ticket"] = args.ticket
+    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
+    created = as_object(ctx.client.post("/requests", body, headers=headers), "the new request")
+    return _finish(ctx, created, wait=args.wait, timeout=args.timeout)
+
+
+def run_extend(args: argparse.Namespace, ctx: Context) -> int:
+    """POST /requests/{id}/extend, then optionally wait for the decision on the new request."""
+    _check_wait_options(args)
+    body = {"duration": args.duration, "justification": args.justification}
+    created = as_object(ctx.client.post(api_path("requests", args.id, "extend"), body), "the extension")
+    return _finish(ctx, created, wait=args.wait, timeout=args.timeout)
+
+
+def run_status(args: argparse.Namespace, ctx: Context) -> int:
+    """GET /requests/{id}, or GET /requests?mine=true without an id."""
+    if args.id is None:
+        return _print_requests(ctx, {"mine": True}, limit=None)
+    request = as_object(ctx.client.get(api_path("requests", args.id)), "the request")
+    _show_request(ctx, request)
+    return ExitCode.OK
+
+
+def run_list(args: argparse.Namespace, ctx: Context) -> int:
+    """GET /requests with the given filters."""
+    query = {"status": args.status, "role": args.role, "mine": True if args.mine else None}
+    return _print_requests(ctx, query, limit=args.limit)
+
+
+def run_cancel(args: argparse.Namespace, ctx: Context) -> int:
+    """POST /requests/{id}/cancel."""
+    request = as_object(ctx.client.post(api_path("requests", args.id, "cancel")), "the request")
+    _show_request(ctx, request, instructions=False)
+    return ExitCode.OK
+
+
+def run_revoke(args: argparse.Namespace, ctx: Context) -> int:
+    """POST /requests/{id}/revoke."""
+    body = {"reason": args.reason} if args.reason else {}
+    request = as_object(ctx.client.post(api_path("requests", args.id, "revoke"), body), "the request")
+    _show_request(ctx, request, instructions=False)
+    return ExitCode.OK
+
+
+def run_switch_url(args: argparse.Namespace, ctx: Context) -> int:
+    """Build the Switch Role link locally; a bare name needs --account or is looked up with GET /roles."""
+    role = parse_role_arn(args.role)
+    if role is None:
+        if ":" in args.role:
+            raise UsageError("bad_role", f"{args.role!r} is not a role ARN like arn:aws:iam::111122223333:role/Name")
+        role = (
+            RoleRef(account=check_account_id(args.account), path_name=args.role)
+            if args.account
+            else _find_managed_role(ctx, args.role)
+        )
+    url = switch_role_url(role, args.display_name)
+    if ctx.json:
+        ctx.print_json({"url": url, "role_arn": role.arn, "account": role.account, "role_name": role.name})
+    else:
+        ctx.print(url)
+    return ExitCode.OK
+
+
+def _find_managed_role(ctx: Context, name: str) -> RoleRef:
+    """The one managed role called `name` (GET /roles)."""
+    try:
+        roles = as_object(ctx.client.get("/roles"), "the roles")
+    except ApiError as error:
+        if error.status != 403:
+            raise
+        # GET /roles is for admins; a requester can still build the link from the account id.
+        raise ApiError(error.status, error.code, f"{error.message}; pass --account to skip the lookup") from error
+    matches = [
+        ref
+        for item in roles.get("items") or []
+        if (ref := parse_role_arn(str(item.get("role_arn", "")))) is not None and name in (ref.name, ref.path_name)
+    ]
+    if not matches:
+        raise NotFoundError("not_found", f"no managed role is named {name!r}; see 'trustgate roles' or pass --account")
+    if len(matches) > 1:
+        accounts = ", ".join(ref.account for ref in matches)
+        raise UsageError("ambiguous_role", f"roles named {name!r} exist in accounts {accounts}; pass --account")
+    return matches[0]
+
+
+def _print_requests(ctx: Context, query: dict[str, Any], limit: int | None) -> int:
+    items, more = collect_pages(ctx, "/requests", query, limit)
+    if ctx.json:
+        ctx.print_json({"items": items})
+        return ExitCode.OK
+    ctx.print(table(items, REQUEST_COLUMNS) if items else "no requests")
+    if more:
+        ctx.note(f"showing the first {limit}; raise --limit or filter with --status/--role for the rest")
+    return ExitCode.OK
+
+
+def _check_wait_options(args: argparse.Namespace) -> None:
+    if args.timeout is not None and not args.wait:
+        raise UsageError("bad_option", "--timeout only applies with --wait")
+    if args.timeout is not None and args.timeout < 0:
+        raise UsageError("bad_option", "--timeout must be zero or more seconds")
+
+
+def _finish(ctx: Context, request: JsonObject, *, wait: bool, timeout: float | None) -> int:
+    """Print a request just made; with --wait first poll until it leaves `pending`."""
+    if wait:
+        request = _wait_for_decision(ctx, request, timeout)
+    _show_request(ctx, request)
+    status = request.get("status")
+    if not wait:
+        if status == "pending" and not ctx.json:
+            ctx.note(f"waiting for approval; check with: trustgate status {request.get('id')}")
+        return ExitCode.OK
+    if status != "active":
+        phrase = _ENDED_PHRASES.get(str(status), f"is {status}")
+        reason = _ended_reason(request)
+        raise RequestEndedError(
+            str(status), f"request {request.get('id')} {phrase}" + (f": {reason}" if reason else "")
+        )
+    return ExitCode.OK
+
+
+def _wait_for_decision(ctx: Context, request: JsonObject, timeout: float | None) -> JsonObject:
+    """Poll GET /requests/{id} about every POLL_INTERVAL_SECONDS until the status leaves `pending`."""
+    request_id = request.get("id")
+    if not isinstance(request_id, str) or not request_id:
+        raise TransportError("invalid_response", "the API answered a request without an 'id'; cannot wait for it")
+    progress = Progress(ctx.err, live=ctx.err.isatty())
+    deadline = None if timeout is None else time.monotonic() + timeout
+    failures = 0
+    try:
+        while request.get("status") == "pending":
+            progress.show(f"waiting for approval of {request_id}: {approvals_count(request)} approvals")
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise WaitTimedOutError(
+                    "wait_timed_out",
+                    f"request {request_id} is still pending after {timeout:g} s; "
+                    f"check later with: trustgate status {request_id}",
+                )
+            progress.pause(POLL_INTERVAL_SECONDS if left is None else min(POLL_INTERVAL_SECONDS, left))
+            try:
+                request = as_object(ctx.client.get(api_path("requests", request_id)), "the request")
+                failures = 0
+            except CliError as error:
+                # A blip in a long wait is not worth failing for; a lasting outage is.
+                failures += 1
+                if not error.retryable or failures > MAX_POLL_FAILURES:
+                    raise
+    except KeyboardInterrupt:
+        progress.close()
+        ctx.note(f"stopped waiting; request {request_id} is still pending; check with: trustgate status {request_id}")
+        raise
+    finally:
+        progress.close()
+    return request
+
+
+def _ended_reason(request: JsonObject) -> str:
+    """Why a request ended without access: its `reason`, else the deniers' comments."""
+    if request.get("reason"):
+        return str(request["reason"])
+    comments = [
+        str(approval["comment"])
+        for approval in request.get("approvals") or []
+        if approval.get("decision") == "deny" and approval.get("comment")
+    ]
+    return "; ".join(comments)
+
+
+def _show_request(ctx: Context, request: JsonObject, *, instructions: bool = True) -> None:
+    """Print one request; when it is an active grant (and `instructions`), also how to use it."""
+    if ctx.json:
+        ctx.print_json(request)
+        return
+    ctx.print(request_details(request))
+    if instructions and request.get("status") == "active":
+        ctx.print()
+        ctx.print(access_instructions(request, ctx.profile))
+
+
+def access_instructions(request: JsonObject, profile: str | None) -> str:
+    """The console link and the `aws sts assume-role` command for an active grant."""
+    role = parse_role_arn(str(request.get("role_arn", "")))
+    if role is None:
+        return ""
+    # The server may pin the session name in the trust statement; use its choice when it says so.
+    session = str(request.get("session_name") or session_name_for(str(request.get("principal_arn", ""))))
+    return (
+        f"Switch role in the console:\n  {switch_role_url(role)}\n"
+        f"Or from the command line:\n  {assume_role_command(role.arn, session, profile)}"
+    )

@@ -1,0 +1,341 @@
+"""Requester commands: request (with --wait), status, list, cancel, revoke, extend, switch-url."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from cli_fakes import PRINCIPAL_ARN, ROLE_ARN, FakeApi, a_request
+from trustgate_cli.commands import requester
+
+pytestmark = pytest.mark.unit
+
+SWITCH_URL = (
+    "https://signin.aws.amazon.com/switchrole?roleName=PumpCustomerAccess&account=111122223333"
+    "&displayName=PumpCustomerAccess"
+)
+ASSUME = f"aws sts assume-role --role-arn {ROLE_ARN} --role-session-name alice@example.com"
+ACTIVE = {"status": "active", "starts_at": "2026-11-26T10:01:00Z", "expires_at": "2026-11-26T11:01:00Z"}
+
+
+@pytest.fixture(autouse=True)
+def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(requester, "POLL_INTERVAL_SECONDS", 0.01)
+
+
+def test_request_with_duration_shorthand_posts_iso_duration(cli, api: FakeApi) -> None:
+    api.reply("POST", "/requests", a_request(), status=201)
+
+    result = cli("request", "PumpCustomerAccess", "--duration", "90", "--reason", "rotate the key", "--ticket", "CHG-7")
+
+    assert result.code == 0, result.err
+    [sent] = api.received
+    assert sent.method == "POST"
+    assert sent.path == "/requests"
+    assert sent.headers["content-type"] == "application/json"
+    assert sent.json == {
+        "role": "PumpCustomerAccess",
+        "duration": "PT1H30M",
+        "justification": "rotate the key",
+        "ticket": "CHG-7",
+    }
+    assert "status:        pending" in result.out
+    assert "trustgate status req-1" in result.err
+
+
+def test_request_without_duration_leaves_it_to_the_role_default(cli, api: FakeApi) -> None:
+    api.reply("POST", "/requests", a_request(), status=201)
+
+    result = cli("request", "PumpCustomerAccess", "--reason", "rotate the key")
+
+    assert result.code == 0, result.err
+    assert api.received[0].json == {"role": "PumpCustomerAccess", "justification": "rotate the key"}
+
+
+def test_request_with_output_json_prints_the_api_document(cli, api: FakeApi) -> None:
+    answer = a_request(ticket=None, extra_field={"kept": [1, 2]})
+    api.reply("POST", "/requests", answer, status=201)
+
+    result = cli("--output", "json", "request", ROLE_ARN, "--duration", "PT1H", "--reason", "rotate the key")
+
+    assert result.code == 0
+    assert json.loads(result.out) == answer
+    assert list(json.loads(result.out)) == list(answer)  # the API's key order
+    assert "ticket" not in api.received[0].json
+
+
+def test_request_with_auto_approval_prints_how_to_use_the_grant(cli, api: FakeApi) -> None:
+    api.reply("POST", "/requests", a_request(**ACTIVE, auto_approved=True), status=201)
+
+    result = cli("request", "PumpCustomerAccess", "--duration", "1h", "--reason", "rotate the key")
+
+    assert result.code == 0
+    assert SWITCH_URL in result.out
+    assert ASSUME in result.out
+
+
+def test_request_wait_with_approval_polls_until_active(cli, api: FakeApi) -> None:
+    api.reply("POST", "/requests", a_request(), status=201)
+    api.reply("GET", "/requests/req-1", a_request())
+    api.reply("GET", "/requests/req-1", a_request())
+    approved = [
+        {"approver_arn": "arn:aws:iam::111122223333:user/bob", "decision": "approve", "at": "2026-11-26T10:01:00Z"}
+    ]
+    api.reply("GET", "/requests/req-1", a_request(**ACTIVE, approvals=approved))
+
+    result = cli("request", "PumpCustomerAccess", "--duration", "1h", "--reason", "rotate", "--wait")
+
+    assert result.code == 0, result.err
+    assert len(api.calls("GET", "/requests/req-1")) == 3
+    assert "status:        active" in result.out
+    assert f"Switch role in the console:\n  {SWITCH_URL}\n" in result.out
+    assert f"Or from the command line:\n  {ASSUME}\n" in result.out
+    # Not a terminal: plain progress lines, once per change, no spinner control codes.
+    assert result.err.startswith("waiting for approval of req-1: 0/1 approvals (")
+    assert "\r" not in result.err
+
+
+def test_request_wait_with_denial_exits_1_with_the_reason(cli, api: FakeApi) -> None:
+    api.reply("POST", "/requests", a_request(), status=201)
+    denied = [
+        {
+            "approver_arn": "arn:aws:iam::111122223333:user/bob",
+            "decision": "deny",
+            "at": "2026-11-26T10:01:00Z",
+            "comment": "change freeze until Monday",
+        }
+    ]
+    api.reply("GET", "/requests/req-1", a_request(status="denied", approvals=denied))
+
+    result = cli("request", "PumpCustomerAccess", "--duration", "1h", "--reason", "rotate", "--wait")
+
+    assert result.code == 1
+    assert result.err.splitlines()[-1] == "trustgate: denied: request req-1 was denied: change freeze until Monday"
+    assert "switchrole" not in result.out
+
+
+def test_request_wait_with_failed_grant_exits_1_with_its_reason(cli, api: FakeApi) -> None:
+    api.reply("POST", "/requests", a_request(status="failed", reason="trust policy full (2048)"), status=201)
+
+    result = cli("--output", "json", "request", "PumpCustomerAccess", "--duration", "1h", "--reason", "r", "--wait")
+
+    assert result.code == 1
+    assert json.loads(result.out)["status"] == "failed"
+    assert result.err == "trustgate: failed: request req-1 failed: trust policy full (2048)\n"
+    assert api.calls("GET", "/requests/req-1") == []
+
+
+def test_request_wait_with_timeout_exits_8(cli, api: FakeApi) -> None:
+    api.reply("POST", "/requests", a_request(), status=201)
+    api.reply("GET", "/requests/req-1", a_request())
+
+    result = cli("request", "PumpCustomerAccess", "--duration", "1h", "--reason", "r", "--wait", "--timeout", "0.1")
+
+    assert result.code == 8
+    assert result.err.splitlines()[-1] == (
+        "trustgate: wait_timed_out: request req-1 is still pending after 0.1 s; "
+        "check later with: trustgate status req-1"
+    )
+    assert len(api.calls("GET", "/requests/req-1")) >= 1
+
+
+def test_request_wait_with_one_failed_poll_keeps_waiting(cli, api: FakeApi) -> None:
+    api.reply("POST", "/requests", a_request(), status=201)
+    api.reply("GET", "/requests/req-1", {"error": {"code": "internal", "message": "blip"}}, status=503)
+    api.reply("GET", "/requests/req-1", a_request(**ACTIVE))
+
+    result = cli("request", "PumpCustomerAccess", "--duration", "1h", "--reason", "r", "--wait")
+
+    assert result.code == 0, result.err
+    assert len(api.calls("GET", "/requests/req-1")) == 2
+
+
+def test_request_wait_with_lasting_outage_gives_up_with_7(cli, api: FakeApi) -> None:
+    api.reply("POST", "/requests", a_request(), status=201)
+    api.reply("GET", "/requests/req-1", {"error": {"code": "internal", "message": "down"}}, status=500)
+
+    result = cli("request", "PumpCustomerAccess", "--duration", "1h", "--reason", "r", "--wait")
+
+    assert result.code == 7
+    assert result.err.splitlines()[-1] == "trustgate: internal: down"
+    assert len(api.calls("GET", "/requests/req-1")) == requester.MAX_POLL_FAILURES + 1
+
+
+def test_request_with_timeout_but_no_wait_is_a_usage_error(cli, api: FakeApi) -> None:
+    result = cli("request", "PumpCustomerAccess", "--duration", "1h", "--reason", "r", "--timeout", "5")
+
+    assert result.code == 2
+    assert api.received == []
+
+
+def test_status_with_id_gets_the_request(cli, api: FakeApi) -> None:
+    api.reply("GET", "/requests/req%2F1", a_request(id="req/1"))
+
+    result = cli("status", "req/1")
+
+    assert result.code == 0
+    assert api.received[0].target == "/requests/req%2F1"
+    assert "id:            req/1" in result.out
+
+
+def test_status_without_id_lists_my_requests_as_a_table(cli, api: FakeApi) -> None:
+    api.reply(
+        "GET",
+        "/requests",
+        {"items": [a_request(), a_request(id="req-22", **ACTIVE)]},
+    )
+
+    result = cli("status")
+
+    assert result.code == 0
+    assert api.received[0].query == {"mine": "true"}
+    header, first, second = result.out.splitlines()
+    assert header.split() == ["ID", "ROLE", "PRINCIPAL", "STATUS", "DURATION", "CREATED", "EXPIRES"]
+    # Aligned: each value starts where its column title does.
+    for title, value_1, value_2 in [
+        ("ROLE", "PumpCustomerAccess", "PumpCustomerAccess"),
+        ("PRINCIPAL", "444455556666:assumed-role/AWSReservedSSO_Dev_0123/alice@example.com", "444455556666:"),
+        ("STATUS", "pending", "active"),
+        ("EXPIRES", None, "2026-11-26T11:01:00Z"),
+    ]:
+        column = header.index(title)
+        if value_1:
+            assert first[column:].startswith(value_1)
+        assert second[column:].startswith(value_2)
+    assert first == first.rstrip()
+
+
+def test_list_with_filters_sends_them_and_follows_next(cli, api: FakeApi) -> None:
+    api.reply("GET", "/requests", {"items": [a_request()], "next": "c2"})
+    api.reply("GET", "/requests", {"items": [a_request(id="req-2")]})
+
+    result = cli("--output", "json", "list", "--status", "pending", "--role", ROLE_ARN, "--mine")
+
+    assert result.code == 0
+    first, second = api.received
+    assert first.query == {"status": "pending", "role": ROLE_ARN, "mine": "true"}
+    assert second.query == {"status": "pending", "role": ROLE_ARN, "mine": "true", "next": "c2"}
+    assert [item["id"] for item in json.loads(result.out)["items"]] == ["req-1", "req-2"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "path", "body"),
+    [
+        (("cancel", "req-1"), "/requests/req-1/cancel", b""),
+        (("revoke", "req-1"), "/requests/req-1/revoke", b"{}"),
+        (("revoke", "req-1", "--reason", "done early"), "/requests/req-1/revoke", b'{"reason": "done early"}'),
+        (
+            ("extend", "req-1", "--duration", "30m", "--reason", "still rotating"),
+            "/requests/req-1/extend",
+            b'{"duration": "PT30M", "justification": "still rotating"}',
+        ),
+    ],
+)
+def test_requester_command_with_arguments_posts_route_and_body(
+    cli, api: FakeApi, argv: tuple[str, ...], path: str, body: bytes
+) -> None:
+    api.reply("POST", path, a_request())
+
+    result = cli(*argv)
+
+    assert result.code == 0, result.err
+    [sent] = api.received
+    assert (sent.method, sent.path, sent.body) == ("POST", path, body)
+
+
+def test_extend_with_wait_polls_the_new_request(cli, api: FakeApi) -> None:
+    api.reply("POST", "/requests/req-1/extend", a_request(id="req-2", extends="req-1"), status=201)
+    api.reply("GET", "/requests/req-2", a_request(id="req-2", extends="req-1", **ACTIVE))
+
+    result = cli("extend", "req-1", "--duration", "1h", "--reason", "more", "--wait")
+
+    assert result.code == 0, result.err
+    assert "extends:       req-1" in result.out
+
+
+def test_switch_url_with_role_arn_needs_no_api(cli, api: FakeApi) -> None:
+    result = cli("switch-url", ROLE_ARN)
+
+    assert result.code == 0
+    assert result.out == SWITCH_URL + "\n"
+    assert api.received == []
+
+
+def test_switch_url_with_path_and_display_name_encodes_them(cli) -> None:
+    result = cli(
+        "switch-url", "arn:aws:iam::111122223333:role/vendor/PumpCustomerAccess", "--display-name", "Pump prod"
+    )
+
+    assert result.out == (
+        "https://signin.aws.amazon.com/switchrole?roleName=vendor/PumpCustomerAccess&account=111122223333"
+        "&displayName=Pump%20prod\n"
+    )
+
+
+def test_switch_url_with_name_and_account_builds_locally(cli, api: FakeApi) -> None:
+    result = cli("switch-url", "PumpCustomerAccess", "--account", "111122223333")
+
+    assert result.out == SWITCH_URL + "\n"
+    assert api.received == []
+
+
+def test_switch_url_with_bare_name_looks_up_the_account(cli, api: FakeApi) -> None:
+    api.reply(
+        "GET", "/roles", {"items": [{"role_arn": "arn:aws:iam::999988887777:role/Other"}, {"role_arn": ROLE_ARN}]}
+    )
+
+    result = cli("switch-url", "PumpCustomerAccess")
+
+    assert result.code == 0
+    assert result.out == SWITCH_URL + "\n"
+
+
+def test_switch_url_with_unknown_name_exits_4(cli, api: FakeApi) -> None:
+    api.reply("GET", "/roles", {"items": [{"role_arn": ROLE_ARN}]})
+
+    result = cli("switch-url", "NoSuchRole")
+
+    assert result.code == 4
+    assert result.err.startswith("trustgate: not_found: no managed role is named 'NoSuchRole'")
+
+
+def test_switch_url_with_lookup_forbidden_suggests_account(cli, api: FakeApi) -> None:
+    api.reply("GET", "/roles", {"error": {"code": "forbidden", "message": "alice is not a TrustGate admin"}}, 403)
+
+    result = cli("switch-url", "PumpCustomerAccess")
+
+    assert result.code == 3
+    assert result.err == "trustgate: forbidden: alice is not a TrustGate admin; pass --account to skip the lookup\n"
+
+
+def test_switch_url_with_bad_account_exits_2(cli) -> None:
+    result = cli("switch-url", "PumpCustomerAccess", "--account", "1234")
+
+    assert result.code == 2
+    assert "is not 12 digits" in result.err
+
+
+def test_assume_role_hint_with_profile_assumes_from_that_profile(cli, api: FakeApi, aws_env) -> None:
+    (aws_env / "aws-credentials").write_text("[dev]\naws_access_key_id = AKIADEV\naws_secret_access_key = s\n")
+    api.reply("GET", "/requests/req-1", a_request(**ACTIVE, principal_arn="arn:aws:iam::444455556666:user/ops/bob"))
+
+    result = cli("--profile", "dev", "status", "req-1")
+
+    assert "--role-session-name bob --profile dev\n" in result.out
+    assert PRINCIPAL_ARN not in result.out
+
+
+def test_request_wait_with_ctrl_c_exits_130_and_names_the_request(
+    cli, api: FakeApi, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api.reply("POST", "/requests", a_request(), status=201)
+
+    def interrupt(self: object, seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("trustgate_cli.progress.Progress.pause", interrupt)
+
+    result = cli("request", "PumpCustomerAccess", "--duration", "1h", "--reason", "r", "--wait")
+
+    assert result.code == 130
+    assert "request req-1 is still pending; check with: trustgate status req-1" in result.err
