@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from trustgate.errors import InvalidPrincipalError, TrustPolicyFullError
 from trustgate.trust_policy import (
     BASELINE_SID,
+    NOBODY,
     Baseline,
     GrantConditions,
     GrantEntry,
@@ -177,6 +178,15 @@ def test_expiry_bucketing_rounds_down_never_later_than_approved() -> None:
         assert NOW < expiry <= g.expires_at
 
 
+def test_a_role_nobody_may_assume_gets_an_explicit_deny_because_iam_needs_a_statement() -> None:
+    spec = RenderSpec(baseline=Baseline("none", ORG), adopted_sids=frozenset({"PumpOrganizationAccess"}))
+    only_vendor = {"Version": "2012-10-17", "Statement": [VENDOR["Statement"][0]]}
+    empty = render_trust_policy(only_vendor, spec, NOW)
+    assert statements_of(empty) == [NOBODY]
+    with_grant = render_trust_policy(empty, RenderSpec(grants=[grant()], baseline=spec.baseline), NOW)
+    assert [s["Effect"] for s in statements_of(with_grant)] == ["Allow"]
+
+
 def test_policy_size_ignores_whitespace() -> None:
     assert policy_size({"a": "b c"}) == len('{"a":"bc"}')
 
@@ -229,7 +239,7 @@ def test_property_rendering_is_idempotent(statements: list[dict[str, object]], s
 
 
 @settings(max_examples=150, deadline=None)
-@given(unmanaged, st.lists(grant_entries, min_size=1, max_size=10))
+@given(unmanaged.filter(bool), st.lists(grant_entries, min_size=1, max_size=10))
 def test_property_add_then_remove_returns_the_original(
     statements: list[dict[str, object]], grants: list[GrantEntry]
 ) -> None:
@@ -246,6 +256,8 @@ def test_property_every_grant_statement_carries_an_expiry(spec: RenderSpec) -> N
     except TrustPolicyFullError:
         return
     for statement in statements_of(rendered):
+        if statement == NOBODY:
+            continue
         expiry = statement["Condition"]["DateLessThan"]["aws:CurrentTime"]
         assert expiry > "2026-11-26T10:00:00Z"
     live = {g.principal_arn for g in spec.grants if g.expires_at > NOW}

@@ -23,6 +23,8 @@ Statement = dict[str, Any]
 MANAGED_SID_PREFIX = "TrustGate"
 BASELINE_SID = "TrustGateBaseline"
 GRANT_SID_PREFIX = "TrustGateGrant"
+# IAM refuses a trust policy without statements; when nobody may assume the role, say so explicitly.
+NOBODY = {"Sid": "TrustGateNoStandingAccess", "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}
 ASSUME = "sts:AssumeRole"
 VERSION = "2012-10-17"
 # Expiry buckets tried, smallest first, when exact expiries do not fit: rounding an expiry *down*
@@ -114,10 +116,8 @@ def render_trust_policy(live: Document, spec: RenderSpec, now: datetime) -> Docu
     latest = _latest_expiry_per_principal(spec.grants, now, spec.partition)
     smallest = 0
     for bucket in EXPIRY_BUCKETS:
-        document = {
-            "Version": live.get("Version", VERSION),
-            "Statement": kept + baseline + _grant_statements(latest, bucket, spec.conditions, now),
-        }
+        statements = kept + baseline + _grant_statements(latest, bucket, spec.conditions, now)
+        document = {"Version": live.get("Version", VERSION), "Statement": statements or [dict(NOBODY)]}
         size = policy_size(document)
         if size <= spec.quota:
             return document
