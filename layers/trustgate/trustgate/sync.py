@@ -30,7 +30,7 @@ from trustgate.trust_policy import (
 from trustgate.wiring import Dependencies
 
 LOCK_LEASE = timedelta(seconds=120)  # longer than any sync can take, so only a dead holder's lease lapses
-LOCK_WAIT_SECONDS = 60.0
+LOCK_WAIT_SECONDS = 20.0  # below API Gateway's 29 s limit, so a busy role answers 429, not 504
 VERIFY_ATTEMPTS = 5
 
 

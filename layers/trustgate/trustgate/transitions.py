@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
+
 from trustgate.ids import new_id
 from trustgate.lifecycle import check_transition, event_name
 from trustgate.models import AccessRequest, AuditEvent, RequestStatus
-from trustgate.observability import logger
+from trustgate.observability import logger, metrics
 from trustgate.wiring import Dependencies
 
 
@@ -35,6 +37,7 @@ def commit_change(
         detail={"principal_arn": before.principal_arn, **(detail or {})},
     )
     deps.store.replace_request(before, after, event)
+    metrics.add_metric(name=action, unit=MetricUnit.Count, value=1)
     try:
         deps.events.publish(event)
     except Exception:  # the audit record is already committed; a lost bus event must not undo the change
