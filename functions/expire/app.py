@@ -1,10 +1,9 @@
-"""EventBridge Scheduler target: end one grant at its expiry."""
+"""EventBridge Scheduler target: end one grant at its expiry, or remind its requester shortly before."""
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from trustgate import service
 from trustgate.observability import logger, metrics, tracer
-from trustgate.steps import RequestStep
+from trustgate.steps import ExpiryStep
 from trustgate.wiring import dependencies
 
 
@@ -12,4 +11,5 @@ from trustgate.wiring import dependencies
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    return service.expire(dependencies(), RequestStep.model_validate(event).request_id)
+    step = ExpiryStep.model_validate(event)
+    return (service.remind if step.reminder else service.expire)(dependencies(), step.request_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import timedelta
 
@@ -253,3 +254,21 @@ def test_every_change_is_audited_and_announced(world: World) -> None:
     synced = next(e for e in page.items if e.action == "role.synced")
     assert synced.before is not None
     assert synced.after is not None
+
+
+def test_a_reminder_fires_before_expiry_unless_an_extension_covers_it(world: World) -> None:
+    request = granted(world)
+    group = world.stack.refs["ExpiryScheduleGroup"]
+    reminder = world.session.client("scheduler").get_schedule(Name=f"trustgate-remind-{request['id']}", GroupName=group)
+    expires = parse_rfc3339(request["expires_at"])
+    assert reminder["ScheduleExpression"] == f"at({(expires - timedelta(minutes=10)):%Y-%m-%dT%H:%M:%S})"
+    target = reminder["Target"]
+    sent: list[str] = []
+    original_send = world.deps.notifier.send
+    world.deps.notifier.send = lambda n: (sent.append(n.event), original_send(n))[1]  # type: ignore[method-assign]
+    assert world.host.invoke_by_arn(target["Arn"], json.loads(target["Input"])) == {
+        "request_id": request["id"],
+        "reminded": True,
+    }
+    assert sent == ["grant.expiring"]
+    assert world.status(request["id"]) == "active"

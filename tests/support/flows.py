@@ -31,6 +31,7 @@ def granted(world: World, caller: str = ALICE, duration: str = "PT1H") -> dict[s
     """Request and approve; return the request once it is active."""
     request_id = request_access(world, caller, duration)["id"]
     approve(world, request_id)
+    assert world.wait_execution(request_id)["status"] == "SUCCEEDED"  # granted, synced and scheduled
     world.wait_status(request_id, "active")
     status, body = world.api("GET", f"/requests/{request_id}", caller)
     assert status == 200, body

@@ -12,8 +12,8 @@ if TYPE_CHECKING:
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
 
 
-def schedule_name(request_id: str) -> str:
-    return f"trustgate-expire-{request_id}"
+def schedule_name(request_id: str, reminder: bool = False) -> str:
+    return f"trustgate-{'remind' if reminder else 'expire'}-{request_id}"
 
 
 class ExpirySchedules:
@@ -26,18 +26,21 @@ class ExpirySchedules:
         self.role_arn = role_arn
         self.dead_letter_arn = dead_letter_arn
 
-    def create(self, request_id: str, at: datetime) -> None:
-        """Schedule the grant's expiry; an existing schedule for it is replaced (idempotent on retries)."""
+    def create(self, request_id: str, at: datetime, reminder: bool = False) -> None:
+        """Schedule the grant's expiry (or its reminder); an existing one is replaced, so retries are safe."""
+        payload: dict[str, object] = {"request_id": request_id}
+        if reminder:
+            payload["reminder"] = True
         target: dict[str, object] = {
             "Arn": self.target_arn,
             "RoleArn": self.role_arn,
-            "Input": json.dumps({"request_id": request_id}),
+            "Input": json.dumps(payload),
             "RetryPolicy": {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 10},
         }
         if self.dead_letter_arn:
             target["DeadLetterConfig"] = {"Arn": self.dead_letter_arn}
         arguments: dict[str, object] = {
-            "Name": schedule_name(request_id),
+            "Name": schedule_name(request_id, reminder),
             "GroupName": self.group,
             "ScheduleExpression": f"at({at.astimezone(UTC):%Y-%m-%dT%H:%M:%S})",
             "ScheduleExpressionTimezone": "UTC",
@@ -53,9 +56,10 @@ class ExpirySchedules:
             self.client.update_schedule(**arguments)  # type: ignore[arg-type]
 
     def delete(self, request_id: str) -> None:
-        """Remove a grant's schedule; already gone (fired, or never made) is fine."""
-        try:
-            self.client.delete_schedule(Name=schedule_name(request_id), GroupName=self.group)
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ResourceNotFoundException":
-                raise
+        """Remove a grant's schedules; already gone (fired, or never made) is fine."""
+        for reminder in (False, True):
+            try:
+                self.client.delete_schedule(Name=schedule_name(request_id, reminder), GroupName=self.group)
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ResourceNotFoundException":
+                    raise

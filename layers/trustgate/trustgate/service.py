@@ -45,6 +45,8 @@ from trustgate.wiring import Dependencies
 
 SYSTEM = "trustgate"
 OPTIMISTIC_RETRIES = 8
+REMINDER_BEFORE = timedelta(minutes=10)
+REMINDER_MIN_DURATION = timedelta(minutes=30)  # a shorter grant needs no separate reminder
 EXPIRY_SKEW = timedelta(seconds=60)  # a schedule may fire slightly early; IAM's own condition covers the gap
 
 
@@ -384,6 +386,8 @@ def grant(deps: Dependencies, request_id: str) -> dict[str, Any]:
         raise ConflictError(f"{request.principal_arn} is not in the trust policy after the sync")
     assert request.expires_at is not None
     deps.schedules.create(request.id, request.expires_at)
+    if request.duration >= REMINDER_MIN_DURATION:
+        deps.schedules.create(request.id, request.expires_at - REMINDER_BEFORE, reminder=True)
     notify(deps, messages.outcome_for_requester(request))
     return {"request_id": request.id, "status": request.status.value, "expires_at": request.expires_at.isoformat()}
 
@@ -438,6 +442,22 @@ def expire(deps: Dependencies, request_id: str) -> dict[str, Any]:
     sync_role(deps, expired.role_arn, SYSTEM, f"{expired.id} expired")
     notify(deps, messages.outcome_for_requester(expired))
     return {"request_id": request_id, "status": expired.status.value}
+
+
+def remind(deps: Dependencies, request_id: str) -> dict[str, Any]:
+    """Scheduler target shortly before expiry: tell the requester, unless an extension already covers them."""
+    request = deps.store.get_request(request_id)
+    if request.status != RequestStatus.ACTIVE or request.expires_at is None:
+        return {"request_id": request_id, "reminded": False}
+    later = [
+        g
+        for g in deps.store.active_grants(request.role_arn)
+        if g.principal_arn == request.principal_arn and g.expires_at and g.expires_at > request.expires_at
+    ]
+    if later:
+        return {"request_id": request_id, "reminded": False}
+    notify(deps, messages.expiring_soon(request))
+    return {"request_id": request_id, "reminded": True}
 
 
 def reconcile(deps: Dependencies) -> dict[str, Any]:

@@ -18,3 +18,9 @@ class WaitStep(RequestStep):
 class FinalizeStep(RequestStep):
     outcome: Literal["denied", "timed_out", "failed", "cancelled"]
     error: dict[str, Any] | None = None
+
+
+class ExpiryStep(RequestStep):
+    """The scheduler's input: end the grant, or (reminder) tell its requester it ends soon."""
+
+    reminder: bool = False
