@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,7 @@ class Dependencies:
         self.session = session or boto3.Session()
         self.clock = clock
         self.sleep = sleep
+        self._editor_clients: dict[str, tuple[IAMClient, datetime]] = {}
 
     def client(self, service: str) -> Any:
         return self.session.client(service, region_name=self.settings.region, config=_CONFIG)  # type: ignore[call-overload]
@@ -85,6 +87,9 @@ class Dependencies:
         editor = self.settings.editor_role_name
         if not editor:
             return self._own_iam
+        cached = self._editor_clients.get(account)
+        if cached and cached[1] - timedelta(minutes=5) > datetime.now(UTC):
+            return cached[0]
         role_arn = f"arn:{self.settings.partition}:iam::{account}:role/{editor}"
         credentials = self.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="trustgate-sync")["Credentials"]
         client: IAMClient = boto3.Session(
@@ -92,6 +97,7 @@ class Dependencies:
             aws_secret_access_key=credentials["SecretAccessKey"],
             aws_session_token=credentials["SessionToken"],
         ).client("iam", config=_CONFIG)
+        self._editor_clients[account] = (client, credentials["Expiration"])
         return client
 
 
