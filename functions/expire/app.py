@@ -1,6 +1,7 @@
 """EventBridge Scheduler target: end one grant at its expiry, or remind its requester shortly before."""
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from trustgate import service
 from trustgate.observability import logger, metrics, tracer
 from trustgate.steps import ExpiryStep

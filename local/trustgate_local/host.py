@@ -110,7 +110,7 @@ def _serialized_call_action(self: BaseResponse) -> Any:
     """moto's backends are not thread-safe (DynamoDB transactions deep-copy tables that another thread
     may be writing). Serialize every AWS call, except Lambda's: an invocation runs a whole handler,
     which may wait on a role lock that another handler's calls must be free to release."""
-    if getattr(self, "service_name", "") == "lambda":
+    if getattr(self, "service_name", "") in ("lambda", "awslambda"):  # moto's Lambda responses say "awslambda"
         return _original_call_action(self)
     with _moto_lock:
         return _original_call_action(self)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from trustgate.trust_policy import BASELINE_SID, NOBODY, grant_expiry_in, is_managed, statements_of
 
 from tests.support.aws import ALICE, BOB, CAROL, DAVE, MALLORY, MEMBER, ORG_ID, ROLE_ARN, VENDOR_TRUST, World
 from tests.support.flows import JUSTIFICATION, granted, request_access
+from trustgate.trust_policy import BASELINE_SID, NOBODY, grant_expiry_in, is_managed, statements_of
 
 pytestmark = pytest.mark.functional
 

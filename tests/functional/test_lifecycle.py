@@ -7,13 +7,13 @@ import threading
 from datetime import timedelta
 
 import pytest
+
+from tests.support.aws import ALICE, BOB, DAVE, MEMBER, ROLE_ARN, VENDOR_TRUST, World, running_world
+from tests.support.flows import JUSTIFICATION, approve, granted, request_access
 from trustgate.clock import parse_rfc3339
 from trustgate.ids import new_id
 from trustgate.models import AuditEvent, RolePolicy
 from trustgate.trust_policy import GRANT_SID_PREFIX, grant_expiry_in, is_managed, statements_of
-
-from tests.support.aws import ALICE, BOB, DAVE, MEMBER, ROLE_ARN, VENDOR_TRUST, World, running_world
-from tests.support.flows import JUSTIFICATION, approve, granted, request_access
 
 pytestmark = pytest.mark.functional
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 from moto import mock_aws
+
 from trustgate import wiring
 from trustgate.clock import SystemClock
 from trustgate.settings import Settings

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from trustgate.errors import CeilingExceededError, ForbiddenError, RuleViolationError, TrustGateError
 from trustgate.identity import Caller
 from trustgate.models import AccessRequest, AutoApproveRule, RolePolicy

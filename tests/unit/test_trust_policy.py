@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from trustgate.errors import InvalidPrincipalError, TrustPolicyFullError
 from trustgate.trust_policy import (
     BASELINE_SID,

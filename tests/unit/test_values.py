@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from trustgate.durations import format_duration, parse_duration
 from trustgate.errors import (
     AlreadyDecidedError,
