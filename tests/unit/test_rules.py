@@ -181,6 +181,10 @@ def test_auto_approve_rules(rules: list[AutoApproveRule], at: datetime, expected
         ({"source_ip_ranges": ["not-an-ip"]}, "CIDR"),
         ({"unknown_field": 1}, "Extra inputs are not permitted"),
         ({"required_approvals": 0}, "greater than or equal to 1"),
+        ({"standing_principals": ["*"]}, "12-digit account id"),
+        ({"standing_principals": ["arn:aws:iam::222222222222:user/*"]}, "no wildcards"),
+        ({"requester_accounts": ["12345"]}, "pattern"),
+        ({"requester_principal_tags": {"bad key!": "x"}}, "tag key"),
     ],
 )
 def test_role_policy_validation_names_the_field(fields: dict[str, object], message: str) -> None:

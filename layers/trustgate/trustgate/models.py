@@ -188,6 +188,28 @@ def _check_cidrs(values: list[str]) -> list[str]:
     return values
 
 
+_TAG_KEY = re.compile(r"^[\w.:/=+@-]{1,128}$")
+_STANDING = re.compile(
+    r"^(\d{12}|arn:aws[a-z-]*:(iam::\d{12}:(user|role)/[\w+=,.@/-]+|sts::\d{12}:assumed-role/[\w+=,.@-]+/[\w+=,.@-]+))$"
+)
+
+
+def _check_tags(values: dict[str, str]) -> dict[str, str]:
+    for key, value in values.items():
+        if not _TAG_KEY.match(key) or len(value) > 256:
+            raise ValueError(f"{key!r} is not an IAM tag key (letters, digits, and _.:/=+-@, up to 128 characters)")
+    return values
+
+
+def _check_standing(values: list[str]) -> list[str]:
+    for value in values:
+        if not _STANDING.match(value):
+            raise ValueError(
+                f"{value!r} is neither a 12-digit account id nor an IAM user, role or role-session ARN (no wildcards)"
+            )
+    return values
+
+
 class RolePolicy(BaseModel):
     """A customer admin's rules for one role; every unset field falls back to the deploy ceiling."""
 
@@ -200,10 +222,14 @@ class RolePolicy(BaseModel):
     adopt_statements: list[str] = Field(
         default_factory=list, description="Sids of hand-written statements TrustGate replaces by its baseline"
     )
-    standing_principals: list[str] = Field(default_factory=list)
-    requester_accounts: list[str] = Field(default_factory=list)
+    standing_principals: Annotated[list[str], AfterValidator(_check_standing)] = Field(default_factory=list)
+    requester_accounts: list[Annotated[str, Field(pattern=r"^\d{12}$")]] = Field(default_factory=list)
     requester_patterns: list[str] = Field(default_factory=list)
-    requester_principal_tags: dict[str, str] = Field(default_factory=dict)
+    requester_principal_tags: Annotated[dict[str, str], AfterValidator(_check_tags)] = Field(
+        default_factory=dict,
+        description="IAM groups cannot be trust-policy principals: restrict to a group by tagging its members "
+        "and naming the tag here (rendered as aws:PrincipalTag conditions)",
+    )
     approvers: list[str] = Field(default_factory=list)
     required_approvals: int = Field(default=1, ge=1, le=10)
     allow_self_approval: bool = False
