@@ -47,6 +47,11 @@ class FunctionHost:
         self.modules: dict[str, ModuleType] = {}
         self.lock = threading.Lock()
         self.invocations: list[tuple[str, float]] = []
+        # Powertools keeps the current HTTP event in a class attribute shared by every resolver of the
+        # process (Lambda runs one invocation per process). HTTP handlers therefore take turns here;
+        # the workflow handlers, which hold no such state, run concurrently as Lambda would.
+        self.http_turn = threading.Lock()
+        self.http_functions = {route.function for route in stack.routes}
 
     def module(self, function: LocalFunction) -> ModuleType:
         with self.lock:
@@ -73,6 +78,9 @@ class FunctionHost:
             deadline=time.monotonic() + function.timeout,
         )
         self.invocations.append((function.logical_id, time.time()))
+        if function.logical_id in self.http_functions:
+            with self.http_turn:
+                return handler(event, context)
         return handler(event, context)
 
     def invoke_by_arn(self, arn: str, event: Any) -> Any:

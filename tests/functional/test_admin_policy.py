@@ -45,7 +45,7 @@ def test_the_seed_scenario_from_organization_wide_to_just_in_time_with_two_appro
     assert status == 409  # the same approver does not count twice
     status, after_dave = world.api("POST", f"/requests/{request_id}/approve", DAVE)
     assert (status, len(after_dave["approvals"])) == (200, 2)
-    world.wait_status(request_id, "active")
+    assert world.wait_execution(request_id)["status"] == "SUCCEEDED"  # granted and synced
     # AND the grant statement carries the MFA condition
     (grant,) = [s for s in statements_of(world.trust_policy()) if is_managed(s)]
     assert grant["Principal"] == {"AWS": ALICE}

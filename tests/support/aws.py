@@ -103,6 +103,9 @@ class World:
         return self.deps.store.get_request(request_id).status.value
 
     def wait_status(self, request_id: str, status: str, timeout: float = 20) -> None:
+        """Wait for a status; for `active`, also for the flow to finish (the trust policy is synced then)."""
+        if status == "active":
+            self.wait_execution(request_id, timeout)
         wait_for(lambda: self.status(request_id) == status, timeout, f"{request_id} to become {status}")
 
     def wait_for_task_token(self, request_id: str, timeout: float = 20) -> str:
