@@ -17,7 +17,9 @@ def test_the_editor_role_is_assumed_once_and_reused_for_the_roles_account(world:
     settings = world.deps.settings.model_copy(update={"editor_role_name": "TrustGateEditor"})
     deps = type(world.deps)(settings, world.session, world.clock, sleep=lambda _: None)
     assumed: list[str] = []
-    deps.session.events.register("provide-client-params.sts.AssumeRole", lambda params, **_: assumed.append(params["RoleArn"]))
+    deps.session.events.register(
+        "provide-client-params.sts.AssumeRole", lambda params, **_: assumed.append(params["RoleArn"])
+    )
     roles = deps.roles
     arn = "arn:aws:iam::123456789012:role/PumpCustomerAccess"
     assert roles.trust_policy(arn) == VENDOR_TRUST

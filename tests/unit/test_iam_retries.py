@@ -17,7 +17,7 @@ def client_error(code: str, message: str = "") -> ClientError:
 @pytest.mark.parametrize(
     ("code", "message", "retryable"),
     [
-        ("MalformedPolicyDocument", "Invalid principal in policy: \"AWS\":\"arn:aws:iam::1:user/new\"", True),
+        ("MalformedPolicyDocument", 'Invalid principal in policy: "AWS":"arn:aws:iam::1:user/new"', True),
         ("MalformedPolicyDocument", "Syntax errors in policy.", False),
         ("Throttling", "Rate exceeded", True),
         ("ConcurrentModification", "", True),

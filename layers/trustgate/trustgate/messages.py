@@ -1,14 +1,21 @@
-"""What people are told: notification texts for email and AWS Chatbot. Pure; `notify` sends them."""
+"""What people are told: notification texts for email and AWS Chatbot. Pure; `notify` sends them.
+
+An approver's message carries their personal approval link. That link is a bearer credential, so it
+goes into the email text only: the chat card (which a whole channel reads) never contains it.
+"""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from trustgate.clock import to_rfc3339
 from trustgate.durations import format_duration
 from trustgate.identity import account_of, role_name_of
-from trustgate.models import AccessRequest
+from trustgate.models import AccessRequest, RequestStatus
+
+BRAND = "[TrustGate]"
 
 
 @dataclass(frozen=True)
@@ -23,31 +30,87 @@ class Notification:
     request: AccessRequest
     link: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    chat_text: str = ""  # the card's body; empty = `text` (which must then hold no personal link)
+    next_steps: tuple[str, ...] = ()
 
     def chatbot(self) -> str:
         """AWS Chatbot custom-notification JSON, so Slack/Teams channels on the topic show it."""
-        description = self.text if not self.link else f"{self.text}\n\n<{self.link}|Open the approval page>"
+        request = self.request
         return json.dumps(
             {
                 "version": "1.0",
                 "source": "custom",
-                "id": f"{self.request.id}:{self.event}:{self.recipient}",
-                "content": {"textType": "client-markdown", "title": self.subject, "description": description},
-                "metadata": {"threadId": self.request.id, "enableCustomActions": False},
+                "id": f"{request.id}:{self.event}:{self.recipient}",
+                "content": {
+                    "textType": "client-markdown",
+                    "title": self.subject,
+                    "description": self.chat_text or self.text,
+                    "nextSteps": list(self.next_steps),
+                    "keywords": [self.event, role_name_of(request.role_arn), request.status.value],
+                },
+                "metadata": {
+                    "threadId": request.id,
+                    "summary": self.subject,
+                    "eventType": self.event,
+                    "relatedResources": [request.role_arn, request.principal_arn],
+                    "additionalContext": {"request_id": request.id, "recipient": self.recipient},
+                    "enableCustomActions": False,
+                },
             }
         )
 
 
+# -- shared wording ------------------------------------------------------------------------------
+
+
+def human_duration(delta: timedelta) -> str:
+    """`1 hour 30 minutes`, `2 days`, `45 minutes`: how a person says a grant's length."""
+    total = int(delta.total_seconds())
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [
+        f"{n} {unit}{'' if n == 1 else 's'}"
+        for n, unit in ((days, "day"), (hours, "hour"), (minutes, "minute"), (seconds, "second"))
+        if n
+    ]
+    return " ".join(parts) or "0 minutes"
+
+
+def human_time(moment: datetime | None) -> str:
+    """`2026-11-26 10:00 UTC`: minutes are precise enough for people; the API keeps seconds."""
+    if moment is None:
+        return "unknown"
+    return f"{to_rfc3339(moment)[:16].replace('T', ' ')} UTC"
+
+
 def switch_role_url(role_arn: str) -> str:
+    """The console's Switch Role link for a role (the requester still signs in as themselves)."""
     name = role_name_of(role_arn)
     return f"https://signin.aws.amazon.com/switchrole?roleName={name}&account={account_of(role_arn)}&displayName={name}"
+
+
+def short_principal(arn: str) -> str:
+    """`alice (222222222222)` for a user, `Jane@corp (AWSReservedSSO_Admin, 2222…)` for a session."""
+    resource = arn.split(":", 5)[-1]
+    kind, _, rest = resource.partition("/")
+    account = arn.split(":")[4] if arn.count(":") >= 5 else "?"
+    if kind == "assumed-role" and "/" in rest:
+        role, _, session = rest.partition("/")
+        return f"{session} ({role}, {account})"
+    return f"{rest.rsplit('/', 1)[-1] or arn} ({account})"
+
+
+def approvals_so_far(request: AccessRequest) -> str:
+    """`1 of 2` approvals given of those the request needs."""
+    return f"{len(request.approvals_by('approve'))} of {request.required_approvals}"
 
 
 def _summary(request: AccessRequest) -> str:
     lines = [
         f"Requester:     {request.principal_arn}",
         f"Role:          {request.role_arn}",
-        f"Duration:      {format_duration(request.duration)}",
+        f"Duration:      {human_duration(request.duration)} ({format_duration(request.duration)})",
         f"Justification: {request.justification}",
     ]
     if request.ticket:
@@ -56,86 +119,174 @@ def _summary(request: AccessRequest) -> str:
     return "\n".join(lines)
 
 
+def _chat_summary(request: AccessRequest) -> str:
+    lines = [
+        f"*Requester:* `{request.principal_arn}`",
+        f"*Role:* `{request.role_arn}`",
+        f"*Duration:* {human_duration(request.duration)}",
+        f"*Justification:* {request.justification}",
+    ]
+    if request.ticket:
+        lines.append(f"*Ticket:* {request.ticket}")
+    lines.append(f"*Request id:* `{request.id}`")
+    return "\n".join(lines)
+
+
+# -- to approvers --------------------------------------------------------------------------------
+
+
 def approval_needed(request: AccessRequest, approver: str, link: str | None) -> Notification:
-    approved = len(request.approvals_by("approve"))
-    deadline = to_rfc3339(request.approval_deadline) if request.approval_deadline else "the approval window"
-    how = f"Decide here (the link is yours alone and works once): {link}" if link else ""
-    text = "\n".join(
+    """Ask one approver to decide: the request in full, and their own single-use link (email only)."""
+    role = role_name_of(request.role_arn)
+    who = short_principal(request.principal_arn)
+    deadline = human_time(request.approval_deadline) if request.approval_deadline else "the end of the approval window"
+    progress = f"{len(request.approvals_by('approve'))} given, {request.required_approvals} needed"
+    cli = [f"trustgate approve {request.id} --comment '…'", f"trustgate deny {request.id} --comment '…'"]
+    lines = [
+        f"{who} asks for access to {role} for {human_duration(request.duration)}.",
+        "",
+        _summary(request),
+        f"Approvals:     {progress}",
+        f"Times out at:  {deadline}",
+        "",
+    ]
+    if link:
+        lines += [
+            "Open your approval page to approve or deny (the link is yours alone, works once,",
+            "and stops working when the request is decided or times out):",
+            link,
+            "",
+            "Or from a terminal:",
+        ]
+    else:
+        lines.append("Decide from a terminal:")
+    lines += [f"  {command}" for command in cli]
+    chat = "\n".join(
         [
-            f"{request.principal_arn} asks for access to {role_name_of(request.role_arn)}.",
-            "",
-            _summary(request),
-            f"Approvals:     {approved} of {request.required_approvals} needed",
-            f"Times out at:  {deadline}",
-            "",
-            how,
-            f"Or: trustgate approve {request.id}   /   trustgate deny {request.id} --comment '…'",
+            f"{who} asks for access to *{role}* for {human_duration(request.duration)}.",
+            _chat_summary(request),
+            f"*Approvals:* {progress}",
+            f"*Times out at:* {deadline}",
+            "Each named approver has a personal approval link in their email.",
         ]
     )
     return Notification(
         "approval.requested",
-        f"[TrustGate] Approve access to {role_name_of(request.role_arn)}?",
-        text.strip(),
+        f"{BRAND} {who} asks for {role} for {human_duration(request.duration)}: approve?",
+        "\n".join(lines),
         approver,
         "approver",
         request,
         link,
-    )
-
-
-def outcome_for_requester(request: AccessRequest, comment: str | None = None) -> Notification:
-    role = role_name_of(request.role_arn)
-    status = request.status.value
-    if status == "active":
-        expires = to_rfc3339(request.expires_at) if request.expires_at else "?"
-        subject = f"[TrustGate] Access to {role} granted until {expires}"
-        body = (
-            f"Your access to {request.role_arn} is active until {expires}.\n\n"
-            f"Console: {switch_role_url(request.role_arn)}\n"
-            f"CLI:     aws sts assume-role --role-arn {request.role_arn} --role-session-name {request.id}"
-        )
-    elif status == "denied":
-        subject = f"[TrustGate] Access to {role} denied"
-        body = f"Your request {request.id} was denied." + (f"\nComment: {comment}" if comment else "")
-    elif status == "timed_out":
-        subject = f"[TrustGate] Request for {role} timed out"
-        body = f"Nobody decided request {request.id} within the approval window. Ask again if you still need access."
-    elif status == "revoked":
-        subject = f"[TrustGate] Access to {role} revoked"
-        body = f"Your access ({request.id}) was revoked." + (f"\nReason: {request.reason}" if request.reason else "")
-    elif status == "expired":
-        subject = f"[TrustGate] Access to {role} expired"
-        body = f"Your access ({request.id}) has ended. Use `trustgate extend` before expiry next time."
-    elif status == "failed":
-        subject = f"[TrustGate] Request for {role} failed"
-        body = f"Request {request.id} failed and no access was given.\nReason: {request.reason or 'unknown'}"
-    else:
-        subject = f"[TrustGate] Request for {role} is {status}"
-        body = f"Request {request.id} is now {status}."
-    return Notification(
-        f"request.{status}", subject, f"{body}\n\n{_summary(request)}", request.principal_arn, "requester", request
+        chat_text=chat,
+        next_steps=tuple(cli),
     )
 
 
 def already_decided(request: AccessRequest, approver: str) -> Notification:
-    outcome = request.status.value if request.status.value != "pending" else "approved"
+    """Tell an approver their earlier message is stale: the request was decided (or closed) already."""
+    outcome = _outcome(request)
+    role = role_name_of(request.role_arn)
+    # Only approvals and denials have deciders; a cancel or a timeout is nobody's approval.
+    decisive = {"approved": "approve", "denied": "deny"}.get(outcome)
+    by = ", ".join(short_principal(a.approver_arn) for a in request.approvals if a.decision == decisive)
+    detail = f" by {by}" if by else ""
+    body = (
+        f"Request {request.id} for {role} was already {outcome}{detail}. No action is needed from you; "
+        "your approval link no longer works.\n\n" + _summary(request)
+    )
     return Notification(
         "approval.closed",
-        f"[TrustGate] No action needed: request for {role_name_of(request.role_arn)} is {outcome}",
-        f"Request {request.id} was already decided ({outcome}); its approval links no longer work.\n\n{_summary(request)}",
+        f"{BRAND} No action needed: {short_principal(request.principal_arn)}'s request for {role} was {outcome}",
+        body,
         approver,
         "approver",
         request,
     )
 
 
-def expiring_soon(request: AccessRequest) -> Notification:
-    expires = to_rfc3339(request.expires_at) if request.expires_at else "?"
+def _outcome(request: AccessRequest) -> str:
+    """The word for how a request left `pending` (approved while the grant is still being made)."""
+    if request.status == RequestStatus.PENDING:
+        return "approved" if request.decided_at is not None else "pending"
+    if request.status in (RequestStatus.ACTIVE, RequestStatus.EXPIRED, RequestStatus.REVOKED):
+        return "approved"
+    return {RequestStatus.TIMED_OUT: "timed out"}.get(request.status, request.status.value)
+
+
+# -- to the requester ----------------------------------------------------------------------------
+
+
+def outcome_for_requester(request: AccessRequest, comment: str | None = None) -> Notification:
+    """Tell the requester where their request stands: granted, denied, timed out, revoked, ended, failed."""
+    role = role_name_of(request.role_arn)
+    status = request.status
+    steps: tuple[str, ...] = ()
+    if status == RequestStatus.ACTIVE:
+        expires = human_time(request.expires_at)
+        subject = f"{BRAND} Access to {role} granted until {expires}"
+        body = (
+            f"Your access to {role} is active until {expires}.\n\n"
+            f"Console (Switch Role): {switch_role_url(request.role_arn)}\n"
+            f"CLI: aws sts assume-role --role-arn {request.role_arn} --role-session-name {request.id}\n\n"
+            f"Need longer? trustgate extend {request.id} --duration 1h --reason '…' (before it ends)\n"
+            f"Done early?  trustgate revoke {request.id}"
+        )
+        steps = (f"Switch role: {switch_role_url(request.role_arn)}",)
+    elif status == RequestStatus.DENIED:
+        note = comment or request.reason
+        denier = next((a.approver_arn for a in reversed(request.approvals) if a.decision == "deny"), None)
+        subject = f"{BRAND} Access to {role} denied"
+        body = f"Your request {request.id} was denied" + (f" by {short_principal(denier)}" if denier else "") + "."
+        body += f"\nComment: {note}" if note else "\nNo comment was given."
+    elif status == RequestStatus.TIMED_OUT:
+        subject = f"{BRAND} Request for {role} timed out"
+        body = (
+            f"Nobody decided request {request.id} within the approval window, so no access was given. "
+            "Ask again if you still need access, and perhaps tell an approver directly."
+        )
+    elif status == RequestStatus.REVOKED:
+        subject = f"{BRAND} Access to {role} revoked"
+        body = f"Your access ({request.id}) was revoked and you have been removed from the role's trust policy."
+        body += f"\nReason: {request.reason}" if request.reason else ""
+    elif status == RequestStatus.EXPIRED:
+        subject = f"{BRAND} Access to {role} ended"
+        body = f"Your access ({request.id}) ended at {human_time(request.expires_at)}. Ask again if you need more time."
+    elif status == RequestStatus.FAILED:
+        subject = f"{BRAND} Request for {role} failed"
+        body = (
+            f"Request {request.id} failed and no access was given.\nReason: {request.reason or 'unknown'}\n"
+            "An admin can see the details in the audit log (trustgate audit)."
+        )
+    else:
+        subject = f"{BRAND} Request for {role} is {status.value}"
+        body = f"Request {request.id} is now {status.value}."
     return Notification(
-        "grant.expiring",
-        f"[TrustGate] Access to {role_name_of(request.role_arn)} ends at {expires}",
-        f"Your access ({request.id}) ends at {expires}. To keep it: trustgate extend {request.id} --duration 1h --reason '…'",
+        f"request.{status.value}",
+        subject,
+        f"{body}\n\n{_summary(request)}",
         request.principal_arn,
         "requester",
         request,
+        next_steps=steps,
+    )
+
+
+def expiring_soon(request: AccessRequest) -> Notification:
+    """A reminder shortly before a grant ends, with the command that extends it."""
+    role = role_name_of(request.role_arn)
+    expires = human_time(request.expires_at)
+    body = (
+        f"Your access to {role} ({request.id}) ends at {expires}; after that you cannot start new sessions.\n"
+        f"To keep working, ask for more time now (it goes through approval again):\n"
+        f"  trustgate extend {request.id} --duration 1h --reason '…'"
+    )
+    return Notification(
+        "grant.expiring",
+        f"{BRAND} Access to {role} ends at {expires}",
+        f"{body}\n\n{_summary(request)}",
+        request.principal_arn,
+        "requester",
+        request,
+        next_steps=(f"trustgate extend {request.id} --duration 1h --reason '…'",),
     )

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from cli_fakes import ACCESS_KEY, SECRET_KEY, SESSION_TOKEN, FakeApi, handler_for
+
 from trustgate_cli.main import main
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from trustgate_cli.durations import DurationError, to_iso8601
 
 pytestmark = pytest.mark.unit

@@ -6,6 +6,7 @@ import socket
 
 import pytest
 from cli_fakes import FakeApi
+
 from trustgate_cli import main as main_module
 from trustgate_cli.errors import exit_codes_help
 from trustgate_cli.main import main

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
+
 from trustgate_cli.progress import Progress
 from trustgate_cli.render import capacity, table, unified_diff
 

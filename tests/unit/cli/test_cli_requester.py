@@ -6,6 +6,7 @@ import json
 
 import pytest
 from cli_fakes import PRINCIPAL_ARN, ROLE_ARN, FakeApi, a_request
+
 from trustgate_cli.commands import requester
 
 pytestmark = pytest.mark.unit

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from cli_fakes import ROLE_ARN, FakeApi, a_request, signature_problems
+
 from trustgate_cli.client import resolve_region
 
 pytestmark = pytest.mark.unit

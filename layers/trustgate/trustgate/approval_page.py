@@ -1,0 +1,292 @@
+"""The approval page: HTML for GET/POST /decide/{token}. Pure (standard library only).
+
+Every value that comes from a request, an ARN or an error is passed through `_e` (html.escape) before
+it reaches the markup: a justification containing `<script>` renders as text. The page needs no
+JavaScript; its one `<style>` block is allowed by hash in a Content-Security-Policy that forbids
+everything else, so even an escaping bug could not run a script.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from trustgate.durations import format_duration
+from trustgate.identity import role_name_of
+from trustgate.messages import approvals_so_far, human_duration, human_time, short_principal
+from trustgate.models import AccessRequest, RequestStatus
+
+CSS = """
+:root{color-scheme:light dark;--bg:#f4f5f7;--card:#fff;--text:#16191f;--muted:#5f6b7a;--line:#e3e6ea;
+--ok:#1d8102;--ok-bg:#e9f6e5;--bad:#c0392b;--bad-bg:#fbeaea;--warn:#8a5a00;--warn-bg:#fff4db;--accent:#0b5fff}
+@media (prefers-color-scheme:dark){:root{--bg:#0f1115;--card:#181b21;--text:#e8eaed;--muted:#9aa4b1;
+--line:#2b3039;--ok:#5ccf3a;--ok-bg:#17301a;--bad:#ff7b6e;--bad-bg:#3a1b19;--warn:#f3c257;--warn-bg:#352a10}}
+*{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--text);font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,
+"Helvetica Neue",Arial,sans-serif;-webkit-text-size-adjust:100%}
+main{max-width:40rem;margin:0 auto;padding:1rem}
+.card{background:var(--card);border:1px solid var(--line);border-radius:12px;padding:1.25rem 1.25rem 1.5rem}
+header{display:flex;justify-content:space-between;align-items:center;gap:.5rem;margin-bottom:.75rem}
+.brand{font-weight:700;letter-spacing:.02em;color:var(--muted)}
+.badge{font-size:.8rem;font-weight:600;padding:.15rem .6rem;border-radius:999px;background:var(--line)}
+.badge.ok{background:var(--ok-bg);color:var(--ok)}.badge.bad{background:var(--bad-bg);color:var(--bad)}
+.badge.warn{background:var(--warn-bg);color:var(--warn)}
+h1{font-size:1.35rem;line-height:1.3;margin:.25rem 0 .75rem}
+p{margin:.5rem 0}
+dl{display:grid;grid-template-columns:minmax(7rem,auto) 1fr;gap:.4rem 1rem;margin:1rem 0;padding:1rem 0;
+border-top:1px solid var(--line);border-bottom:1px solid var(--line)}
+dt{color:var(--muted);font-size:.9rem}
+dd{margin:0;min-width:0;overflow-wrap:anywhere}
+code{font:.85rem/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+.text{white-space:pre-wrap}
+.muted{color:var(--muted);font-size:.9rem;font-weight:400}
+ul.approvals{margin:.25rem 0 0;padding-left:1.1rem}
+label{display:block;font-weight:600;margin:1rem 0 .35rem}
+textarea{width:100%;min-height:5rem;padding:.6rem;border:1px solid var(--line);border-radius:8px;
+background:var(--bg);color:var(--text);font:inherit;resize:vertical}
+.actions{display:flex;gap:.75rem;margin-top:1rem;flex-wrap:wrap}
+button{flex:1 1 10rem;min-height:3rem;border:0;border-radius:8px;font-family:inherit;font-size:1.05rem;
+font-weight:600;cursor:pointer;color:#fff}
+button.approve{background:var(--ok)}button.deny{background:var(--bad)}
+button:focus-visible{outline:3px solid var(--accent);outline-offset:2px}
+@media (max-width:30rem){dl{grid-template-columns:1fr;gap:.1rem}dd{margin-bottom:.5rem}main{padding:.5rem}}
+footer{max-width:40rem;margin:0 auto;padding:0 1rem 2rem;color:var(--muted);font-size:.8rem}
+""".strip()
+
+_CSS_HASH = base64.b64encode(hashlib.sha256(CSS.encode()).digest()).decode()
+CONTENT_SECURITY_POLICY = (
+    f"default-src 'none'; style-src 'sha256-{_CSS_HASH}'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+# same-origin, not no-referrer: with no-referrer a browser sends `Origin: null` on the page's own form
+# post, which would blind the cross-site check; same-origin still never sends the token-bearing URL
+# to another site (and the page links nowhere else).
+SECURITY_HEADERS: dict[str, str] = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "Cache-Control": "no-store",
+    "Pragma": "no-cache",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "X-Robots-Tag": "noindex, nofollow",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+HTML_CONTENT_TYPE = "text/html; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Page:
+    """A rendered page and the status it is served with."""
+
+    status: int
+    title: str
+    html: str
+    headers: dict[str, str] = field(default_factory=lambda: dict(SECURITY_HEADERS))
+
+
+def _e(value: object) -> str:
+    """Escape for HTML text and attribute values (quotes included)."""
+    return html.escape(str(value), quote=True)
+
+
+# -- the pages -----------------------------------------------------------------------------------
+
+
+def decision_page(request: AccessRequest, approver_arn: str, csrf: str, now: datetime) -> Page:
+    """GET /decide/{token}: the request in full, a comment box, Approve and Deny in one POST form."""
+    role = role_name_of(request.role_arn)
+    title = f"Approve access to {role}?"
+    body = f"""
+<p>{_who(request)} asks for access to <strong>{_e(role)}</strong> for
+<strong>{_e(human_duration(request.duration))}</strong>.</p>
+{_details(request, now)}
+<p class="muted">You are deciding as <code>{_e(approver_arn)}</code>. This link is yours alone and works once.</p>
+<form method="post" autocomplete="off">
+<input type="hidden" name="csrf" value="{_e(csrf)}">
+<input type="hidden" name="request_id" value="{_e(request.id)}">
+<label for="comment">Comment <span class="muted">(optional; the requester sees it, the audit log keeps it)</span></label>
+<textarea id="comment" name="comment" maxlength="1000" rows="3"></textarea>
+<div class="actions">
+<button class="approve" type="submit" name="decision" value="approve">Approve</button>
+<button class="deny" type="submit" name="decision" value="deny">Deny</button>
+</div>
+</form>"""
+    return _page(200, title, title, ("Waiting for approval", "warn"), body)
+
+
+def result_page(request: AccessRequest, decision: str, now: datetime) -> Page:
+    """After POST: what this decision did (recorded, approved, access granted, denied)."""
+    role = role_name_of(request.role_arn)
+    so_far = approvals_so_far(request)
+    if decision == "deny":
+        heading = "Denied"
+        badge = ("Denied", "bad")
+        lead = f"<p>You denied {_who(request)} access to <strong>{_e(role)}</strong>. They have been told.</p>"
+    elif request.status == RequestStatus.ACTIVE:
+        heading = "Access granted"
+        badge = ("Approved", "ok")
+        lead = (
+            f"<p>Approved — {_e(so_far)} approvals. {_who(request)} can switch into <strong>{_e(role)}</strong> "
+            f"until <strong>{_e(human_time(request.expires_at))}</strong>.</p>"
+        )
+    elif request.decided_at is not None:
+        heading = f"Approved — {so_far} approvals"
+        badge = ("Approved", "ok")
+        lead = (
+            f"<p>The request has all the approvals it needs. Access to <strong>{_e(role)}</strong> is being "
+            "granted now; the requester is told when it is ready.</p>"
+        )
+    else:
+        missing = request.required_approvals - len(request.approvals_by("approve"))
+        heading = f"Approved — {so_far} approvals"
+        badge = ("Approval recorded", "warn")
+        lead = (
+            f"<p>Your approval is recorded. {_e(missing)} more approval{'' if missing == 1 else 's'} "
+            "needed before access is granted; the other approvers have their own links.</p>"
+        )
+    body = lead + _details(request, now) + '<p class="muted">You can close this page.</p>'
+    return _page(200, heading, heading, badge, body)
+
+
+# Headings for the error codes the page can meet; anything else falls back to a generic one.
+PROBLEM_HEADINGS: dict[str, str] = {
+    "invalid_link": "This approval link is not valid",
+    "link_expired": "This approval link has expired",
+    "link_used": "This approval link was already used",
+    "already_decided": "This request was already decided",
+    "already_decided_by_you": "You already decided this request",
+    "own_request": "You cannot decide your own request",
+    "forbidden": "You cannot decide this request",
+    "csrf_failed": "This form did not come from your approval page",
+    "cross_site": "This form was sent from another site",
+    "invalid_input": "Something is missing from the form",
+    "unsupported_media_type": "This kind of request is not accepted",
+    "conflict": "Please try again",
+    "internal": "Something went wrong",
+}
+_PROBLEM_HINTS: dict[str, str] = {
+    "invalid_link": "Check that you opened the whole link from your notification. Links are personal and cannot be guessed.",
+    "link_expired": "Links stop working when the request's approval window ends. The requester can ask again.",
+    "link_used": "Each link decides once. Nothing was changed by opening it again.",
+    "already_decided": "Nothing was changed. Your link no longer works for this request.",
+    "own_request": "Someone else must approve access you asked for.",
+    "csrf_failed": "Nothing was changed. Open the link from your notification again and decide on that page.",
+    "cross_site": "Nothing was changed. Open the link from your notification again and decide on that page.",
+}
+
+
+def problem_page(status: int, code: str, message: str, request: AccessRequest | None, now: datetime) -> Page:
+    """A clear page for a link that cannot be used as it was: invalid, expired, used, decided, forbidden."""
+    heading = PROBLEM_HEADINGS.get(code, "This request cannot be completed")
+    hint = _PROBLEM_HINTS.get(code, "")
+    parts = [f"<p>{_e(_sentence(message))}</p>"]
+    if hint:
+        parts.append(f'<p class="muted">{_e(hint)}</p>')
+    if request is not None:
+        parts.append(_details(request, now))
+    tone = "bad" if status >= 500 or status in (401, 403) else "warn"
+    return _page(
+        status, heading, heading, (_status_label(request) if request else "Not available", tone), "".join(parts)
+    )
+
+
+# -- pieces --------------------------------------------------------------------------------------
+
+
+def _page(status: int, title: str, heading: str, badge: tuple[str, str], body: str) -> Page:
+    label, tone = badge
+    markup = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="robots" content="noindex, nofollow">
+<title>{_e(title)} · TrustGate</title>
+<style>{CSS}</style>
+</head>
+<body>
+<main>
+<div class="card">
+<header><span class="brand">TrustGate</span><span class="badge {_e(tone)}">{_e(label)}</span></header>
+<h1>{_e(heading)}</h1>
+{body}
+</div>
+</main>
+<footer>Just-in-time access to AWS roles. Opening this page never approves or denies anything.</footer>
+</body>
+</html>
+"""
+    return Page(status, title, markup)
+
+
+def _sentence(message: str) -> str:
+    """Error messages are written lower-case for APIs; a page shows them as a sentence."""
+    text = message.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else f"{text}."
+
+
+def _who(request: AccessRequest) -> str:
+    return f"<strong>{_e(short_principal(request.principal_arn))}</strong>"
+
+
+def _status_label(request: AccessRequest) -> str:
+    if request.status == RequestStatus.PENDING:
+        return "Approved" if request.decided_at is not None else "Waiting for approval"
+    return {
+        RequestStatus.ACTIVE: "Access granted",
+        RequestStatus.TIMED_OUT: "Timed out",
+    }.get(request.status, request.status.value.capitalize())
+
+
+def _details(request: AccessRequest, now: datetime) -> str:
+    rows: list[tuple[str, str]] = [
+        ("Requester", f"<code>{_e(request.principal_arn)}</code>"),
+        ("Role", f"<code>{_e(request.role_arn)}</code>"),
+        (
+            "Duration",
+            f"{_e(human_duration(request.duration))} <span class='muted'>({_e(format_duration(request.duration))})</span>",
+        ),
+        ("Justification", f'<span class="text">{_e(request.justification)}</span>'),
+    ]
+    if request.ticket:
+        rows.append(("Ticket", _e(request.ticket)))
+    rows.append(("Requested", _e(human_time(request.created_at))))
+    rows.append(("Approvals", f"{_e(approvals_so_far(request))} needed{_approval_list(request)}"))
+    if request.status == RequestStatus.PENDING and request.decided_at is None and request.approval_deadline:
+        rows.append(
+            ("Times out", f"{_e(human_time(request.approval_deadline))} {_until(request.approval_deadline, now)}")
+        )
+    elif request.status == RequestStatus.ACTIVE and request.expires_at:
+        rows.append(("Access until", _e(human_time(request.expires_at))))
+    else:
+        rows.append(("Status", _e(_status_label(request))))
+    rows.append(("Request id", f"<code>{_e(request.id)}</code>"))
+    return "<dl>" + "".join(f"<dt>{_e(name)}</dt><dd>{value}</dd>" for name, value in rows) + "</dl>"
+
+
+def _approval_list(request: AccessRequest) -> str:
+    items: Iterable[str] = (
+        f"<li>{_e(a.decision + 'd' if a.decision == 'approve' else 'denied')} by "
+        f"<code>{_e(short_principal(a.approver_arn))}</code> at {_e(human_time(a.at))}"
+        + (f' — <span class="text">{_e(a.comment)}</span>' if a.comment else "")
+        + "</li>"
+        for a in request.approvals
+    )
+    rendered = "".join(items)
+    return f'<ul class="approvals">{rendered}</ul>' if rendered else ""
+
+
+def _until(deadline: datetime, now: datetime) -> str:
+    seconds = int((deadline - now).total_seconds())
+    if seconds <= 0:
+        return '<span class="muted">(now)</span>'
+    hours, rest = divmod(seconds, 3600)
+    minutes = max(1, rest // 60) if not hours else rest // 60
+    left = f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    return f'<span class="muted">(in {_e(left)})</span>'

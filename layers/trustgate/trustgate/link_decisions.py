@@ -1,0 +1,194 @@
+"""Deciding through an approval link: what GET and POST /decide/{token} do, over `service.decide`.
+
+Order of checks on POST, and why:
+1. the token must be real and unexpired (403), and be the one the page was shown for (403);
+2. the CSRF value must match, for form posts (403) — a request that fails it learns nothing more;
+3. the link must be unused (409), the request still open (409) and the approver allowed to decide it
+   (403: not an approver, or the requester without self-approval) — the same rules `service.decide`
+   enforces, checked first so that a refusal leaves the link unused: nothing changed, so nothing is spent;
+4. only then is the link marked used, atomically (`Store.use_token`), so a replay or a concurrent
+   double-submit fails with 409 before it can reach `service.decide`;
+5. `service.decide` records the decision. If it still refuses, the request changed in the instant
+   between 3 and 5 (decided by someone else, timed out): the link stays spent, which is right, because
+   a decided request's links are dead anyway.
+A GET never gets past step 3 and never writes anything.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from trustgate import approval_links, service
+from trustgate.approval_links import InvalidLinkError, LinkGrant
+from trustgate.errors import AlreadyDecidedError, ConflictError, ForbiddenError, NotFoundError
+from trustgate.identity import Caller, principal_for_arn
+from trustgate.models import AccessRequest, RequestStatus
+from trustgate.observability import logger
+from trustgate.rules import check_may_decide
+from trustgate.wiring import Dependencies
+
+Decision = Literal["approve", "deny"]
+GRANT_WAIT_SECONDS = 5.0  # show "Access granted" when the flow is quick; API Gateway allows 29 s
+
+
+class LinkUsedError(ConflictError):
+    """The link already decided once; opening or posting it again changes nothing."""
+
+    code = "link_used"
+
+
+class OwnRequestError(ForbiddenError):
+    """The link's approver is the requester and the request does not allow self-approval."""
+
+    code = "own_request"
+
+
+class AlreadyDecidedByYouError(ConflictError):
+    """This approver's decision is already counted (say, from the CLI); the others must add theirs."""
+
+    code = "already_decided_by_you"
+
+
+class CsrfError(ForbiddenError):
+    """A form post without the value the approval page embedded."""
+
+    code = "csrf_failed"
+
+
+@dataclass(frozen=True)
+class LinkView:
+    """What the approval page shows for a usable link."""
+
+    request: AccessRequest
+    approver_arn: str
+    csrf: str
+
+
+@dataclass(frozen=True)
+class LinkOutcome:
+    """What a decision through a link did."""
+
+    request: AccessRequest
+    approver_arn: str
+    decision: Decision
+
+
+class LinkRefused(Exception):
+    """A typed refusal plus the request it concerns, so the page can show where things stand."""
+
+    def __init__(self, error: ForbiddenError | ConflictError, request: AccessRequest | None) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.request = request
+
+
+def hash_prefix(token: str) -> str:
+    """What logs may say about a token: the first characters of its hash, never the token."""
+    return approval_links.token_hash(token)[:12]
+
+
+def open_link(deps: Dependencies, token: str) -> LinkView:
+    """GET: the request behind a link and the page's CSRF value. Never writes anything."""
+    grant, request = _resolve(deps, token)
+    approver = _approver(deps, grant, request)
+    _check_open(deps, grant, request, approver)
+    return LinkView(request, grant.approver_arn, approval_links.csrf_for(grant))
+
+
+def decide_by_link(
+    deps: Dependencies,
+    token: str,
+    decision: Decision,
+    comment: str | None,
+    *,
+    csrf: str | None,
+    require_csrf: bool,
+    request_id: str | None = None,
+) -> LinkOutcome:
+    """POST: decide as the link's approver, once. See the module docstring for the order of checks."""
+    grant, request = _resolve(deps, token)
+    if request_id is not None and request_id != grant.request_id:
+        raise LinkRefused(InvalidLinkError("this approval link belongs to another request"), None)
+    if (require_csrf or csrf is not None) and not approval_links.csrf_matches(grant, csrf):
+        raise LinkRefused(
+            CsrfError("the form was not sent from the approval page this link opens; nothing was changed"), None
+        )
+    approver = _approver(deps, grant, request)
+    _check_open(deps, grant, request, approver)
+    now = deps.clock.now()
+    if not deps.store.use_token(grant.token_hash, now):
+        raise LinkRefused(LinkUsedError("this approval link was already used; nothing was changed"), request)
+    logger.info(
+        "decision through approval link",
+        extra={"request_id": request.id, "token_hash_prefix": grant.token_hash[:12], "decision": decision},
+    )
+    try:
+        decided = service.decide(deps, approver, request.id, decision, comment)
+    except (ConflictError, ForbiddenError) as error:  # the request changed since the checks above
+        raise LinkRefused(error, _current(deps, request)) from error
+    if decision == "approve" and decided.decided_at is not None:
+        decided = _wait_for_grant(deps, decided)
+    return LinkOutcome(decided, grant.approver_arn, decision)
+
+
+def _resolve(deps: Dependencies, token: str) -> tuple[LinkGrant, AccessRequest]:
+    try:
+        grant = approval_links.look_up(deps.store, token, deps.clock.now())
+    except ForbiddenError as error:
+        raise LinkRefused(error, None) from error
+    try:
+        request = deps.store.get_request(grant.request_id)
+    except NotFoundError as error:
+        raise LinkRefused(InvalidLinkError("this approval link's request no longer exists"), None) from error
+    return grant, request
+
+
+def _approver(deps: Dependencies, grant: LinkGrant, request: AccessRequest) -> Caller:
+    try:
+        return principal_for_arn(grant.approver_arn, deps.settings.partition)
+    except ForbiddenError as error:
+        raise LinkRefused(error, request) from error
+
+
+def _check_open(deps: Dependencies, grant: LinkGrant, request: AccessRequest, approver: Caller) -> None:
+    """The refusals that leave a link unused: used, closed, past the window, not this approver's to decide."""
+    if grant.used:
+        raise LinkRefused(LinkUsedError("this approval link was already used; nothing was changed"), request)
+    if request.status != RequestStatus.PENDING or request.decided_at is not None:
+        raise LinkRefused(AlreadyDecidedError(_closed_message(request)), request)
+    if request.approval_deadline and request.approval_deadline <= deps.clock.now():
+        raise LinkRefused(AlreadyDecidedError("this request is past its approval window"), request)
+    if approver.arn == request.principal_arn and not request.allow_self_approval:
+        raise LinkRefused(OwnRequestError("you asked for this access; another approver must decide it"), request)
+    try:
+        check_may_decide(approver, request)
+    except ForbiddenError as error:
+        raise LinkRefused(error, request) from error
+    if any(a.approver_arn == approver.arn for a in request.approvals):
+        message = "you already decided this request; another approver must add theirs"
+        raise LinkRefused(AlreadyDecidedByYouError(message), request)
+
+
+def _closed_message(request: AccessRequest) -> str:
+    if request.status == RequestStatus.PENDING or request.status in (RequestStatus.ACTIVE, RequestStatus.EXPIRED):
+        return "this request was already approved; nothing more is needed from you"
+    word = {RequestStatus.TIMED_OUT: "timed out"}.get(request.status, request.status.value)
+    return f"this request was already {word}; nothing more is needed from you"
+
+
+def _current(deps: Dependencies, request: AccessRequest) -> AccessRequest:
+    try:
+        return deps.store.get_request(request.id)
+    except NotFoundError:
+        return request
+
+
+def _wait_for_grant(deps: Dependencies, request: AccessRequest) -> AccessRequest:
+    """Briefly wait for the flow to make the grant, so the page can say 'Access granted' (bounded)."""
+    deadline = time.monotonic() + GRANT_WAIT_SECONDS
+    while request.status == RequestStatus.PENDING and time.monotonic() < deadline:
+        time.sleep(0.2)
+        request = deps.store.get_request(request.id)
+    return request

@@ -1,0 +1,123 @@
+"""The optional Slack webhook adapter: routing, Block Kit, and never a personal link in a shared channel."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from trustgate import messages
+from trustgate.models import AccessRequest, RequestStatus
+from trustgate.slack import CACHE_SECONDS, FanOut, SlackNotifier, SlackWebhooks, block_kit
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+ALICE = "arn:aws:iam::222222222222:user/alice"
+BOB = "arn:aws:iam::222222222222:user/bob"
+DAVE = "arn:aws:iam::222222222222:user/dave"
+LINK = "https://api.example/prod/decide/PERSONAL-TOKEN"
+BOB_DM = "https://hooks.slack.com/services/T0/B0/bob"
+CHANNEL = "https://hooks.slack.com/services/T0/B0/channel"
+
+
+class Secret:
+    def __init__(self, routes: dict[str, str]) -> None:
+        self.value = json.dumps(routes)
+        self.reads = 0
+
+    def get_secret_value(self, *, SecretId: str) -> Mapping[str, Any]:
+        self.reads += 1
+        return {"SecretString": self.value}
+
+
+def a_request(**changes: object) -> AccessRequest:
+    return AccessRequest(
+        id="01JREQUEST",
+        role_arn="arn:aws:iam::123456789012:role/PumpCustomerAccess",
+        principal_arn=ALICE,
+        duration=timedelta(hours=1),
+        justification="<!channel> rotate the bucket & keys",
+        created_at=NOW,
+        approval_deadline=NOW + timedelta(hours=2),
+        approvers=[BOB, DAVE],
+    ).model_copy(update=changes)
+
+
+def notifier(routes: dict[str, str]) -> tuple[SlackNotifier, list[tuple[str, dict[str, Any]]]]:
+    posted: list[tuple[str, dict[str, Any]]] = []
+
+    def post(url: str, body: bytes) -> int:
+        posted.append((url, json.loads(body)))
+        return 200
+
+    return SlackNotifier(SlackWebhooks(Secret(routes), "arn:secret"), post), posted
+
+
+def test_an_approvers_own_webhook_gets_a_button_to_their_page() -> None:
+    slack, posted = notifier({BOB: BOB_DM, "*": CHANNEL})
+
+    slack.send(messages.approval_needed(a_request(), BOB, LINK))
+
+    assert [url for url, _ in posted] == [BOB_DM]
+    buttons = [b for b in posted[0][1]["blocks"] if b["type"] == "actions"]
+    assert buttons[0]["elements"][0]["url"] == LINK
+
+
+def test_a_shared_channel_never_sees_a_personal_link_nor_one_copy_per_approver() -> None:
+    slack, posted = notifier({"*": CHANNEL})
+
+    slack.send(messages.approval_needed(a_request(), BOB, LINK))
+    slack.send(messages.already_decided(a_request(status=RequestStatus.CANCELLED), DAVE))
+    slack.send(messages.approval_needed(a_request(), "ops-team", None))  # a role policy `notify` target
+    slack.send(messages.outcome_for_requester(a_request(status=RequestStatus.DENIED), "no"))
+
+    assert [url for url, _ in posted] == [CHANNEL, CHANNEL]
+    assert "PERSONAL-TOKEN" not in json.dumps(posted)
+    assert not any(b["type"] == "actions" for _, body in posted for b in body["blocks"])
+
+
+def test_request_text_cannot_ping_or_link_in_slack() -> None:
+    body = block_kit(messages.approval_needed(a_request(), BOB, None), with_link=False)
+
+    section = body["blocks"][1]["text"]["text"]
+    assert "&lt;!channel&gt;" in section
+    assert "&amp; keys" in section
+    assert "<!channel>" not in json.dumps(body)
+
+
+def test_the_secret_is_cached_and_re_read_after_a_while() -> None:
+    secret = Secret({BOB: BOB_DM})
+    now = [0.0]
+    webhooks = SlackWebhooks(secret, "arn:secret", clock=lambda: now[0])
+
+    webhooks.routes()
+    webhooks.routes()
+    now[0] += CACHE_SECONDS + 1
+    webhooks.routes()
+
+    assert secret.reads == 2
+
+
+def test_non_https_webhooks_are_ignored() -> None:
+    webhooks = SlackWebhooks(Secret({BOB: "http://hooks.example/bob"}), "arn:secret")
+    assert webhooks.urls_for(messages.approval_needed(a_request(), BOB, LINK)) == []
+
+
+def test_fan_out_sends_through_every_sink_even_when_one_fails() -> None:
+    delivered: list[str] = []
+
+    class Broken:
+        def send(self, notification: messages.Notification) -> None:
+            raise RuntimeError("slack is down")
+
+    class Recorder:
+        def send(self, notification: messages.Notification) -> None:
+            delivered.append(notification.event)
+
+    with pytest.raises(RuntimeError):
+        FanOut([Broken(), Recorder()]).send(messages.approval_needed(a_request(), BOB, LINK))
+    assert delivered == ["approval.requested"]
