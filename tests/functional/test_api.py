@@ -204,7 +204,7 @@ def test_approvals_lists_what_this_caller_may_decide(world: World) -> None:
 
 def test_approve_refuses_the_requester_strangers_and_decided_requests(world: World) -> None:
     request_id = request_access(world)["id"]
-    assert error(world, "POST", f"/requests/{request_id}/approve", ALICE)[:2] == (403, "forbidden")
+    assert error(world, "POST", f"/requests/{request_id}/approve", ALICE)[:2] == (403, "own_request")
     assert error(world, "POST", f"/requests/{request_id}/approve", CAROL)[:2] == (403, "forbidden")
     approve(world, request_id)
     assert error(world, "POST", f"/requests/{request_id}/approve", DAVE)[:2] == (409, "already_decided")

@@ -35,6 +35,12 @@ class InvalidPrincipalError(ForbiddenError):
     code = "invalid_principal"
 
 
+class OwnRequestError(ForbiddenError):
+    """The approver is the requester and the request does not allow self-approval."""
+
+    code = "own_request"
+
+
 class NotFoundError(TrustGateError):
     status = 404
     code = "not_found"
@@ -47,6 +53,12 @@ class ConflictError(TrustGateError):
 
 class AlreadyDecidedError(ConflictError):
     code = "already_decided"
+
+
+class AlreadyDecidedByYouError(ConflictError):
+    """This approver's decision is already counted; the others must add theirs."""
+
+    code = "already_decided_by_you"
 
 
 class TrustPolicyFullError(ConflictError):

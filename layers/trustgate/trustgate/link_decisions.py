@@ -22,11 +22,11 @@ from typing import Literal
 
 from trustgate import approval_links, service
 from trustgate.approval_links import InvalidLinkError, LinkGrant
-from trustgate.errors import AlreadyDecidedError, ConflictError, ForbiddenError, NotFoundError
+from trustgate.errors import ConflictError, ForbiddenError, NotFoundError
 from trustgate.identity import Caller, principal_for_arn
 from trustgate.models import AccessRequest, RequestStatus
 from trustgate.observability import logger
-from trustgate.rules import check_may_decide
+from trustgate.rules import check_decidable
 from trustgate.wiring import Dependencies
 
 Decision = Literal["approve", "deny"]
@@ -37,18 +37,6 @@ class LinkUsedError(ConflictError):
     """The link already decided once; opening or posting it again changes nothing."""
 
     code = "link_used"
-
-
-class OwnRequestError(ForbiddenError):
-    """The link's approver is the requester and the request does not allow self-approval."""
-
-    code = "own_request"
-
-
-class AlreadyDecidedByYouError(ConflictError):
-    """This approver's decision is already counted (say, from the CLI); the others must add theirs."""
-
-    code = "already_decided_by_you"
 
 
 class CsrfError(ForbiddenError):
@@ -153,29 +141,13 @@ def _approver(deps: Dependencies, grant: LinkGrant, request: AccessRequest) -> C
 
 
 def _check_open(deps: Dependencies, grant: LinkGrant, request: AccessRequest, approver: Caller) -> None:
-    """The refusals that leave a link unused: used, closed, past the window, not this approver's to decide."""
+    """The refusals that leave a link unused: used, or not this approver's to decide now."""
     if grant.used:
         raise LinkRefused(LinkUsedError("this approval link was already used; nothing was changed"), request)
-    if request.status != RequestStatus.PENDING or request.decided_at is not None:
-        raise LinkRefused(AlreadyDecidedError(_closed_message(request)), request)
-    if request.approval_deadline and request.approval_deadline <= deps.clock.now():
-        raise LinkRefused(AlreadyDecidedError("this request is past its approval window"), request)
-    if approver.arn == request.principal_arn and not request.allow_self_approval:
-        raise LinkRefused(OwnRequestError("you asked for this access; another approver must decide it"), request)
     try:
-        check_may_decide(approver, request)
-    except ForbiddenError as error:
+        check_decidable(request, approver, deps.clock.now())
+    except (ForbiddenError, ConflictError) as error:
         raise LinkRefused(error, request) from error
-    if any(a.approver_arn == approver.arn for a in request.approvals):
-        message = "you already decided this request; another approver must add theirs"
-        raise LinkRefused(AlreadyDecidedByYouError(message), request)
-
-
-def _closed_message(request: AccessRequest) -> str:
-    if request.status == RequestStatus.PENDING or request.status in (RequestStatus.ACTIVE, RequestStatus.EXPIRED):
-        return "this request was already approved; nothing more is needed from you"
-    word = {RequestStatus.TIMED_OUT: "timed out"}.get(request.status, request.status.value)
-    return f"this request was already {word}; nothing more is needed from you"
 
 
 def _current(deps: Dependencies, request: AccessRequest) -> AccessRequest:

@@ -11,9 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from trustgate.durations import format_duration
-from trustgate.errors import CeilingExceededError, ForbiddenError, RuleViolationError
+from trustgate.errors import (
+    AlreadyDecidedByYouError,
+    AlreadyDecidedError,
+    CeilingExceededError,
+    ForbiddenError,
+    OwnRequestError,
+    RuleViolationError,
+)
 from trustgate.identity import Caller, matches_any
-from trustgate.models import AccessRequest, AutoApproveRule, RolePolicy
+from trustgate.models import AccessRequest, AutoApproveRule, RequestStatus, RolePolicy
 from trustgate.settings import Settings
 from trustgate.trust_policy import Baseline, GrantConditions, GrantEntry, RenderSpec
 
@@ -124,9 +131,25 @@ def check_request(duration: timedelta, justification: str, ticket: str | None, e
 def check_may_decide(caller: Caller, request: AccessRequest) -> None:
     """An approver named by the request's snapshot of the policy, and not the requester unless allowed."""
     if caller.arn == request.principal_arn and not request.allow_self_approval:
-        raise ForbiddenError("you requested this access; someone else must decide it")
+        raise OwnRequestError("you asked for this access; another approver must decide it")
     if not caller.matches(request.approvers):
         raise ForbiddenError(f"{caller.arn} is not an approver for {request.role_arn}")
+
+
+def check_decidable(request: AccessRequest, approver: Caller, now: datetime) -> None:
+    """May this approver add a decision now? Open, inside its window, theirs to decide, not yet decided by them."""
+    if request.status != RequestStatus.PENDING or request.decided_at is not None:
+        outcome = (
+            "approved"
+            if request.status in (RequestStatus.PENDING, RequestStatus.ACTIVE, RequestStatus.EXPIRED)
+            else request.status.value.replace("_", " ")
+        )
+        raise AlreadyDecidedError(f"request {request.id} was already {outcome}; nothing more is needed from you")
+    if request.approval_deadline and request.approval_deadline <= now:
+        raise AlreadyDecidedError(f"request {request.id} is past its approval window")
+    check_may_decide(approver, request)
+    if any(a.approver_arn == approver.arn for a in request.approvals):
+        raise AlreadyDecidedByYouError("you already decided this request; another approver must add theirs")
 
 
 def is_admin(caller: Caller, effective_admins: Sequence[str]) -> bool:

@@ -14,7 +14,6 @@ from typing import Any, Literal
 from trustgate import approval_links, messages
 from trustgate.clock import parse_rfc3339
 from trustgate.errors import (
-    AlreadyDecidedError,
     ConflictError,
     ForbiddenError,
     NotFoundError,
@@ -30,7 +29,7 @@ from trustgate.observability import logger
 from trustgate.rules import (
     EffectivePolicy,
     auto_approves,
-    check_may_decide,
+    check_decidable,
     check_may_request,
     check_request,
     effective_policy,
@@ -244,14 +243,8 @@ def decide(
     """Record one approver's decision; counted atomically (N of M), a deny ends the request at once."""
     for _ in range(OPTIMISTIC_RETRIES):
         request = deps.store.get_request(request_id)
-        if request.status != RequestStatus.PENDING or request.decided_at is not None:
-            raise AlreadyDecidedError(f"request {request_id} was already decided ({_outcome(request)})")
         now = deps.clock.now()
-        if request.approval_deadline and request.approval_deadline <= now:
-            raise AlreadyDecidedError(f"request {request_id} is past its approval window")
-        check_may_decide(approver, request)
-        if any(a.approver_arn == approver.arn for a in request.approvals):
-            raise ConflictError("you already decided this request; another approver must add theirs")
+        check_decidable(request, approver, now)
         approvals = [
             *request.approvals,
             Approval(approver_arn=approver.arn, decision=decision, at=now, comment=comment),
@@ -289,10 +282,6 @@ def decide(
             _tell_approvers_closed(deps, updated, except_arn=approver.arn)
         return updated
     raise ConflictError(f"request {request_id} is being decided by others right now; try again")
-
-
-def _outcome(request: AccessRequest) -> str:
-    return "approved" if request.status == RequestStatus.PENDING else request.status.value
 
 
 def _resume_flow(deps: Dependencies, request: AccessRequest, decision: Literal["approve", "deny", "cancelled"]) -> None:
