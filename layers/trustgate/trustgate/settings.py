@@ -34,6 +34,7 @@ ENV = {
     "expiry_dlq_arn": "EXPIRY_DLQ_ARN",
     "editor_role_name": "EDITOR_ROLE_NAME",
     "approval_base_url": "APPROVAL_BASE_URL",
+    "slack_webhook_secret_arn": "SLACK_WEBHOOK_SECRET_ARN",
 }
 
 
@@ -69,6 +70,7 @@ class Settings(BaseModel):
     expiry_dlq_arn: str = ""
     editor_role_name: str = ""
     approval_base_url: str = ""
+    slack_webhook_secret_arn: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

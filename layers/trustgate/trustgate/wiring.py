@@ -22,6 +22,7 @@ from trustgate.iam import RoleEditor
 from trustgate.notify import Notifier
 from trustgate.scheduler import ExpirySchedules
 from trustgate.settings import Settings
+from trustgate.slack import FanOut, NotificationSink, SlackNotifier, SlackWebhooks
 from trustgate.store import Store
 from trustgate.workflow import ApprovalFlow
 
@@ -70,8 +71,12 @@ class Dependencies:
         return ApprovalFlow(self.client("stepfunctions"), self.settings.state_machine_arn)
 
     @cached_property
-    def notifier(self) -> Notifier:
-        return Notifier(self.client("sns"), self.settings.topic_arn)
+    def notifier(self) -> NotificationSink:
+        sns = Notifier(self.client("sns"), self.settings.topic_arn)
+        if not self.settings.slack_webhook_secret_arn:
+            return sns
+        slack = SlackNotifier(SlackWebhooks(self.client("secretsmanager"), self.settings.slack_webhook_secret_arn))
+        return FanOut([sns, slack])
 
     @cached_property
     def events(self) -> EventPublisher:
