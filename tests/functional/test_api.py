@@ -250,6 +250,8 @@ def test_get_role_shows_the_live_trust_policy_and_active_grants(world: World) ->
     assert body["trust_policy_chars"] > len(json.dumps(VENDOR_TRUST, separators=(",", ":")))
     assert error(world, "GET", "/roles/PumpCustomerAccess", ALICE)[:2] == (403, "forbidden")
     assert error(world, "GET", "/roles/Nope", CAROL)[:2] == (404, "not_found")
+    encoded_arn = ROLE_ARN.replace(":", "%3A").replace("/", "%2F")
+    assert world.api("GET", f"/roles/{encoded_arn}", CAROL)[1]["role_arn"] == ROLE_ARN
 
 
 def test_get_audit_filters_by_role_actor_and_time_for_admins(world: World) -> None:

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import unquote
 
 from trustgate import approval_links, messages
 from trustgate.clock import parse_rfc3339
@@ -37,7 +38,7 @@ from trustgate.rules import (
     render_spec,
 )
 from trustgate.store import iterate_pages
-from trustgate.sync import SyncResult, sync_role
+from trustgate.sync import Activation, SyncResult, sync_role
 from trustgate.transitions import commit_change, transition
 from trustgate.trust_policy import render_trust_policy
 from trustgate.wiring import Dependencies
@@ -53,7 +54,8 @@ EXPIRY_SKEW = timedelta(seconds=60)  # a schedule may fire slightly early; IAM's
 
 
 def resolve_role(deps: Dependencies, role: str) -> str:
-    """A managed role ARN from its ARN or its name."""
+    """A managed role ARN from its ARN or its name (API Gateway passes path parameters still URL-encoded)."""
+    role = unquote(role)
     for arn in deps.settings.managed_role_arns:
         if role in (arn, arn.rsplit("/", 1)[-1]):
             return arn
@@ -365,14 +367,14 @@ def grant(deps: Dependencies, request_id: str) -> dict[str, Any]:
             previous = deps.store.get_request(request.extends)
             if previous.status == RequestStatus.ACTIVE and previous.expires_at and previous.expires_at > now:
                 starts = previous.expires_at  # an extension continues where the grant it extends ends
-        request = transition(
-            deps, request, RequestStatus.ACTIVE, SYSTEM, starts_at=now, expires_at=starts + request.duration
-        )
-    elif request.status != RequestStatus.ACTIVE:
+        activation = Activation(request, now, starts + request.duration)
+        result = sync_role(deps, request.role_arn, SYSTEM, f"grant {request.id}", activation)
+        assert result.activated is not None
+        request = result.activated
+    elif request.status == RequestStatus.ACTIVE:
+        sync_role(deps, request.role_arn, SYSTEM, f"grant {request.id} (retry)")
+    else:
         raise ConflictError(f"request {request_id} is {request.status.value}; nothing to grant")
-    result = sync_role(deps, request.role_arn, SYSTEM, f"grant {request.id}")
-    if request.principal_arn not in {g.principal_arn for g in result.grants}:
-        raise ConflictError(f"{request.principal_arn} is not in the trust policy after the sync")
     assert request.expires_at is not None
     deps.schedules.create(request.id, request.expires_at)
     if request.duration >= REMINDER_MIN_DURATION:

@@ -12,9 +12,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from trustgate.errors import LockTimeoutError, SyncVerificationError
+from trustgate.errors import ConflictError, LockTimeoutError, SyncVerificationError
 from trustgate.ids import new_id
 from trustgate.models import AccessRequest, AuditEvent, RequestStatus
 from trustgate.rules import effective_policy, render_spec
@@ -43,6 +43,7 @@ class SyncResult:
     size: int
     quota: int
     grants: list[AccessRequest] = field(default_factory=list)
+    activated: AccessRequest | None = None
 
 
 @contextmanager
@@ -73,7 +74,9 @@ class Desired:
     orphaned: list[AccessRequest]
 
 
-def desired_trust_policy(deps: Dependencies, role_arn: str, live: Document) -> Desired:
+def desired_trust_policy(
+    deps: Dependencies, role_arn: str, live: Document, activating: AccessRequest | None = None
+) -> Desired:
     """Render what the role's trust policy should be right now (no writes).
 
     A grant whose principal was deleted shows up in our statements as its unique id (AIDA…/AROA…);
@@ -84,16 +87,39 @@ def desired_trust_policy(deps: Dependencies, role_arn: str, live: Document) -> D
     effective = effective_policy(role_arn, policy, deps.settings)
     deleted = deleted_principal_ids(live)
     live_grants = [grant for grant in deps.store.active_grants(role_arn) if grant.is_grant_live(now)]
+    if activating is not None:
+        live_grants.append(activating)
     grants = [g for g in live_grants if not g.principal_id or g.principal_id not in deleted]
     orphaned = [g for g in live_grants if g not in grants]
     return Desired(render_trust_policy(live, render_spec(effective, grants, deps.settings), now), grants, orphaned)
 
 
-def sync_role(deps: Dependencies, role_arn: str, actor: str, reason: str) -> SyncResult:
-    """Make the role's trust policy match its grants and policy; audit any change."""
+@dataclass(frozen=True)
+class Activation:
+    """An approved request about to become an active grant from `starts_at` to `expires_at`."""
+
+    request: AccessRequest
+    starts_at: datetime
+    expires_at: datetime
+
+    def as_grant(self) -> AccessRequest:
+        return self.request.model_copy(
+            update={"status": RequestStatus.ACTIVE, "starts_at": self.starts_at, "expires_at": self.expires_at}
+        )
+
+
+def sync_role(
+    deps: Dependencies, role_arn: str, actor: str, reason: str, activation: Activation | None = None
+) -> SyncResult:
+    """Make the role's trust policy match its grants and policy; audit any change.
+
+    With an `activation`, the new grant is rendered in and marked active only once the trust policy
+    is verified, still under the lock: a grant is never reported active before IAM names its
+    principal, and no concurrent sync can render it out in between.
+    """
     with role_lock(deps.store, deps, role_arn):
         live = deps.roles.trust_policy(role_arn)
-        rendered = desired_trust_policy(deps, role_arn, live)
+        rendered = desired_trust_policy(deps, role_arn, live, activation.as_grant() if activation else None)
         desired = rendered.document
         for grant in rendered.orphaned:
             transition(deps, grant, RequestStatus.FAILED, "trustgate", reason="the principal was deleted from IAM")
@@ -113,8 +139,27 @@ def sync_role(deps: Dependencies, role_arn: str, actor: str, reason: str) -> Syn
             )
             deps.store.put_audit(event)
             deps.events.publish(event)
+        activated = None
+        if activation is not None:
+            if activation.request.id not in {grant.id for grant in rendered.grants}:
+                raise ConflictError(f"{activation.request.principal_arn} could not be put in the trust policy")
+            activated = transition(
+                deps,
+                activation.request,
+                RequestStatus.ACTIVE,
+                "trustgate",
+                starts_at=activation.starts_at,
+                expires_at=activation.expires_at,
+            )
     return SyncResult(
-        role_arn, changed, live, desired, policy_size(desired), deps.settings.trust_policy_quota, rendered.grants
+        role_arn,
+        changed,
+        live,
+        desired,
+        policy_size(desired),
+        deps.settings.trust_policy_quota,
+        rendered.grants,
+        activated,
     )
 
 
