@@ -9,7 +9,7 @@ SAM := $(SAM_VENV)/bin/sam
 export PATH := $(abspath $(VENV))/bin:$(dir $(PYTHON313)):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: all venv sam-venv system-deps lint typecheck unit functional e2e test validate build local demo bench clean
+.PHONY: all venv sam-venv system-deps lint typecheck unit functional e2e screenshots test validate build local demo bench clean
 
 all: test
 
@@ -51,6 +51,10 @@ functional: venv
 
 e2e: venv system-deps
 	$(VENV)/bin/pytest -m e2e
+
+# Refresh the README's pictures of the approval page (taken by the browser tests).
+screenshots: venv system-deps
+	TRUSTGATE_UPDATE_SCREENSHOTS=1 $(VENV)/bin/pytest tests/e2e/test_approval_browser.py
 
 validate: sam-venv
 	$(SAM) validate --lint
