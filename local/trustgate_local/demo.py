@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 import urllib.request
 import warnings
@@ -24,6 +23,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+from trustgate_local.polling import wait_until
 from trustgate_local.seed import ROLE_NAME
 from trustgate_local.server import LocalStack
 
@@ -120,14 +120,7 @@ class Demo:
             return json.loads(answer.read())
 
     def wait_for[T](self, what: str, probe: Callable[[], T | None]) -> T:
-        deadline = time.monotonic() + WAIT_TIMEOUT
-        while True:
-            value = probe()
-            if value:
-                return value
-            if time.monotonic() > deadline:
-                raise DemoFailed(f"timed out after {WAIT_TIMEOUT:.0f} s waiting for {what}")
-            time.sleep(0.2)
+        return wait_until(probe, what, WAIT_TIMEOUT, interval=0.2, error=DemoFailed)
 
     def trust_policy(self) -> dict[str, Any]:
         return dict(self.trustgate_json("--profile", "admin", "role", ROLE_NAME)["trust_policy"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -20,6 +19,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from trustgate_local.polling import wait_until
 from trustgate_local.server import LocalStack
 
 ROLE = "PumpCustomerAccess"
@@ -109,15 +109,8 @@ def advance(local: LocalStack, by: str) -> dict[str, Any]:
     return dict(answer.body)
 
 
-def wait_for[T](probe: Callable[[], T], what: str, timeout: float = 30) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
+def wait_for[T](probe: Callable[[], T | None], what: str, timeout: float = 30) -> T:
+    return wait_until(probe, what, timeout, interval=0.1)
 
 
 def statement_naming(policy: Mapping[str, Any], principal: str) -> dict[str, Any] | None:

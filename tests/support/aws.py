@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +18,9 @@ from trustgate import wiring
 from trustgate.clock import SystemClock
 from trustgate.settings import Settings
 from trustgate_local.host import FunctionHost, install, uninstall
+from trustgate_local.polling import wait_until
 from trustgate_local.provision import Stack, provision
+from trustgate_local.seed import vendor_trust_policy
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 ORG_ID = "o-exampleorg12"
@@ -33,18 +34,7 @@ DAVE = f"arn:aws:iam::{MEMBER}:user/dave"
 CAROL = f"arn:aws:iam::{MEMBER}:user/carol"
 ERIN = f"arn:aws:iam::{MEMBER}:user/erin"
 MALLORY = "arn:aws:iam::999999999999:user/mallory"
-VENDOR_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Sid": "PumpOrganizationAccess",
-            "Effect": "Allow",
-            "Principal": {"AWS": "*"},
-            "Action": "sts:AssumeRole",
-            "Condition": {"StringEquals": {"aws:PrincipalOrgID": ORG_ID}},
-        }
-    ],
-}
+VENDOR_TRUST = vendor_trust_policy(ORG_ID)
 PARAMETERS = {
     "ManagedRoleArns": ROLE_ARN,
     "OrganizationId": ORG_ID,
@@ -131,15 +121,8 @@ def _finished(execution: dict[str, Any]) -> dict[str, Any] | None:
     return execution if execution["status"] != "RUNNING" else None
 
 
-def wait_for[T](probe: Callable[[], T], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+def wait_for[T](probe: Callable[[], T | None], timeout: float, what: str) -> T:
+    return wait_until(probe, what, timeout)
 
 
 def api_event(
