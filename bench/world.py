@@ -1,0 +1,86 @@
+"""The moto world the in-process measures share: tests/support/aws.py's `running_world()` (the real stack,
+provisioned from template.yaml into moto, handlers hosted in-process), with every AWS call the handlers make
+counted, every Lambda invocation timed, and a separate, uncounted session for the bench's own polling."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from bench.counting import CallRecorder
+from tests.support.aws import World, running_world
+from trustgate import wiring
+from trustgate.settings import Settings
+from trustgate.store import Store
+
+
+@dataclass
+class Invocation:
+    function: str
+    seconds: float
+
+
+@dataclass
+class BenchWorld:
+    world: World
+    recorder: CallRecorder
+    observer: boto3.Session  # the bench's own calls go through this session, so they are never counted
+    invocations: list[Invocation] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        return self.world.deps.settings
+
+    def observer_store(self) -> Store:
+        return Store(self.observer.client("dynamodb"), self.settings.table_name)
+
+    def wait_for(self, probe: Callable[[], Any], timeout: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout
+        while True:
+            value = probe()
+            if value:
+                return value
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting for {what}")
+            time.sleep(0.005)
+
+
+@contextmanager
+def bench_world() -> Iterator[BenchWorld]:
+    """A running world whose handler session is counted from before its first client exists."""
+    with running_world() as world:
+        recorder = CallRecorder().attach(world.session)
+        observer = boto3.Session(region_name=world.session.region_name)
+        bench = BenchWorld(world, recorder, observer)
+        host = world.host
+        original = host.invoke
+
+        def timed(function: Any, event: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return original(function, event)
+            finally:
+                bench.invocations.append(Invocation(function.logical_id, time.perf_counter() - started))
+
+        host.invoke = timed  # instance attribute: invoke_by_arn goes through it too
+        try:
+            yield bench
+        finally:
+            recorder.detach()
+
+
+@contextmanager
+def rewired(bench: BenchWorld, **changes: Any) -> Iterator[wiring.Dependencies]:
+    """Run with other settings (another state machine, other managed roles), then put the world's back."""
+    saved = wiring.dependencies()
+    deps = wiring.Dependencies(saved.settings.model_copy(update=changes), bench.world.session, saved.clock, saved.sleep)
+    wiring.reset(deps)
+    try:
+        yield deps
+    finally:
+        wiring.reset(saved)
