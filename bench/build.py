@@ -108,7 +108,7 @@ def _distribution_version(layer_python: Path, package: str) -> str | None:
 
 def importable_layer(build: Path, target: Path) -> tuple[Path, list[str]]:
     """A copy of the built layer with its compiled extensions replaced by this machine's build of the same
-    version (from the bench's own environment). Everything else, bytecode included (none), is as built."""
+    version (from the bench's own environment), compiled if the build compiled it. The rest is as built."""
     source = build / LAYER / "python"
     shutil.copytree(source, target, symlinks=True)
     swapped: list[str] = []
@@ -125,8 +125,18 @@ def importable_layer(build: Path, target: Path) -> tuple[Path, list[str]]:
         spec_dir = _package_dir(package)
         shutil.rmtree(target / package)
         shutil.copytree(spec_dir, target / package, ignore=shutil.ignore_patterns("__pycache__"))
+        if any(source.joinpath(package).rglob("*.pyc")):  # the build compiled this package: so do we
+            compileall.compile_dir(
+                target / package, quiet=1, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
+            )
         swapped.append(package)
     return target, swapped
+
+
+def is_packaged_well(layer: Path) -> bool:
+    """True when the layer carries no copy of the runtime's packages and ships its bytecode."""
+    shadows = any((layer / name).exists() or (layer / f"{name}.py").exists() for name in RUNTIME_PACKAGES)
+    return not shadows and any(layer.joinpath("trustgate").rglob("*.pyc"))
 
 
 def fixed_layer(layer: Path, target: Path) -> tuple[Path, list[str]]:
