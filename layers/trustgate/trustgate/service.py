@@ -113,7 +113,7 @@ def create_request(deps: Dependencies, caller: Caller, new: NewRequest) -> Acces
         allow_self_approval=effective.policy.allow_self_approval,
         extends=new.extends,
     )
-    _check_capacity(deps, request)
+    _check_capacity(deps, request, effective)
     audit = AuditEvent(
         id=new_id(now),
         at=now,
@@ -134,13 +134,13 @@ def create_request(deps: Dependencies, caller: Caller, new: NewRequest) -> Acces
     return request
 
 
-def _check_capacity(deps: Dependencies, request: AccessRequest) -> None:
+def _check_capacity(deps: Dependencies, request: AccessRequest, effective: EffectivePolicy) -> None:
     """Refuse up front (409 trust_policy_full) when the role cannot hold one more grant now."""
     now = deps.clock.now()
     candidate = request.model_copy(update={"status": RequestStatus.ACTIVE, "expires_at": now + request.duration})
     grants = [g for g in deps.store.active_grants(request.role_arn) if g.is_grant_live(now)]
     live = deps.roles.trust_policy(request.role_arn)
-    spec = render_spec(policy_for(deps, request.role_arn), [*grants, candidate], deps.settings)
+    spec = render_spec(effective, [*grants, candidate], deps.settings)
     render_trust_policy(live, spec, now)
 
 
