@@ -6,7 +6,14 @@ import argparse
 from datetime import UTC, datetime
 
 from trustgate_cli.client import api_path
-from trustgate_cli.commands.base import CommandAdder, Context, as_object, collect_pages, positive_int
+from trustgate_cli.commands.base import (
+    CommandAdder,
+    Context,
+    as_object,
+    collect_pages,
+    positive_int,
+    print_list,
+)
 from trustgate_cli.durations import DurationError, parse_duration
 from trustgate_cli.errors import ExitCode
 from trustgate_cli.render import (
@@ -56,12 +63,7 @@ def time_arg(text: str) -> str:
 def run_roles(args: argparse.Namespace, ctx: Context) -> int:
     """GET /roles."""
     document = as_object(ctx.client.get("/roles"), "the roles")
-    if ctx.json:
-        ctx.print_json(document)
-    else:
-        items = document.get("items") or []
-        ctx.print(table(items, ROLE_COLUMNS) if items else "no managed roles")
-    return ExitCode.OK
+    return print_list(ctx, document.get("items") or [], ROLE_COLUMNS, "no managed roles", document=document)
 
 
 def run_role(args: argparse.Namespace, ctx: Context) -> int:
@@ -92,13 +94,8 @@ def run_audit(args: argparse.Namespace, ctx: Context) -> int:
     # --limit is applied here, not sent: the API caps its page size, and a page is all it takes to stop.
     query = {"role": args.role, "since": args.since, "until": args.until, "actor": args.actor}
     items, more = collect_pages(ctx, "/audit", query, args.limit)
-    if ctx.json:
-        ctx.print_json({"items": items})
-        return ExitCode.OK
-    ctx.print(table(items, AUDIT_COLUMNS) if items else "no audit events")
-    if more:
-        ctx.note(f"showing the first {args.limit} events; raise --limit or narrow --since/--until for more")
-    return ExitCode.OK
+    note = f"showing the first {args.limit} events; raise --limit or narrow --since/--until for more"
+    return print_list(ctx, items, AUDIT_COLUMNS, "no audit events", cut_short=note if more else None)
 
 
 def run_sync(args: argparse.Namespace, ctx: Context) -> int:

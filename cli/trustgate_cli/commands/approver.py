@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 from trustgate_cli.client import api_path
-from trustgate_cli.commands.base import CommandAdder, Context, as_object
+from trustgate_cli.commands.base import CommandAdder, Context, as_object, print_list
 from trustgate_cli.errors import ExitCode
-from trustgate_cli.render import APPROVAL_COLUMNS, request_details, table
+from trustgate_cli.render import APPROVAL_COLUMNS, request_details
 
 
 def register(commands: CommandAdder) -> None:
@@ -25,12 +25,8 @@ def register(commands: CommandAdder) -> None:
 def run_approvals(args: argparse.Namespace, ctx: Context) -> int:
     """GET /approvals."""
     document = as_object(ctx.client.get("/approvals"), "the approvals")
-    if ctx.json:
-        ctx.print_json(document)
-    else:
-        items = document.get("items") or []
-        ctx.print(table(items, APPROVAL_COLUMNS) if items else "no requests are waiting for your decision")
-    return ExitCode.OK
+    items = document.get("items") or []
+    return print_list(ctx, items, APPROVAL_COLUMNS, "no requests are waiting for your decision", document=document)
 
 
 def run_approve(args: argparse.Namespace, ctx: Context) -> int:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from trustgate_cli.client import ApiClient
 from trustgate_cli.durations import DurationError, to_iso8601
-from trustgate_cli.errors import TransportError
-from trustgate_cli.render import json_text
+from trustgate_cli.errors import ExitCode, TransportError
+from trustgate_cli.render import Column, json_text, table
 
 JsonObject = dict[str, Any]
 
@@ -107,6 +107,25 @@ def collect_pages(
             # A cursor that repeats would loop forever.
             raise TransportError("invalid_response", f"{path} returned the same 'next' cursor twice")
         seen.add(cursor)
+
+
+def print_list(
+    ctx: Context,
+    items: list[JsonObject],
+    columns: Sequence[Column],
+    empty: str,
+    *,
+    document: JsonObject | None = None,
+    cut_short: str | None = None,
+) -> int:
+    """A list answer: JSON (the API's `document`, or the collected items) or a table, with a note if cut short."""
+    if ctx.json:
+        ctx.print_json(document if document is not None else {"items": items})
+        return ExitCode.OK
+    ctx.print(table(items, columns) if items else empty)
+    if cut_short:
+        ctx.note(cut_short)
+    return ExitCode.OK
 
 
 def duration_arg(text: str) -> str:

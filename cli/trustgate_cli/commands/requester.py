@@ -23,6 +23,7 @@ from trustgate_cli.commands.base import (
     collect_pages,
     duration_arg,
     positive_int,
+    print_list,
 )
 from trustgate_cli.errors import (
     ApiError,
@@ -35,7 +36,7 @@ from trustgate_cli.errors import (
     WaitTimedOutError,
 )
 from trustgate_cli.progress import Progress
-from trustgate_cli.render import REQUEST_COLUMNS, approvals_count, request_details, table
+from trustgate_cli.render import REQUEST_COLUMNS, approvals_count, request_details
 
 STATUSES = ("pending", "active", "expired", "revoked", "denied", "cancelled", "timed_out", "failed")
 POLL_INTERVAL_SECONDS = 1.0
@@ -207,13 +208,8 @@ def _find_managed_role(ctx: Context, name: str) -> RoleRef:
 
 def _print_requests(ctx: Context, query: dict[str, Any], limit: int | None) -> int:
     items, more = collect_pages(ctx, "/requests", query, limit)
-    if ctx.json:
-        ctx.print_json({"items": items})
-        return ExitCode.OK
-    ctx.print(table(items, REQUEST_COLUMNS) if items else "no requests")
-    if more:
-        ctx.note(f"showing the first {limit}; raise --limit or filter with --status/--role for the rest")
-    return ExitCode.OK
+    note = f"showing the first {limit}; raise --limit or filter with --status/--role for the rest"
+    return print_list(ctx, items, REQUEST_COLUMNS, "no requests", cut_short=note if more else None)
 
 
 def _check_wait_options(args: argparse.Namespace) -> None:
