@@ -9,7 +9,7 @@ SAM := $(SAM_VENV)/bin/sam
 export PATH := $(abspath $(VENV))/bin:$(dir $(PYTHON313)):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: all venv sam-venv system-deps lint typecheck unit functional e2e screenshots test validate build local demo bench clean
+.PHONY: all venv sam-venv system-deps node-deps lint typecheck unit functional e2e screenshots test validate build local demo bench clean
 
 all: test
 
@@ -30,6 +30,13 @@ $(SAM_VENV)/.installed: requirements-sam.txt
 
 sam-venv: $(SAM_VENV)/.installed
 
+# The tests' independent IAM evaluator (tests/iam_eval, AGPL, test-time only: never in the Lambda layer).
+tests/iam_eval/node_modules/.package-lock.json: tests/iam_eval/package-lock.json
+	npm ci --prefix tests/iam_eval --no-audit --no-fund
+	touch $@
+
+node-deps: tests/iam_eval/node_modules/.package-lock.json
+
 # Debian packages the browser tests need (CI runs as root on a clean machine).
 system-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
@@ -43,13 +50,13 @@ lint: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-unit: venv
+unit: venv node-deps
 	$(VENV)/bin/pytest -m unit
 
 functional: venv
 	$(VENV)/bin/pytest -m functional
 
-e2e: venv system-deps
+e2e: venv system-deps node-deps
 	$(VENV)/bin/pytest -m e2e
 
 # Refresh the README's pictures of the approval page (taken by the browser tests).
@@ -62,7 +69,7 @@ validate: sam-venv
 build: sam-venv
 	$(SAM) build --parallel
 
-test: venv sam-venv system-deps lint typecheck
+test: venv sam-venv system-deps node-deps lint typecheck
 	$(VENV)/bin/pytest
 	$(MAKE) validate build
 	$(MAKE) bench QUICK=1

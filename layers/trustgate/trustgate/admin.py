@@ -8,13 +8,13 @@ from typing import Any
 from trustgate import messages, rules, service
 from trustgate.durations import format_duration
 from trustgate.errors import RuleViolationError
-from trustgate.identity import Caller, account_of_or_none, matches_any
+from trustgate.identity import Caller, account_of_or_none, is_identity_role_session, matches_person, person_of
 from trustgate.ids import new_id
 from trustgate.models import AccessRequest, AuditEvent, RequestStatus, RolePolicy
-from trustgate.rules import EffectivePolicy, check_within_ceiling, effective_policy, render_spec
-from trustgate.sync import SyncResult, sync_role
+from trustgate.rules import EffectivePolicy, check_within_ceiling, effective_policy
+from trustgate.sync import SyncResult, grants_shaping, plan_role, sync_role
 from trustgate.transitions import transition
-from trustgate.trust_policy import Document, aws_principals, policy_size, render_trust_policy, statements_of
+from trustgate.trust_policy import Document, aws_principals, policy_size, statements_of
 from trustgate.wiring import Dependencies
 
 
@@ -27,9 +27,10 @@ class RoleOverview:
     trust_policy_chars: int
     trust_policy_quota: int
     active_grants: list[AccessRequest]
+    session_guard: Document | None = None
 
 
-def role_overview(deps: Dependencies, role_arn: str) -> RoleOverview:
+def role_overview(deps: Dependencies, role_arn: str, *, with_guard: bool = False) -> RoleOverview:
     now = deps.clock.now()
     policy, _ = deps.store.get_role_policy(role_arn)
     live = deps.roles.trust_policy(role_arn)
@@ -42,6 +43,7 @@ def role_overview(deps: Dependencies, role_arn: str) -> RoleOverview:
         policy_size(live),
         deps.settings.trust_policy_quota,
         grants,
+        deps.roles.session_guard(role_arn) if with_guard else None,
     )
 
 
@@ -66,8 +68,11 @@ def nonconforming(grant: AccessRequest, effective: EffectivePolicy) -> str | Non
     account = account_of_or_none(grant.principal_arn)
     if policy.requester_accounts and account not in policy.requester_accounts:
         return f"account {account} is no longer in requester_accounts"
-    if policy.requester_patterns and not matches_any(grant.principal_arn, policy.requester_patterns):
+    if policy.requester_patterns and not matches_person(grant.principal_arn, policy.requester_patterns):
         return "the principal no longer matches requester_patterns"
+    person = person_of(grant.principal_arn)
+    if person.kind == "identity_role" and not is_identity_role_session(grant.principal_arn, effective.identity_roles):
+        return f"role {person.role_name} is no longer an identity role, so its sessions no longer name a person"
     if grant.duration > effective.max_duration:
         return f"its duration is longer than the new max_duration {format_duration(effective.max_duration)}"
     return None
@@ -95,7 +100,8 @@ def change_policy(
     if not effective.admins:
         raise RuleViolationError("admins may not be empty: a role must keep at least one admin", code="last_admin")
     current, version = deps.store.get_role_policy(role_arn)
-    live = deps.roles.trust_policy(role_arn)
+    live_role = deps.roles.read(role_arn)
+    live = live_role.trust_policy
     if policy.mode in ("accounts", "none"):
         still_open = open_statements(live, policy.adopt_statements)
         if still_open:
@@ -105,10 +111,14 @@ def change_policy(
                 code="unadopted_open_statement",
             )
     now = deps.clock.now()
-    grants = [g for g in deps.store.active_grants(role_arn) if g.is_grant_live(now)]
-    revoked = [g for g in grants if nonconforming(g, effective)]
-    keep = [g for g in grants if g not in revoked]
-    after = render_trust_policy(live, render_spec(effective, keep, settings), now)  # raises before anything is written
+    history = grants_shaping(deps, role_arn, live_role)
+    revoked = [g for g in history if g.is_grant_live(now) and nonconforming(g, effective)]
+    revoked_ids = {g.id for g in revoked}
+    as_if = [
+        g.model_copy(update={"status": RequestStatus.REVOKED, "expires_at": now}) if g.id in revoked_ids else g
+        for g in history
+    ]
+    after = plan_role(deps, role_arn, live_role, as_if, effective).trust_policy  # raises before anything is written
     if dry_run:
         return PolicyChange(policy, live, after, revoked, applied=False)
     audit = AuditEvent(
@@ -122,11 +132,17 @@ def change_policy(
     )
     deps.store.put_role_policy(role_arn, policy, version, audit)
     service.publish_event(deps, audit)
-    ended = []
-    for grant in revoked:
-        reason = f"no longer allowed by the role policy: {nonconforming(grant, effective)}"
-        ended.append(transition(deps, grant, RequestStatus.REVOKED, caller.arn, reason=reason, expires_at=now))
-    result = sync_role(deps, role_arn, caller.arn, "role policy changed")
+    ended: list[AccessRequest] = []
+
+    def revoke_nonconforming() -> None:
+        at = deps.clock.now()
+        for grant in deps.store.active_grants(role_arn):
+            why = nonconforming(grant, effective)
+            if why and grant.is_grant_live(at):
+                reason = f"no longer allowed by the role policy: {why}"
+                ended.append(transition(deps, grant, RequestStatus.REVOKED, caller.arn, reason=reason, expires_at=at))
+
+    result = sync_role(deps, role_arn, caller.arn, "role policy changed", under_lock=revoke_nonconforming)
     for grant in ended:
         deps.schedules.delete(grant.id)
         service.notify(deps, messages.outcome_for_requester(grant))

@@ -9,9 +9,11 @@ class TrustGateError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if code:
+            self.code = code
 
 
 class ValidationError(TrustGateError):
@@ -33,6 +35,12 @@ class InvalidPrincipalError(ForbiddenError):
     """The caller (or a principal to render) can never be named in a trust policy."""
 
     code = "invalid_principal"
+
+
+class NotAPersonError(ForbiddenError):
+    """The caller's identity does not tell which human it is (a role session whose name the caller chose)."""
+
+    code = "not_a_person"
 
 
 class OwnRequestError(ForbiddenError):
@@ -76,16 +84,30 @@ class TrustPolicyFullError(ConflictError):
         self.size = size
 
 
+class SessionGuardFullError(ConflictError):
+    """The session guard would push the role's inline policies past IAM's aggregate quota."""
+
+    code = "session_guard_full"
+
+    def __init__(self, quota: int, size: int, others: int) -> None:
+        super().__init__(
+            f"the session guard would need {size} characters but only {quota - others} are left of the role's "
+            f"{quota}-character inline-policy quota ({others} are used by its other inline policies); wait for a "
+            "grant's guard to lapse, or move the role's other inline policies into a managed policy"
+        )
+
+
+class SessionNameConflictError(ConflictError):
+    """Two persons would share one pinned session name (and so one aws:userid) on the role."""
+
+    code = "session_name_conflict"
+
+
 class RuleViolationError(TrustGateError):
     """Well-formed input that breaks a rule of the role's policy or the deploy ceiling."""
 
     status = 422
     code = "rule_violation"
-
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        if code:
-            self.code = code
 
 
 class CeilingExceededError(RuleViolationError):

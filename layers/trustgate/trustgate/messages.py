@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from trustgate.clock import to_rfc3339
 from trustgate.durations import format_duration
 from trustgate.identity import account_of, role_name_of
-from trustgate.models import AccessRequest, RequestStatus
+from trustgate.models import AccessRequest, RequestStatus, way_in
 
 BRAND = "[TrustGate]"
 
@@ -106,17 +106,41 @@ def approvals_so_far(request: AccessRequest) -> str:
     return f"{len(request.approvals_by('approve'))} of {request.required_approvals}"
 
 
+def extension_change(request: AccessRequest) -> str | None:
+    """For a request made while the person already has access: what approving it changes."""
+    if request.covered_until is None:
+        return None
+    moved = request.covered_until + request.duration
+    return f"has access until {human_time(request.covered_until)}; approving moves the end to {human_time(moved)}"
+
+
 def _summary(request: AccessRequest) -> str:
     lines = [
-        f"Requester:     {request.principal_arn}",
+        f"Requester:     {request.requester.label} via {request.principal_arn}",
         f"Role:          {request.role_arn}",
         f"Duration:      {human_duration(request.duration)} ({format_duration(request.duration)})",
         f"Justification: {request.justification}",
     ]
     if request.ticket:
         lines.append(f"Ticket:        {request.ticket}")
+    change = extension_change(request)
+    if change:
+        lines.append(f"Extension:     {short_principal(request.principal_arn)} {change}")
     lines.append(f"Request id:    {request.id}")
     return "\n".join(lines)
+
+
+def way_in_lines(request: AccessRequest) -> list[str]:
+    """The exact way into a granted role (the session name is pinned: no other name works)."""
+    access = way_in(request)
+    lines = [
+        f"Session name:  {access.session_name} (the role only accepts this name for you)",
+        f"Console (Switch Role): {access.console_url}",
+        f"CLI: {access.assume_role_command}",
+    ]
+    if access.mfa_required:
+        lines.append("MFA is required: sign in with MFA, or pass --serial-number and --token-code as shown.")
+    return lines
 
 
 def _chat_summary(request: AccessRequest) -> str:
@@ -128,6 +152,9 @@ def _chat_summary(request: AccessRequest) -> str:
     ]
     if request.ticket:
         lines.append(f"*Ticket:* {request.ticket}")
+    change = extension_change(request)
+    if change:
+        lines.append(f"*Extension:* {change}")
     lines.append(f"*Request id:* `{request.id}`")
     return "\n".join(lines)
 
@@ -225,14 +252,19 @@ def outcome_for_requester(request: AccessRequest, comment: str | None = None) ->
     if status == RequestStatus.ACTIVE:
         expires = human_time(request.expires_at)
         subject = f"{BRAND} Access to {role} granted until {expires}"
-        body = (
-            f"Your access to {role} is active until {expires}.\n\n"
-            f"Console (Switch Role): {switch_role_url(request.role_arn)}\n"
-            f"CLI: aws sts assume-role --role-arn {request.role_arn} --role-session-name {request.id}\n\n"
-            f"Need longer? trustgate extend {request.id} --duration 1h --reason '…' (before it ends)\n"
-            f"Done early?  trustgate revoke {request.id}"
+        body = "\n".join(
+            [
+                f"Your access to {role} is active until {expires}. At that moment every session of yours in the "
+                "role stops working, including ones already open.",
+                "",
+                *way_in_lines(request),
+                "",
+                f"Need longer? trustgate extend {request.id} --duration 1h --reason '…' (before it ends)",
+                f"Done early?  trustgate revoke {request.id}",
+            ]
         )
-        steps = (f"Switch role: {switch_role_url(request.role_arn)}",)
+        access = way_in(request)
+        steps = (f"Switch role: {access.console_url}", access.assume_role_command)
     elif status == RequestStatus.DENIED:
         note = comment or request.reason
         denier = next((a.approver_arn for a in reversed(request.approvals) if a.decision == "deny"), None)
@@ -247,7 +279,10 @@ def outcome_for_requester(request: AccessRequest, comment: str | None = None) ->
         )
     elif status == RequestStatus.REVOKED:
         subject = f"{BRAND} Access to {role} revoked"
-        body = f"Your access ({request.id}) was revoked and you have been removed from the role's trust policy."
+        body = (
+            f"Your access ({request.id}) was revoked at {human_time(request.expires_at)}: you can no longer switch "
+            "into the role, and every session of yours in it stopped working at that moment."
+        )
         body += f"\nReason: {request.reason}" if request.reason else ""
     elif status == RequestStatus.EXPIRED:
         subject = f"{BRAND} Access to {role} ended"
@@ -269,6 +304,35 @@ def outcome_for_requester(request: AccessRequest, comment: str | None = None) ->
         "requester",
         request,
         next_steps=steps,
+    )
+
+
+def coverage_revoked(
+    ended: list[AccessRequest], cancelled: list[AccessRequest], was_until: datetime | None, reason: str | None
+) -> Notification:
+    """Tell a person exactly what a revoke changed: which grants ended, the end they had, what was cancelled."""
+    first = (ended or cancelled)[0]
+    role = role_name_of(first.role_arn)
+    now_end = human_time(ended[0].expires_at) if ended else None
+    lines = []
+    if ended:
+        lines.append(
+            f"Your access to {role} was revoked at {now_end}"
+            + (f" (it was until {human_time(was_until)})" if was_until else "")
+            + ". You can no longer switch into the role, and every session of yours in it stopped working then."
+        )
+        lines.append("Grants ended: " + ", ".join(g.id for g in ended))
+    if cancelled:
+        lines.append("Pending requests cancelled (they would have extended it): " + ", ".join(r.id for r in cancelled))
+    if reason:
+        lines.append(f"Reason: {reason}")
+    return Notification(
+        "grant.revoked",
+        f"{BRAND} Access to {role} revoked",
+        "\n".join(lines) + f"\n\n{_summary(first)}",
+        first.principal_arn,
+        "requester",
+        first,
     )
 
 

@@ -15,11 +15,21 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    computed_field,
     field_validator,
 )
 
 from trustgate.clock import parse_rfc3339, to_rfc3339
 from trustgate.durations import format_duration, parse_duration
+from trustgate.errors import InvalidPrincipalError
+from trustgate.identity import Person, PersonKind, person_of
+
+
+def _label(arn: str) -> str:
+    try:
+        return person_of(arn).label
+    except InvalidPrincipalError:
+        return arn
 
 
 def _utc(value: Any) -> Any:
@@ -63,10 +73,19 @@ class RequestStatus(StrEnum):
 
 
 class Approval(BaseModel):
-    approver_arn: str
+    approver_arn: str = Field(description="the ARN the approver used")
     decision: Literal["approve", "deny"]
     at: UtcDatetime
     comment: str | None = None
+
+    @computed_field(description="who decided, as a person: `alice (IAM user, 111111111111)`")  # type: ignore[prop-decorator]
+    @property
+    def person(self) -> str:
+        return _label(self.approver_arn)
+
+    @property
+    def approver(self) -> Person:
+        return person_of(self.approver_arn)
 
 
 class AccessRequest(BaseModel):
@@ -89,10 +108,19 @@ class AccessRequest(BaseModel):
     required_approvals: int = 1
     approvers: list[str] = Field(default_factory=list)
     allow_self_approval: bool = False
+    identity_roles: list[str] = Field(default_factory=list)
+    approver_kinds: list[PersonKind] = Field(default_factory=list)
+    require_mfa: bool = False
     auto_approved: bool = False
     extends: str | None = None
+    covered_until: UtcDatetime | None = None
     reason: str | None = None
     version: int = 0
+
+    @property
+    def requester(self) -> Person:
+        """The person who asked: every rule about ownership compares this, never the ARN."""
+        return person_of(self.principal_arn)
 
     def approvals_by(self, decision: str) -> list[Approval]:
         return [a for a in self.approvals if a.decision == decision]
@@ -121,11 +149,58 @@ class RequestView(BaseModel):
     required_approvals: int
     auto_approved: bool = False
     extends: str | None = None
+    covered_until: UtcDatetime | None = Field(
+        default=None, description="for an extension: the end of the access the person holds now"
+    )
     reason: str | None = None
+    person: str = Field(default="", description="who asked, as a person")
+    session_name: str = Field(default="", description="the session name the role's trust policy pins for them")
+    access: WayIn | None = Field(default=None, description="how to use an active grant")
 
     @classmethod
     def of(cls, request: AccessRequest) -> RequestView:
-        return cls.model_validate(request.model_dump(include=set(cls.model_fields)))
+        view = cls.model_validate(request.model_dump(include=set(cls.model_fields)))
+        person = request.requester
+        return view.model_copy(
+            update={
+                "person": person.label,
+                "session_name": person.session_name,
+                "access": way_in(request) if request.status == RequestStatus.ACTIVE else None,
+            }
+        )
+
+
+class WayIn(BaseModel):
+    """The exact way into a granted role: the session name is pinned, so nothing else works."""
+
+    role_arn: str
+    session_name: str
+    console_url: str = Field(description="the console's Switch Role link")
+    assume_role_command: str = Field(description="the AWS CLI command, with the pinned --role-session-name")
+    mfa_required: bool = False
+
+
+def way_in(request: AccessRequest) -> WayIn:
+    """One rendering of the way in, used by the API (CLI `status`), the 'granted' email and the approval result."""
+    account, name = request.role_arn.split(":")[4], request.role_arn.rsplit("/", 1)[-1]
+    person = request.requester
+    command = f"aws sts assume-role --role-arn {request.role_arn} --role-session-name {person.session_name}"
+    if request.require_mfa:
+        account_of_person = request.principal_arn.split(":")[4]
+        command += (
+            f" --serial-number arn:{request.role_arn.split(':')[1]}:iam::{account_of_person}:mfa/<your MFA device name>"
+            " --token-code <6-digit code>"
+        )
+    return WayIn(
+        role_arn=request.role_arn,
+        session_name=person.session_name,
+        console_url=f"https://signin.aws.amazon.com/switchrole?roleName={name}&account={account}&displayName={name}",
+        assume_role_command=command,
+        mfa_required=request.require_mfa,
+    )
+
+
+RequestView.model_rebuild()
 
 
 class AuditEvent(BaseModel):
@@ -188,6 +263,7 @@ def _check_cidrs(values: list[str]) -> list[str]:
     return values
 
 
+_ROLE_ARN = r"^arn:aws[a-z-]*:iam::\d{12}:role/(?:[\w+=,.@-]+/)*[\w+=,.@-]+$"
 _TAG_KEY = re.compile(r"^[\w.:/=+@-]{1,128}$")
 _STANDING = re.compile(
     r"^(\d{12}|arn:aws[a-z-]*:(iam::\d{12}:(user|role)/[\w+=,.@/-]+|sts::\d{12}:assumed-role/[\w+=,.@-]+/[\w+=,.@-]+))$"
@@ -243,3 +319,14 @@ class RolePolicy(BaseModel):
     source_ip_ranges: Annotated[list[str], AfterValidator(_check_cidrs)] = Field(default_factory=list)
     notify: list[str] = Field(default_factory=list)
     admins: list[str] = Field(default_factory=list)
+    identity_roles: list[Annotated[str, Field(pattern=_ROLE_ARN)]] = Field(
+        default_factory=list,
+        description="roles whose session names an identity provider sets (e.g. a SAML role): their sessions "
+        "count as persons; must be within the deployment's IdentityRoleArns",
+    )
+    approver_kinds: list[PersonKind] = Field(
+        default_factory=list,
+        description="restrict approvers to these kinds of identity (iam_user, identity_center, identity_role); "
+        "empty allows every kind. One human holding both an IAM user and an Identity Center user is two persons "
+        "to TrustGate: restrict approvers to one kind to rule that out",
+    )

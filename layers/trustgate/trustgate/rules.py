@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from trustgate.coverage import Coverage
 from trustgate.durations import format_duration
 from trustgate.errors import (
     AlreadyDecidedByYouError,
@@ -19,10 +20,10 @@ from trustgate.errors import (
     OwnRequestError,
     RuleViolationError,
 )
-from trustgate.identity import Caller, matches_any
+from trustgate.identity import ACCEPTED_IDENTITIES, Caller, Person, check_person, matches_person
 from trustgate.models import AccessRequest, AutoApproveRule, RequestStatus, RolePolicy
 from trustgate.settings import Settings
-from trustgate.trust_policy import Baseline, GrantConditions, GrantEntry, RenderSpec
+from trustgate.trust_policy import Baseline, GrantConditions, RenderSpec
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class EffectivePolicy:
     max_duration: timedelta
     min_duration: timedelta
     approval_window: timedelta
+    identity_roles: tuple[str, ...] = ()
 
 
 def effective_policy(role_arn: str, policy: RolePolicy, settings: Settings) -> EffectivePolicy:
@@ -52,6 +54,7 @@ def effective_policy(role_arn: str, policy: RolePolicy, settings: Settings) -> E
         max_duration=max_duration,
         min_duration=settings.min_duration,
         approval_window=window,
+        identity_roles=tuple(arn for arn in policy.identity_roles if arn in settings.identity_role_arns),
     )
 
 
@@ -83,9 +86,20 @@ def check_within_ceiling(policy: RolePolicy, settings: Settings) -> None:
     for rule in policy.auto_approve:
         if rule.max_duration is not None and rule.max_duration > settings.max_duration:
             raise CeilingExceededError("auto_approve.max_duration", format_duration(settings.max_duration))
+    outside_roles = [arn for arn in policy.identity_roles if arn not in settings.identity_role_arns]
+    if outside_roles:
+        allowed = ", ".join(settings.identity_role_arns) or "none"
+        raise CeilingExceededError(
+            "identity_roles",
+            allowed,
+            f"identity_roles {outside_roles} are not among the roles this deployment lets name persons "
+            f"(IdentityRoleArns: {allowed}); the deployer must add them first",
+        )
 
 
-def check_may_request(caller: Caller, effective: EffectivePolicy, settings: Settings) -> None:
+def check_may_request(caller: Caller, effective: EffectivePolicy, settings: Settings) -> Person:
+    """May the caller ask for this role? Returns the person they are (403 not_a_person / forbidden otherwise)."""
+    person = check_person(caller, effective.identity_roles)
     if settings.allowed_account_ids and caller.account not in settings.allowed_account_ids:
         raise ForbiddenError(f"account {caller.account} is not allowed to use TrustGate in this deployment")
     policy = effective.policy
@@ -99,6 +113,7 @@ def check_may_request(caller: Caller, effective: EffectivePolicy, settings: Sett
             f"{caller.arn} may not request {effective.role_arn}; "
             "ask an admin to add a matching pattern to the role policy's requester_patterns"
         )
+    return person
 
 
 def check_request(duration: timedelta, justification: str, ticket: str | None, effective: EffectivePolicy) -> None:
@@ -128,12 +143,25 @@ def check_request(duration: timedelta, justification: str, ticket: str | None, e
             raise RuleViolationError(f"ticket {ticket!r} does not match {pattern!r}", code="ticket_invalid")
 
 
-def check_may_decide(caller: Caller, request: AccessRequest) -> None:
-    """An approver named by the request's snapshot of the policy, and not the requester unless allowed."""
-    if caller.arn == request.principal_arn and not request.allow_self_approval:
-        raise OwnRequestError("you asked for this access; another approver must decide it")
+def check_may_decide(caller: Caller, request: AccessRequest) -> Person:
+    """An approver named by the request's snapshot of the policy, a person, and not the requester unless allowed.
+
+    Compares persons, not ARNs: the requester's IAM user, their role sessions and every Identity Center
+    permission set they hold are all the same person.
+    """
+    person = check_person(caller, request.identity_roles)
+    if person.key == request.requester.key and not request.allow_self_approval:
+        raise OwnRequestError(
+            f"you ({person.label}) asked for this access, whichever identity you use now; another approver must decide it"
+        )
+    if request.approver_kinds and person.kind not in request.approver_kinds:
+        kinds = ", ".join(request.approver_kinds)
+        raise ForbiddenError(
+            f"approvers of {request.role_arn} must sign in as: {kinds}; you are {person.label}. {ACCEPTED_IDENTITIES}"
+        )
     if not caller.matches(request.approvers):
         raise ForbiddenError(f"{caller.arn} is not an approver for {request.role_arn}")
+    return person
 
 
 def check_decidable(request: AccessRequest, approver: Caller, now: datetime) -> None:
@@ -147,9 +175,12 @@ def check_decidable(request: AccessRequest, approver: Caller, now: datetime) -> 
         raise AlreadyDecidedError(f"request {request.id} was already {outcome}; nothing more is needed from you")
     if request.approval_deadline and request.approval_deadline <= now:
         raise AlreadyDecidedError(f"request {request.id} is past its approval window")
-    check_may_decide(approver, request)
-    if any(a.approver_arn == approver.arn for a in request.approvals):
-        raise AlreadyDecidedByYouError("you already decided this request; another approver must add theirs")
+    person = check_may_decide(approver, request)
+    if any(a.approver.key == person.key for a in request.approvals):
+        raise AlreadyDecidedByYouError(
+            f"you ({person.label}) already decided this request, possibly through another identity; "
+            "another approver must add theirs"
+        )
 
 
 def is_admin(caller: Caller, effective_admins: Sequence[str]) -> bool:
@@ -162,7 +193,7 @@ def auto_approves(request: AccessRequest, rules: Sequence[AutoApproveRule], at: 
 
 
 def _rule_holds(rule: AutoApproveRule, request: AccessRequest, at: datetime) -> bool:
-    if rule.principals and not matches_any(request.principal_arn, rule.principals):
+    if rule.principals and not matches_person(request.principal_arn, rule.principals):
         return False
     if rule.max_duration is not None and request.duration > rule.max_duration:
         return False
@@ -172,15 +203,15 @@ def _rule_holds(rule: AutoApproveRule, request: AccessRequest, at: datetime) -> 
 
 
 def render_spec(
-    effective: EffectivePolicy, grants: Sequence[AccessRequest], settings: Settings, quota: int | None = None
+    effective: EffectivePolicy, coverages: Sequence[Coverage], settings: Settings, quota: int | None = None
 ) -> RenderSpec:
-    """Turn a role's effective policy and its active grants into the engine's input."""
+    """Turn a role's effective policy and its coverages into the trust-policy engine's input."""
     policy = effective.policy
     baseline = (
         Baseline(policy.mode, settings.organization_id, tuple(policy.standing_principals)) if policy.mode else None
     )
     return RenderSpec(
-        grants=tuple(GrantEntry(g.principal_arn, g.expires_at) for g in grants if g.expires_at is not None),
+        coverages=tuple(coverages),
         baseline=baseline,
         conditions=GrantConditions(
             require_mfa=policy.require_mfa,

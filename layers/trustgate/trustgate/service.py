@@ -13,7 +13,9 @@ from typing import Any, Literal
 from urllib.parse import unquote
 
 from trustgate import approval_links, messages
-from trustgate.clock import parse_rfc3339
+from trustgate.clock import parse_rfc3339, to_rfc3339
+from trustgate.coverage import Coverage
+from trustgate.durations import format_duration
 from trustgate.errors import (
     ConflictError,
     ForbiddenError,
@@ -22,7 +24,7 @@ from trustgate.errors import (
     TrustGateError,
     ValidationError,
 )
-from trustgate.identity import Caller, matches_any
+from trustgate.identity import Caller, Person, person_of, role_name_of
 from trustgate.ids import new_id
 from trustgate.messages import Notification
 from trustgate.models import AccessRequest, Approval, AuditEvent, RequestStatus
@@ -35,12 +37,10 @@ from trustgate.rules import (
     check_request,
     effective_policy,
     is_admin,
-    render_spec,
 )
 from trustgate.store import iterate_pages
-from trustgate.sync import Activation, SyncResult, sync_role
+from trustgate.sync import Activation, SyncResult, end_now, preview_activation, sync_role
 from trustgate.transitions import commit_change, transition
-from trustgate.trust_policy import render_trust_policy
 from trustgate.wiring import Dependencies
 
 SYSTEM = "trustgate"
@@ -91,12 +91,17 @@ class NewRequest:
 
 
 def create_request(deps: Dependencies, caller: Caller, new: NewRequest) -> AccessRequest:
-    """Validate, record and start the approval flow for a request; the requester is always the caller."""
+    """Validate, record and start the approval flow for a request; the requester is always the caller.
+
+    A person has one coverage of a role: asked while covered, the request is an extension that moves
+    the end of that coverage by its duration, and approvers are shown exactly that.
+    """
     role_arn = resolve_role(deps, new.role)
     effective = policy_for(deps, role_arn)
-    check_may_request(caller, effective, deps.settings)
+    person = check_may_request(caller, effective, deps.settings)
     duration = new.duration or effective.default_duration
     check_request(duration, new.justification, new.ticket, effective)
+    _check_nothing_pending(deps, person, role_arn)
     now = deps.clock.now()
     request = AccessRequest(
         id=new_id(now),
@@ -111,9 +116,17 @@ def create_request(deps: Dependencies, caller: Caller, new: NewRequest) -> Acces
         required_approvals=effective.policy.required_approvals,
         approvers=list(effective.approvers),
         allow_self_approval=effective.policy.allow_self_approval,
-        extends=new.extends,
+        identity_roles=list(effective.identity_roles),
+        approver_kinds=list(effective.policy.approver_kinds),
+        require_mfa=effective.policy.require_mfa,
     )
-    _check_capacity(deps, request, effective)
+    # Refuses (409) when the role cannot hold this person now: trust policy or guard full, session name taken.
+    coverage = preview_activation(deps, request, effective)
+    if coverage is not None and coverage.is_live(now):
+        _check_extension(coverage, duration, now, effective)
+        request = request.model_copy(update={"extends": coverage.grant_ids[-1], "covered_until": coverage.ends_at})
+    elif new.extends:
+        raise ConflictError(f"request {new.extends} is no longer active, so there is nothing to extend; ask anew")
     audit = AuditEvent(
         id=new_id(now),
         at=now,
@@ -134,33 +147,40 @@ def create_request(deps: Dependencies, caller: Caller, new: NewRequest) -> Acces
     return request
 
 
-def _check_capacity(deps: Dependencies, request: AccessRequest, effective: EffectivePolicy) -> None:
-    """Refuse up front (409 trust_policy_full) when the role cannot hold one more grant now."""
-    now = deps.clock.now()
-    candidate = request.model_copy(update={"status": RequestStatus.ACTIVE, "expires_at": now + request.duration})
-    grants = [g for g in deps.store.active_grants(request.role_arn) if g.is_grant_live(now)]
-    live = deps.roles.trust_policy(request.role_arn)
-    spec = render_spec(effective, [*grants, candidate], deps.settings)
-    render_trust_policy(live, spec, now)
+def _check_nothing_pending(deps: Dependencies, person: Person, role_arn: str) -> None:
+    """One open request per person per role: a second would race the first for the same coverage."""
+    oldest_pending = deps.clock.now() - deps.settings.max_approval_window - timedelta(hours=1)
+    for request in iterate_pages(lambda cursor: deps.store.requests_by_person(person.key, cursor)):
+        if request.created_at < oldest_pending:
+            return
+        if request.role_arn == role_arn and request.status == RequestStatus.PENDING:
+            raise ConflictError(
+                f"you ({person.label}) already have request {request.id} open for {role_name_of(role_arn)}; "
+                f"wait for its decision or cancel it (trustgate cancel {request.id}) before asking again",
+                code="request_pending",
+            )
+
+
+def _check_extension(coverage: Coverage, duration: timedelta, now: datetime, effective: EffectivePolicy) -> None:
+    until = coverage.ends_at + duration
+    if until - now > effective.max_duration:
+        raise RuleViolationError(
+            f"you have access until {to_rfc3339(coverage.ends_at)}; {format_duration(duration)} more would keep it "
+            f"until {to_rfc3339(until)}, more than the role's maximum of {format_duration(effective.max_duration)} "
+            f"from now; ask for at most {format_duration(max(effective.max_duration - (coverage.ends_at - now), timedelta(0)))}",
+            code="duration_too_long",
+        )
 
 
 def extend_request(
     deps: Dependencies, caller: Caller, request_id: str, duration: timedelta, justification: str
 ) -> AccessRequest:
-    """Ask for more time on an active grant: a new request, linked by `extends`, through the same approval."""
+    """Ask for more time on an active grant: a new request that extends the person's coverage when approved."""
     original = deps.store.get_request(request_id)
-    if original.principal_arn != caller.arn:
-        raise ForbiddenError("only the requester of a grant can extend it")
+    if original.requester.key != caller.person.key:
+        raise ForbiddenError("only the person who holds a grant can extend it")
     if original.status != RequestStatus.ACTIVE or original.expires_at is None:
         raise ConflictError(f"request {request_id} is {original.status.value}; only an active grant can be extended")
-    effective = policy_for(deps, original.role_arn)
-    until = original.expires_at + duration
-    if until - deps.clock.now() > effective.max_duration:
-        raise RuleViolationError(
-            f"extending by {duration} would keep access until {until:%Y-%m-%dT%H:%M:%SZ}, more than the role's "
-            f"maximum of {effective.max_duration} from now; ask for less",
-            code="duration_too_long",
-        )
     return create_request(
         deps, caller, NewRequest(original.role_arn, duration, justification, original.ticket, original.id)
     )
@@ -168,8 +188,8 @@ def extend_request(
 
 def cancel_request(deps: Dependencies, caller: Caller, request_id: str) -> AccessRequest:
     request = deps.store.get_request(request_id)
-    if request.principal_arn != caller.arn:
-        raise ForbiddenError("only the requester can cancel a request")
+    if request.requester.key != caller.person.key:
+        raise ForbiddenError("only the person who asked can cancel a request")
     if request.status != RequestStatus.PENDING:
         raise ConflictError(f"request {request_id} is {request.status.value}; only a pending request can be cancelled")
     cancelled = transition(deps, request, RequestStatus.CANCELLED, caller.arn)
@@ -178,23 +198,87 @@ def cancel_request(deps: Dependencies, caller: Caller, request_id: str) -> Acces
     return cancelled
 
 
+@dataclass(frozen=True)
+class Revocation:
+    """What a revoke changed for one person on one role."""
+
+    role_arn: str
+    person: str
+    ended: list[AccessRequest]
+    cancelled: list[AccessRequest]
+    was_until: datetime | None
+
+
 def revoke_request(deps: Dependencies, caller: Caller, request_id: str, reason: str | None) -> AccessRequest:
-    """End an active grant now (its requester or an admin); the principal leaves the trust policy at once."""
+    """End a grant now (its holder or an admin): the person's whole coverage of the role ends, with every
+    linked grant, and their pending extensions are cancelled."""
     request = deps.store.get_request(request_id)
-    if request.principal_arn != caller.arn and not is_admin(caller, policy_for(deps, request.role_arn).admins):
-        raise ForbiddenError("only the requester of a grant or an admin can revoke it")
+    own = request.requester.key == caller.person.key
+    if not own and not is_admin(caller, policy_for(deps, request.role_arn).admins):
+        raise ForbiddenError("only the person who holds a grant or an admin can revoke it")
     if request.status != RequestStatus.ACTIVE:
         raise ConflictError(f"request {request_id} is {request.status.value}; only an active grant can be revoked")
-    revoked = transition(
-        deps,
-        request,
-        RequestStatus.REVOKED,
-        caller.arn,
-        reason=reason or f"revoked by {caller.arn}",
-        expires_at=deps.clock.now(),
-    )
-    end_grant_effects(deps, revoked, caller.arn)
-    return revoked
+    revocation = revoke_person(deps, caller, request.role_arn, request.principal_arn, reason)
+    return next((g for g in revocation.ended if g.id == request_id), deps.store.get_request(request_id))
+
+
+def revoke_person(deps: Dependencies, caller: Caller, role_arn: str, principal: str, reason: str | None) -> Revocation:
+    """End everything one person holds on a role: every active grant and every pending request.
+
+    `principal` is any ARN of the person or their person key. Runs under the role lock, so no grant can
+    be activated between these changes and the sync that takes the person out of both documents.
+    """
+    key = principal if principal.split(":", 1)[0] in ("iam", "idc", "role") else person_of(principal).key
+    actor = caller.arn
+    why = reason or f"revoked by {caller.arn}"
+    ended: list[AccessRequest] = []
+    cancelled: list[AccessRequest] = []
+    was_until: list[datetime] = []
+
+    def revoke_under_lock() -> None:
+        now = deps.clock.now()
+        for grant in deps.store.active_grants(role_arn):
+            if grant.requester.key == key:
+                if grant.expires_at:
+                    was_until.append(grant.expires_at)
+                ended.append(
+                    transition(
+                        deps,
+                        grant,
+                        RequestStatus.REVOKED,
+                        actor,
+                        reason=why,
+                        expires_at=min(grant.expires_at or now, now),
+                    )
+                )
+        for pending in _pending_of(deps, key, role_arn):
+            cancelled.append(
+                transition(deps, pending, RequestStatus.CANCELLED, actor, reason=f"cancelled by a revoke: {why}")
+            )
+
+    sync_role(deps, role_arn, actor, f"revoke {key}", under_lock=revoke_under_lock)
+    if not ended and not cancelled:
+        raise NotFoundError(
+            f"{principal} holds nothing on {role_name_of(role_arn)}: no active grant, no pending request"
+        )
+    for grant in ended:
+        deps.schedules.delete(grant.id)
+    for request in cancelled:
+        _resume_flow(deps, request, "cancelled")
+        _tell_approvers_closed(deps, request)
+    notify(deps, messages.coverage_revoked(ended, cancelled, max(was_until) if was_until else None, why))
+    return Revocation(role_arn, key, ended, cancelled, max(was_until) if was_until else None)
+
+
+def _pending_of(deps: Dependencies, person_key: str, role_arn: str) -> list[AccessRequest]:
+    oldest_pending = deps.clock.now() - deps.settings.max_approval_window - timedelta(hours=1)
+    found = []
+    for request in iterate_pages(lambda cursor: deps.store.requests_by_person(person_key, cursor)):
+        if request.created_at < oldest_pending:
+            break
+        if request.role_arn == role_arn and request.status == RequestStatus.PENDING:
+            found.append(request)
+    return found
 
 
 def end_grant_effects(deps: Dependencies, ended: AccessRequest, actor: str) -> SyncResult:
@@ -212,8 +296,8 @@ def get_request_for(deps: Dependencies, caller: Caller, request_id: str) -> Acce
     """The requester, the request's approvers and admins may read a request."""
     request = deps.store.get_request(request_id)
     allowed = (
-        request.principal_arn == caller.arn
-        or matches_any(caller.arn, request.approvers)
+        request.requester.key == caller.person.key
+        or caller.matches(request.approvers)
         or is_admin(caller, policy_for(deps, request.role_arn).admins)
     )
     if not allowed:
@@ -226,12 +310,17 @@ def pending_for_approver(deps: Dependencies, caller: Caller) -> list[AccessReque
     return [
         request
         for request in iterate_pages(lambda cursor: deps.store.requests_by_status(RequestStatus.PENDING, cursor))
-        if request.decided_at is None
-        and (request.approval_deadline is None or request.approval_deadline > now)
-        and matches_any(caller.arn, request.approvers)
-        and (request.principal_arn != caller.arn or request.allow_self_approval)
-        and not any(a.approver_arn == caller.arn for a in request.approvals)
+        if _may_decide_now(request, caller, now)
     ]
+
+
+def _may_decide_now(request: AccessRequest, caller: Caller, now: datetime) -> bool:
+    """The same judgement as deciding (persons, not ARNs), as a yes/no for listing."""
+    try:
+        check_decidable(request, caller, now)
+    except TrustGateError:
+        return False
+    return True
 
 
 # -- deciding -----------------------------------------------------------------------------------
@@ -358,16 +447,11 @@ def concrete_approvers(request: AccessRequest) -> list[str]:
 def grant(deps: Dependencies, request_id: str) -> dict[str, Any]:
     """State Grant: activate the grant, put the principal in the trust policy, schedule the expiry."""
     request = deps.store.get_request(request_id)
-    now = deps.clock.now()
     if request.status == RequestStatus.PENDING:
         if request.decided_at is None:
             raise ConflictError(f"request {request_id} has no approval to grant")
-        starts = now
-        if request.extends:
-            previous = deps.store.get_request(request.extends)
-            if previous.status == RequestStatus.ACTIVE and previous.expires_at and previous.expires_at > now:
-                starts = previous.expires_at  # an extension continues where the grant it extends ends
-        activation = Activation(request, now, starts + request.duration)
+        effective = policy_for(deps, request.role_arn)
+        activation = Activation(request, effective.max_duration, effective.policy.require_mfa)
         result = sync_role(deps, request.role_arn, SYSTEM, f"grant {request.id}", activation)
         assert result.activated is not None
         request = result.activated
@@ -394,8 +478,10 @@ def finalize(deps: Dependencies, request_id: str, outcome: str, error: dict[str,
         _tell_approvers_closed(deps, request)
     elif outcome == "failed":
         reason = failure_reason(error)
-        if request.status in (RequestStatus.PENDING, RequestStatus.ACTIVE):
+        if request.status == RequestStatus.PENDING:
             request = transition(deps, request, RequestStatus.FAILED, SYSTEM, reason=reason)
+        elif request.status == RequestStatus.ACTIVE:
+            request = end_now(deps, request, RequestStatus.FAILED, reason)
         # Whatever failed, the trust policy must not keep this principal: re-render without the grant.
         end_grant_effects(deps, request, SYSTEM)
     elif outcome == "denied":
@@ -429,7 +515,7 @@ def expire(deps: Dependencies, request_id: str) -> dict[str, Any]:
             "status": request.status.value,
             "not_due_until": request.expires_at.isoformat(),
         }
-    expired = transition(deps, request, RequestStatus.EXPIRED, SYSTEM)
+    expired = end_now(deps, request, RequestStatus.EXPIRED, "expired")
     sync_role(deps, expired.role_arn, SYSTEM, f"{expired.id} expired")
     notify(deps, messages.outcome_for_requester(expired))
     return {"request_id": request_id, "status": expired.status.value}
@@ -443,7 +529,7 @@ def remind(deps: Dependencies, request_id: str) -> dict[str, Any]:
     later = [
         g
         for g in deps.store.active_grants(request.role_arn)
-        if g.principal_arn == request.principal_arn and g.expires_at and g.expires_at > request.expires_at
+        if g.requester.key == request.requester.key and g.expires_at and g.expires_at > request.expires_at
     ]
     if later:
         return {"request_id": request_id, "reminded": False}
@@ -460,7 +546,7 @@ def reconcile(deps: Dependencies) -> dict[str, Any]:
         try:
             for request in deps.store.active_grants(role_arn):
                 if request.expires_at is not None and request.expires_at <= now:
-                    ended = transition(deps, request, RequestStatus.EXPIRED, SYSTEM, reason="expired (reconciler)")
+                    ended = end_now(deps, request, RequestStatus.EXPIRED, "expired (reconciler)")
                     notify(deps, messages.outcome_for_requester(ended))
                     expired.append(request.id)
             result = sync_role(deps, role_arn, SYSTEM, "reconcile")

@@ -17,6 +17,7 @@ ENV = {
     "allowed_account_ids": "ALLOWED_ACCOUNT_IDS",
     "bootstrap_admins": "BOOTSTRAP_ADMINS",
     "default_approvers": "DEFAULT_APPROVERS",
+    "identity_role_arns": "IDENTITY_ROLE_ARNS",
     "max_duration": "MAX_DURATION",
     "min_duration": "MIN_DURATION",
     "default_duration": "DEFAULT_DURATION",
@@ -53,6 +54,9 @@ class Settings(BaseModel):
     allowed_account_ids: list[str] = Field(default_factory=list)
     bootstrap_admins: list[str] = Field(default_factory=list)
     default_approvers: list[str] = Field(default_factory=list)
+    identity_role_arns: list[str] = Field(
+        default_factory=list, description="roles a role policy may list in identity_roles (the deployer's ceiling)"
+    )
     max_duration: timedelta = timedelta(hours=12)
     min_duration: timedelta = timedelta(minutes=15)
     default_duration: timedelta = timedelta(hours=1)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -74,7 +74,7 @@ def _request_keys(request: AccessRequest) -> dict[str, Any]:
         "sk": "REQUEST",
         "gsi1pk": f"ROLE#{request.role_arn}",
         "gsi1sk": f"{request.status.value}#{created}",
-        "gsi2pk": f"PRINCIPAL#{request.principal_arn}",
+        "gsi2pk": f"PERSON#{request.requester.key}",
         "gsi2sk": created,
         "gsi3pk": f"STATUS#{request.status.value}",
         "gsi3sk": created,
@@ -224,10 +224,11 @@ class Store:
             values[":status"] = f"{status.value}#"
         return self._query_requests("ByRole", condition, values, cursor, limit)
 
-    def requests_by_principal(
-        self, principal_arn: str, cursor: str | None = None, limit: int = PAGE_LIMIT
+    def requests_by_person(
+        self, person_key: str, cursor: str | None = None, limit: int = PAGE_LIMIT
     ) -> Page[AccessRequest]:
-        return self._query_requests("ByPrincipal", "gsi2pk = :pk", {":pk": f"PRINCIPAL#{principal_arn}"}, cursor, limit)
+        """A person's requests, whichever of their identities made them, newest first."""
+        return self._query_requests("ByPrincipal", "gsi2pk = :pk", {":pk": f"PERSON#{person_key}"}, cursor, limit)
 
     def requests_by_status(
         self, status: RequestStatus, cursor: str | None = None, limit: int = PAGE_LIMIT
@@ -240,6 +241,27 @@ class Store:
     def active_grants(self, role_arn: str) -> list[AccessRequest]:
         """Every active grant of a role (one indexed query per page; never a table scan)."""
         return list(iterate_pages(lambda cursor: self.requests_by_role(role_arn, RequestStatus.ACTIVE, cursor, 500)))
+
+    def recent_grants(
+        self, role_arn: str, statuses: Iterable[RequestStatus], created_since: datetime
+    ) -> list[AccessRequest]:
+        """A role's active grants, plus its grants in the other `statuses` requested since `created_since`."""
+        found: list[AccessRequest] = []
+        condition = "gsi1pk = :pk AND gsi1sk BETWEEN :from AND :to"
+        for status in statuses:
+            if status == RequestStatus.ACTIVE:
+                found.extend(self.active_grants(role_arn))
+                continue
+            values = {
+                ":pk": f"ROLE#{role_arn}",
+                ":from": f"{status.value}#{to_rfc3339(created_since)}",
+                ":to": f"{status.value}#~",
+            }
+            found.extend(self._all_requests("ByRole", condition, values))
+        return found
+
+    def _all_requests(self, index: str, condition: str, values: dict[str, Any]) -> list[AccessRequest]:
+        return list(iterate_pages(lambda cursor: self._query_requests(index, condition, values, cursor, 500)))
 
     def _query_requests(
         self, index: str, condition: str, values: dict[str, Any], cursor: str | None, limit: int

@@ -1,7 +1,11 @@
-"""`sync_role`: the one path by which any trust policy changes.
+"""`sync_role`: the one path by which anything TrustGate owns in IAM changes.
 
-Lock the role, read the live policy, render the desired one from the grants, write it only if it
-differs, read it back to verify, and audit the change. Idempotent: retries and the reconciler are safe.
+TrustGate owns two documents on a managed role: its statements in the trust policy (who may assume the
+role) and its session-guard inline policy (when each person's live sessions end). Both are rendered by
+the pure engine from the same grants. `sync_role` locks the role, reads both, renders both, writes the
+guard first and then the trust policy (a session the trust policy lets in is never one the guard has not
+yet been told about), reads each back to verify, and audits each change. Idempotent: retries and the
+reconciler are safe.
 """
 
 from __future__ import annotations
@@ -9,15 +13,18 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from trustgate.errors import ConflictError, LockTimeoutError, SyncVerificationError
+from trustgate.coverage import Coverage, Coverages, GrantSpan, coverages_of
+from trustgate.errors import ConflictError, LockTimeoutError, SessionNameConflictError, SyncVerificationError
+from trustgate.iam import LiveRole
 from trustgate.ids import new_id
 from trustgate.models import AccessRequest, AuditEvent, RequestStatus
-from trustgate.rules import effective_policy, render_spec
+from trustgate.rules import EffectivePolicy, effective_policy, render_spec
+from trustgate.session_guard import GuardSpec, render_session_guard
 from trustgate.store import Store
 from trustgate.transitions import transition
 from trustgate.trust_policy import (
@@ -34,6 +41,10 @@ LOCK_WAIT_SECONDS = 20.0  # below API Gateway's 29 s limit, so a busy role answe
 VERIFY_ATTEMPTS = 5
 
 
+# Grants that can still shape a coverage: live ones, and ended ones whose sessions the guard still ends.
+SPAN_STATUSES = (RequestStatus.ACTIVE, RequestStatus.EXPIRED, RequestStatus.REVOKED, RequestStatus.FAILED)
+
+
 @dataclass(frozen=True)
 class SyncResult:
     role_arn: str
@@ -44,6 +55,8 @@ class SyncResult:
     quota: int
     grants: list[AccessRequest] = field(default_factory=list)
     activated: AccessRequest | None = None
+    guard_before: Document | None = None
+    guard_after: Document | None = None
 
 
 @contextmanager
@@ -68,107 +81,268 @@ def role_lock(
 
 
 @dataclass(frozen=True)
-class Desired:
-    document: Document
-    grants: list[AccessRequest]
-    orphaned: list[AccessRequest]
+class Plan:
+    """Both documents a role should hold now, and the grants that decided them."""
+
+    trust_policy: Document
+    guard: Document | None
+    coverages: Coverages
+    grants: list[AccessRequest]  # live grants the trust policy names
+    orphaned: list[AccessRequest]  # live grants whose principal was deleted from IAM
+    refused: list[AccessRequest]  # live grants of a person whose session name another person holds
 
 
-def desired_trust_policy(
-    deps: Dependencies, role_arn: str, live: Document, activating: AccessRequest | None = None
-) -> Desired:
-    """Render what the role's trust policy should be right now (no writes).
+def history_window(deps: Dependencies, live: LiveRole) -> timedelta:
+    """How far back an ended grant may still matter: its guard lives `max_session` past an end that came at
+    most `max_approval_window + max_duration` after the request was made."""
+    settings = deps.settings
+    return live.max_session + settings.max_approval_window + settings.max_duration + timedelta(hours=1)
+
+
+def grants_shaping(deps: Dependencies, role_arn: str, live: LiveRole) -> list[AccessRequest]:
+    """Every grant of the role that can still shape a coverage (one indexed query per status)."""
+    since = deps.clock.now() - history_window(deps, live)
+    return deps.store.recent_grants(role_arn, SPAN_STATUSES, since)
+
+
+def plan_role(
+    deps: Dependencies,
+    role_arn: str,
+    live: LiveRole,
+    grants: Sequence[AccessRequest],
+    effective: EffectivePolicy | None = None,
+) -> Plan:
+    """Render what the role's trust policy and session guard should be right now (no writes).
 
     A grant whose principal was deleted shows up in our statements as its unique id (AIDA…/AROA…);
     such grants are left out (IAM would refuse the whole write) and reported as orphaned.
     """
     now = deps.clock.now()
-    policy, _ = deps.store.get_role_policy(role_arn)
-    effective = effective_policy(role_arn, policy, deps.settings)
-    deleted = deleted_principal_ids(live)
-    live_grants = [grant for grant in deps.store.active_grants(role_arn) if grant.is_grant_live(now)]
-    if activating is not None:
-        live_grants.append(activating)
-    grants = [g for g in live_grants if not g.principal_id or g.principal_id not in deleted]
-    orphaned = [g for g in live_grants if g not in grants]
-    return Desired(render_trust_policy(live, render_spec(effective, grants, deps.settings), now), grants, orphaned)
+    if effective is None:
+        policy, _ = deps.store.get_role_policy(role_arn)
+        effective = effective_policy(role_arn, policy, deps.settings)
+    deleted = deleted_principal_ids(live.trust_policy)
+    orphaned = [g for g in grants if g.is_grant_live(now) and g.principal_id and g.principal_id in deleted]
+    spans = [span for g in grants if g not in orphaned for span in [span_of(g)] if span is not None]
+    coverages = coverages_of(spans, now, live.max_session)
+    refused_ids = {grant_id for coverage in coverages.refused for grant_id in coverage.grant_ids}
+    trust = render_trust_policy(live.trust_policy, render_spec(effective, coverages.kept, deps.settings), now)
+    guard = render_session_guard(coverages.kept, GuardSpec(live.role_id, live.max_session, live.other_inline_size), now)
+    kept_ids = {grant_id for coverage in coverages.live(now) for grant_id in coverage.grant_ids}
+    return Plan(
+        trust_policy=trust,
+        guard=guard,
+        coverages=coverages,
+        grants=[g for g in grants if g.id in kept_ids and g.is_grant_live(now)],
+        orphaned=orphaned,
+        refused=[g for g in grants if g.id in refused_ids and g.is_grant_live(now)],
+    )
+
+
+def span_of(grant: AccessRequest) -> GrantSpan | None:
+    """The span a grant gives its person; None for a request that never became a grant."""
+    if grant.status not in SPAN_STATUSES or grant.starts_at is None or grant.expires_at is None:
+        return None
+    return GrantSpan(grant.principal_arn, grant.starts_at, grant.expires_at, grant.id)
 
 
 @dataclass(frozen=True)
 class Activation:
-    """An approved request about to become an active grant from `starts_at` to `expires_at`."""
+    """An approved request about to become an active grant; its window is fixed under the role lock.
+
+    A person already covered keeps one coverage: the new grant moves its end by the request's duration.
+    """
 
     request: AccessRequest
-    starts_at: datetime
-    expires_at: datetime
+    max_duration: timedelta
+    require_mfa: bool = False
 
-    def as_grant(self) -> AccessRequest:
+    def as_grant(self, coverage: Coverage | None, now: datetime) -> AccessRequest:
+        starts, ends = activation_window(self.request.duration, coverage, now, self.max_duration)
         return self.request.model_copy(
-            update={"status": RequestStatus.ACTIVE, "starts_at": self.starts_at, "expires_at": self.expires_at}
+            update={
+                "status": RequestStatus.ACTIVE,
+                "starts_at": starts,
+                "expires_at": ends,
+                "require_mfa": self.require_mfa,
+            }
         )
 
 
-def sync_role(
-    deps: Dependencies, role_arn: str, actor: str, reason: str, activation: Activation | None = None
-) -> SyncResult:
-    """Make the role's trust policy match its grants and policy; audit any change.
+def activation_window(
+    duration: timedelta, coverage: Coverage | None, now: datetime, max_duration: timedelta
+) -> tuple[datetime, datetime]:
+    """(start, end) of a new grant: from now; to the current coverage's end plus `duration` when the person is
+    covered, else now plus `duration`; never more than the role's maximum from now."""
+    base = coverage.ends_at if coverage is not None and coverage.is_live(now) else now
+    return now, min(base + duration, now + max_duration)
 
-    With an `activation`, the new grant is rendered in and marked active only once the trust policy
-    is verified, still under the lock: a grant is never reported active before IAM names its
-    principal, and no concurrent sync can render it out in between.
+
+def sync_role(
+    deps: Dependencies,
+    role_arn: str,
+    actor: str,
+    reason: str,
+    activation: Activation | None = None,
+    under_lock: Callable[[], None] | None = None,
+) -> SyncResult:
+    """Make the role's session guard and trust policy match its grants and policy; audit any change.
+
+    With an `activation`, the new grant is rendered in and marked active only once both documents are
+    verified, still under the lock: a grant is never reported active before IAM names its principal,
+    and no concurrent sync can render it out in between. `under_lock` runs first under the same lock
+    (revoke uses it, so no grant can be activated between its changes and the sync).
     """
     with role_lock(deps.store, deps, role_arn):
-        live = deps.roles.trust_policy(role_arn)
-        rendered = desired_trust_policy(deps, role_arn, live, activation.as_grant() if activation else None)
-        desired = rendered.document
-        for grant in rendered.orphaned:
-            transition(deps, grant, RequestStatus.FAILED, "trustgate", reason="the principal was deleted from IAM")
-        changed = not same_policy(live, desired)
-        if changed:
-            deps.roles.write_trust_policy(role_arn, desired)
-            _verify(deps, role_arn, desired)
-            event = AuditEvent(
-                id=new_id(deps.clock.now()),
-                at=deps.clock.now(),
-                actor=actor,
-                action="role.synced",
-                role_arn=role_arn,
-                before=live,
-                after=desired,
-                detail={"reason": reason},
-            )
-            deps.store.put_audit(event)
-            deps.events.publish(event)
-        activated = None
+        if under_lock is not None:
+            under_lock()
+        now = deps.clock.now()
+        live = deps.roles.read(role_arn)
+        grants = grants_shaping(deps, role_arn, live)
+        candidate = None
         if activation is not None:
-            if activation.request.id not in {grant.id for grant in rendered.grants}:
-                raise ConflictError(f"{activation.request.principal_arn} could not be put in the trust policy")
+            plan, candidate, _ = _with_activation(deps, role_arn, live, grants, activation, now)
+        else:
+            plan = plan_role(deps, role_arn, live, grants)
+        for grant in plan.orphaned:
+            end_now(deps, grant, RequestStatus.FAILED, "the principal was deleted from IAM")
+        for grant in plan.refused:
+            if candidate is None or grant.id != candidate.id:
+                end_now(deps, grant, RequestStatus.FAILED, "another person holds the same session name on this role")
+        guard_changed = not _same_guard(live.guard, plan.guard)
+        if guard_changed:
+            deps.roles.write_session_guard(role_arn, plan.guard)
+            _verify(deps, role_arn, plan.guard, lambda: deps.roles.session_guard(role_arn), "session guard")
+            _audit(deps, actor, role_arn, "guard.synced", live.guard, plan.guard, reason)
+        changed = not same_policy(live.trust_policy, plan.trust_policy)
+        if changed:
+            deps.roles.write_trust_policy(role_arn, plan.trust_policy)
+            _verify(deps, role_arn, plan.trust_policy, lambda: deps.roles.trust_policy(role_arn), "trust policy")
+            _audit(deps, actor, role_arn, "role.synced", live.trust_policy, plan.trust_policy, reason)
+        activated = None
+        if activation is not None and candidate is not None:
             activated = transition(
                 deps,
                 activation.request,
                 RequestStatus.ACTIVE,
                 "trustgate",
-                starts_at=activation.starts_at,
-                expires_at=activation.expires_at,
+                starts_at=candidate.starts_at,
+                expires_at=candidate.expires_at,
+                require_mfa=candidate.require_mfa,
             )
     return SyncResult(
         role_arn,
-        changed,
-        live,
-        desired,
-        policy_size(desired),
+        changed or guard_changed,
+        live.trust_policy,
+        plan.trust_policy,
+        policy_size(plan.trust_policy),
         deps.settings.trust_policy_quota,
-        rendered.grants,
+        plan.grants,
         activated,
+        live.guard,
+        plan.guard,
     )
 
 
-def _verify(deps: Dependencies, role_arn: str, desired: Document) -> None:
+def _with_activation(
+    deps: Dependencies,
+    role_arn: str,
+    live: LiveRole,
+    grants: Sequence[AccessRequest],
+    activation: Activation,
+    now: datetime,
+    effective: EffectivePolicy | None = None,
+) -> tuple[Plan, AccessRequest, Coverage | None]:
+    """The plan with one more grant in it, the grant, and the person's coverage before it.
+
+    Refuses (409, nothing written) when the role cannot hold it.
+    """
+    current = plan_role(deps, role_arn, live, grants, effective).coverages.of(activation.request.requester.key)
+    candidate = activation.as_grant(current, now)
+    plan = plan_role(deps, role_arn, live, [*grants, candidate], effective)
+    if candidate.id not in {g.id for g in plan.grants}:
+        raise _not_rendered(plan, candidate)
+    return plan, candidate, current
+
+
+def preview_activation(deps: Dependencies, request: AccessRequest, effective: EffectivePolicy) -> Coverage | None:
+    """Would the role hold this request if it were granted now? Returns the person's current coverage.
+
+    Raises what the grant would raise (trust policy or session guard full, session name taken), so a
+    request that cannot be granted is refused when it is made, not after people approved it.
+    """
+    now = deps.clock.now()
+    live = deps.roles.read(request.role_arn)
+    grants = grants_shaping(deps, request.role_arn, live)
+    activation = Activation(request, effective.max_duration, effective.policy.require_mfa)
+    _, _, current = _with_activation(deps, request.role_arn, live, grants, activation, now, effective)
+    return current
+
+
+def end_now(deps: Dependencies, grant: AccessRequest, status: RequestStatus, reason: str) -> AccessRequest:
+    """End a grant with its real end recorded: the session guard keeps enforcing exactly that moment."""
+    now = deps.clock.now()
+    ends = min(grant.expires_at, now) if grant.expires_at else now
+    return transition(deps, grant, status, "trustgate", reason=reason, expires_at=ends)
+
+
+def _not_rendered(plan: Plan, candidate: AccessRequest) -> ConflictError:
+    person = candidate.requester
+    holder = next(
+        (c for c in plan.coverages.kept if c.person.session_name.lower() == person.session_name.lower()), None
+    )
+    if candidate.id in {g.id for g in plan.refused} and holder is not None:
+        return SessionNameConflictError(
+            f"{holder.person.label} already uses the session name {person.session_name!r} on {candidate.role_arn} "
+            f"(covered until {holder.ends_at:%Y-%m-%dT%H:%M:%SZ}); two persons may not share it, because the role "
+            f"sees both as the same aws:userid and the session guard would end both. {person.label} can be granted "
+            "once that person's session guard has lapsed (their end plus the role's maximum session duration)"
+        )
+    return ConflictError(f"{candidate.principal_arn} could not be put in the trust policy")
+
+
+def _same_guard(live: Document | None, desired: Document | None) -> bool:
+    if live is None or desired is None:
+        return live is None and desired is None
+    return same_policy(live, desired)
+
+
+def _audit(
+    deps: Dependencies,
+    actor: str,
+    role_arn: str,
+    action: str,
+    before: Document | None,
+    after: Document | None,
+    reason: str,
+) -> None:
+    now = deps.clock.now()
+    event = AuditEvent(
+        id=new_id(now),
+        at=now,
+        actor=actor,
+        action=action,
+        role_arn=role_arn,
+        before=before,
+        after=after,
+        detail={"reason": reason},
+    )
+    deps.store.put_audit(event)
+    deps.events.publish(event)
+
+
+def _verify(
+    deps: Dependencies,
+    role_arn: str,
+    desired: Document | None,
+    read: Callable[[], Document | None],
+    what: str,
+) -> None:
     """Re-read until IAM shows what was written (it is eventually consistent)."""
     for attempt in range(VERIFY_ATTEMPTS):
-        if same_policy(deps.roles.trust_policy(role_arn), desired):
+        if _same_guard(read(), desired):
             return
         deps.sleep(0.2 * 2**attempt)
     raise SyncVerificationError(
-        f"the trust policy of {role_arn} read back differs from what was written; another tool may be editing it"
+        f"the {what} of {role_arn} read back differs from what was written; another tool may be editing it"
     )

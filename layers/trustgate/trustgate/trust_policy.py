@@ -10,12 +10,15 @@ import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from trustgate.clock import to_rfc3339
 from trustgate.errors import InvalidPrincipalError, TrustPolicyFullError
 from trustgate.identity import UNIQUE_ID, principal_for_arn
+
+if TYPE_CHECKING:
+    from trustgate.coverage import Coverage
 
 Document = dict[str, Any]
 Statement = dict[str, Any]
@@ -23,21 +26,15 @@ Statement = dict[str, Any]
 MANAGED_SID_PREFIX = "TrustGate"
 BASELINE_SID = "TrustGateBaseline"
 GRANT_SID_PREFIX = "TrustGateGrant"
+USERS_SID = f"{GRANT_SID_PREFIX}Users"
+SESSION_SID_PREFIX = f"{GRANT_SID_PREFIX}Session"
+# IAM users' session name is pinned to their own user name; AWS documents the variable for exactly this,
+# and it is absent for temporary credentials, so the statement can only ever match IAM users.
+OWN_USER_NAME = "${aws:username}"
 # IAM refuses a trust policy without statements; when nobody may assume the role, say so explicitly.
 NOBODY = {"Sid": "TrustGateNoStandingAccess", "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}
 ASSUME = "sts:AssumeRole"
 VERSION = "2012-10-17"
-# Expiry buckets tried, smallest first, when exact expiries do not fit: rounding an expiry *down*
-# lets grants share one statement. Never more than 15 minutes is taken from anyone's grant.
-EXPIRY_BUCKETS = (timedelta(0), timedelta(minutes=1), timedelta(minutes=5), timedelta(minutes=15))
-
-
-@dataclass(frozen=True)
-class GrantEntry:
-    """What the engine needs of an active grant."""
-
-    principal_arn: str
-    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -62,7 +59,7 @@ class GrantConditions:
 class RenderSpec:
     """Everything besides the live document that decides the rendered trust policy."""
 
-    grants: Sequence[GrantEntry] = ()
+    coverages: Sequence[Coverage] = ()
     baseline: Baseline | None = None
     conditions: GrantConditions = field(default_factory=GrantConditions)
     adopted_sids: frozenset[str] = frozenset()
@@ -106,23 +103,23 @@ def unmanaged_statements(document: Document, adopted_sids: Iterable[str] = ()) -
 
 
 def render_trust_policy(live: Document, spec: RenderSpec, now: datetime) -> Document:
-    """The trust policy the role should have: unmanaged statements + baseline + live grants.
+    """The trust policy the role should have: unmanaged statements + baseline + live coverages.
 
-    Raises TrustPolicyFullError when even the coarsest expiry bucket does not fit the quota,
-    and InvalidPrincipalError for a principal that may never be rendered.
+    Every grant statement pins `sts:RoleSessionName`: IAM users share one statement pinned to
+    `${aws:username}`; every other person gets one naming their session ARNs and their literal session
+    name. A statement's `DateLessThan` is the latest end among its members: the session guard ends each
+    person's sessions at their own end, so the trust policy needs no statement per distinct expiry.
+
+    Raises TrustPolicyFullError when the result exceeds the quota, and InvalidPrincipalError for a
+    principal that may never be rendered.
     """
     kept = unmanaged_statements(live, spec.adopted_sids if spec.baseline else ())
-    baseline = _baseline_statements(spec)
-    latest = _latest_expiry_per_principal(spec.grants, now, spec.partition)
-    smallest = 0
-    for bucket in EXPIRY_BUCKETS:
-        statements = kept + baseline + _grant_statements(latest, bucket, spec.conditions, now)
-        document = {"Version": live.get("Version", VERSION), "Statement": statements or [dict(NOBODY)]}
-        size = policy_size(document)
-        if size <= spec.quota:
-            return document
-        smallest = size if not smallest else min(smallest, size)
-    raise TrustPolicyFullError(spec.quota, smallest)
+    statements = kept + _baseline_statements(spec) + _grant_statements(spec, now)
+    document = {"Version": live.get("Version", VERSION), "Statement": statements or [dict(NOBODY)]}
+    size = policy_size(document)
+    if size > spec.quota:
+        raise TrustPolicyFullError(spec.quota, size)
+    return document
 
 
 def grant_expiry_in(document: Document, principal_arn: str) -> datetime | None:
@@ -186,49 +183,42 @@ def same_policy(left: Document, right: Document) -> bool:
 # -- rendering helpers ---------------------------------------------------------------------------
 
 
-def _latest_expiry_per_principal(grants: Iterable[GrantEntry], now: datetime, partition: str) -> dict[str, datetime]:
-    """Overlapping grants of one principal: it stays until the last one ends."""
-    latest: dict[str, datetime] = {}
-    for grant in grants:
-        expires = grant.expires_at.astimezone(UTC).replace(microsecond=0)
-        if expires <= now:
-            continue
-        principal_for_arn(grant.principal_arn, partition)  # refuses root, wildcards, other partitions
-        if grant.principal_arn not in latest or latest[grant.principal_arn] < expires:
-            latest[grant.principal_arn] = expires
-    return latest
-
-
-def _bucketed(expires: datetime, bucket: timedelta, now: datetime) -> datetime:
-    if not bucket:
-        return expires
-    epoch = datetime(2000, 1, 1, tzinfo=UTC)
-    floored = expires - ((expires - epoch) % bucket)
-    # Rounding must never end a grant before it started being useful: keep the exact expiry then.
-    return floored if floored > now + bucket else expires
-
-
-def _grant_statements(
-    latest: dict[str, datetime], bucket: timedelta, conditions: GrantConditions, now: datetime
-) -> list[Statement]:
-    by_expiry: dict[datetime, list[str]] = {}
-    for principal, expires in latest.items():
-        by_expiry.setdefault(_bucketed(expires, bucket, now), []).append(principal)
+def _grant_statements(spec: RenderSpec, now: datetime) -> list[Statement]:
+    live = [coverage for coverage in spec.coverages if coverage.is_live(now)]
+    for coverage in live:
+        for arn in coverage.principal_arns:
+            principal_for_arn(arn, spec.partition)  # refuses root, wildcards, other partitions
+    users = [c for c in live if c.person.kind == "iam_user"]
+    others = sorted((c for c in live if c.person.kind != "iam_user"), key=lambda c: c.person.key)
     statements = []
-    for expires in sorted(by_expiry):
-        principals = sorted(by_expiry[expires])
-        condition = _conditions(conditions)
-        condition["DateLessThan"] = {"aws:CurrentTime": to_rfc3339(expires)}
+    if users:
+        arns = sorted({arn for c in users for arn in c.principal_arns})
+        statements.append(_grant_statement(USERS_SID, arns, OWN_USER_NAME, max(c.ends_at for c in users), spec))
+    for number, coverage in enumerate(others, 1):
         statements.append(
-            {
-                "Sid": f"{GRANT_SID_PREFIX}{expires:%Y%m%d%H%M%S}",
-                "Effect": "Allow",
-                "Principal": {"AWS": principals[0] if len(principals) == 1 else principals},
-                "Action": ASSUME,
-                "Condition": dict(sorted(condition.items())),
-            }
+            _grant_statement(
+                f"{SESSION_SID_PREFIX}{number}",
+                list(coverage.principal_arns),
+                coverage.person.session_name,
+                coverage.ends_at,
+                spec,
+            )
         )
     return statements
+
+
+def _grant_statement(sid: str, arns: list[str], session_name: str, ends: datetime, spec: RenderSpec) -> Statement:
+    condition = _conditions(spec.conditions)
+    condition["DateLessThan"] = {"aws:CurrentTime": to_rfc3339(ends)}
+    condition.setdefault("StringEquals", {})["sts:RoleSessionName"] = session_name
+    condition["StringEquals"] = dict(sorted(condition["StringEquals"].items()))
+    return {
+        "Sid": sid,
+        "Effect": "Allow",
+        "Principal": {"AWS": arns[0] if len(arns) == 1 else arns},
+        "Action": ASSUME,
+        "Condition": dict(sorted(condition.items())),
+    }
 
 
 def _baseline_statements(spec: RenderSpec) -> list[Statement]:

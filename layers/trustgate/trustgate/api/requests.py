@@ -140,7 +140,7 @@ def list_requests(
         role_arn is None and service.is_any_admin(d, caller)
     )
     if mine or not admin:
-        page = d.store.requests_by_principal(caller.arn, next, limit)
+        page = d.store.requests_by_person(caller.person.key, next, limit)
     elif role_arn:
         page = d.store.requests_by_role(role_arn, status, next, limit)
     elif status:

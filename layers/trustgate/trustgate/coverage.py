@@ -1,0 +1,125 @@
+"""Coverage: the one span of time a person may use a role, derived from their grants. Pure: no I/O, no clock.
+
+A person holds at most one coverage of a role. Grants of one person that overlap (an extension, a second
+approved request) merge into it; a grant that starts after the previous coverage ended opens a new one,
+and only the newest coverage counts: the session guard denies every session issued before it started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from trustgate.identity import Person, person_of
+
+
+@dataclass(frozen=True)
+class GrantSpan:
+    """What the engine needs of a grant: whose, through which ARN, and from when to when.
+
+    An ended grant (expired, revoked) keeps its span, with `ends_at` moved to when it really ended:
+    the session guard keeps enforcing that end for as long as a session from it could still be alive.
+    """
+
+    principal_arn: str
+    starts_at: datetime
+    ends_at: datetime
+    grant_id: str = ""
+
+    @property
+    def person(self) -> Person:
+        return person_of(self.principal_arn)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """One person's span of access to one role, and the ARNs a trust policy names for them."""
+
+    person: Person
+    principal_arns: tuple[str, ...]
+    starts_at: datetime
+    ends_at: datetime
+    grant_ids: tuple[str, ...] = ()
+
+    def is_live(self, now: datetime) -> bool:
+        return self.ends_at > now
+
+
+@dataclass(frozen=True)
+class Coverages:
+    """Each person's newest coverage, plus the persons refused because another person holds their session name."""
+
+    kept: tuple[Coverage, ...]
+    refused: tuple[Coverage, ...] = ()
+
+    def live(self, now: datetime) -> list[Coverage]:
+        return [coverage for coverage in self.kept if coverage.is_live(now)]
+
+    def of(self, person_key: str) -> Coverage | None:
+        return next((c for c in self.kept if c.person.key == person_key), None)
+
+
+def to_second(moment: datetime) -> datetime:
+    """Policies hold whole seconds; rounding down never lets anyone in later than approved."""
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+def newest_coverage(spans: Sequence[GrantSpan]) -> Coverage | None:
+    """Merge one person's grant spans (overlapping ones join) and return the newest coverage."""
+    if not spans:
+        return None
+    ordered = sorted(spans, key=lambda span: (to_second(span.starts_at), to_second(span.ends_at)))
+    current: list[GrantSpan] = [ordered[0]]
+    end = to_second(ordered[0].ends_at)
+    for span in ordered[1:]:
+        if to_second(span.starts_at) < end:  # overlaps: the same coverage, possibly longer
+            current.append(span)
+            end = max(end, to_second(span.ends_at))
+        else:  # starts after the coverage ended: a new one (earlier sessions stay dead)
+            current, end = [span], to_second(span.ends_at)
+    return Coverage(
+        person=current[0].person,
+        principal_arns=tuple(sorted({span.principal_arn for span in current})),
+        starts_at=to_second(current[0].starts_at),
+        ends_at=end,
+        grant_ids=tuple(span.grant_id for span in current if span.grant_id),
+    )
+
+
+def coverages_of(spans: Iterable[GrantSpan], now: datetime, keep_for: timedelta) -> Coverages:
+    """Every person's newest coverage that still matters at `now` (live, or ended less than `keep_for` ago).
+
+    Two persons whose pinned session names are equal (ignoring case, as the stricter reading) would share
+    one `aws:userid` in the role and cut off each other's sessions: the one whose coverage started later
+    is refused, never rendered.
+    """
+    by_person: dict[str, list[GrantSpan]] = {}
+    for span in spans:
+        if span.ends_at > span.starts_at:
+            by_person.setdefault(span.person.key, []).append(span)
+    relevant = [
+        coverage
+        for coverage in (newest_coverage(group) for group in by_person.values())
+        if coverage is not None and coverage.ends_at + keep_for > now
+    ]
+    kept: list[Coverage] = []
+    refused: list[Coverage] = []
+    holders: dict[str, Coverage] = {}
+    for coverage in sorted(relevant, key=lambda c: (c.starts_at, c.person.key)):
+        pin = coverage.person.session_name.lower()
+        if pin in holders:
+            refused.append(coverage)
+        else:
+            holders[pin] = coverage
+            kept.append(coverage)
+    return Coverages(tuple(kept), tuple(refused))
+
+
+def pin_holder(coverages: Coverages, person: Person) -> Coverage | None:
+    """Another person's coverage that already holds `person`'s session name on this role, if any."""
+    pin = person.session_name.lower()
+    return next(
+        (c for c in coverages.kept if c.person.session_name.lower() == pin and c.person.key != person.key),
+        None,
+    )

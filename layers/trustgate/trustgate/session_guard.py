@@ -1,0 +1,104 @@
+"""The session guard: an inline Deny policy that ends each person's live sessions at their coverage's end.
+
+Pure: no I/O, no clock. Removing a principal from a trust policy only stops *new* AssumeRole calls;
+credentials already issued live on for up to the role's MaxSessionDuration. Inside the role a session's
+`aws:userid` is `<role id>:<session name>`, and every grant pins the session name, so two Deny rules per
+person end exactly that person's sessions and nobody else's:
+
+* `aws:CurrentTime >= end`: from the coverage's end on, every call of the person's sessions is refused;
+* `aws:TokenIssueTime < start`: sessions issued before this coverage (an earlier, revoked one) stay dead.
+
+Persons sharing an end (or a start) share one statement. A rule outlives its coverage by the longest a
+session could still be alive (`keep_for`), then it is pruned; with nothing left the policy is deleted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from trustgate.clock import to_rfc3339
+from trustgate.coverage import Coverage
+from trustgate.errors import SessionGuardFullError
+from trustgate.trust_policy import VERSION, Document, Statement, policy_size, statements_of
+
+GUARD_POLICY_NAME = "TrustGateSessionGuard"
+INLINE_POLICIES_QUOTA = 10240  # all inline policies of a role together, whitespace not counted
+END_SID_PREFIX = "TrustGateEnd"
+START_SID_PREFIX = "TrustGateStart"
+
+
+@dataclass(frozen=True)
+class GuardSpec:
+    """What decides a role's session guard besides its coverages."""
+
+    role_id: str  # the role's unique id (AROA…), from GetRole
+    keep_for: timedelta  # the role's MaxSessionDuration: how long a session issued before the end may live
+    other_inline_size: int = 0  # characters the role's other inline policies already use
+    quota: int = INLINE_POLICIES_QUOTA
+
+
+def render_session_guard(coverages: Sequence[Coverage], spec: GuardSpec, now: datetime) -> Document | None:
+    """The guard the role should have, or None when no coverage needs one (the policy is then deleted).
+
+    Raises SessionGuardFullError when it would not fit beside the role's other inline policies.
+    """
+    guarded = [c for c in coverages if c.ends_at + spec.keep_for > now]
+    if not guarded:
+        return None
+    ends: dict[datetime, list[str]] = {}
+    starts: dict[datetime, list[str]] = {}
+    for coverage in guarded:
+        userid = session_userid(spec.role_id, coverage.person.session_name)
+        ends.setdefault(coverage.ends_at, []).append(userid)
+        starts.setdefault(coverage.starts_at, []).append(userid)
+    statements = [
+        _deny(f"{END_SID_PREFIX}{n}", userids, "DateGreaterThanEquals", "aws:CurrentTime", at)
+        for n, (at, userids) in enumerate(sorted(ends.items()), 1)
+    ] + [
+        _deny(f"{START_SID_PREFIX}{n}", userids, "DateLessThan", "aws:TokenIssueTime", at)
+        for n, (at, userids) in enumerate(sorted(starts.items()), 1)
+    ]
+    document: Document = {"Version": VERSION, "Statement": statements}
+    size = policy_size(document)
+    if size + spec.other_inline_size > spec.quota:
+        raise SessionGuardFullError(spec.quota, size, spec.other_inline_size)
+    return document
+
+
+def session_userid(role_id: str, session_name: str) -> str:
+    """`aws:userid` of a session of the role: `<role unique id>:<RoleSessionName>`."""
+    return f"{role_id}:{session_name}"
+
+
+def guard_window(document: Document | None, userid: str) -> tuple[datetime | None, datetime | None]:
+    """(start, end) the guard enforces for one session userid; (None, None) when it names it nowhere."""
+    start = end = None
+    for statement in statements_of(document or {}):
+        for operator, key in (("DateGreaterThanEquals", "aws:CurrentTime"), ("DateLessThan", "aws:TokenIssueTime")):
+            condition = statement.get("Condition", {})
+            userids = condition.get("StringEquals", {}).get("aws:userid", [])
+            named = [userids] if isinstance(userids, str) else list(userids)
+            raw = condition.get(operator, {}).get(key)
+            if userid in named and isinstance(raw, str):
+                moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+                if key == "aws:CurrentTime":
+                    end = moment
+                else:
+                    start = moment
+    return start, end
+
+
+def _deny(sid: str, userids: list[str], operator: str, key: str, at: datetime) -> Statement:
+    names = sorted(userids)
+    return {
+        "Sid": sid,
+        "Effect": "Deny",
+        "Action": "*",
+        "Resource": "*",
+        "Condition": {
+            operator: {key: to_rfc3339(at)},
+            "StringEquals": {"aws:userid": names[0] if len(names) == 1 else names},
+        },
+    }
