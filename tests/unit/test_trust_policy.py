@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import copy
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from trustgate.coverage import Coverage, GrantSpan, coverages_of
 from trustgate.errors import InvalidPrincipalError, TrustPolicyFullError
+from trustgate.identity import person_of
 from trustgate.trust_policy import (
     BASELINE_SID,
     NOBODY,
+    OWN_USER_NAME,
+    USERS_SID,
     Baseline,
     GrantConditions,
-    GrantEntry,
     RenderSpec,
     grant_expiry_in,
     is_managed,
@@ -28,10 +32,15 @@ from trustgate.trust_policy import (
 pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+KEEP = timedelta(hours=1)
+H = timedelta(hours=1)
 ORG = "o-exampleorg12"
 ALICE = "arn:aws:iam::222222222222:user/alice"
 BOB = "arn:aws:iam::222222222222:user/bob"
-SESSION = "arn:aws:sts::222222222222:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/alice@example.com"
+CAROL = "arn:aws:sts::222222222222:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/carol@example.com"
+CAROL_READ = "arn:aws:sts::333333333333:assumed-role/AWSReservedSSO_ReadOnly_fedcba9876543210/carol@example.com"
+DAVE = "arn:aws:sts::222222222222:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/dave"
+SAML_DANA = "arn:aws:sts::222222222222:assumed-role/SamlEngineers/dana@example.com"
 VENDOR = {
     "Version": "2012-10-17",
     "Statement": [
@@ -45,48 +54,156 @@ VENDOR = {
         {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"},
     ],
 }
+# A role whose every statement TrustGate manages (mode none, nobody granted yet).
+MANAGED_ONLY = {"Version": "2012-10-17", "Statement": [NOBODY]}
 
 
-def grant(principal: str = ALICE, hours: float = 1) -> GrantEntry:
-    return GrantEntry(principal, NOW + timedelta(hours=hours))
+def covering(*grants: tuple[str, float]) -> list[Coverage]:
+    """Coverages as the sync derives them: each (principal ARN, hours from now) is a grant starting now."""
+    spans = [GrantSpan(arn, NOW, NOW + timedelta(hours=hours), f"G{n}") for n, (arn, hours) in enumerate(grants)]
+    return list(coverages_of(spans, NOW, KEEP).kept)
 
 
-def test_render_keeps_unmanaged_statements_byte_for_byte() -> None:
-    rendered = render_trust_policy(VENDOR, RenderSpec(grants=[grant()]), NOW)
+def managed(document: dict[str, object]) -> list[dict[str, object]]:
+    return [s for s in statements_of(document) if is_managed(s)]
+
+
+def render(coverages: list[Coverage], live: dict[str, object] = VENDOR, **spec: object) -> dict[str, object]:
+    return render_trust_policy(live, RenderSpec(coverages=coverages, **spec), NOW)  # type: ignore[arg-type]
+
+
+# -- unmanaged statements ---------------------------------------------------------------------------
+
+
+def test_render_trust_policy_with_grants_keeps_unmanaged_statements_byte_for_byte_and_in_order() -> None:
+    rendered = render(covering((ALICE, 1), (CAROL, 2)))
     unmanaged = [s for s in statements_of(rendered) if not is_managed(s)]
     assert serialize({"S": unmanaged}) == serialize({"S": VENDOR["Statement"]})
+    assert statements_of(rendered)[: len(unmanaged)] == unmanaged
 
 
-def test_render_puts_grant_with_expiry_condition() -> None:
-    rendered = render_trust_policy(VENDOR, RenderSpec(grants=[grant()]), NOW)
-    statement = statements_of(rendered)[-1]
-    assert statement["Principal"] == {"AWS": ALICE}
-    assert statement["Condition"] == {"DateLessThan": {"aws:CurrentTime": "2026-11-26T11:00:00Z"}}
-    assert statement["Sid"].startswith("TrustGateGrant")
-    assert grant_expiry_in(rendered, ALICE) == NOW + timedelta(hours=1)
+def test_render_trust_policy_with_no_live_coverage_gives_back_the_live_document() -> None:
+    ended = covering((ALICE, 1))
+    later = NOW + 2 * H
+    assert render_trust_policy(VENDOR, RenderSpec(coverages=ended), later) == VENDOR
 
 
-def test_render_groups_grants_with_the_same_expiry_into_one_statement() -> None:
-    rendered = render_trust_policy(VENDOR, RenderSpec(grants=[grant(ALICE), grant(BOB)]), NOW)
-    managed = [s for s in statements_of(rendered) if is_managed(s)]
-    assert len(managed) == 1
-    assert managed[0]["Principal"] == {"AWS": [ALICE, BOB]}
+def test_render_trust_policy_with_an_ended_but_guarded_coverage_renders_no_grant() -> None:
+    # The coverage is still kept (for the session guard) but no longer live: the trust policy drops it.
+    spans = [GrantSpan(ALICE, NOW - 2 * H, NOW - timedelta(minutes=1))]
+    kept = coverages_of(spans, NOW, KEEP).kept
+    assert len(kept) == 1
+    assert render(list(kept)) == VENDOR
 
 
-def test_render_keeps_a_principal_until_its_last_overlapping_grant_ends() -> None:
-    rendered = render_trust_policy(VENDOR, RenderSpec(grants=[grant(ALICE, 1), grant(ALICE, 3)]), NOW)
-    assert grant_expiry_in(rendered, ALICE) == NOW + timedelta(hours=3)
+def test_render_trust_policy_with_unique_ids_of_deleted_identities_prunes_them() -> None:
+    live = copy.deepcopy(VENDOR)
+    live["Statement"].append(
+        {"Effect": "Allow", "Principal": {"AWS": ["AIDAEXAMPLEDELETED12", BOB]}, "Action": "sts:AssumeRole"}
+    )
+    live["Statement"].append(
+        {"Effect": "Allow", "Principal": {"AWS": "AROAEXAMPLEDELETED12"}, "Action": "sts:AssumeRole"}
+    )
+    rendered = render([], live)
+    assert statements_of(rendered)[2]["Principal"] == {"AWS": BOB}
+    assert len(statements_of(rendered)) == 3
+
+
+# -- IAM users --------------------------------------------------------------------------------------
+
+
+def test_render_trust_policy_with_an_iam_user_pins_the_session_name_to_their_user_name() -> None:
+    rendered = render(covering((ALICE, 1)))
+    assert managed(rendered) == [
+        {
+            "Sid": USERS_SID,
+            "Effect": "Allow",
+            "Principal": {"AWS": ALICE},
+            "Action": "sts:AssumeRole",
+            "Condition": {
+                "DateLessThan": {"aws:CurrentTime": "2026-11-26T11:00:00Z"},
+                "StringEquals": {"sts:RoleSessionName": "${aws:username}"},
+            },
+        }
+    ]
+    assert OWN_USER_NAME == "${aws:username}"
+    assert grant_expiry_in(rendered, ALICE) == NOW + H
+
+
+def test_render_trust_policy_with_iam_users_shares_one_statement_with_the_latest_end() -> None:
+    rendered = render(covering((BOB, 1), (ALICE, 3), ("arn:aws:iam::333333333333:user/erin", 2)))
+    statements = managed(rendered)
+    assert len(statements) == 1
+    assert statements[0]["Sid"] == USERS_SID
+    assert statements[0]["Principal"] == {"AWS": [ALICE, BOB, "arn:aws:iam::333333333333:user/erin"]}
+    assert statements[0]["Condition"]["DateLessThan"] == {"aws:CurrentTime": "2026-11-26T13:00:00Z"}
+    assert grant_expiry_in(rendered, BOB) == NOW + 3 * H
+
+
+def test_render_trust_policy_with_spread_expiries_writes_the_latest_to_the_second() -> None:
+    # No bucketing any more: the statement's end is exact; each person's own end is the session guard's job.
+    ends = [timedelta(hours=1, seconds=7), timedelta(hours=2, minutes=13, seconds=59)]
+    spans = [GrantSpan(arn, NOW, NOW + end) for arn, end in zip((ALICE, BOB), ends, strict=True)]
+    rendered = render(list(coverages_of(spans, NOW, KEEP).kept))
+    assert managed(rendered)[0]["Condition"]["DateLessThan"] == {"aws:CurrentTime": "2026-11-26T12:13:59Z"}
+
+
+def test_render_trust_policy_with_overlapping_grants_of_one_user_names_them_once_until_the_last_end() -> None:
+    rendered = render(covering((ALICE, 1), (ALICE, 3)))
+    assert grant_expiry_in(rendered, ALICE) == NOW + 3 * H
     assert sum(ALICE in serialize(s) for s in statements_of(rendered)) == 1
 
 
-def test_render_drops_expired_grants() -> None:
-    rendered = render_trust_policy(VENDOR, RenderSpec(grants=[grant(ALICE, -1)]), NOW)
-    assert rendered == VENDOR
+# -- other persons ----------------------------------------------------------------------------------
 
 
-def test_render_names_an_assumed_role_session_principal() -> None:
-    rendered = render_trust_policy(VENDOR, RenderSpec(grants=[grant(SESSION)]), NOW)
-    assert grant_expiry_in(rendered, SESSION) is not None
+def test_render_trust_policy_with_identity_center_persons_gives_one_pinned_statement_each() -> None:
+    rendered = render(covering((DAVE, 2), (CAROL, 1)))
+    assert managed(rendered) == [
+        {
+            "Sid": "TrustGateGrantSession1",
+            "Effect": "Allow",
+            "Principal": {"AWS": CAROL},
+            "Action": "sts:AssumeRole",
+            "Condition": {
+                "DateLessThan": {"aws:CurrentTime": "2026-11-26T11:00:00Z"},
+                "StringEquals": {"sts:RoleSessionName": "carol@example.com"},
+            },
+        },
+        {
+            "Sid": "TrustGateGrantSession2",
+            "Effect": "Allow",
+            "Principal": {"AWS": DAVE},
+            "Action": "sts:AssumeRole",
+            "Condition": {
+                "DateLessThan": {"aws:CurrentTime": "2026-11-26T12:00:00Z"},
+                "StringEquals": {"sts:RoleSessionName": "dave"},
+            },
+        },
+    ]
+
+
+def test_render_trust_policy_with_one_identity_center_person_in_two_permission_sets_lists_both_arns() -> None:
+    rendered = render(covering((CAROL, 1), (CAROL_READ, 2)))
+    statements = managed(rendered)
+    assert len(statements) == 1
+    assert statements[0]["Principal"] == {"AWS": sorted([CAROL, CAROL_READ])}
+    assert statements[0]["Condition"]["StringEquals"] == {"sts:RoleSessionName": "carol@example.com"}
+    assert grant_expiry_in(rendered, CAROL) == grant_expiry_in(rendered, CAROL_READ) == NOW + 2 * H
+
+
+def test_render_trust_policy_with_users_and_sessions_puts_the_users_statement_first() -> None:
+    rendered = render(covering((SAML_DANA, 1), (ALICE, 1), (CAROL, 1)))
+    assert [s["Sid"] for s in managed(rendered)] == [USERS_SID, "TrustGateGrantSession1", "TrustGateGrantSession2"]
+    pins = [s["Condition"]["StringEquals"]["sts:RoleSessionName"] for s in managed(rendered)]
+    assert pins == ["${aws:username}", "carol@example.com", "dana@example.com"]  # sessions ordered by person key
+
+
+def test_render_trust_policy_with_coverages_in_any_order_renders_the_same_document() -> None:
+    coverages = covering((SAML_DANA, 1), (ALICE, 2), (CAROL, 3), (BOB, 4), (DAVE, 5))
+    shuffled = list(coverages)
+    random.Random(7).shuffle(shuffled)
+    assert render(shuffled) == render(coverages)
 
 
 @pytest.mark.parametrize(
@@ -100,117 +217,151 @@ def test_render_names_an_assumed_role_session_principal() -> None:
         "222222222222",
     ],
 )
-def test_render_refuses_principals_that_may_never_be_granted(principal: str) -> None:
+def test_render_trust_policy_with_a_principal_that_may_never_be_granted_is_refused(principal: str) -> None:
+    coverage = Coverage(person_of(ALICE), (principal,), NOW, NOW + H)
     with pytest.raises(InvalidPrincipalError):
-        render_trust_policy(VENDOR, RenderSpec(grants=[grant(principal)]), NOW)
+        render([coverage])
 
 
-def test_render_refuses_wildcard_baseline_without_an_organization_id() -> None:
+def test_render_trust_policy_with_a_principal_of_another_partition_is_refused() -> None:
+    with pytest.raises(InvalidPrincipalError, match="partition"):
+        render(covering((ALICE, 1)), partition="aws-us-gov")
+
+
+# -- baseline ---------------------------------------------------------------------------------------
+
+
+def test_render_trust_policy_with_organization_baseline_without_org_id_refuses_the_wildcard() -> None:
     with pytest.raises(InvalidPrincipalError, match="organization id"):
-        render_trust_policy(VENDOR, RenderSpec(baseline=Baseline("organization", "")), NOW)
+        render([], baseline=Baseline("organization", ""))
 
 
-def test_organization_baseline_is_a_wildcard_bound_to_the_org() -> None:
-    spec = RenderSpec(baseline=Baseline("organization", ORG), adopted_sids=frozenset({"PumpOrganizationAccess"}))
-    rendered = render_trust_policy(VENDOR, spec, NOW)
+def test_render_trust_policy_with_organization_baseline_binds_the_wildcard_to_the_org() -> None:
+    rendered = render([], baseline=Baseline("organization", ORG), adopted_sids=frozenset({"PumpOrganizationAccess"}))
     baseline = next(s for s in statements_of(rendered) if s.get("Sid") == BASELINE_SID)
     assert baseline["Principal"] == {"AWS": "*"}
     assert baseline["Condition"]["StringEquals"]["aws:PrincipalOrgID"] == ORG
     assert all(s.get("Sid") != "PumpOrganizationAccess" for s in statements_of(rendered))
 
 
-def test_accounts_baseline_lists_account_roots_and_principals() -> None:
-    spec = RenderSpec(baseline=Baseline("accounts", ORG, ("333333333333", BOB)))
-    baseline = next(s for s in statements_of(render_trust_policy(VENDOR, spec, NOW)) if s.get("Sid") == BASELINE_SID)
-    assert baseline["Principal"] == {"AWS": ["arn:aws:iam::222222222222:user/bob", "arn:aws:iam::333333333333:root"]}
+def test_render_trust_policy_with_accounts_baseline_lists_account_roots_and_principals() -> None:
+    rendered = render([], baseline=Baseline("accounts", ORG, ("333333333333", BOB)))
+    baseline = next(s for s in statements_of(rendered) if s.get("Sid") == BASELINE_SID)
+    assert baseline["Principal"] == {"AWS": [BOB, "arn:aws:iam::333333333333:root"]}
 
 
-def test_mode_none_renders_no_standing_access_and_drops_adopted_statements() -> None:
-    spec = RenderSpec(baseline=Baseline("none", ORG), adopted_sids=frozenset({"PumpOrganizationAccess"}))
-    rendered = render_trust_policy(VENDOR, spec, NOW)
+def test_render_trust_policy_with_a_wildcard_standing_principal_is_refused() -> None:
+    with pytest.raises(InvalidPrincipalError, match="wildcard"):
+        render([], baseline=Baseline("accounts", ORG, ("arn:aws:iam::222222222222:user/*",)))
+
+
+def test_render_trust_policy_with_mode_none_renders_no_standing_access_and_drops_adopted_statements() -> None:
+    rendered = render([], baseline=Baseline("none", ORG), adopted_sids=frozenset({"PumpOrganizationAccess"}))
     assert statements_of(rendered) == [VENDOR["Statement"][1]]
 
 
-def test_adopted_statements_stay_when_trustgate_does_not_manage_standing_access() -> None:
-    rendered = render_trust_policy(VENDOR, RenderSpec(adopted_sids=frozenset({"PumpOrganizationAccess"})), NOW)
-    assert rendered == VENDOR
+def test_render_trust_policy_with_no_baseline_keeps_adopted_statements() -> None:
+    assert render([], adopted_sids=frozenset({"PumpOrganizationAccess"})) == VENDOR
 
 
-def test_mfa_ip_and_tag_conditions_are_rendered_on_grants() -> None:
-    conditions = GrantConditions(True, ("203.0.113.0/24",), (("team", "platform"),))
-    statement = statements_of(render_trust_policy(VENDOR, RenderSpec(grants=[grant()], conditions=conditions), NOW))[-1]
-    assert statement["Condition"]["Bool"] == {"aws:MultiFactorAuthPresent": "true"}
-    assert statement["Condition"]["IpAddress"] == {"aws:SourceIp": "203.0.113.0/24"}
-    assert statement["Condition"]["StringEquals"] == {"aws:PrincipalTag/team": "platform"}
-    assert "DateLessThan" in statement["Condition"]
-
-
-def test_unique_id_principals_of_deleted_identities_are_pruned() -> None:
-    live = copy.deepcopy(VENDOR)
-    live["Statement"].append(
-        {"Effect": "Allow", "Principal": {"AWS": ["AIDAEXAMPLEDELETED12", BOB]}, "Action": "sts:AssumeRole"}
-    )
-    live["Statement"].append(
-        {"Effect": "Allow", "Principal": {"AWS": "AROAEXAMPLEDELETED12"}, "Action": "sts:AssumeRole"}
-    )
-    rendered = render_trust_policy(live, RenderSpec(), NOW)
-    assert statements_of(rendered)[2]["Principal"] == {"AWS": BOB}
-    assert len(statements_of(rendered)) == 3
-
-
-def test_full_policy_raises_trust_policy_full_naming_the_quota() -> None:
-    grants = [grant(f"arn:aws:iam::222222222222:user/person-{i:03d}-with-a-long-name", 1 + i / 7) for i in range(40)]
-    with pytest.raises(TrustPolicyFullError) as raised:
-        render_trust_policy(VENDOR, RenderSpec(grants=grants, quota=2048), NOW)
-    assert raised.value.quota == 2048
-    assert "2048" in raised.value.message
-
-
-def test_expiry_bucketing_rounds_down_never_later_than_approved() -> None:
-    # Distinct expiries a few seconds apart do not fit exactly, but do once rounded down to a minute.
-    grants = [
-        GrantEntry(f"arn:aws:iam::222222222222:user/p{i:02d}", NOW + timedelta(hours=2, seconds=i)) for i in range(20)
-    ]
-    exact_size = policy_size(render_trust_policy(VENDOR, RenderSpec(grants=grants, quota=100_000), NOW))
-    rendered = render_trust_policy(VENDOR, RenderSpec(grants=grants, quota=exact_size - 1), NOW)
-    for g in grants:
-        expiry = grant_expiry_in(rendered, g.principal_arn)
-        assert expiry is not None
-        assert NOW < expiry <= g.expires_at
-
-
-def test_a_role_nobody_may_assume_gets_an_explicit_deny_because_iam_needs_a_statement() -> None:
-    spec = RenderSpec(baseline=Baseline("none", ORG), adopted_sids=frozenset({"PumpOrganizationAccess"}))
+def test_render_trust_policy_with_nobody_allowed_writes_an_explicit_deny_because_iam_needs_a_statement() -> None:
+    baseline = Baseline("none", ORG)
     only_vendor = {"Version": "2012-10-17", "Statement": [VENDOR["Statement"][0]]}
-    empty = render_trust_policy(only_vendor, spec, NOW)
+    empty = render([], only_vendor, baseline=baseline, adopted_sids=frozenset({"PumpOrganizationAccess"}))
     assert statements_of(empty) == [NOBODY]
-    with_grant = render_trust_policy(empty, RenderSpec(grants=[grant()], baseline=spec.baseline), NOW)
-    assert [s["Effect"] for s in statements_of(with_grant)] == ["Allow"]
+    with_grant = render(covering((ALICE, 1)), empty, baseline=baseline)
+    assert [(s["Sid"], s["Effect"]) for s in statements_of(with_grant)] == [(USERS_SID, "Allow")]
 
 
-def test_policy_size_ignores_whitespace() -> None:
+# -- conditions -------------------------------------------------------------------------------------
+
+
+def test_render_trust_policy_with_mfa_ip_and_tag_conditions_keeps_the_pin_and_expiry() -> None:
+    conditions = GrantConditions(True, ("203.0.113.0/24",), (("team", "platform"),))
+    for statement in managed(render(covering((ALICE, 1), (CAROL, 1)), conditions=conditions)):
+        condition = statement["Condition"]
+        assert condition["Bool"] == {"aws:MultiFactorAuthPresent": "true"}
+        assert condition["IpAddress"] == {"aws:SourceIp": "203.0.113.0/24"}
+        assert condition["StringEquals"]["aws:PrincipalTag/team"] == "platform"
+        assert condition["StringEquals"]["sts:RoleSessionName"] in ("${aws:username}", "carol@example.com")
+        assert "aws:CurrentTime" in condition["DateLessThan"]
+
+
+# -- size -------------------------------------------------------------------------------------------
+
+
+def test_render_trust_policy_with_too_many_persons_raises_trust_policy_full_naming_the_quota() -> None:
+    coverages = covering(*((f"arn:aws:iam::222222222222:user/person-{i:03d}-with-a-long-name", 1 + i / 7) for i in range(40)))
+    with pytest.raises(TrustPolicyFullError) as raised:
+        render(coverages, quota=2048)
+    assert raised.value.quota == 2048
+    assert raised.value.size > 2048
+    assert "2048" in raised.value.message
+    assert str(raised.value.size) in raised.value.message
+
+
+def sixty_character_user(n: int) -> str:
+    arn = f"arn:aws:iam::222222222222:user/person-{n:03d}-of-the-platform-team"
+    return arn[:60]
+
+
+def users_that_fit(count: int, live: dict[str, object], quota: int = 2048) -> bool:
+    # Spread expiries: every user a different end, some 17 minutes and some seconds apart.
+    spans = [
+        GrantSpan(sixty_character_user(n), NOW, NOW + timedelta(minutes=15 + 17 * n, seconds=n)) for n in range(count)
+    ]
+    try:
+        render(list(coverages_of(spans, NOW, KEEP).kept), live, quota=quota)
+    except TrustPolicyFullError:
+        return False
+    return True
+
+
+def test_render_trust_policy_with_25_iam_users_of_60_character_arns_and_spread_expiries_fits_2048() -> None:
+    assert all(len(sixty_character_user(n)) == 60 for n in range(40))
+    assert len({sixty_character_user(n) for n in range(40)}) == 40
+    capacity = max(n for n in range(1, 60) if users_that_fit(n, MANAGED_ONLY))
+    assert capacity >= 25  # measured: 28 in a role whose statements TrustGate manages entirely
+    assert not users_that_fit(capacity + 1, MANAGED_ONLY)
+
+
+def test_render_trust_policy_with_one_more_iam_user_grows_only_by_their_quoted_arn() -> None:
+    # Whatever their expiry, users share one statement: each costs its ARN, two quotes and a comma.
+    two = covering((ALICE, 1), (BOB, 2))
+    three = covering((ALICE, 1), (BOB, 2), ("arn:aws:iam::222222222222:user/carlos", 1.5))
+    growth = policy_size(render(three)) - policy_size(render(two))
+    assert growth == len("arn:aws:iam::222222222222:user/carlos") + 3
+
+
+def test_policy_size_with_whitespace_ignores_it() -> None:
     assert policy_size({"a": "b c"}) == len('{"a":"bc"}')
 
 
-# -- properties --------------------------------------------------------------------------------
+# -- properties -------------------------------------------------------------------------------------
 
 names = st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True)
 accounts = st.sampled_from(["222222222222", "333333333333", "444444444444"])
-principals = st.builds(lambda a, n: f"arn:aws:iam::{a}:user/{n}", accounts, names)
-grant_entries = st.builds(
-    lambda p, minutes: GrantEntry(p, NOW + timedelta(minutes=minutes)), principals, st.integers(-30, 24 * 60)
+permission_sets = st.sampled_from(["AWSReservedSSO_Admin_0123456789abcdef", "AWSReservedSSO_Read_fedcba9876543210"])
+users = st.builds(lambda a, n: f"arn:aws:iam::{a}:user/{n}", accounts, names)
+idc_sessions = st.builds(lambda a, r, n: f"arn:aws:sts::{a}:assumed-role/{r}/{n}@example.com", accounts, permission_sets, names)
+grant_spans = st.builds(
+    lambda arn, start, length: GrantSpan(arn, NOW + timedelta(minutes=start), NOW + timedelta(minutes=start + length)),
+    st.one_of(users, idc_sessions),
+    st.integers(-120, 0),
+    st.integers(1, 24 * 60),
 )
+coverage_lists = st.lists(grant_spans, max_size=25).map(lambda spans: list(coverages_of(spans, NOW, KEEP).kept))
 unmanaged = st.lists(
     st.builds(
         lambda sid, p: {"Sid": sid, "Effect": "Allow", "Principal": {"AWS": p}, "Action": "sts:AssumeRole"},
         st.from_regex(r"Vendor[A-Za-z0-9]{0,10}", fullmatch=True),
-        principals,
+        users,
     ),
     max_size=3,
 )
 specs = st.builds(
-    lambda grants, mfa: RenderSpec(grants=grants, conditions=GrantConditions(require_mfa=mfa), quota=4096),
-    st.lists(grant_entries, max_size=25),
+    lambda coverages, mfa: RenderSpec(coverages=coverages, conditions=GrantConditions(require_mfa=mfa), quota=4096),
+    coverage_lists,
     st.booleans(),
 )
 
@@ -221,7 +372,9 @@ def doc(statements: list[dict[str, object]]) -> dict[str, object]:
 
 @settings(max_examples=150, deadline=None)
 @given(unmanaged, specs)
-def test_property_unmanaged_statements_never_change(statements: list[dict[str, object]], spec: RenderSpec) -> None:
+def test_render_trust_policy_with_any_coverages_never_changes_unmanaged_statements(
+    statements: list[dict[str, object]], spec: RenderSpec
+) -> None:
     try:
         rendered = render_trust_policy(doc(statements), spec, NOW)
     except TrustPolicyFullError:
@@ -231,7 +384,9 @@ def test_property_unmanaged_statements_never_change(statements: list[dict[str, o
 
 @settings(max_examples=150, deadline=None)
 @given(unmanaged, specs)
-def test_property_rendering_is_idempotent(statements: list[dict[str, object]], spec: RenderSpec) -> None:
+def test_render_trust_policy_with_its_own_output_is_idempotent(
+    statements: list[dict[str, object]], spec: RenderSpec
+) -> None:
     try:
         once = render_trust_policy(doc(statements), spec, NOW)
     except TrustPolicyFullError:
@@ -240,18 +395,21 @@ def test_property_rendering_is_idempotent(statements: list[dict[str, object]], s
 
 
 @settings(max_examples=150, deadline=None)
-@given(unmanaged.filter(bool), st.lists(grant_entries, min_size=1, max_size=10))
-def test_property_add_then_remove_returns_the_original(
-    statements: list[dict[str, object]], grants: list[GrantEntry]
+@given(unmanaged.filter(bool), coverage_lists.filter(bool))
+def test_render_trust_policy_with_coverages_added_then_removed_gives_back_the_original(
+    statements: list[dict[str, object]], coverages: list[Coverage]
 ) -> None:
     original = doc(statements)
-    with_grants = render_trust_policy(original, RenderSpec(grants=grants, quota=4096), NOW)
+    try:
+        with_grants = render_trust_policy(original, RenderSpec(coverages=coverages, quota=4096), NOW)
+    except TrustPolicyFullError:
+        return
     assert render_trust_policy(with_grants, RenderSpec(quota=4096), NOW) == original
 
 
 @settings(max_examples=150, deadline=None)
 @given(specs)
-def test_property_every_grant_statement_carries_an_expiry(spec: RenderSpec) -> None:
+def test_render_trust_policy_with_any_coverages_pins_and_expires_every_grant_statement(spec: RenderSpec) -> None:
     try:
         rendered = render_trust_policy(doc([]), spec, NOW)
     except TrustPolicyFullError:
@@ -259,17 +417,39 @@ def test_property_every_grant_statement_carries_an_expiry(spec: RenderSpec) -> N
     for statement in statements_of(rendered):
         if statement == NOBODY:
             continue
-        expiry = statement["Condition"]["DateLessThan"]["aws:CurrentTime"]
-        assert expiry > "2026-11-26T10:00:00Z"
-    live = {g.principal_arn for g in spec.grants if g.expires_at > NOW}
-    assert {p for p in live if grant_expiry_in(rendered, p) is None} == set()
+        assert statement["Effect"] == "Allow"
+        assert statement["Condition"]["DateLessThan"]["aws:CurrentTime"] > "2026-11-26T10:00:00Z"
+        pin = statement["Condition"]["StringEquals"]["sts:RoleSessionName"]
+        assert (pin == "${aws:username}") is (statement["Sid"] == USERS_SID)
+        assert pin and "*" not in pin and "?" not in pin
+    live = [c for c in spec.coverages if c.is_live(NOW)]
+    users_end = max((c.ends_at for c in live if c.person.kind == "iam_user"), default=None)
+    for coverage in live:
+        for arn in coverage.principal_arns:
+            expected = users_end if coverage.person.kind == "iam_user" else coverage.ends_at
+            assert grant_expiry_in(rendered, arn) == expected
+        if coverage.person.kind != "iam_user":
+            pinned = [
+                s
+                for s in statements_of(rendered)
+                if s.get("Condition", {}).get("StringEquals", {}).get("sts:RoleSessionName")
+                == coverage.person.session_name
+            ]
+            assert len(pinned) == 1
+            assert set(coverage.principal_arns) == set(
+                [pinned[0]["Principal"]["AWS"]]
+                if isinstance(pinned[0]["Principal"]["AWS"], str)
+                else pinned[0]["Principal"]["AWS"]
+            )
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(grant_entries, max_size=60), st.sampled_from([1024, 2048, 4096]))
-def test_property_size_never_exceeds_the_quota(grants: list[GrantEntry], quota: int) -> None:
+@given(st.lists(grant_spans, max_size=60), st.sampled_from([1024, 2048, 4096]))
+def test_render_trust_policy_with_any_quota_never_exceeds_it(spans: list[GrantSpan], quota: int) -> None:
+    coverages = list(coverages_of(spans, NOW, KEEP).kept)
     try:
-        rendered = render_trust_policy(VENDOR, RenderSpec(grants=grants, quota=quota), NOW)
-    except TrustPolicyFullError:
+        rendered = render_trust_policy(VENDOR, RenderSpec(coverages=coverages, quota=quota), NOW)
+    except TrustPolicyFullError as full:
+        assert full.size > quota
         return
     assert policy_size(rendered) <= quota

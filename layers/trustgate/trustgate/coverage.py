@@ -41,6 +41,7 @@ class Coverage:
     starts_at: datetime
     ends_at: datetime
     grant_ids: tuple[str, ...] = ()
+    earlier_end: datetime | None = None  # end of the person's previous coverage of the role, if any
 
     def is_live(self, now: datetime) -> bool:
         return self.ends_at > now
@@ -72,11 +73,13 @@ def newest_coverage(spans: Sequence[GrantSpan]) -> Coverage | None:
     ordered = sorted(spans, key=lambda span: (to_second(span.starts_at), to_second(span.ends_at)))
     current: list[GrantSpan] = [ordered[0]]
     end = to_second(ordered[0].ends_at)
+    earlier_end: datetime | None = None
     for span in ordered[1:]:
         if to_second(span.starts_at) < end:  # overlaps: the same coverage, possibly longer
             current.append(span)
             end = max(end, to_second(span.ends_at))
         else:  # starts after the coverage ended: a new one (earlier sessions stay dead)
+            earlier_end = end
             current, end = [span], to_second(span.ends_at)
     return Coverage(
         person=current[0].person,
@@ -84,6 +87,7 @@ def newest_coverage(spans: Sequence[GrantSpan]) -> Coverage | None:
         starts_at=to_second(current[0].starts_at),
         ends_at=end,
         grant_ids=tuple(span.grant_id for span in current if span.grant_id),
+        earlier_end=earlier_end,
     )
 
 

@@ -1,0 +1,221 @@
+"""Coverage: one span of access per person per role, derived from their grants (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trustgate.coverage import Coverage, Coverages, GrantSpan, coverages_of, newest_coverage, pin_holder
+from trustgate.identity import person_of
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+KEEP = timedelta(hours=1)  # the role's MaxSessionDuration
+H = timedelta(hours=1)
+M = timedelta(minutes=1)
+ALICE = "arn:aws:iam::222222222222:user/alice"
+ALICE_ELSEWHERE = "arn:aws:iam::333333333333:user/alice"
+BOB = "arn:aws:iam::222222222222:user/bob"
+CAROL_ADMIN = "arn:aws:sts::222222222222:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/carol"
+CAROL_READ = "arn:aws:sts::333333333333:assumed-role/AWSReservedSSO_ReadOnly_fedcba9876543210/carol"
+
+
+def span(arn: str, start: timedelta, end: timedelta, grant_id: str = "") -> GrantSpan:
+    """A grant of `arn` from NOW + start to NOW + end."""
+    return GrantSpan(arn, NOW + start, NOW + end, grant_id)
+
+
+# -- merging ----------------------------------------------------------------------------------------
+
+
+def test_coverages_of_with_overlapping_grants_merges_them_into_one_coverage() -> None:
+    spans = [span(ALICE, 0 * H, 1 * H, "G1"), span(ALICE, 30 * M, 2 * H, "G2")]
+    coverages = coverages_of(spans, NOW, KEEP)
+    assert coverages.kept == (
+        Coverage(person_of(ALICE), (ALICE,), NOW, NOW + 2 * H, ("G1", "G2")),
+    )
+    assert coverages.refused == ()
+
+
+def test_coverages_of_with_a_grant_inside_another_keeps_the_later_end() -> None:
+    coverage = coverages_of([span(ALICE, 0 * H, 3 * H, "G1"), span(ALICE, 1 * H, 2 * H, "G2")], NOW, KEEP).kept[0]
+    assert (coverage.starts_at, coverage.ends_at) == (NOW, NOW + 3 * H)
+    assert coverage.grant_ids == ("G1", "G2")
+
+
+def test_coverages_of_with_chained_overlaps_merges_all_of_them() -> None:
+    spans = [span(ALICE, 0 * H, 1 * H, "G1"), span(ALICE, 50 * M, 2 * H, "G2"), span(ALICE, 110 * M, 3 * H, "G3")]
+    coverage = coverages_of(spans, NOW, KEEP).kept[0]
+    assert (coverage.starts_at, coverage.ends_at, coverage.grant_ids) == (NOW, NOW + 3 * H, ("G1", "G2", "G3"))
+
+
+def test_coverages_of_with_grants_of_two_persons_gives_one_coverage_each() -> None:
+    coverages = coverages_of([span(ALICE, 0 * H, 1 * H), span(BOB, 0 * H, 2 * H)], NOW, KEEP)
+    assert {c.person.key: c.ends_at for c in coverages.kept} == {
+        "iam:222222222222:alice": NOW + H,
+        "iam:222222222222:bob": NOW + 2 * H,
+    }
+
+
+def test_coverages_of_with_identity_center_permission_sets_in_two_accounts_merges_into_one_coverage() -> None:
+    coverages = coverages_of([span(CAROL_ADMIN, 0 * H, 1 * H, "G1"), span(CAROL_READ, 10 * M, 2 * H, "G2")], NOW, KEEP)
+    assert len(coverages.kept) == 1
+    carol = coverages.kept[0]
+    assert carol.person.key == "idc:carol"
+    assert carol.principal_arns == tuple(sorted((CAROL_ADMIN, CAROL_READ)))
+    assert (carol.starts_at, carol.ends_at, carol.grant_ids) == (NOW, NOW + 2 * H, ("G1", "G2"))
+    assert coverages.refused == ()
+    assert coverages.of("idc:carol") == carol
+
+
+def test_coverages_of_with_microseconds_rounds_both_ends_down_to_whole_seconds() -> None:
+    spans = [GrantSpan(ALICE, NOW + timedelta(microseconds=900_000), NOW + H + timedelta(microseconds=999_999))]
+    coverage = coverages_of(spans, NOW, KEEP).kept[0]
+    assert (coverage.starts_at, coverage.ends_at) == (NOW, NOW + H)
+
+
+def test_coverages_of_with_an_empty_or_backwards_span_ignores_it() -> None:
+    spans = [span(ALICE, 1 * H, 1 * H), span(BOB, 2 * H, 1 * H)]
+    assert coverages_of(spans, NOW, KEEP) == Coverages(())
+
+
+# -- newest coverage only ---------------------------------------------------------------------------
+
+
+def test_coverages_of_with_revoke_then_regrant_makes_a_new_coverage_with_the_later_start() -> None:
+    # G1 was granted for an hour and revoked after 20 minutes: its span ends when it really ended.
+    spans = [span(ALICE, -1 * H, -40 * M, "G1"), span(ALICE, -10 * M, 1 * H, "G2")]
+    coverages = coverages_of(spans, NOW, KEEP)
+    assert coverages.kept == (Coverage(person_of(ALICE), (ALICE,), NOW - 10 * M, NOW + H, ("G2",)),)
+
+
+def test_coverages_of_with_a_grant_starting_exactly_at_the_end_opens_a_new_coverage() -> None:
+    coverage = coverages_of([span(ALICE, -1 * H, 0 * H, "G1"), span(ALICE, 0 * H, 1 * H, "G2")], NOW, KEEP).kept[0]
+    assert (coverage.starts_at, coverage.grant_ids) == (NOW, ("G2",))
+
+
+def test_coverages_of_with_an_old_coverage_still_inside_keep_for_returns_only_the_newest() -> None:
+    spans = [span(ALICE, -50 * M, -30 * M, "OLD"), span(ALICE, 5 * M, 1 * H, "NEW")]  # NEW has not started yet
+    coverages = coverages_of(spans, NOW, KEEP)
+    assert [c.grant_ids for c in coverages.kept] == [("NEW",)]
+
+
+def test_newest_coverage_with_no_spans_is_none() -> None:
+    assert newest_coverage([]) is None
+
+
+# -- keeping ended coverages ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("now", "kept", "live"),
+    [
+        (NOW - timedelta(seconds=1), True, True),
+        (NOW, True, False),  # ended: no longer live, still kept so the session guard enforces the end
+        (NOW + KEEP - timedelta(seconds=1), True, False),
+        (NOW + KEEP, False, False),  # no session issued before the end can still be alive: dropped
+        (NOW + 2 * KEEP, False, False),
+    ],
+)
+def test_coverages_of_with_an_ended_coverage_keeps_it_for_keep_for_then_drops_it(
+    now: datetime, kept: bool, live: bool
+) -> None:
+    coverages = coverages_of([span(ALICE, -2 * H, 0 * H, "G1")], now, KEEP)
+    assert (len(coverages.kept) == 1) is kept
+    assert (len(coverages.live(now)) == 1) is live
+
+
+def test_coverages_of_with_a_longer_keep_for_keeps_the_coverage_longer() -> None:
+    spans = [span(ALICE, -2 * H, -1 * H)]
+    assert coverages_of(spans, NOW, timedelta(hours=1)).kept == ()
+    assert len(coverages_of(spans, NOW, timedelta(hours=12)).kept) == 1
+
+
+# -- pinned session names ---------------------------------------------------------------------------
+
+
+def test_coverages_of_with_one_name_in_two_accounts_refuses_the_later_person() -> None:
+    coverages = coverages_of([span(ALICE_ELSEWHERE, 5 * M, 1 * H, "LATER"), span(ALICE, 0 * M, 1 * H, "FIRST")], NOW, KEEP)
+    assert [c.grant_ids for c in coverages.kept] == [("FIRST",)]
+    assert [c.grant_ids for c in coverages.refused] == [("LATER",)]
+    assert coverages.refused[0].person.key == "iam:333333333333:alice"
+
+
+def test_coverages_of_with_session_names_differing_only_in_case_refuses_the_later_person() -> None:
+    later = "arn:aws:iam::333333333333:user/ALICE"
+    coverages = coverages_of([span(ALICE, 0 * M, 1 * H), span(later, 5 * M, 1 * H)], NOW, KEEP)
+    assert [c.person.key for c in coverages.kept] == ["iam:222222222222:alice"]
+    assert [c.person.key for c in coverages.refused] == ["iam:333333333333:alice"]
+
+
+def test_coverages_of_with_an_iam_user_and_identity_center_user_of_one_name_refuses_the_later() -> None:
+    carol_user = "arn:aws:iam::222222222222:user/Carol"
+    coverages = coverages_of([span(CAROL_ADMIN, 0 * M, 1 * H), span(carol_user, 1 * M, 1 * H)], NOW, KEEP)
+    assert [c.person.key for c in coverages.kept] == ["idc:carol"]
+    assert [c.person.key for c in coverages.refused] == ["iam:222222222222:carol"]
+
+
+def test_coverages_of_with_the_pin_holder_ended_but_still_guarded_refuses_the_newcomer() -> None:
+    # The guard still names <role id>:alice until the first coverage's sessions are surely dead.
+    spans = [span(ALICE, -1 * H, -30 * M), span(ALICE_ELSEWHERE, -10 * M, 1 * H)]
+    coverages = coverages_of(spans, NOW, KEEP)
+    assert [c.person.key for c in coverages.refused] == ["iam:333333333333:alice"]
+
+
+def test_coverages_of_with_the_pin_holder_past_keep_for_lets_the_newcomer_in() -> None:
+    spans = [span(ALICE, -3 * H, -2 * H), span(ALICE_ELSEWHERE, -10 * M, 1 * H)]
+    coverages = coverages_of(spans, NOW, KEEP)
+    assert [c.person.key for c in coverages.kept] == ["iam:333333333333:alice"]
+    assert coverages.refused == ()
+
+
+def test_pin_holder_with_another_person_holding_the_name_returns_their_coverage() -> None:
+    coverages = coverages_of([span(ALICE, 0 * M, 1 * H)], NOW, KEEP)
+    holder = pin_holder(coverages, person_of("arn:aws:sts::222222222222:assumed-role/SamlRole/Alice"))
+    assert holder is not None
+    assert holder.person.key == "iam:222222222222:alice"
+
+
+def test_pin_holder_with_the_person_themself_or_a_free_name_is_none() -> None:
+    coverages = coverages_of([span(ALICE, 0 * M, 1 * H)], NOW, KEEP)
+    assert pin_holder(coverages, person_of("arn:aws:iam::222222222222:user/Alice")) is None
+    assert pin_holder(coverages, person_of(BOB)) is None
+
+
+# -- properties -------------------------------------------------------------------------------------
+
+arns = st.sampled_from([ALICE, ALICE_ELSEWHERE, BOB, CAROL_ADMIN, CAROL_READ, "arn:aws:iam::222222222222:user/Carol"])
+spans = st.builds(
+    lambda arn, start, length: span(arn, start * M, (start + length) * M),
+    arns,
+    st.integers(-180, 60),
+    st.integers(1, 240),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(spans, max_size=12), st.randoms(use_true_random=False))
+def test_coverages_of_with_any_order_of_spans_gives_the_same_answer(items: list[GrantSpan], rng: object) -> None:
+    shuffled = list(items)
+    rng.shuffle(shuffled)  # type: ignore[attr-defined]
+    assert coverages_of(shuffled, NOW, KEEP) == coverages_of(items, NOW, KEEP)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(spans, max_size=12))
+def test_coverages_of_with_any_spans_gives_each_person_and_each_pin_at_most_once(items: list[GrantSpan]) -> None:
+    coverages = coverages_of(items, NOW, KEEP)
+    keys = [c.person.key for c in coverages.kept + coverages.refused]
+    pins = [c.person.session_name.lower() for c in coverages.kept]
+    assert len(keys) == len(set(keys))
+    assert len(pins) == len(set(pins))
+    for coverage in coverages.kept:
+        assert coverage.ends_at + KEEP > NOW
+        mine = [s for s in items if s.person.key == coverage.person.key]
+        # the coverage is a union of the person's grants: it never begins before or ends after all of them
+        assert min(s.starts_at for s in mine) <= coverage.starts_at
+        assert coverage.ends_at == max(s.ends_at for s in mine if s.starts_at >= coverage.starts_at)

@@ -1,0 +1,226 @@
+"""The session guard: an inline Deny that ends each person's sessions at their coverage's end (pure)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from trustgate.coverage import Coverage, GrantSpan, coverages_of
+from trustgate.errors import ConflictError, SessionGuardFullError
+from trustgate.identity import person_of
+from trustgate.session_guard import GuardSpec, guard_window, render_session_guard, session_userid
+from trustgate.trust_policy import policy_size, statements_of
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+H = timedelta(hours=1)
+M = timedelta(minutes=1)
+ROLE_ID = "AROAEXAMPLEROLEID0001"
+SPEC = GuardSpec(role_id=ROLE_ID, keep_for=H)
+ALICE = "arn:aws:iam::222222222222:user/Alice"
+BOB = "arn:aws:iam::222222222222:user/bob"
+CAROL = "arn:aws:sts::222222222222:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/carol@example.com"
+
+
+def coverage(arn: str, start: timedelta, end: timedelta) -> Coverage:
+    return Coverage(person_of(arn), (arn,), NOW + start, NOW + end)
+
+
+def userids(statement: dict[str, object]) -> list[str]:
+    named = statement["Condition"]["StringEquals"]["aws:userid"]  # type: ignore[index]
+    return [named] if isinstance(named, str) else list(named)
+
+
+def test_render_session_guard_with_one_person_denies_from_the_end_and_before_the_start() -> None:
+    guard = render_session_guard([coverage(ALICE, -10 * M, 1 * H)], SPEC, NOW)
+    assert guard == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "TrustGateEnd1",
+                "Effect": "Deny",
+                "Action": "*",
+                "Resource": "*",
+                "Condition": {
+                    "DateGreaterThanEquals": {"aws:CurrentTime": "2026-11-26T11:00:00Z"},
+                    "StringEquals": {"aws:userid": f"{ROLE_ID}:Alice"},
+                },
+            },
+            {
+                "Sid": "TrustGateStart1",
+                "Effect": "Deny",
+                "Action": "*",
+                "Resource": "*",
+                "Condition": {
+                    "DateLessThan": {"aws:TokenIssueTime": "2026-11-26T09:50:00Z"},
+                    "StringEquals": {"aws:userid": f"{ROLE_ID}:Alice"},
+                },
+            },
+        ],
+    }
+
+
+def test_render_session_guard_with_identity_center_person_names_their_literal_session() -> None:
+    guard = render_session_guard([coverage(CAROL, 0 * M, 1 * H)], SPEC, NOW)
+    assert guard_window(guard, f"{ROLE_ID}:carol@example.com") == (NOW, NOW + H)
+    assert session_userid(ROLE_ID, "carol@example.com") == f"{ROLE_ID}:carol@example.com"
+
+
+def test_render_session_guard_with_equal_ends_shares_one_end_statement() -> None:
+    guard = render_session_guard([coverage(BOB, -20 * M, 1 * H), coverage(ALICE, -10 * M, 1 * H)], SPEC, NOW)
+    statements = statements_of(guard or {})
+    assert [s["Sid"] for s in statements] == ["TrustGateEnd1", "TrustGateStart1", "TrustGateStart2"]
+    assert userids(statements[0]) == [f"{ROLE_ID}:Alice", f"{ROLE_ID}:bob"]
+    # starts in time order, one statement each
+    assert [(s["Condition"]["DateLessThan"]["aws:TokenIssueTime"], userids(s)) for s in statements[1:]] == [
+        ("2026-11-26T09:40:00Z", [f"{ROLE_ID}:bob"]),
+        ("2026-11-26T09:50:00Z", [f"{ROLE_ID}:Alice"]),
+    ]
+
+
+def test_render_session_guard_with_equal_starts_shares_one_start_statement() -> None:
+    covered = [coverage(ALICE, 0 * M, 2 * H), coverage(BOB, 0 * M, 1 * H), coverage(CAROL, 0 * M, 3 * H)]
+    statements = statements_of(render_session_guard(covered, SPEC, NOW) or {})
+    ends = [s for s in statements if s["Sid"].startswith("TrustGateEnd")]
+    starts = [s for s in statements if s["Sid"].startswith("TrustGateStart")]
+    assert [s["Condition"]["DateGreaterThanEquals"]["aws:CurrentTime"] for s in ends] == [
+        "2026-11-26T11:00:00Z",
+        "2026-11-26T12:00:00Z",
+        "2026-11-26T13:00:00Z",
+    ]
+    assert [userids(s) for s in ends] == [[f"{ROLE_ID}:bob"], [f"{ROLE_ID}:Alice"], [f"{ROLE_ID}:carol@example.com"]]
+    assert len(starts) == 1
+    assert userids(starts[0]) == sorted(f"{ROLE_ID}:{n}" for n in ("Alice", "bob", "carol@example.com"))
+
+
+# -- keeping and pruning ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("now", "named"),
+    [
+        (NOW + 1 * H, True),  # just ended: the end rule is what stops live sessions now
+        (NOW + 2 * H - timedelta(seconds=1), True),  # a session issued just before the end may still be alive
+        (NOW + 2 * H, False),  # none can be: pruned
+    ],
+)
+def test_render_session_guard_with_an_ended_coverage_keeps_it_for_keep_for_then_prunes_it(
+    now: datetime, named: bool
+) -> None:
+    guard = render_session_guard([coverage(ALICE, 0 * M, 1 * H), coverage(BOB, 0 * M, 5 * H)], SPEC, now)
+    assert guard_window(guard, f"{ROLE_ID}:bob") == (NOW, NOW + 5 * H)
+    expected = (NOW, NOW + H) if named else (None, None)
+    assert guard_window(guard, f"{ROLE_ID}:Alice") == expected
+    assert (f"{ROLE_ID}:Alice" in str(guard)) is named
+
+
+def test_render_session_guard_with_nothing_left_to_guard_is_none() -> None:
+    assert render_session_guard([], SPEC, NOW) is None
+    ended = [coverage(ALICE, -3 * H, -2 * H), coverage(BOB, -2 * H, -1 * H)]
+    assert render_session_guard(ended, SPEC, NOW) is None
+    assert render_session_guard(ended, GuardSpec(ROLE_ID, keep_for=12 * H), NOW) is not None
+
+
+# -- capacity ---------------------------------------------------------------------------------------
+
+
+def many(count: int) -> list[Coverage]:
+    return [coverage(f"arn:aws:iam::222222222222:user/person{i:03d}", i * M, H + i * M) for i in range(count)]
+
+
+def test_render_session_guard_with_other_inline_policies_filling_the_quota_names_the_numbers() -> None:
+    covered = many(20)
+    size = policy_size(render_session_guard(covered, SPEC, NOW) or {})
+    others = 10240 - size + 1
+    with pytest.raises(SessionGuardFullError) as raised:
+        render_session_guard(covered, GuardSpec(ROLE_ID, H, other_inline_size=others), NOW)
+    assert isinstance(raised.value, ConflictError)
+    assert raised.value.code == "session_guard_full"
+    message = raised.value.message
+    assert f"need {size} characters" in message
+    assert f"only {10240 - others} are left" in message
+    assert "10240-character" in message
+    assert f"({others} are used by its other inline policies)" in message
+
+
+def test_render_session_guard_with_exactly_the_room_left_fits() -> None:
+    covered = many(20)
+    size = policy_size(render_session_guard(covered, SPEC, NOW) or {})
+    guard = render_session_guard(covered, GuardSpec(ROLE_ID, H, other_inline_size=10240 - size), NOW)
+    assert guard is not None
+    assert policy_size(guard) == size
+
+
+def test_render_session_guard_with_a_small_quota_refuses_what_the_default_holds() -> None:
+    covered = many(5)
+    assert render_session_guard(covered, SPEC, NOW) is not None
+    with pytest.raises(SessionGuardFullError):
+        render_session_guard(covered, GuardSpec(ROLE_ID, H, quota=500), NOW)
+
+
+# -- precision and exactness ------------------------------------------------------------------------
+
+
+def test_render_session_guard_with_microseconds_writes_whole_seconds_rounded_down() -> None:
+    odd = Coverage(person_of(ALICE), (ALICE,), NOW + timedelta(microseconds=999_999), NOW + H + timedelta(seconds=1.5))
+    guard = render_session_guard([odd], SPEC, NOW)
+    times = [
+        value
+        for statement in statements_of(guard or {})
+        for operator in ("DateGreaterThanEquals", "DateLessThan")
+        for value in statement["Condition"].get(operator, {}).values()
+    ]
+    assert times == ["2026-11-26T11:00:01Z", "2026-11-26T10:00:00Z"]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", t) for t in times)
+
+
+def test_guard_window_with_a_userid_not_named_is_none_none() -> None:
+    guard = render_session_guard([coverage(ALICE, 0 * M, 1 * H)], SPEC, NOW)
+    assert guard_window(guard, f"{ROLE_ID}:bob") == (None, None)
+    assert guard_window(guard, f"AROAANOTHERROLE00001:Alice") == (None, None)
+    assert guard_window(None, f"{ROLE_ID}:Alice") == (None, None)
+
+
+arns = st.sampled_from(
+    [
+        ALICE,
+        BOB,
+        CAROL,
+        "arn:aws:iam::333333333333:user/alice",  # the same pin as ALICE: coverages_of refuses one of them
+        "arn:aws:iam::222222222222:user/dave",
+        "arn:aws:sts::333333333333:assumed-role/AWSReservedSSO_Dev_00112233445566ff/erin",
+    ]
+)
+spans = st.builds(
+    lambda arn, start, length: GrantSpan(arn, NOW + start * M, NOW + (start + length) * M),
+    arns,
+    st.integers(-300, 60),
+    st.integers(1, 240),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(spans, max_size=12))
+def test_render_session_guard_with_any_coverages_names_exactly_the_guarded_sessions(items: list[GrantSpan]) -> None:
+    kept = coverages_of(items, NOW, H).kept
+    guard = render_session_guard(kept, SPEC, NOW)
+    expected = {f"{ROLE_ID}:{c.person.session_name}": (c.starts_at, c.ends_at) for c in kept}
+    if not expected:
+        assert guard is None
+        return
+    named: set[str] = set()
+    for statement in statements_of(guard or {}):
+        assert statement["Effect"] == "Deny"
+        assert statement["Condition"]["StringEquals"]["aws:userid"], "a Deny * without a userid would lock out everyone"
+        named.update(userids(statement))
+    assert named == set(expected)
+    for userid, window in expected.items():
+        assert guard_window(guard, userid) == window
+    for name in ("mallory", "ALICE", "Carol@example.com"):
+        if f"{ROLE_ID}:{name}" not in expected:
+            assert guard_window(guard, f"{ROLE_ID}:{name}") == (None, None)
