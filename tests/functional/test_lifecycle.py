@@ -13,6 +13,7 @@ from tests.support.flows import JUSTIFICATION, approve, granted, request_access
 from trustgate.clock import parse_rfc3339
 from trustgate.ids import new_id
 from trustgate.models import AuditEvent, RolePolicy
+from trustgate.session_guard import guard_window
 from trustgate.trust_policy import GRANT_SID_PREFIX, grant_expiry_in, is_managed, statements_of
 
 pytestmark = pytest.mark.functional
@@ -132,24 +133,59 @@ def test_revoke_removes_the_principal_at_once_and_drops_the_schedule(world: Worl
         world.schedule(request["id"])
 
 
-def test_overlapping_grants_keep_the_principal_until_the_last_one_ends(world: World) -> None:
+def test_a_second_request_while_covered_extends_the_one_coverage(world: World) -> None:
     short = granted(world, duration="PT1H")
-    long = granted(world, duration="PT3H")
-    assert grant_expiry_in(world.trust_policy(), ALICE) == parse_rfc3339(long["expires_at"])
+    status, body = world.api(
+        "POST", "/requests", ALICE, {"role": "PumpCustomerAccess", "duration": "PT3H", "justification": JUSTIFICATION}
+    )
+    assert status == 201, body
+    assert (body["extends"], body["covered_until"]) == (short["id"], short["expires_at"])
+    approve(world, body["id"])
+    world.wait_status(body["id"], "active")
+    long = world.deps.store.get_request(body["id"])
+    # One coverage: the end moves by the new request's duration, nothing is added beside it.
+    assert long.expires_at == parse_rfc3339(short["expires_at"]) + timedelta(hours=3)
+    assert grant_expiry_in(world.trust_policy(), ALICE) == long.expires_at
+    assert [s["Sid"] for s in statements_of(world.trust_policy()) if is_managed(s)] == [f"{GRANT_SID_PREFIX}Users"]
+    userid = f"{world.role_id()}:alice"
+    assert guard_window(world.session_guard(), userid)[1] == long.expires_at
     world.advance(timedelta(hours=1, minutes=1))
     world.fire_schedule(short["id"])
     assert world.status(short["id"]) == "expired"
-    assert grant_expiry_in(world.trust_policy(), ALICE) == parse_rfc3339(long["expires_at"])
-    world.advance(timedelta(hours=2))
-    world.fire_schedule(long["id"])
+    assert grant_expiry_in(world.trust_policy(), ALICE) == long.expires_at
+    assert guard_window(world.session_guard(), userid)[1] == long.expires_at
+    world.advance(timedelta(hours=3))
+    world.fire_schedule(long.id)
     assert world.trust_policy() == VENDOR_TRUST
+    # The guard keeps ending alice's sessions for as long as one could live (MaxSessionDuration), then goes.
+    assert guard_window(world.session_guard(), userid)[1] == long.expires_at
+    world.advance(timedelta(hours=12, minutes=1))
+    world.invoke("ReconcileFunction", {})
+    assert world.session_guard() is None
 
 
-def test_revoking_one_of_two_overlapping_grants_keeps_the_other(world: World) -> None:
+def test_revoking_one_grant_ends_the_whole_coverage_and_its_pending_extension(world: World) -> None:
     first = granted(world)
-    second = granted(world, duration="PT2H")
-    world.api("POST", f"/requests/{first['id']}/revoke", ALICE)
-    assert grant_expiry_in(world.trust_policy(), ALICE) == parse_rfc3339(second["expires_at"])
+    status, second = world.api(
+        "POST", f"/requests/{first['id']}/extend", ALICE, {"duration": "PT2H", "justification": JUSTIFICATION}
+    )
+    assert status == 201, second
+    approve(world, second["id"])
+    world.wait_status(second["id"], "active")
+    status, third = world.api(
+        "POST", f"/requests/{second['id']}/extend", ALICE, {"duration": "PT1H", "justification": JUSTIFICATION}
+    )
+    assert status == 201, third
+    status, revoked = world.api("POST", f"/requests/{first['id']}/revoke", ALICE)
+    assert (status, revoked["status"]) == (200, "revoked")
+    assert world.trust_policy() == VENDOR_TRUST
+    assert world.status(second["id"]) == "revoked"
+    assert world.status(third["id"]) == "cancelled"
+    ended_at = world.deps.store.get_request(first["id"]).expires_at
+    assert ended_at == world.deps.store.get_request(second["id"]).expires_at
+    assert guard_window(world.session_guard(), f"{world.role_id()}:alice")[1] == ended_at
+    # The pending extension cannot be approved after the revoke.
+    assert world.api("POST", f"/requests/{third['id']}/approve", BOB)[1]["error"]["code"] == "already_decided"
 
 
 def test_extend_continues_from_the_current_expiry(world: World) -> None:
@@ -183,7 +219,7 @@ def test_auto_approved_request_is_active_when_the_api_answers(world: World) -> N
 
 def test_grant_failure_leaves_no_principal_behind_and_records_why() -> None:
     # Room for exactly one grant: two requests fit when asked, the second cannot be granted.
-    with running_world({"TrustPolicyQuota": "440"}) as world:
+    with running_world({"TrustPolicyQuota": "500"}) as world:
         first = request_access(world)["id"]
         second = request_access(world, caller=f"arn:aws:iam::{MEMBER}:user/erin-with-a-long-name")["id"]
         approve(world, first)

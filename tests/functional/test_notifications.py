@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.support.aws import ALICE, BOB, DAVE, ROLE_ARN, World, wait_for
+from tests.support.aws import ALICE, BOB, DAVE, MEMBER, ROLE_ARN, World, wait_for
 from tests.support.flows import JUSTIFICATION, request_access
 from tests.support.links import Sent, approval_links, call_page, form_for, messages_for
 from trustgate import messages
@@ -42,7 +42,7 @@ def test_each_approver_gets_the_request_in_full_with_their_own_link(world: World
         assert message.attributes["role_arn"] == ROLE_ARN
         assert message.subject.startswith("[TrustGate] alice (222222222222) asks for PumpCustomerAccess for 1 hour")
         for line in (
-            f"Requester:     {ALICE}",
+            f"Requester:     alice (IAM user, {MEMBER}) via {ALICE}",
             f"Role:          {ROLE_ARN}",
             "Duration:      1 hour (PT1H)",
             f"Justification: {JUSTIFICATION}",

@@ -62,6 +62,13 @@ class World:
         document = self.session.client("iam").get_role(RoleName=ROLE_NAME)["Role"]["AssumeRolePolicyDocument"]
         return dict(document)
 
+    def session_guard(self) -> dict[str, Any] | None:
+        """TrustGate's session-guard inline policy on the role, as IAM holds it (None when absent)."""
+        return self.deps.roles.session_guard(ROLE_ARN)
+
+    def role_id(self) -> str:
+        return str(self.session.client("iam").get_role(RoleName=ROLE_NAME)["Role"]["RoleId"])
+
     def invoke(self, logical_id: str, event: Any) -> Any:
         return self.host.invoke(self.stack.functions[logical_id], event)
 

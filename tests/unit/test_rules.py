@@ -6,11 +6,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from trustgate.errors import CeilingExceededError, ForbiddenError, RuleViolationError, TrustGateError
-from trustgate.identity import Caller
-from trustgate.models import AccessRequest, AutoApproveRule, RolePolicy
+from trustgate.errors import (
+    AlreadyDecidedByYouError,
+    CeilingExceededError,
+    ForbiddenError,
+    NotAPersonError,
+    OwnRequestError,
+    RuleViolationError,
+    TrustGateError,
+)
+from trustgate.identity import Caller, person_of
+from trustgate.models import AccessRequest, Approval, AutoApproveRule, RequestStatus, RolePolicy
 from trustgate.rules import (
     auto_approves,
+    check_decidable,
     check_may_decide,
     check_may_request,
     check_request,
@@ -25,6 +34,21 @@ ROLE = "arn:aws:iam::111111111111:role/PumpCustomerAccess"
 ALICE = Caller("arn:aws:iam::222222222222:user/alice", "222222222222", "AIDAALICE", "user")
 BOB = Caller("arn:aws:iam::222222222222:user/bob", "222222222222", "AIDABOB", "user")
 MALLORY = Caller("arn:aws:iam::999999999999:user/mallory", "999999999999", "AIDAM", "user")
+SAML_ROLE = "arn:aws:iam::222222222222:role/federation/SamlEngineers"
+
+
+def session(role: str, name: str, account: str = "222222222222") -> Caller:
+    return Caller(f"arn:aws:sts::{account}:assumed-role/{role}/{name}", account, "AROAEXAMPLE", "session")
+
+
+IDC_ADMIN = "AWSReservedSSO_Admin_0123456789abcdef"
+IDC_READ = "AWSReservedSSO_ReadOnly_fedcba9876543210"
+ALICE_IDC = session(IDC_ADMIN, "alice")
+ALICE_DEV_ROLE = session("DevRole", "alice")  # a role whose session name its caller picks freely
+DAVE_ADMIN = session(IDC_ADMIN, "dave")
+DAVE_READ = session(IDC_READ, "dave")
+DAVE_ADMIN_ELSEWHERE = session(IDC_ADMIN, "dave", "111111111111")
+DANA_SAML = session("SamlEngineers", "dana@example.com")
 SETTINGS = Settings(
     managed_role_arns=[ROLE],
     organization_id="o-exampleorg12",
@@ -50,6 +74,7 @@ H = timedelta(hours=1)
         (RolePolicy(requester_accounts=["222222222222"]), None),
         (RolePolicy(requester_accounts=["999999999999"]), "exceeds_ceiling"),
         (RolePolicy(auto_approve=[AutoApproveRule(max_duration=10 * H)]), "exceeds_ceiling"),
+        (RolePolicy(identity_roles=[SAML_ROLE]), "exceeds_ceiling"),  # SETTINGS allows no identity role
     ],
 )
 def test_role_policy_against_the_ceiling(policy: RolePolicy, code: str | None) -> None:
@@ -66,6 +91,31 @@ def test_exceeds_ceiling_names_the_field_and_the_ceiling() -> None:
         check_within_ceiling(RolePolicy(max_duration=9 * H), SETTINGS)
     assert raised.value.field == "max_duration"
     assert "PT8H" in raised.value.message
+
+
+def test_check_within_ceiling_with_identity_roles_outside_identity_role_arns_names_them() -> None:
+    other = "arn:aws:iam::222222222222:role/SelfNamedSessions"
+    settings = SETTINGS.model_copy(update={"identity_role_arns": [SAML_ROLE]})
+    check_within_ceiling(RolePolicy(identity_roles=[SAML_ROLE]), settings)
+    with pytest.raises(CeilingExceededError) as raised:
+        check_within_ceiling(RolePolicy(identity_roles=[SAML_ROLE, other]), settings)
+    assert raised.value.field == "identity_roles"
+    assert raised.value.code == "exceeds_ceiling"
+    assert other in raised.value.message
+    assert "IdentityRoleArns" in raised.value.message
+    assert f"'{SAML_ROLE}'" not in raised.value.message.split("IdentityRoleArns")[0]
+
+
+def test_check_within_ceiling_with_no_identity_role_arns_says_none_are_allowed() -> None:
+    with pytest.raises(CeilingExceededError, match=r"IdentityRoleArns: none"):
+        check_within_ceiling(RolePolicy(identity_roles=[SAML_ROLE]), SETTINGS)
+
+
+def test_effective_policy_with_identity_roles_keeps_only_those_within_the_ceiling() -> None:
+    policy = RolePolicy(identity_roles=[SAML_ROLE, "arn:aws:iam::222222222222:role/DevRole"])
+    assert effective_policy(ROLE, policy, SETTINGS).identity_roles == ()
+    settings = SETTINGS.model_copy(update={"identity_role_arns": [SAML_ROLE]})
+    assert effective_policy(ROLE, policy, settings).identity_roles == (SAML_ROLE,)
 
 
 def test_effective_policy_never_exceeds_the_ceiling() -> None:
@@ -85,15 +135,39 @@ def test_effective_policy_never_exceeds_the_ceiling() -> None:
         (RolePolicy(requester_patterns=["arn:aws:iam::222222222222:user/a*"]), ALICE, True),
         (RolePolicy(requester_patterns=["arn:aws:iam::222222222222:user/b*"]), ALICE, False),
         (RolePolicy(requester_patterns=["222222222222"]), ALICE, True),
+        (RolePolicy(requester_patterns=["iam:222222222222:alice"]), ALICE, True),
+        (RolePolicy(requester_patterns=["idc:alice"]), ALICE, False),
+        (RolePolicy(requester_patterns=["idc:alice"]), ALICE_IDC, True),
     ],
 )
 def test_who_may_request(policy: RolePolicy, caller: Caller, allowed: bool) -> None:
     effective = effective_policy(ROLE, policy, SETTINGS)
     if allowed:
-        check_may_request(caller, effective, SETTINGS)
+        assert check_may_request(caller, effective, SETTINGS) == person_of(caller.arn)
     else:
         with pytest.raises(ForbiddenError):
             check_may_request(caller, effective, SETTINGS)
+
+
+def test_check_may_request_with_a_self_named_role_session_is_not_a_person() -> None:
+    effective = effective_policy(ROLE, RolePolicy(requester_patterns=["222222222222"]), SETTINGS)
+    with pytest.raises(NotAPersonError) as raised:
+        check_may_request(ALICE_DEV_ROLE, effective, SETTINGS)
+    assert raised.value.code == "not_a_person"
+
+
+def test_check_may_request_with_a_listed_identity_role_returns_its_session_person() -> None:
+    settings = SETTINGS.model_copy(update={"identity_role_arns": [SAML_ROLE]})
+    effective = effective_policy(ROLE, RolePolicy(identity_roles=[SAML_ROLE]), settings)
+    person = check_may_request(DANA_SAML, effective, settings)
+    assert (person.key, person.kind) == ("role:222222222222:samlengineers/dana@example.com", "identity_role")
+
+
+def test_check_may_request_with_an_identity_role_the_deployment_does_not_allow_is_not_a_person() -> None:
+    # A stored policy naming a role the deployer has since taken out of IdentityRoleArns names no person.
+    effective = effective_policy(ROLE, RolePolicy(identity_roles=[SAML_ROLE]), SETTINGS)
+    with pytest.raises(NotAPersonError):
+        check_may_request(DANA_SAML, effective, SETTINGS)
 
 
 @pytest.mark.parametrize(
@@ -137,20 +211,150 @@ def request(**changes: object) -> AccessRequest:
 
 
 @pytest.mark.parametrize(
-    ("approver", "changes", "allowed"),
+    ("approver", "changes", "code"),
     [
-        (BOB, {}, True),
-        (ALICE, {}, False),  # self-approval off by default even when listed as an approver
-        (ALICE, {"allow_self_approval": True}, True),
-        (MALLORY, {}, False),
+        (BOB, {}, None),
+        (ALICE, {}, "own_request"),  # self-approval off by default even when listed as an approver
+        (ALICE, {"allow_self_approval": True}, None),
+        (MALLORY, {}, "forbidden"),
     ],
 )
-def test_who_may_decide(approver: Caller, changes: dict[str, object], allowed: bool) -> None:
-    if allowed:
-        check_may_decide(approver, request(**changes))
+def test_who_may_decide(approver: Caller, changes: dict[str, object], code: str | None) -> None:
+    if code is None:
+        assert check_may_decide(approver, request(**changes)) == person_of(approver.arn)
     else:
-        with pytest.raises(ForbiddenError):
+        with pytest.raises(ForbiddenError) as raised:
             check_may_decide(approver, request(**changes))
+        assert raised.value.code == code
+
+
+EVERYONE = ["222222222222", "111111111111", "idc:*"]
+
+
+@pytest.mark.parametrize(
+    ("requester", "approver", "code"),
+    [
+        # the same IAM user, however its ARN is spelled
+        (ALICE.arn, Caller("arn:aws:iam::222222222222:user/Alice", "222222222222", None, "user"), "own_request"),
+        # one Identity Center user: another permission set, or the same one in another account
+        (DAVE_ADMIN.arn, DAVE_READ, "own_request"),
+        (DAVE_ADMIN.arn, DAVE_ADMIN_ELSEWHERE, "own_request"),
+        (DAVE_READ.arn, DAVE_ADMIN_ELSEWHERE, "own_request"),
+        # a role session whose name its caller chose does not tell who it is
+        (ALICE.arn, ALICE_DEV_ROLE, "not_a_person"),
+        (BOB.arn, ALICE_DEV_ROLE, "not_a_person"),
+        # an IAM user and an Identity Center user of one name are two persons: restrict approver_kinds for that
+        (ALICE.arn, ALICE_IDC, None),
+        (ALICE_IDC.arn, ALICE, None),
+    ],
+)
+def test_check_may_decide_with_a_second_principal_compares_persons(
+    requester: str, approver: Caller, code: str | None
+) -> None:
+    pending = request(principal_arn=requester, approvers=EVERYONE)
+    if code is None:
+        assert check_may_decide(approver, pending).key != pending.requester.key
+    else:
+        with pytest.raises(ForbiddenError) as raised:
+            check_may_decide(approver, pending)
+        assert raised.value.code == code
+
+
+def test_check_may_decide_with_self_approval_allowed_accepts_another_permission_set() -> None:
+    pending = request(principal_arn=DAVE_ADMIN.arn, approvers=EVERYONE, allow_self_approval=True)
+    assert check_may_decide(DAVE_READ, pending).key == "idc:dave"
+
+
+def test_check_may_decide_with_the_request_listing_the_identity_role_accepts_its_sessions() -> None:
+    pending = request(approvers=EVERYONE, identity_roles=[SAML_ROLE])
+    assert check_may_decide(DANA_SAML, pending).kind == "identity_role"
+    with pytest.raises(NotAPersonError):
+        check_may_decide(DANA_SAML, request(approvers=EVERYONE))
+
+
+@pytest.mark.parametrize(
+    ("kinds", "approver", "allowed"),
+    [
+        ([], BOB, True),
+        ([], DAVE_ADMIN, True),
+        (["identity_center"], BOB, False),
+        (["identity_center"], DAVE_ADMIN, True),
+        (["iam_user"], DAVE_ADMIN, False),
+        (["iam_user"], BOB, True),
+        (["iam_user", "identity_center"], DAVE_READ, True),
+        (["identity_role"], DANA_SAML, True),
+        (["identity_role"], BOB, False),
+    ],
+)
+def test_check_may_decide_with_approver_kinds_accepts_only_those_kinds(
+    kinds: list[str], approver: Caller, allowed: bool
+) -> None:
+    pending = request(approvers=EVERYONE, approver_kinds=kinds, identity_roles=[SAML_ROLE])
+    if allowed:
+        check_may_decide(approver, pending)
+    else:
+        with pytest.raises(ForbiddenError) as raised:
+            check_may_decide(approver, pending)
+        assert raised.value.code == "forbidden"
+        assert all(kind in raised.value.message for kind in kinds)
+        assert person_of(approver.arn).label in raised.value.message
+
+
+def test_check_may_decide_with_approver_kinds_still_refuses_self_approval_first() -> None:
+    pending = request(principal_arn=ALICE_IDC.arn, approvers=EVERYONE, approver_kinds=["iam_user"])
+    with pytest.raises(OwnRequestError):
+        check_may_decide(session(IDC_READ, "alice", "111111111111"), pending)
+
+
+def approved_once_by(first: Caller, **changes: object) -> AccessRequest:
+    """A pending 2-of-2 request by ALICE with one approval already counted."""
+    approval = Approval(approver_arn=first.arn, decision="approve", at=datetime(2026, 11, 26, 10, 5, tzinfo=UTC))
+    return request(approvers=EVERYONE, required_approvals=2, approvals=[approval], **changes)
+
+
+DECIDING_AT = datetime(2026, 11, 26, 10, 10, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (DAVE_ADMIN, DAVE_READ),  # two permission sets of one Identity Center user
+        (DAVE_ADMIN, DAVE_ADMIN_ELSEWHERE),  # one permission set in two accounts
+        (DAVE_READ, DAVE_ADMIN_ELSEWHERE),
+        (DAVE_ADMIN, DAVE_ADMIN),
+        (BOB, Caller("arn:aws:iam::222222222222:user/BOB", "222222222222", None, "user")),
+    ],
+)
+def test_check_decidable_with_the_same_person_twice_cannot_make_two_of_two(first: Caller, second: Caller) -> None:
+    with pytest.raises(AlreadyDecidedByYouError) as raised:
+        check_decidable(approved_once_by(first), second, DECIDING_AT)
+    assert raised.value.code == "already_decided_by_you"
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (BOB, DAVE_ADMIN),
+        (DAVE_ADMIN, BOB),
+        (DAVE_ADMIN, session(IDC_ADMIN, "erin")),
+        (BOB, session(IDC_ADMIN, "bob")),  # IAM user bob and Identity Center user bob are two persons
+    ],
+)
+def test_check_decidable_with_two_distinct_persons_accepts_the_second(first: Caller, second: Caller) -> None:
+    check_decidable(approved_once_by(first), second, DECIDING_AT)
+
+
+def test_check_decidable_with_approver_kinds_rules_out_one_human_on_two_identity_families() -> None:
+    pending = approved_once_by(BOB, approver_kinds=["iam_user"])
+    with pytest.raises(ForbiddenError):
+        check_decidable(pending, session(IDC_ADMIN, "bob"), DECIDING_AT)
+
+
+def test_check_decidable_with_a_decided_request_refuses_before_looking_at_the_person() -> None:
+    active = approved_once_by(BOB).model_copy(update={"status": RequestStatus.ACTIVE, "decided_at": DECIDING_AT})
+    with pytest.raises(TrustGateError) as raised:
+        check_decidable(active, ALICE_DEV_ROLE, DECIDING_AT)
+    assert raised.value.code == "already_decided"
 
 
 MONDAY_10 = datetime(2026, 11, 23, 10, tzinfo=UTC)
@@ -163,6 +367,9 @@ MONDAY_10 = datetime(2026, 11, 23, 10, tzinfo=UTC)
         ([AutoApproveRule()], MONDAY_10, True),
         ([AutoApproveRule(principals=[ALICE.arn])], MONDAY_10, True),
         ([AutoApproveRule(principals=[BOB.arn])], MONDAY_10, False),
+        ([AutoApproveRule(principals=["iam:222222222222:ALICE"])], MONDAY_10, True),
+        ([AutoApproveRule(principals=["iam:*:alice"])], MONDAY_10, True),
+        ([AutoApproveRule(principals=["idc:alice"])], MONDAY_10, False),
         ([AutoApproveRule(max_duration=timedelta(minutes=30))], MONDAY_10, False),
         ([AutoApproveRule(max_duration=2 * H)], MONDAY_10, True),
         ([AutoApproveRule(weekdays=[0, 1, 2, 3, 4], hours_utc=(9, 17))], MONDAY_10, True),
@@ -185,6 +392,8 @@ def test_auto_approve_rules(rules: list[AutoApproveRule], at: datetime, expected
         ({"standing_principals": ["arn:aws:iam::222222222222:user/*"]}, "no wildcards"),
         ({"requester_accounts": ["12345"]}, "pattern"),
         ({"requester_principal_tags": {"bad key!": "x"}}, "tag key"),
+        ({"identity_roles": ["arn:aws:iam::222222222222:user/alice"]}, "pattern"),
+        ({"approver_kinds": ["robot"]}, "iam_user"),
     ],
 )
 def test_role_policy_validation_names_the_field(fields: dict[str, object], message: str) -> None:

@@ -25,10 +25,13 @@ SPEC = GuardSpec(role_id=ROLE_ID, keep_for=H)
 ALICE = "arn:aws:iam::222222222222:user/Alice"
 BOB = "arn:aws:iam::222222222222:user/bob"
 CAROL = "arn:aws:sts::222222222222:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/carol@example.com"
+DAVE = "arn:aws:sts::333333333333:assumed-role/AWSReservedSSO_ReadOnly_fedcba9876543210/dave"
 
 
-def coverage(arn: str, start: timedelta, end: timedelta) -> Coverage:
-    return Coverage(person_of(arn), (arn,), NOW + start, NOW + end)
+def coverage(arn: str, start: timedelta, end: timedelta, earlier: timedelta | None = None) -> Coverage:
+    """A coverage from NOW + start to NOW + end; `earlier`: when the person's previous coverage ended."""
+    earlier_end = None if earlier is None else NOW + earlier
+    return Coverage(person_of(arn), (arn,), NOW + start, NOW + end, earlier_end=earlier_end)
 
 
 def userids(statement: dict[str, object]) -> list[str]:
@@ -36,44 +39,76 @@ def userids(statement: dict[str, object]) -> list[str]:
     return [named] if isinstance(named, str) else list(named)
 
 
-def test_render_session_guard_with_one_person_denies_from_the_end_and_before_the_start() -> None:
+def deny(sid: str, operator: str, key: str, at: str, userid: str) -> dict[str, object]:
+    return {
+        "Sid": sid,
+        "Effect": "Deny",
+        "Action": "*",
+        "Resource": "*",
+        "Condition": {operator: {key: at}, "StringEquals": {"aws:userid": userid}},
+    }
+
+
+def test_render_session_guard_with_a_first_coverage_denies_only_from_the_end() -> None:
+    # No grant statement named Alice before: no session of hers predates this coverage.
     guard = render_session_guard([coverage(ALICE, -10 * M, 1 * H)], SPEC, NOW)
     assert guard == {
         "Version": "2012-10-17",
         "Statement": [
-            {
-                "Sid": "TrustGateEnd1",
-                "Effect": "Deny",
-                "Action": "*",
-                "Resource": "*",
-                "Condition": {
-                    "DateGreaterThanEquals": {"aws:CurrentTime": "2026-11-26T11:00:00Z"},
-                    "StringEquals": {"aws:userid": f"{ROLE_ID}:Alice"},
-                },
-            },
-            {
-                "Sid": "TrustGateStart1",
-                "Effect": "Deny",
-                "Action": "*",
-                "Resource": "*",
-                "Condition": {
-                    "DateLessThan": {"aws:TokenIssueTime": "2026-11-26T09:50:00Z"},
-                    "StringEquals": {"aws:userid": f"{ROLE_ID}:Alice"},
-                },
-            },
+            deny(
+                "TrustGateEnd1", "DateGreaterThanEquals", "aws:CurrentTime", "2026-11-26T11:00:00Z", f"{ROLE_ID}:Alice"
+            )
         ],
     }
 
 
+def test_render_session_guard_with_a_recent_earlier_coverage_also_denies_sessions_issued_before_the_start() -> None:
+    guard = render_session_guard([coverage(ALICE, -10 * M, 1 * H, earlier=-30 * M)], SPEC, NOW)
+    assert guard == {
+        "Version": "2012-10-17",
+        "Statement": [
+            deny(
+                "TrustGateEnd1", "DateGreaterThanEquals", "aws:CurrentTime", "2026-11-26T11:00:00Z", f"{ROLE_ID}:Alice"
+            ),
+            deny("TrustGateStart1", "DateLessThan", "aws:TokenIssueTime", "2026-11-26T09:50:00Z", f"{ROLE_ID}:Alice"),
+        ],
+    }
+
+
+@pytest.mark.parametrize(
+    ("earlier", "start_rule"),
+    [
+        (None, False),
+        (-10 * M, True),  # ended right when the new coverage began: its sessions are surely alive
+        (-H + timedelta(seconds=1), True),  # a session issued just before that end lives one more second
+        (-H, False),  # keep_for (the longest session) has passed since that end: all its sessions are dead
+        (-3 * H, False),
+    ],
+)
+def test_render_session_guard_with_an_earlier_coverage_adds_a_start_rule_only_while_its_sessions_may_live(
+    earlier: timedelta | None, start_rule: bool
+) -> None:
+    guard = render_session_guard([coverage(ALICE, 0 * M, 1 * H, earlier=earlier)], SPEC, NOW)
+    assert guard_window(guard, f"{ROLE_ID}:Alice") == (NOW if start_rule else None, NOW + H)
+    assert len(statements_of(guard or {})) == (2 if start_rule else 1)
+
+
+def test_render_session_guard_with_a_revoke_then_regrant_kills_the_revoked_sessions() -> None:
+    # G1 ran 09:00-09:40 (revoked); G2 was granted at 09:50, while G1's sessions may still be alive.
+    spans = [GrantSpan(ALICE, NOW - H, NOW - 20 * M, "G1"), GrantSpan(ALICE, NOW - 10 * M, NOW + H, "G2")]
+    guard = render_session_guard(coverages_of(spans, NOW, H).kept, SPEC, NOW)
+    assert guard_window(guard, f"{ROLE_ID}:Alice") == (NOW - 10 * M, NOW + H)
+
+
 def test_render_session_guard_with_identity_center_person_names_their_literal_session() -> None:
-    guard = render_session_guard([coverage(CAROL, 0 * M, 1 * H)], SPEC, NOW)
+    guard = render_session_guard([coverage(CAROL, 0 * M, 1 * H, earlier=-5 * M)], SPEC, NOW)
     assert guard_window(guard, f"{ROLE_ID}:carol@example.com") == (NOW, NOW + H)
     assert session_userid(ROLE_ID, "carol@example.com") == f"{ROLE_ID}:carol@example.com"
 
 
 def test_render_session_guard_with_equal_ends_shares_one_end_statement() -> None:
-    guard = render_session_guard([coverage(BOB, -20 * M, 1 * H), coverage(ALICE, -10 * M, 1 * H)], SPEC, NOW)
-    statements = statements_of(guard or {})
+    covered = [coverage(BOB, -20 * M, 1 * H, earlier=-25 * M), coverage(ALICE, -10 * M, 1 * H, earlier=-15 * M)]
+    statements = statements_of(render_session_guard(covered, SPEC, NOW) or {})
     assert [s["Sid"] for s in statements] == ["TrustGateEnd1", "TrustGateStart1", "TrustGateStart2"]
     assert userids(statements[0]) == [f"{ROLE_ID}:Alice", f"{ROLE_ID}:bob"]
     # starts in time order, one statement each
@@ -84,17 +119,27 @@ def test_render_session_guard_with_equal_ends_shares_one_end_statement() -> None
 
 
 def test_render_session_guard_with_equal_starts_shares_one_start_statement() -> None:
-    covered = [coverage(ALICE, 0 * M, 2 * H), coverage(BOB, 0 * M, 1 * H), coverage(CAROL, 0 * M, 3 * H)]
+    covered = [
+        coverage(ALICE, 0 * M, 2 * H, earlier=-1 * M),
+        coverage(BOB, 0 * M, 1 * H, earlier=-2 * M),
+        coverage(CAROL, 0 * M, 3 * H, earlier=-3 * M),
+        coverage(DAVE, 0 * M, 3 * H),  # a first coverage: ends with Carol, needs no start rule
+    ]
     statements = statements_of(render_session_guard(covered, SPEC, NOW) or {})
     ends = [s for s in statements if s["Sid"].startswith("TrustGateEnd")]
     starts = [s for s in statements if s["Sid"].startswith("TrustGateStart")]
+    assert [s["Sid"] for s in ends] == ["TrustGateEnd1", "TrustGateEnd2", "TrustGateEnd3"]
     assert [s["Condition"]["DateGreaterThanEquals"]["aws:CurrentTime"] for s in ends] == [
         "2026-11-26T11:00:00Z",
         "2026-11-26T12:00:00Z",
         "2026-11-26T13:00:00Z",
     ]
-    assert [userids(s) for s in ends] == [[f"{ROLE_ID}:bob"], [f"{ROLE_ID}:Alice"], [f"{ROLE_ID}:carol@example.com"]]
-    assert len(starts) == 1
+    assert [userids(s) for s in ends] == [
+        [f"{ROLE_ID}:bob"],
+        [f"{ROLE_ID}:Alice"],
+        [f"{ROLE_ID}:carol@example.com", f"{ROLE_ID}:dave"],
+    ]
+    assert [s["Sid"] for s in starts] == ["TrustGateStart1"]
     assert userids(starts[0]) == sorted(f"{ROLE_ID}:{n}" for n in ("Alice", "bob", "carol@example.com"))
 
 
@@ -112,7 +157,8 @@ def test_render_session_guard_with_equal_starts_shares_one_start_statement() -> 
 def test_render_session_guard_with_an_ended_coverage_keeps_it_for_keep_for_then_prunes_it(
     now: datetime, named: bool
 ) -> None:
-    guard = render_session_guard([coverage(ALICE, 0 * M, 1 * H), coverage(BOB, 0 * M, 5 * H)], SPEC, now)
+    covered = [coverage(ALICE, 0 * M, 1 * H, earlier=-1 * M), coverage(BOB, 0 * M, 5 * H, earlier=-1 * M)]
+    guard = render_session_guard(covered, SPEC, now)
     assert guard_window(guard, f"{ROLE_ID}:bob") == (NOW, NOW + 5 * H)
     expected = (NOW, NOW + H) if named else (None, None)
     assert guard_window(guard, f"{ROLE_ID}:Alice") == expected
@@ -130,7 +176,10 @@ def test_render_session_guard_with_nothing_left_to_guard_is_none() -> None:
 
 
 def many(count: int) -> list[Coverage]:
-    return [coverage(f"arn:aws:iam::222222222222:user/person{i:03d}", i * M, H + i * M) for i in range(count)]
+    return [
+        coverage(f"arn:aws:iam::222222222222:user/person{i:03d}", i * M, H + i * M, earlier=i * M - M)
+        for i in range(count)
+    ]
 
 
 def test_render_session_guard_with_other_inline_policies_filling_the_quota_names_the_numbers() -> None:
@@ -167,7 +216,13 @@ def test_render_session_guard_with_a_small_quota_refuses_what_the_default_holds(
 
 
 def test_render_session_guard_with_microseconds_writes_whole_seconds_rounded_down() -> None:
-    odd = Coverage(person_of(ALICE), (ALICE,), NOW + timedelta(microseconds=999_999), NOW + H + timedelta(seconds=1.5))
+    odd = Coverage(
+        person_of(ALICE),
+        (ALICE,),
+        NOW + timedelta(microseconds=999_999),
+        NOW + H + timedelta(seconds=1.5),
+        earlier_end=NOW,
+    )
     guard = render_session_guard([odd], SPEC, NOW)
     times = [
         value
@@ -182,7 +237,7 @@ def test_render_session_guard_with_microseconds_writes_whole_seconds_rounded_dow
 def test_guard_window_with_a_userid_not_named_is_none_none() -> None:
     guard = render_session_guard([coverage(ALICE, 0 * M, 1 * H)], SPEC, NOW)
     assert guard_window(guard, f"{ROLE_ID}:bob") == (None, None)
-    assert guard_window(guard, f"AROAANOTHERROLE00001:Alice") == (None, None)
+    assert guard_window(guard, "AROAANOTHERROLE00001:Alice") == (None, None)
     assert guard_window(None, f"{ROLE_ID}:Alice") == (None, None)
 
 
@@ -209,7 +264,13 @@ spans = st.builds(
 def test_render_session_guard_with_any_coverages_names_exactly_the_guarded_sessions(items: list[GrantSpan]) -> None:
     kept = coverages_of(items, NOW, H).kept
     guard = render_session_guard(kept, SPEC, NOW)
-    expected = {f"{ROLE_ID}:{c.person.session_name}": (c.starts_at, c.ends_at) for c in kept}
+    expected = {
+        f"{ROLE_ID}:{c.person.session_name}": (
+            c.starts_at if c.earlier_end is not None and c.earlier_end + H > c.starts_at else None,
+            c.ends_at,
+        )
+        for c in kept
+    }
     if not expected:
         assert guard is None
         return

@@ -8,7 +8,7 @@ and only the newest coverage counts: the session guard denies every session issu
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from trustgate.identity import Person, person_of
@@ -42,6 +42,8 @@ class Coverage:
     ends_at: datetime
     grant_ids: tuple[str, ...] = ()
     earlier_end: datetime | None = None  # end of the person's previous coverage of the role, if any
+    # Unrounded start: who came first when two persons want one session name (not part of the value).
+    first_granted_at: datetime | None = field(default=None, compare=False)
 
     def is_live(self, now: datetime) -> bool:
         return self.ends_at > now
@@ -70,7 +72,7 @@ def newest_coverage(spans: Sequence[GrantSpan]) -> Coverage | None:
     """Merge one person's grant spans (overlapping ones join) and return the newest coverage."""
     if not spans:
         return None
-    ordered = sorted(spans, key=lambda span: (to_second(span.starts_at), to_second(span.ends_at)))
+    ordered = sorted(spans, key=lambda span: (span.starts_at, span.ends_at, span.principal_arn, span.grant_id))
     current: list[GrantSpan] = [ordered[0]]
     end = to_second(ordered[0].ends_at)
     earlier_end: datetime | None = None
@@ -88,6 +90,7 @@ def newest_coverage(spans: Sequence[GrantSpan]) -> Coverage | None:
         ends_at=end,
         grant_ids=tuple(span.grant_id for span in current if span.grant_id),
         earlier_end=earlier_end,
+        first_granted_at=current[0].starts_at,
     )
 
 
@@ -100,7 +103,7 @@ def coverages_of(spans: Iterable[GrantSpan], now: datetime, keep_for: timedelta)
     """
     by_person: dict[str, list[GrantSpan]] = {}
     for span in spans:
-        if span.ends_at > span.starts_at:
+        if span.ends_at >= span.starts_at:  # a grant revoked in its first second still had sessions
             by_person.setdefault(span.person.key, []).append(span)
     relevant = [
         coverage
@@ -110,7 +113,7 @@ def coverages_of(spans: Iterable[GrantSpan], now: datetime, keep_for: timedelta)
     kept: list[Coverage] = []
     refused: list[Coverage] = []
     holders: dict[str, Coverage] = {}
-    for coverage in sorted(relevant, key=lambda c: (c.starts_at, c.person.key)):
+    for coverage in sorted(relevant, key=lambda c: (c.first_granted_at or c.starts_at, c.person.key)):
         pin = coverage.person.session_name.lower()
         if pin in holders:
             refused.append(coverage)

@@ -90,6 +90,7 @@ class SessionGuardFullError(ConflictError):
     code = "session_guard_full"
 
     def __init__(self, quota: int, size: int, others: int) -> None:
+        self.quota, self.size, self.others = quota, size, others
         super().__init__(
             f"the session guard would need {size} characters but only {quota - others} are left of the role's "
             f"{quota}-character inline-policy quota ({others} are used by its other inline policies); wait for a "

@@ -327,7 +327,7 @@ def coverage_revoked(
     if reason:
         lines.append(f"Reason: {reason}")
     return Notification(
-        "grant.revoked",
+        "request.revoked",
         f"{BRAND} Access to {role} revoked",
         "\n".join(lines) + f"\n\n{_summary(first)}",
         first.principal_arn,

@@ -146,8 +146,9 @@ def check_request(duration: timedelta, justification: str, ticket: str | None, e
 def check_may_decide(caller: Caller, request: AccessRequest) -> Person:
     """An approver named by the request's snapshot of the policy, a person, and not the requester unless allowed.
 
-    Compares persons, not ARNs: the requester's IAM user, their role sessions and every Identity Center
-    permission set they hold are all the same person.
+    Compares persons, not ARNs: an Identity Center user is one person across every permission set and
+    account; an IAM user is one person whatever the name's case; a session of a role that is not an
+    identity role is no person at all (403 not_a_person).
     """
     person = check_person(caller, request.identity_roles)
     if person.key == request.requester.key and not request.allow_self_approval:

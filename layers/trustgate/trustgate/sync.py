@@ -257,10 +257,13 @@ def _with_activation(
 
     Refuses (409, nothing written) when the role cannot hold it.
     """
-    current = plan_role(deps, role_arn, live, grants, effective).coverages.of(activation.request.requester.key)
+    before = plan_role(deps, role_arn, live, grants, effective)
+    current = before.coverages.of(activation.request.requester.key)
     candidate = activation.as_grant(current, now)
     plan = plan_role(deps, role_arn, live, [*grants, candidate], effective)
-    if candidate.id not in {g.id for g in plan.grants}:
+    # The newcomer must fit without displacing anyone who already holds their session name.
+    displaced = {g.id for g in plan.refused} - {g.id for g in before.refused} - {candidate.id}
+    if candidate.id not in {g.id for g in plan.grants} or displaced:
         raise _not_rendered(plan, candidate)
     return plan, candidate, current
 
@@ -289,9 +292,14 @@ def end_now(deps: Dependencies, grant: AccessRequest, status: RequestStatus, rea
 def _not_rendered(plan: Plan, candidate: AccessRequest) -> ConflictError:
     person = candidate.requester
     holder = next(
-        (c for c in plan.coverages.kept if c.person.session_name.lower() == person.session_name.lower()), None
+        (
+            c
+            for c in (*plan.coverages.kept, *plan.coverages.refused)
+            if c.person.session_name.lower() == person.session_name.lower() and c.person.key != person.key
+        ),
+        None,
     )
-    if candidate.id in {g.id for g in plan.refused} and holder is not None:
+    if holder is not None and holder.person.key != person.key:
         return SessionNameConflictError(
             f"{holder.person.label} already uses the session name {person.session_name!r} on {candidate.role_arn} "
             f"(covered until {holder.ends_at:%Y-%m-%dT%H:%M:%SZ}); two persons may not share it, because the role "
