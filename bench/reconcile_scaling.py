@@ -1,7 +1,7 @@
 """Measure 6: the reconciler's AWS calls and time per role at growing numbers of managed roles.
 
 Each role gets 10 active grants seeded straight into the table (request items, as the store writes them)
-and is created in moto IAM with the trust policy TrustGate would render for them (vendor statement + grants),
+and is created in moto IAM with the trust policy and session guard TrustGate would render for them,
 so the run sees the steady state: nothing to expire, nothing to repair. `service.reconcile` then runs once
 with a Settings listing every role. Calls per role must not grow with the number of roles (no scans).
 moto answers an index query by walking the whole table, so its time per call grows with the table; the
@@ -21,9 +21,12 @@ from bench.results import Section
 from bench.world import BenchWorld, rewired
 from tests.support.aws import VENDOR_TRUST
 from trustgate import service
+from trustgate.coverage import coverages_of
 from trustgate.models import AccessRequest, RequestStatus, RolePolicy
 from trustgate.rules import effective_policy, render_spec
+from trustgate.session_guard import GUARD_POLICY_NAME, GuardSpec, render_session_guard
 from trustgate.store import request_item
+from trustgate.sync import span_of
 from trustgate.trust_policy import render_trust_policy
 
 GRANTS_PER_ROLE = 10
@@ -58,9 +61,13 @@ def seed(bench: BenchWorld, prefix: str, roles: int) -> list[str]:
             )
             for g in range(GRANTS_PER_ROLE)
         ]
-        spec = render_spec(effective_policy(arn, RolePolicy(), settings), grants, settings)
+        keep_for = timedelta(hours=1)  # the role's MaxSessionDuration (IAM's default)
+        coverages = coverages_of([span for g in grants if (span := span_of(g))], now, keep_for).kept
+        spec = render_spec(effective_policy(arn, RolePolicy(), settings), coverages, settings)
         document = render_trust_policy(VENDOR_TRUST, spec, now)
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(document))
+        role_id = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(document))["Role"]["RoleId"]
+        guard = render_session_guard(coverages, GuardSpec(role_id, keep_for), now)
+        iam.put_role_policy(RoleName=name, PolicyName=GUARD_POLICY_NAME, PolicyDocument=json.dumps(guard))
         arns.append(arn)
         batch.extend({"PutRequest": {"Item": request_item(g)}} for g in grants)
         while len(batch) >= 25:
