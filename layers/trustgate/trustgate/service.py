@@ -515,7 +515,9 @@ def expire(deps: Dependencies, request_id: str) -> dict[str, Any]:
             "status": request.status.value,
             "not_due_until": request.expires_at.isoformat(),
         }
-    expired = end_now(deps, request, RequestStatus.EXPIRED, "expired")
+    # The approved end stays the end (the schedule may fire up to EXPIRY_SKEW early): the session guard
+    # enforces it to the second, while the trust policy stops naming the person at once.
+    expired = transition(deps, request, RequestStatus.EXPIRED, SYSTEM)
     sync_role(deps, expired.role_arn, SYSTEM, f"{expired.id} expired")
     notify(deps, messages.outcome_for_requester(expired))
     return {"request_id": request_id, "status": expired.status.value}
@@ -546,7 +548,7 @@ def reconcile(deps: Dependencies) -> dict[str, Any]:
         try:
             for request in deps.store.active_grants(role_arn):
                 if request.expires_at is not None and request.expires_at <= now:
-                    ended = end_now(deps, request, RequestStatus.EXPIRED, "expired (reconciler)")
+                    ended = transition(deps, request, RequestStatus.EXPIRED, SYSTEM, reason="expired (reconciler)")
                     notify(deps, messages.outcome_for_requester(ended))
                     expired.append(request.id)
             result = sync_role(deps, role_arn, SYSTEM, "reconcile")

@@ -124,16 +124,19 @@ def plan_role(
     deleted = deleted_principal_ids(live.trust_policy)
     orphaned = [g for g in grants if g.is_grant_live(now) and g.principal_id and g.principal_id in deleted]
     spans = [span for g in grants if g not in orphaned for span in [span_of(g)] if span is not None]
+    # The guard remembers every recent coverage; the trust policy names only grants still active.
     coverages = coverages_of(spans, now, live.max_session)
     refused_ids = {grant_id for coverage in coverages.refused for grant_id in coverage.grant_ids}
-    trust = render_trust_policy(live.trust_policy, render_spec(effective, coverages.kept, deps.settings), now)
+    active_ids = {g.id for g in grants if g.is_grant_live(now)} - refused_ids
+    granted = coverages_of([span for span in spans if span.grant_id in active_ids], now, timedelta(0))
+    trust = render_trust_policy(live.trust_policy, render_spec(effective, granted.kept, deps.settings), now)
     guard = render_session_guard(coverages.kept, GuardSpec(live.role_id, live.max_session, live.other_inline_size), now)
-    kept_ids = {grant_id for coverage in coverages.live(now) for grant_id in coverage.grant_ids}
+    kept_ids = {grant_id for coverage in granted.live(now) for grant_id in coverage.grant_ids}
     return Plan(
         trust_policy=trust,
         guard=guard,
         coverages=coverages,
-        grants=[g for g in grants if g.id in kept_ids and g.is_grant_live(now)],
+        grants=[g for g in grants if g.id in kept_ids],
         orphaned=orphaned,
         refused=[g for g in grants if g.id in refused_ids and g.is_grant_live(now)],
     )
@@ -283,7 +286,8 @@ def preview_activation(deps: Dependencies, request: AccessRequest, effective: Ef
 
 
 def end_now(deps: Dependencies, grant: AccessRequest, status: RequestStatus, reason: str) -> AccessRequest:
-    """End a grant with its real end recorded: the session guard keeps enforcing exactly that moment."""
+    """End a grant before its time (revoked, failed) with its real end recorded: the session guard keeps
+    enforcing exactly that moment. An expiry keeps the approved end; see `service.expire`."""
     now = deps.clock.now()
     ends = min(grant.expires_at, now) if grant.expires_at else now
     return transition(deps, grant, status, "trustgate", reason=reason, expires_at=ends)
