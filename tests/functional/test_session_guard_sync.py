@@ -33,13 +33,13 @@ def writes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
     monkeypatch.setattr(RoleEditor, "write_session_guard", guard)
     monkeypatch.setattr(RoleEditor, "write_trust_policy", trust)
-    yield order
+    return order
 
 
 def test_a_grant_writes_the_guard_before_the_trust_policy(world: World, writes: list[str]) -> None:
     granted(world)
     assert writes == ["guard", "trust"]
-    status, body = world.api("POST", "/requests", ALICE, None)  # a bad body changes nothing
+    status, _body = world.api("POST", "/requests", ALICE, None)  # a bad body changes nothing
     assert status == 400
     assert writes == ["guard", "trust"]
 
