@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +17,7 @@ pytestmark = pytest.mark.functional
 
 
 @pytest.fixture
-def writes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The order in which sync writes the two documents (and deletes the guard)."""
     order: list[str] = []
     put_guard, put_trust = RoleEditor.write_session_guard, RoleEditor.write_trust_policy
@@ -73,14 +72,19 @@ def test_the_reconciler_restores_a_deleted_or_edited_guard_and_audits_it(world: 
     ]
 
 
-def test_the_guard_outlives_the_grant_by_the_roles_max_session_duration(world: World) -> None:
-    world.session.client("iam").update_role(RoleName=ROLE_NAME, MaxSessionDuration=7200)
+def test_the_guard_outlives_the_grant_by_the_longest_session_even_after_max_session_duration_is_lowered(
+    world: World,
+) -> None:
+    iam = world.session.client("iam")
+    iam.update_role(RoleName=ROLE_NAME, MaxSessionDuration=43200)
     request = granted(world)
     world.advance(timedelta(hours=1, minutes=1))
     world.fire_schedule(request["id"])
     assert world.trust_policy() == VENDOR_TRUST
     ends = world.deps.store.get_request(request["id"]).expires_at
-    world.advance(timedelta(hours=1, minutes=55))  # a two-hour session issued just before the end lives on
+    # A 12-hour session issued just before the end lives on though the role now allows only 1 hour.
+    iam.update_role(RoleName=ROLE_NAME, MaxSessionDuration=3600)
+    world.advance(timedelta(hours=11, minutes=55))
     world.invoke("ReconcileFunction", {})
     assert guard_window(world.session_guard(), f"{world.role_id()}:alice")[1] == ends
     world.advance(timedelta(minutes=10))
@@ -97,3 +101,22 @@ def test_the_guard_leaves_other_inline_policies_alone(world: World) -> None:
     names = iam.list_role_policies(RoleName=ROLE_NAME)["PolicyNames"]
     assert sorted(names) == [GUARD_POLICY_NAME, "VendorReadOnly"]
     assert iam.get_role_policy(RoleName=ROLE_NAME, PolicyName="VendorReadOnly")["PolicyDocument"] == vendor
+
+
+def test_a_revoke_with_a_full_guard_still_takes_the_person_out_and_says_what_is_left(world: World) -> None:
+    request = granted(world)
+    iam = world.session.client("iam")
+    filler = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": ""}]}
+    filler["Statement"][0]["Resource"] = "arn:aws:s3:::" + "b" * 10050 + "/*"  # type: ignore[index]
+    iam.put_role_policy(RoleName=ROLE_NAME, PolicyName="VendorBigPolicy", PolicyDocument=json.dumps(filler))
+    status, body = world.api("POST", f"/requests/{request['id']}/revoke", ALICE)
+    assert (status, body["error"]["code"]) == (409, "session_guard_full")
+    assert "nobody who lost access can switch in again" in body["error"]["message"]
+    assert world.trust_policy() == VENDOR_TRUST  # the removal happened
+    assert world.status(request["id"]) == "revoked"
+    with pytest.raises(world.session.client("scheduler").exceptions.ResourceNotFoundException):
+        world.schedule(request["id"])  # the revoke finished its other steps too
+    iam.delete_role_policy(RoleName=ROLE_NAME, PolicyName="VendorBigPolicy")
+    world.invoke("ReconcileFunction", {})
+    revoked_at = world.deps.store.get_request(request["id"]).expires_at
+    assert guard_window(world.session_guard(), f"{world.role_id()}:alice")[1] == revoked_at

@@ -41,6 +41,7 @@ PARAMETERS = {
     "AllowedAccountIds": f"{MEMBER},{MANAGEMENT}",
     "BootstrapAdmins": CAROL,
     "DefaultApprovers": f"{BOB},{DAVE}",
+    "IdentityCenterAccountIds": f"{MEMBER},{MANAGEMENT}",
     "MinDuration": "PT1M",
 }
 

@@ -14,7 +14,7 @@ from trustgate.identity import person_of
 pytestmark = pytest.mark.unit
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
-KEEP = timedelta(hours=1)  # the role's MaxSessionDuration
+KEEP = timedelta(hours=1)  # how long a session may live (the sync passes SESSION_LIFETIME_MAX)
 H = timedelta(hours=1)
 M = timedelta(minutes=1)
 ALICE = "arn:aws:iam::222222222222:user/alice"
@@ -24,9 +24,9 @@ CAROL_ADMIN = "arn:aws:sts::222222222222:assumed-role/AWSReservedSSO_Admin_01234
 CAROL_READ = "arn:aws:sts::333333333333:assumed-role/AWSReservedSSO_ReadOnly_fedcba9876543210/carol"
 
 
-def span(arn: str, start: timedelta, end: timedelta, grant_id: str = "") -> GrantSpan:
-    """A grant of `arn` from NOW + start to NOW + end."""
-    return GrantSpan(arn, NOW + start, NOW + end, grant_id)
+def span(arn: str, start: timedelta, end: timedelta, grant_id: str = "", left: timedelta | None = None) -> GrantSpan:
+    """A grant of `arn` from NOW + start to NOW + end; `left`: when a sync took its person out of the trust policy."""
+    return GrantSpan(arn, NOW + start, NOW + end, grant_id, None if left is None else NOW + left)
 
 
 # -- merging ----------------------------------------------------------------------------------------
@@ -95,19 +95,19 @@ def test_coverages_of_with_revoke_then_regrant_makes_a_new_coverage_with_the_lat
     spans = [span(ALICE, -1 * H, -40 * M, "G1"), span(ALICE, -10 * M, 1 * H, "G2")]
     coverages = coverages_of(spans, NOW, KEEP)
     assert coverages.kept == (
-        Coverage(person_of(ALICE), (ALICE,), NOW - 10 * M, NOW + H, ("G2",), earlier_end=NOW - 40 * M),
+        Coverage(person_of(ALICE), (ALICE,), NOW - 10 * M, NOW + H, ("G2",), earlier_until=NOW - 40 * M),
     )
 
 
 def test_coverages_of_with_a_grant_starting_exactly_at_the_end_opens_a_new_coverage() -> None:
     coverage = coverages_of([span(ALICE, -1 * H, 0 * H, "G1"), span(ALICE, 0 * H, 1 * H, "G2")], NOW, KEEP).kept[0]
-    assert (coverage.starts_at, coverage.grant_ids, coverage.earlier_end) == (NOW, ("G2",), NOW)
+    assert (coverage.starts_at, coverage.grant_ids, coverage.earlier_until) == (NOW, ("G2",), NOW)
 
 
-def test_coverages_of_with_a_first_or_merged_coverage_has_no_earlier_end() -> None:
-    assert coverages_of([span(ALICE, 0 * H, 1 * H)], NOW, KEEP).kept[0].earlier_end is None
+def test_coverages_of_with_a_first_or_merged_coverage_has_no_earlier_until() -> None:
+    assert coverages_of([span(ALICE, 0 * H, 1 * H)], NOW, KEEP).kept[0].earlier_until is None
     merged = [span(ALICE, 0 * H, 1 * H), span(ALICE, 30 * M, 2 * H)]
-    assert coverages_of(merged, NOW, KEEP).kept[0].earlier_end is None
+    assert coverages_of(merged, NOW, KEEP).kept[0].earlier_until is None
 
 
 def test_coverages_of_with_several_earlier_coverages_keeps_the_end_of_the_latest_one() -> None:
@@ -120,7 +120,7 @@ def test_coverages_of_with_several_earlier_coverages_keeps_the_end_of_the_latest
     ]
     coverage = coverages_of(spans, NOW, KEEP).kept[0]
     assert coverage.grant_ids == ("NOW",)
-    assert coverage.earlier_end == NOW - 70 * M
+    assert coverage.earlier_until == NOW - 70 * M
 
 
 def test_coverages_of_with_an_old_coverage_still_inside_keep_for_returns_only_the_newest() -> None:
@@ -158,6 +158,89 @@ def test_coverages_of_with_a_longer_keep_for_keeps_the_coverage_longer() -> None
     spans = [span(ALICE, -2 * H, -1 * H)]
     assert coverages_of(spans, NOW, timedelta(hours=1)).kept == ()
     assert len(coverages_of(spans, NOW, timedelta(hours=12)).kept) == 1
+
+
+# -- leaving the trust policy late ------------------------------------------------------------------
+
+
+def test_grant_span_takes_left_trust_at_as_its_fifth_field() -> None:
+    left = NOW + 5 * M
+    assert GrantSpan(ALICE, NOW - H, NOW, "G1", left).left_trust_at == left
+    assert GrantSpan(ALICE, NOW - H, NOW).left_trust_at is None
+
+
+def test_coverage_issuable_until_is_the_later_of_its_end_and_when_it_left_trust() -> None:
+    base = Coverage(person_of(ALICE), (ALICE,), NOW - 2 * H, NOW - H)
+    assert base.issuable_until == NOW - H
+    assert Coverage(person_of(ALICE), (ALICE,), NOW - 2 * H, NOW - H, left_trust_at=NOW - 10 * M).issuable_until == (
+        NOW - 10 * M
+    )
+    assert Coverage(person_of(ALICE), (ALICE,), NOW - 2 * H, NOW - H, left_trust_at=NOW - 3 * H).issuable_until == (
+        NOW - H
+    )
+
+
+def test_coverages_of_with_spans_that_left_trust_takes_the_latest_of_them_rounded_up_to_the_second() -> None:
+    spans = [
+        span(ALICE, -3 * H, -2 * H, "G1", left=-100 * M),
+        GrantSpan(ALICE, NOW - 150 * M, NOW - 110 * M, "G2", NOW - 90 * M + timedelta(microseconds=700_000)),
+        span(ALICE, -140 * M, -130 * M, "G3"),
+    ]
+    (coverage,) = coverages_of(spans, NOW, 12 * H).kept
+    assert coverage.grant_ids == ("G1", "G2", "G3")
+    # "Until when to remember" rounds up: a session issued in that last fraction of a second is remembered too.
+    assert (coverage.ends_at, coverage.left_trust_at) == (NOW - 110 * M, NOW - 90 * M + timedelta(seconds=1))
+    assert coverage.issuable_until == NOW - 90 * M + timedelta(seconds=1)
+
+
+def test_coverages_of_with_no_span_leaving_trust_has_no_left_trust_at() -> None:
+    (coverage,) = coverages_of([span(ALICE, -H, H)], NOW, KEEP).kept
+    assert coverage.left_trust_at is None
+    assert coverage.issuable_until == coverage.ends_at
+
+
+@pytest.mark.parametrize(
+    ("now", "kept"),
+    [
+        (NOW, True),
+        (NOW + 30 * M - timedelta(seconds=1), True),  # a session issued as it left (-30M) lives until +30M
+        (NOW + 30 * M, False),
+    ],
+)
+def test_coverages_of_with_an_ended_coverage_that_left_trust_late_keeps_it_from_then(now: datetime, kept: bool) -> None:
+    spans = [span(ALICE, -3 * H, -2 * H, "G1", left=-30 * M)]
+    assert (len(coverages_of(spans, now, KEEP).kept) == 1) is kept
+    assert coverages_of([span(ALICE, -3 * H, -2 * H, "G1")], now, KEEP).kept == ()
+
+
+def test_coverages_of_with_a_late_leaver_still_holds_the_session_name() -> None:
+    # The guard still names <role id>:alice while her late sessions may live, so another alice waits.
+    spans = [span(ALICE, -3 * H, -2 * H, "FIRST", left=-10 * M), span(ALICE_ELSEWHERE, -5 * M, H, "LATER")]
+    coverages = coverages_of(spans, NOW, KEEP)
+    assert [c.grant_ids for c in coverages.kept] == [("FIRST",)]
+    assert [c.grant_ids for c in coverages.refused] == [("LATER",)]
+
+
+def test_coverages_of_with_a_regrant_after_a_late_departure_takes_it_as_earlier_until() -> None:
+    spans = [span(ALICE, -3 * H, -2 * H, "G1", left=-20 * M), span(ALICE, -10 * M, H, "G2")]
+    (coverage,) = coverages_of(spans, NOW, KEEP).kept
+    assert coverage.grant_ids == ("G2",)
+    assert coverage.earlier_until == NOW - 20 * M
+    assert coverage.left_trust_at is None  # the departure belongs to the earlier coverage
+
+
+def test_coverages_of_with_a_departure_before_the_earlier_end_keeps_that_end_as_earlier_until() -> None:
+    spans = [span(ALICE, -3 * H, -H, "G1", left=-2 * H), span(ALICE, -10 * M, H, "G2")]
+    assert coverages_of(spans, NOW, KEEP).kept[0].earlier_until == NOW - H
+
+
+def test_coverages_of_with_a_regrant_after_several_spans_takes_the_latest_departure_of_them() -> None:
+    spans = [
+        span(ALICE, -4 * H, -3 * H, "A", left=-150 * M),
+        span(ALICE, -200 * M, -170 * M, "B", left=-40 * M),  # overlaps A: one earlier coverage
+        span(ALICE, -5 * M, H, "NOW"),
+    ]
+    assert coverages_of(spans, NOW, KEEP).kept[0].earlier_until == NOW - 40 * M
 
 
 # -- pinned session names ---------------------------------------------------------------------------
@@ -217,11 +300,14 @@ def test_pin_holder_with_the_person_themself_or_a_free_name_is_none() -> None:
 
 arns = st.sampled_from([ALICE, ALICE_ELSEWHERE, BOB, CAROL_ADMIN, CAROL_READ, "arn:aws:iam::222222222222:user/Carol"])
 spans = st.builds(
-    lambda arn, start, length, grant_id: span(arn, start * M, (start + length) * M, grant_id),
+    lambda arn, start, length, grant_id, left: span(
+        arn, start * M, (start + length) * M, grant_id, None if left is None else (start + length + left) * M
+    ),
     arns,
     st.integers(-180, 60),
     st.integers(1, 240),
     st.uuids().map(str),
+    st.none() | st.none() | st.integers(0, 120),  # mostly none: most grants leave the trust policy at their end
 )
 
 
@@ -231,7 +317,8 @@ def rendered_view(coverages: Coverages) -> tuple[list[tuple[object, ...]], list[
 
     def view(c: Coverage) -> tuple[object, ...]:
         person = (c.person.key, c.person.kind, c.person.session_name)
-        return (*person, c.principal_arns, c.starts_at, c.ends_at, sorted(c.grant_ids), c.earlier_end)
+        times = (c.starts_at, c.ends_at, c.left_trust_at, c.earlier_until)
+        return (*person, c.principal_arns, *times, sorted(c.grant_ids))
 
     return [view(c) for c in coverages.kept], [view(c) for c in coverages.refused]
 
@@ -253,11 +340,20 @@ def test_coverages_of_with_any_spans_gives_each_person_and_each_pin_at_most_once
     assert len(keys) == len(set(keys))
     assert len(pins) == len(set(pins))
     for coverage in coverages.kept:
-        assert coverage.ends_at + KEEP > NOW
+        assert coverage.issuable_until + KEEP > NOW
         mine = [s for s in items if s.person.key == coverage.person.key]
         # the coverage is a union of the person's grants: it never begins before or ends after all of them
         assert min(s.starts_at for s in mine) <= coverage.starts_at
         assert coverage.ends_at == max(s.ends_at for s in mine if s.starts_at >= coverage.starts_at)
-        before = [s.ends_at for s in mine if s.starts_at < coverage.starts_at]
-        assert coverage.earlier_end == (max(before) if before else None)
-        assert coverage.earlier_end is None or coverage.earlier_end <= coverage.starts_at
+        lefts = [s.left_trust_at for s in mine if s.starts_at >= coverage.starts_at and s.left_trust_at]
+        assert coverage.left_trust_at == (max(lefts) if lefts else None)
+        before = [s for s in mine if s.starts_at < coverage.starts_at]
+        if all(s.left_trust_at is None for s in mine):
+            assert coverage.earlier_until == (max(s.ends_at for s in before) if before else None)
+            assert coverage.earlier_until is None or coverage.earlier_until <= coverage.starts_at
+        elif not before:
+            assert coverage.earlier_until is None
+        else:  # the previous coverage's end, or a later departure of one of its grants
+            assert coverage.earlier_until is not None
+            assert coverage.earlier_until >= max(s.ends_at for s in before)
+            assert coverage.earlier_until in {t for s in before for t in (s.ends_at, s.left_trust_at)}

@@ -25,6 +25,7 @@ from trustgate.rules import (
     check_request,
     check_within_ceiling,
     effective_policy,
+    same_human,
 )
 from trustgate.settings import Settings
 
@@ -37,8 +38,10 @@ MALLORY = Caller("arn:aws:iam::999999999999:user/mallory", "999999999999", "AIDA
 SAML_ROLE = "arn:aws:iam::222222222222:role/federation/SamlEngineers"
 
 
-def session(role: str, name: str, account: str = "222222222222") -> Caller:
-    return Caller(f"arn:aws:sts::{account}:assumed-role/{role}/{name}", account, "AROAEXAMPLE", "session")
+def session(role: str, name: str, account: str = "222222222222", trusted_identity_center: bool = True) -> Caller:
+    """A role session; by default in an account the deployer lists in IdentityCenterAccountIds."""
+    arn = f"arn:aws:sts::{account}:assumed-role/{role}/{name}"
+    return Caller(arn, account, "AROAEXAMPLE", "session", trusted_identity_center)
 
 
 IDC_ADMIN = "AWSReservedSSO_Admin_0123456789abcdef"
@@ -48,7 +51,11 @@ ALICE_DEV_ROLE = session("DevRole", "alice")  # a role whose session name its ca
 DAVE_ADMIN = session(IDC_ADMIN, "dave")
 DAVE_READ = session(IDC_READ, "dave")
 DAVE_ADMIN_ELSEWHERE = session(IDC_ADMIN, "dave", "111111111111")
+# A role anyone with iam:CreateRole could name so, in an account whose Identity Center TrustGate does not trust.
+FORGED_ALICE_IDC = session(IDC_ADMIN, "alice", trusted_identity_center=False)
 DANA_SAML = session("SamlEngineers", "dana@example.com")
+SAML_ROLE_ELSEWHERE = "arn:aws:iam::111111111111:role/SamlEngineers"
+DANA_SAML_ELSEWHERE = session("SamlEngineers", "Dana@example.com", "111111111111")
 SETTINGS = Settings(
     managed_role_arns=[ROLE],
     organization_id="o-exampleorg12",
@@ -138,12 +145,14 @@ def test_effective_policy_never_exceeds_the_ceiling() -> None:
         (RolePolicy(requester_patterns=["iam:222222222222:alice"]), ALICE, True),
         (RolePolicy(requester_patterns=["idc:alice"]), ALICE, False),
         (RolePolicy(requester_patterns=["idc:alice"]), ALICE_IDC, True),
+        (RolePolicy(requester_patterns=["idc:alice"]), FORGED_ALICE_IDC, False),  # not_a_person
+        (RolePolicy(), FORGED_ALICE_IDC, False),
     ],
 )
 def test_who_may_request(policy: RolePolicy, caller: Caller, allowed: bool) -> None:
     effective = effective_policy(ROLE, policy, SETTINGS)
     if allowed:
-        assert check_may_request(caller, effective, SETTINGS) == person_of(caller.arn)
+        assert check_may_request(caller, effective, SETTINGS) == person_of(caller.arn) == caller.person
     else:
         with pytest.raises(ForbiddenError):
             check_may_request(caller, effective, SETTINGS)
@@ -160,7 +169,29 @@ def test_check_may_request_with_a_listed_identity_role_returns_its_session_perso
     settings = SETTINGS.model_copy(update={"identity_role_arns": [SAML_ROLE]})
     effective = effective_policy(ROLE, RolePolicy(identity_roles=[SAML_ROLE]), settings)
     person = check_may_request(DANA_SAML, effective, settings)
-    assert (person.key, person.kind) == ("role:222222222222:samlengineers/dana@example.com", "identity_role")
+    assert (person.key, person.kind) == ("role:dana@example.com", "identity_role")
+
+
+def test_check_may_request_with_an_untrusted_identity_center_session_is_not_a_person_naming_the_setting() -> None:
+    effective = effective_policy(ROLE, RolePolicy(requester_patterns=["idc:alice"]), SETTINGS)
+    with pytest.raises(NotAPersonError) as raised:
+        check_may_request(FORGED_ALICE_IDC, effective, SETTINGS)
+    assert raised.value.code == "not_a_person"
+    assert "IdentityCenterAccountIds" in raised.value.message
+    assert "SCP" in raised.value.message
+
+
+def test_check_may_request_with_an_untrusted_identity_center_role_listed_as_identity_role_is_no_idc_person() -> None:
+    # Listed as an identity role, the session is a person, but the `role:` one: `idc:` patterns do not match it.
+    forged_role = f"arn:aws:iam::222222222222:role/{IDC_ADMIN}"
+    settings = SETTINGS.model_copy(update={"identity_role_arns": [forged_role]})
+    listed = RolePolicy(identity_roles=[forged_role])
+    person = check_may_request(FORGED_ALICE_IDC, effective_policy(ROLE, listed, settings), settings)
+    assert (person.key, person.kind) == ("role:alice", "identity_role")
+    only_idc = RolePolicy(identity_roles=[forged_role], requester_patterns=["idc:alice"])
+    with pytest.raises(ForbiddenError) as raised:
+        check_may_request(FORGED_ALICE_IDC, effective_policy(ROLE, only_idc, settings), settings)
+    assert raised.value.code == "forbidden"
 
 
 def test_check_may_request_with_an_identity_role_the_deployment_does_not_allow_is_not_a_person() -> None:
@@ -221,7 +252,7 @@ def request(**changes: object) -> AccessRequest:
 )
 def test_who_may_decide(approver: Caller, changes: dict[str, object], code: str | None) -> None:
     if code is None:
-        assert check_may_decide(approver, request(**changes)) == person_of(approver.arn)
+        assert check_may_decide(approver, request(**changes)) == person_of(approver.arn) == approver.person
     else:
         with pytest.raises(ForbiddenError) as raised:
             check_may_decide(approver, request(**changes))
@@ -243,15 +274,24 @@ EVERYONE = ["222222222222", "111111111111", "idc:*"]
         # a role session whose name its caller chose does not tell who it is
         (ALICE.arn, ALICE_DEV_ROLE, "not_a_person"),
         (BOB.arn, ALICE_DEV_ROLE, "not_a_person"),
-        # an IAM user and an Identity Center user of one name are two persons: restrict approver_kinds for that
-        (ALICE.arn, ALICE_IDC, None),
-        (ALICE_IDC.arn, ALICE, None),
+        # nor does a session of an AWSReservedSSO_* role in an account whose Identity Center is not trusted
+        (BOB.arn, FORGED_ALICE_IDC, "not_a_person"),
+        (ALICE.arn, FORGED_ALICE_IDC, "not_a_person"),
+        # one name under another identity may be the same human: nothing signed links them, so it is refused
+        (ALICE.arn, ALICE_IDC, "own_request"),
+        (ALICE_IDC.arn, ALICE, "own_request"),
+        (ALICE.arn, Caller("arn:aws:iam::111111111111:user/ALICE", "111111111111", None, "user"), "own_request"),
+        (ALICE_IDC.arn, session("SamlEngineers", "Alice"), "own_request"),
+        # distinct names are distinct humans
+        (ALICE.arn, DAVE_ADMIN, None),
+        (DAVE_ADMIN.arn, BOB, None),
+        (ALICE.arn, session(IDC_ADMIN, "alice2"), None),
     ],
 )
 def test_check_may_decide_with_a_second_principal_compares_persons(
     requester: str, approver: Caller, code: str | None
 ) -> None:
-    pending = request(principal_arn=requester, approvers=EVERYONE)
+    pending = request(principal_arn=requester, approvers=EVERYONE, identity_roles=[SAML_ROLE])
     if code is None:
         assert check_may_decide(approver, pending).key != pending.requester.key
     else:
@@ -263,6 +303,41 @@ def test_check_may_decide_with_a_second_principal_compares_persons(
 def test_check_may_decide_with_self_approval_allowed_accepts_another_permission_set() -> None:
     pending = request(principal_arn=DAVE_ADMIN.arn, approvers=EVERYONE, allow_self_approval=True)
     assert check_may_decide(DAVE_READ, pending).key == "idc:dave"
+
+
+def test_check_may_decide_with_self_approval_allowed_accepts_the_same_name_under_another_identity() -> None:
+    pending = request(principal_arn=ALICE.arn, approvers=EVERYONE, allow_self_approval=True)
+    assert check_may_decide(ALICE_IDC, pending).key == "idc:alice"
+
+
+def test_check_may_decide_with_self_approval_allowed_still_refuses_an_untrusted_identity_center_session() -> None:
+    pending = request(principal_arn=ALICE.arn, approvers=EVERYONE, allow_self_approval=True)
+    with pytest.raises(NotAPersonError, match="IdentityCenterAccountIds"):
+        check_may_decide(FORGED_ALICE_IDC, pending)
+
+
+def test_check_may_decide_with_one_idp_user_through_two_identity_roles_is_own_request() -> None:
+    pending = request(principal_arn=DANA_SAML.arn, approvers=EVERYONE, identity_roles=[SAML_ROLE, SAML_ROLE_ELSEWHERE])
+    assert pending.requester == person_of(DANA_SAML.arn)
+    with pytest.raises(OwnRequestError) as raised:
+        check_may_decide(DANA_SAML_ELSEWHERE, pending)
+    assert raised.value.code == "own_request"
+
+
+@pytest.mark.parametrize(
+    "patterns",
+    [["idc:alice"], ["idc:*"]],
+)
+def test_check_may_decide_with_idc_approver_patterns_does_not_match_an_untrusted_look_alike(
+    patterns: list[str],
+) -> None:
+    forged_role = f"arn:aws:iam::222222222222:role/{IDC_ADMIN}"  # listed, so it is a person: role:alice
+    pending = request(principal_arn=BOB.arn, approvers=patterns, identity_roles=[forged_role])
+    assert check_may_decide(ALICE_IDC, pending).key == "idc:alice"
+    with pytest.raises(ForbiddenError) as raised:
+        check_may_decide(FORGED_ALICE_IDC, pending)
+    assert raised.value.code == "forbidden"
+    assert "is not an approver" in raised.value.message
 
 
 def test_check_may_decide_with_the_request_listing_the_identity_role_accepts_its_sessions() -> None:
@@ -298,12 +373,21 @@ def test_check_may_decide_with_approver_kinds_accepts_only_those_kinds(
         assert raised.value.code == "forbidden"
         assert all(kind in raised.value.message for kind in kinds)
         assert person_of(approver.arn).label in raised.value.message
+        assert approver.person.label in raised.value.message
+
+
+def test_check_may_decide_with_approver_kinds_counts_an_untrusted_identity_center_session_as_no_person() -> None:
+    pending = request(approvers=EVERYONE, approver_kinds=["identity_center"])
+    with pytest.raises(NotAPersonError):
+        check_may_decide(session(IDC_READ, "dave", trusted_identity_center=False), pending)
 
 
 def test_check_may_decide_with_approver_kinds_still_refuses_self_approval_first() -> None:
     pending = request(principal_arn=ALICE_IDC.arn, approvers=EVERYONE, approver_kinds=["iam_user"])
     with pytest.raises(OwnRequestError):
         check_may_decide(session(IDC_READ, "alice", "111111111111"), pending)
+    with pytest.raises(OwnRequestError):  # the IAM user of that name too, though it is an allowed kind
+        check_may_decide(ALICE, pending)
 
 
 def approved_once_by(first: Caller, **changes: object) -> AccessRequest:
@@ -323,11 +407,18 @@ DECIDING_AT = datetime(2026, 11, 26, 10, 10, tzinfo=UTC)
         (DAVE_READ, DAVE_ADMIN_ELSEWHERE),
         (DAVE_ADMIN, DAVE_ADMIN),
         (BOB, Caller("arn:aws:iam::222222222222:user/BOB", "222222222222", None, "user")),
+        # one name under two identities may be one human, counted once
+        (BOB, Caller("arn:aws:iam::111111111111:user/bob", "111111111111", None, "user")),  # two accounts
+        (BOB, session(IDC_ADMIN, "bob")),  # IAM user bob, then Identity Center user bob
+        (session(IDC_READ, "Bob", "111111111111"), BOB),
+        (DANA_SAML, DANA_SAML_ELSEWHERE),  # one IdP user through two identity roles
+        (DANA_SAML, session(IDC_ADMIN, "dana@example.com")),
     ],
 )
 def test_check_decidable_with_the_same_person_twice_cannot_make_two_of_two(first: Caller, second: Caller) -> None:
+    pending = approved_once_by(first, identity_roles=[SAML_ROLE, SAML_ROLE_ELSEWHERE])
     with pytest.raises(AlreadyDecidedByYouError) as raised:
-        check_decidable(approved_once_by(first), second, DECIDING_AT)
+        check_decidable(pending, second, DECIDING_AT)
     assert raised.value.code == "already_decided_by_you"
 
 
@@ -337,17 +428,50 @@ def test_check_decidable_with_the_same_person_twice_cannot_make_two_of_two(first
         (BOB, DAVE_ADMIN),
         (DAVE_ADMIN, BOB),
         (DAVE_ADMIN, session(IDC_ADMIN, "erin")),
-        (BOB, session(IDC_ADMIN, "bob")),  # IAM user bob and Identity Center user bob are two persons
+        (BOB, session(IDC_ADMIN, "bobby")),
+        (DANA_SAML, BOB),
     ],
 )
 def test_check_decidable_with_two_distinct_persons_accepts_the_second(first: Caller, second: Caller) -> None:
-    check_decidable(approved_once_by(first), second, DECIDING_AT)
+    check_decidable(approved_once_by(first, identity_roles=[SAML_ROLE]), second, DECIDING_AT)
 
 
 def test_check_decidable_with_approver_kinds_rules_out_one_human_on_two_identity_families() -> None:
     pending = approved_once_by(BOB, approver_kinds=["iam_user"])
-    with pytest.raises(ForbiddenError):
+    with pytest.raises(ForbiddenError) as raised:
         check_decidable(pending, session(IDC_ADMIN, "bob"), DECIDING_AT)
+    assert raised.value.code == "forbidden"
+
+
+def test_check_decidable_with_an_untrusted_identity_center_session_is_not_a_person() -> None:
+    with pytest.raises(NotAPersonError):
+        check_decidable(approved_once_by(BOB), session(IDC_ADMIN, "erin", trusted_identity_center=False), DECIDING_AT)
+
+
+# -- same human -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "expected"),
+    [
+        ("arn:aws:iam::222222222222:user/alice", "arn:aws:iam::222222222222:user/ops/Alice", True),  # one key
+        ("arn:aws:iam::222222222222:user/alice", "arn:aws:iam::111111111111:user/alice", True),
+        ("arn:aws:iam::222222222222:user/alice", f"arn:aws:sts::222222222222:assumed-role/{IDC_ADMIN}/ALICE", True),
+        ("arn:aws:iam::222222222222:user/alice", "arn:aws:sts::111111111111:assumed-role/SamlEngineers/alice", True),
+        (f"arn:aws:sts::222222222222:assumed-role/{IDC_ADMIN}/dave", DAVE_ADMIN_ELSEWHERE.arn, True),
+        (DAVE_ADMIN.arn, f"arn:aws:sts::111111111111:assumed-role/{IDC_READ}/Dave", True),
+        ("arn:aws:iam::222222222222:user/alice", "arn:aws:iam::222222222222:user/alicia", False),
+        ("arn:aws:iam::222222222222:user/alice", f"arn:aws:sts::222222222222:assumed-role/{IDC_ADMIN}/al", False),
+        (
+            "arn:aws:sts::222222222222:assumed-role/SamlEngineers/dana@example.com",
+            "arn:aws:sts::222222222222:assumed-role/SamlEngineers/dana",
+            False,
+        ),
+    ],
+)
+def test_same_human_with_the_same_key_or_the_same_name_ignoring_case(one: str, other: str, expected: bool) -> None:
+    assert same_human(person_of(one), person_of(other)) is expected
+    assert same_human(person_of(other), person_of(one)) is expected
 
 
 def test_check_decidable_with_a_decided_request_refuses_before_looking_at_the_person() -> None:
@@ -379,6 +503,19 @@ MONDAY_10 = datetime(2026, 11, 23, 10, tzinfo=UTC)
 )
 def test_auto_approve_rules(rules: list[AutoApproveRule], at: datetime, expected: bool) -> None:
     assert auto_approves(request(), rules, at) is expected
+
+
+@pytest.mark.parametrize(
+    ("principals", "expected"),
+    [(["idc:alice"], True), (["idc:*"], True), (["iam:*:alice"], False), ([ALICE_IDC.arn], True)],
+)
+def test_auto_approve_rules_with_an_identity_center_request_match_its_stored_person(
+    principals: list[str], expected: bool
+) -> None:
+    # A stored request was made by a caller already accepted, so its ARN reads as the Identity Center person.
+    stored = request(principal_arn=ALICE_IDC.arn)
+    assert stored.requester.key == "idc:alice"
+    assert auto_approves(stored, [AutoApproveRule(principals=principals)], MONDAY_10) is expected
 
 
 @pytest.mark.parametrize(

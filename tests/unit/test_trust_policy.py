@@ -21,6 +21,7 @@ from trustgate.trust_policy import (
     Baseline,
     GrantConditions,
     RenderSpec,
+    departed_principals,
     grant_expiry_in,
     is_managed,
     policy_size,
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.unit
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 KEEP = timedelta(hours=1)
 H = timedelta(hours=1)
+M = timedelta(minutes=1)
 ORG = "o-exampleorg12"
 ALICE = "arn:aws:iam::222222222222:user/alice"
 BOB = "arn:aws:iam::222222222222:user/bob"
@@ -287,7 +289,109 @@ def test_render_trust_policy_with_mfa_ip_and_tag_conditions_keeps_the_pin_and_ex
         assert "aws:CurrentTime" in condition["DateLessThan"]
 
 
-# -- size -------------------------------------------------------------------------------------------
+# -- departures -------------------------------------------------------------------------------------
+
+
+def test_departed_principals_with_a_user_dropped_from_the_shared_statement_is_let_go_now() -> None:
+    # Alice ended at +1h but the users statement (until Bob's +3h end) let her in until this sync.
+    before = render(covering((ALICE, 1), (BOB, 3)))
+    after = render(covering((BOB, 3)))
+    assert departed_principals(before, after, NOW + 2 * H) == {ALICE: NOW + 2 * H}
+
+
+def test_departed_principals_after_the_statement_ended_is_that_end() -> None:
+    before = render(covering((ALICE, 1), (BOB, 3)))
+    assert departed_principals(before, render([]), NOW + 4 * H) == {ALICE: NOW + 3 * H, BOB: NOW + 3 * H}
+
+
+def test_departed_principals_with_everyone_still_granted_is_empty() -> None:
+    before = render(covering((ALICE, 1), (CAROL, 2)))
+    assert departed_principals(before, before, NOW) == {}
+    # still named, even with an earlier end: not a departure
+    assert departed_principals(render(covering((ALICE, 3))), render(covering((ALICE, 1))), NOW) == {}
+
+
+def test_departed_principals_with_nothing_granted_before_is_empty() -> None:
+    assert departed_principals(VENDOR, render(covering((ALICE, 1))), NOW) == {}
+    assert departed_principals(MANAGED_ONLY, MANAGED_ONLY, NOW) == {}
+
+
+def test_departed_principals_with_sessions_names_each_arn_dropped_from_its_statement() -> None:
+    before = render(covering((CAROL, 1), (CAROL_READ, 2), (DAVE, 2), (SAML_DANA, 3)))
+    after = render(covering((CAROL_READ, 2), (SAML_DANA, 3)))
+    # Carol's statement (both her ARNs) lasted until +2h; she keeps only CAROL_READ
+    assert departed_principals(before, after, NOW + 30 * M) == {
+        CAROL: NOW + 30 * M,
+        DAVE: NOW + 30 * M,
+    }
+    assert departed_principals(before, after, NOW + 5 * H) == {CAROL: NOW + 2 * H, DAVE: NOW + 2 * H}
+
+
+def test_departed_principals_with_a_user_turned_session_holder_keeps_the_users_statements_end() -> None:
+    before = render(covering((ALICE, 1), (BOB, 2)))
+    after = render(covering((BOB, 2), (CAROL, 1)))
+    assert departed_principals(before, after, NOW + H) == {ALICE: NOW + H}
+
+
+def test_departed_principals_counts_only_trustgates_grant_statements() -> None:
+    vendor_bob = {"Effect": "Allow", "Principal": {"AWS": BOB}, "Action": "sts:AssumeRole"}
+    live = copy.deepcopy(VENDOR)
+    live["Statement"].append(vendor_bob)
+    before = render(covering((ALICE, 1)), live, baseline=Baseline("accounts", ORG, (BOB,)))
+    assert BOB in serialize(before)  # named by the baseline and by a hand-written statement
+    after = render([], VENDOR, baseline=Baseline("accounts", ORG, ()))
+    assert departed_principals(before, after, NOW) == {ALICE: NOW}
+    # a principal only a hand-written (or baseline) statement names in `after` has still left TrustGate's grants
+    after_with_alice = copy.deepcopy(VENDOR)
+    after_with_alice["Statement"].append({"Effect": "Allow", "Principal": {"AWS": ALICE}, "Action": "sts:AssumeRole"})
+    assert departed_principals(before, after_with_alice, NOW) == {ALICE: NOW}
+    baseline_alice = render([], VENDOR, baseline=Baseline("accounts", ORG, (ALICE,)))
+    assert departed_principals(before, baseline_alice, NOW) == {ALICE: NOW}
+
+
+def test_departed_principals_with_one_arn_in_two_grant_statements_takes_the_later_moment() -> None:
+    def grant(sid: str, arn: str, until: str | None) -> dict[str, object]:
+        statement: dict[str, object] = {
+            "Sid": sid,
+            "Effect": "Allow",
+            "Principal": {"AWS": [arn]},
+            "Action": "sts:AssumeRole",
+        }
+        if until is not None:
+            statement["Condition"] = {"DateLessThan": {"aws:CurrentTime": until}}
+        return statement
+
+    before = {
+        "Version": "2012-10-17",
+        "Statement": [
+            grant("TrustGateGrantSession1", CAROL, "2026-11-26T10:30:00Z"),
+            grant("TrustGateGrantSession2", CAROL, "2026-11-26T11:15:00Z"),
+            grant("TrustGateGrantSession3", DAVE, None),  # no end: it let him in until now
+        ],
+    }
+    assert departed_principals(before, MANAGED_ONLY, NOW + 2 * H) == {CAROL: NOW + 75 * M, DAVE: NOW + 2 * H}
+    assert departed_principals(before, MANAGED_ONLY, NOW + H) == {CAROL: NOW + H, DAVE: NOW + H}
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([ALICE, BOB, CAROL, CAROL_READ, DAVE, SAML_DANA]), st.integers(1, 8)), max_size=8
+    ),
+    st.integers(0, 600),
+)
+def test_departed_principals_with_any_grants_names_exactly_the_dropped_arns_until_no_later_than_now(
+    grants: list[tuple[str, int]], minutes: int
+) -> None:
+    now = NOW + minutes * M
+    before = render(covering(*grants))
+    after = render(covering(*grants[: len(grants) // 2]))
+    departed = departed_principals(before, after, now)
+    named_before = {arn for arn, _ in grants}
+    named_after = {arn for arn, _ in grants[: len(grants) // 2]}
+    assert set(departed) == named_before - named_after
+    for arn, until in departed.items():
+        assert until == min(now, grant_expiry_in(before, arn))  # type: ignore[type-var]
 
 
 def test_render_trust_policy_with_too_many_persons_raises_trust_policy_full_naming_the_quota() -> None:

@@ -10,11 +10,12 @@ from trustgate.durations import format_duration, parse_duration
 from trustgate.errors import (
     AlreadyDecidedError,
     ConflictError,
+    ForbiddenError,
     InvalidPrincipalError,
     UnauthenticatedError,
     ValidationError,
 )
-from trustgate.identity import caller_from_identity, matches_any, principal_for_arn
+from trustgate.identity import CallerPolicy, caller_from_identity, matches_any, principal_for_arn
 from trustgate.ids import new_id
 from trustgate.lifecycle import LEGAL_TRANSITIONS, check_transition
 from trustgate.models import RequestStatus
@@ -50,9 +51,13 @@ def test_format_then_parse_round_trips(minutes: int) -> None:
     assert parse_duration(format_duration(timedelta(minutes=minutes))) == timedelta(minutes=minutes)
 
 
+IDC_SESSION = "arn:aws:sts::222222222222:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/alice@example.com"
+
+
 def test_caller_from_an_iam_user_is_that_user() -> None:
     caller = caller_from_identity(
-        {"userArn": "arn:aws:iam::222222222222:user/ops/alice", "caller": "AIDAEXAMPLE", "accountId": "222222222222"}
+        {"userArn": "arn:aws:iam::222222222222:user/ops/alice", "caller": "AIDAEXAMPLE", "accountId": "222222222222"},
+        CallerPolicy(),
     )
     assert (caller.arn, caller.account, caller.unique_id, caller.kind) == (
         "arn:aws:iam::222222222222:user/ops/alice",
@@ -64,10 +69,35 @@ def test_caller_from_an_iam_user_is_that_user() -> None:
 
 def test_caller_from_a_role_session_is_the_session_principal() -> None:
     arn = "arn:aws:sts::222222222222:assumed-role/AWSReservedSSO_Admin_abc/alice@example.com"
-    caller = caller_from_identity({"userArn": arn, "caller": "AROAEXAMPLE:alice@example.com"})
+    caller = caller_from_identity({"userArn": arn, "caller": "AROAEXAMPLE:alice@example.com"}, CallerPolicy())
     assert caller.arn == arn
     assert caller.unique_id == "AROAEXAMPLE"
     assert caller.kind == "session"
+
+
+@pytest.mark.parametrize(("listed", "trusted"), [(frozenset({"222222222222"}), True), (frozenset(), False)])
+def test_caller_from_an_identity_center_session_is_trusted_only_in_a_listed_account(
+    listed: frozenset[str], trusted: bool
+) -> None:
+    policy = CallerPolicy(identity_center_account_ids=listed)
+    caller = caller_from_identity({"userArn": IDC_SESSION, "caller": "AROAEXAMPLE:alice@example.com"}, policy)
+    assert caller.trusted_identity_center is trusted
+    assert caller.person.key == ("idc:alice@example.com" if trusted else "role:alice@example.com")
+
+
+def test_caller_from_an_account_outside_the_allowed_accounts_is_forbidden() -> None:
+    policy = CallerPolicy(allowed_account_ids=frozenset({"111111111111"}))
+    with pytest.raises(ForbiddenError) as raised:
+        caller_from_identity({"userArn": "arn:aws:iam::222222222222:user/alice", "caller": "AIDAEXAMPLE"}, policy)
+    assert raised.value.code == "forbidden"
+    assert "222222222222" in raised.value.message
+
+
+def test_caller_from_another_partition_follows_the_caller_policy() -> None:
+    identity = {"userArn": "arn:aws-us-gov:iam::222222222222:user/alice", "caller": "AIDAEXAMPLE"}
+    assert caller_from_identity(identity, CallerPolicy(partition="aws-us-gov")).account == "222222222222"
+    with pytest.raises(InvalidPrincipalError, match="partition"):
+        caller_from_identity(identity, CallerPolicy())
 
 
 @pytest.mark.parametrize(
@@ -85,9 +115,12 @@ def test_callers_that_can_never_be_granted_are_refused(arn: str) -> None:
         principal_for_arn(arn)
 
 
-def test_an_unsigned_request_is_unauthenticated() -> None:
+@pytest.mark.parametrize("identity", [{"sourceIp": "203.0.113.1"}, {"userArn": ""}, {"userArn": None}])
+def test_an_unsigned_request_is_unauthenticated(identity: dict[str, object]) -> None:
     with pytest.raises(UnauthenticatedError):
-        caller_from_identity({"sourceIp": "203.0.113.1"})
+        caller_from_identity(identity, CallerPolicy())
+    with pytest.raises(UnauthenticatedError):  # before any account rule: there is no account to judge
+        caller_from_identity(identity, CallerPolicy(allowed_account_ids=frozenset({"111111111111"})))
 
 
 @pytest.mark.parametrize(

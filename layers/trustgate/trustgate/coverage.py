@@ -26,6 +26,10 @@ class GrantSpan:
     starts_at: datetime
     ends_at: datetime
     grant_id: str = ""
+    # When a sync took the person out of the trust policy after this grant ended. IAM users share one
+    # statement that lasts until the latest end among them, so a late sync leaves them able to assume
+    # the role past their own end: the guard must remember them from this moment, not from their end.
+    left_trust_at: datetime | None = None
 
     @property
     def person(self) -> Person:
@@ -41,12 +45,20 @@ class Coverage:
     starts_at: datetime
     ends_at: datetime
     grant_ids: tuple[str, ...] = ()
-    earlier_end: datetime | None = None  # end of the person's previous coverage of the role, if any
+    left_trust_at: datetime | None = None
+    # Until when the person's previous coverage of the role could still issue sessions, if there was one.
+    earlier_until: datetime | None = None
     # Unrounded start: who came first when two persons want one session name (not part of the value).
     first_granted_at: datetime | None = field(default=None, compare=False)
 
     def is_live(self, now: datetime) -> bool:
         return self.ends_at > now
+
+    @property
+    def issuable_until(self) -> datetime:
+        """The last moment a session of this coverage could have been issued: its end, or later when the
+        trust policy still named the person after it (see `GrantSpan.left_trust_at`)."""
+        return max(self.ends_at, self.left_trust_at or self.ends_at)
 
 
 @dataclass(frozen=True)
@@ -75,27 +87,38 @@ def newest_coverage(spans: Sequence[GrantSpan]) -> Coverage | None:
     ordered = sorted(spans, key=lambda span: (span.starts_at, span.ends_at, span.principal_arn, span.grant_id))
     current: list[GrantSpan] = [ordered[0]]
     end = to_second(ordered[0].ends_at)
-    earlier_end: datetime | None = None
+    earlier_until: datetime | None = None
     for span in ordered[1:]:
         if to_second(span.starts_at) < end:  # overlaps: the same coverage, possibly longer
             current.append(span)
             end = max(end, to_second(span.ends_at))
         else:  # starts after the coverage ended: a new one (earlier sessions stay dead)
-            earlier_end = end
+            earlier_until = max(end, *(_left(s) for s in current))
             current, end = [span], to_second(span.ends_at)
+    left = [_left(span) for span in current if span.left_trust_at is not None]  # rounded up
     return Coverage(
         person=current[0].person,
         principal_arns=tuple(sorted({span.principal_arn for span in current})),
         starts_at=to_second(current[0].starts_at),
         ends_at=end,
         grant_ids=tuple(span.grant_id for span in current if span.grant_id),
-        earlier_end=earlier_end,
+        left_trust_at=max(left) if left else None,
+        earlier_until=earlier_until,
         first_granted_at=current[0].starts_at,
     )
 
 
+def _left(span: GrantSpan) -> datetime:
+    """Until when a session of this span could be issued, rounded *up*: it is how long to remember it."""
+    if span.left_trust_at is None:
+        return to_second(span.ends_at)
+    rounded = to_second(span.left_trust_at)
+    return rounded if rounded == span.left_trust_at else rounded + timedelta(seconds=1)
+
+
 def coverages_of(spans: Iterable[GrantSpan], now: datetime, keep_for: timedelta) -> Coverages:
-    """Every person's newest coverage that still matters at `now` (live, or ended less than `keep_for` ago).
+    """Every person's newest coverage that still matters at `now`: live, or a session issued under it could
+    still be alive (issued before `issuable_until`, living at most `keep_for`).
 
     Two persons whose pinned session names are equal (ignoring case, as the stricter reading) would share
     one `aws:userid` in the role and cut off each other's sessions: the one whose coverage started later
@@ -108,7 +131,7 @@ def coverages_of(spans: Iterable[GrantSpan], now: datetime, keep_for: timedelta)
     relevant = [
         coverage
         for coverage in (newest_coverage(group) for group in by_person.values())
-        if coverage is not None and coverage.ends_at + keep_for > now
+        if coverage is not None and coverage.issuable_until + keep_for > now
     ]
     kept: list[Coverage] = []
     refused: list[Coverage] = []

@@ -89,13 +89,19 @@ class SessionGuardFullError(ConflictError):
 
     code = "session_guard_full"
 
-    def __init__(self, quota: int, size: int, others: int) -> None:
+    def __init__(self, quota: int, size: int, others: int, *, trust_policy_written: bool | None = None) -> None:
         self.quota, self.size, self.others = quota, size, others
-        super().__init__(
+        message = (
             f"the session guard would need {size} characters but only {quota - others} are left of the role's "
             f"{quota}-character inline-policy quota ({others} are used by its other inline policies); wait for a "
             "grant's guard to lapse, or move the role's other inline policies into a managed policy"
         )
+        if trust_policy_written is not None:
+            message += (
+                ". The trust policy was brought up to date, so nobody who lost access can switch in again, but "
+                "their sessions already open could not be ended: make room, then run `trustgate sync`"
+            )
+        super().__init__(message)
 
 
 class SessionNameConflictError(ConflictError):

@@ -8,7 +8,6 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -51,7 +50,6 @@ class LiveRole:
 
     trust_policy: Document
     role_id: str  # AROA…: inside the role a session's aws:userid is <role_id>:<session name>
-    max_session: timedelta  # MaxSessionDuration: how long a session issued before an end may live on
     guard: Document | None  # TrustGate's session-guard inline policy, if present
     other_inline_size: int  # characters the role's other inline policies use (shared 10,240 quota)
 
@@ -101,7 +99,6 @@ class RoleEditor:
         return LiveRole(
             trust_policy=_decoded(role.get("AssumeRolePolicyDocument", {})),
             role_id=str(role["RoleId"]),
-            max_session=timedelta(seconds=int(role.get("MaxSessionDuration", 3600))),
             guard=guard,
             other_inline_size=others,
         )

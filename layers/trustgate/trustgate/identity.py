@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
-from trustgate.errors import InvalidPrincipalError, NotAPersonError, UnauthenticatedError
+from trustgate.errors import ForbiddenError, InvalidPrincipalError, NotAPersonError, UnauthenticatedError
 
 _USER = re.compile(
     r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):user/(?P<path>(?:[\w+=,.@-]+/)*)(?P<name>[\w+=,.@-]+)$"
@@ -40,8 +40,9 @@ class Person:
     * IAM user `arn:…:user/path/alice` → `iam:<account>:alice` (IAM names are case-insensitive).
     * Identity Center session `…:assumed-role/AWSReservedSSO_<set>_<hash>/carol` → `idc:carol`: one person
       across every permission set and account, because Identity Center, not the caller, sets that name.
-    * A session of any other role → `role:<account>:<role>/<session>`; it names a person only where a role
-      policy lists the role in `identity_roles` (e.g. a SAML role whose session name the IdP sets).
+    * A session of any other role → `role:<session>`; it names a person only where a role policy lists the
+      role in `identity_roles` (e.g. a SAML role whose session name the IdP sets, so one IdP user is one
+      person through every such role and account).
     """
 
     key: str
@@ -56,11 +57,15 @@ class Person:
             return f"{self.session_name} (IAM user, {self.key.split(':')[1]})"
         if self.kind == "identity_center":
             return f"{self.session_name} (Identity Center)"
-        return f"{self.session_name} (session of {self.role_name}, {self.key.split(':')[1]})"
+        return f"{self.session_name} (session of {self.role_name})"
 
 
-def person_of(arn: str) -> Person:
-    """The person an IAM user or role-session ARN stands for (structural; see `check_person` for acceptance)."""
+def person_of(arn: str, trusted_identity_center: bool = True) -> Person:
+    """The person an IAM user or role-session ARN stands for (structural; see `check_person` for acceptance).
+
+    With `trusted_identity_center` False, a session of a role named like Identity Center's is taken for what
+    it may be, a role anyone with iam:CreateRole could name so: an ordinary role session.
+    """
     user = _USER.match(arn)
     if user:
         name = user.group("name")
@@ -68,11 +73,17 @@ def person_of(arn: str) -> Person:
     session = _SESSION.match(arn)
     if session:
         role, name = session.group("role"), session.group("session")
-        if _IDENTITY_CENTER_ROLE.match(role):
+        if trusted_identity_center and _IDENTITY_CENTER_ROLE.match(role):
             return Person(f"idc:{name.lower()}", "identity_center", name, role)
-        key = f"role:{session.group('account')}:{role.lower()}/{name.lower()}"
-        return Person(key, "identity_role", name, role)
+        # Identity roles are federation roles whose session name the IdP sets: the same name through two
+        # of them (or two accounts) is the same IdP user.
+        return Person(f"role:{name.lower()}", "identity_role", name, role)
     raise InvalidPrincipalError(f"{arn} is not an IAM user or an assumed-role session; only those can be persons")
+
+
+def looks_like_identity_center(arn: str) -> bool:
+    session = _SESSION.match(arn)
+    return bool(session and _IDENTITY_CENTER_ROLE.match(session.group("role")))
 
 
 def is_identity_role_session(arn: str, identity_roles: Iterable[str]) -> bool:
@@ -99,17 +110,24 @@ class Caller:
     account: str
     unique_id: str | None
     kind: str  # "user" or "session"
+    # Is a session of an `AWSReservedSSO_*` role here Identity Center's own? Only in accounts the deployer
+    # lists (IdentityCenterAccountIds), where an SCP keeps anyone else from creating a role so named.
+    trusted_identity_center: bool = False
 
     @property
     def person(self) -> Person:
-        return person_of(self.arn)
+        return person_of(self.arn, self.trusted_identity_center)
 
     def matches(self, patterns: Iterable[str]) -> bool:
         """ARN patterns match the ARN; person patterns (`iam:…`, `idc:…`, `role:…`) match the person key."""
-        return matches_person(self.arn, patterns)
+        try:
+            person = self.person
+        except InvalidPrincipalError:  # no person behind it: only ARN patterns can match
+            return matches_any(self.arn, patterns)
+        return matches_person(self.arn, patterns, person)
 
 
-def matches_person(arn: str, patterns: Iterable[str]) -> bool:
+def matches_person(arn: str, patterns: Iterable[str], person: Person | None = None) -> bool:
     """Does an ARN, or the person behind it, match any of `patterns`? (ARN globs or person-key globs)"""
     arn_patterns: list[str] = []
     person_patterns: list[str] = []
@@ -120,7 +138,7 @@ def matches_person(arn: str, patterns: Iterable[str]) -> bool:
     if not person_patterns:
         return False
     try:
-        key = person_of(arn).key
+        key = (person or person_of(arn)).key
     except InvalidPrincipalError:
         return False
     return any(fnmatch.fnmatchcase(key, pattern.lower()) for pattern in person_patterns)
@@ -130,6 +148,13 @@ def check_person(caller: Caller, identity_roles: Iterable[str]) -> Person:
     """The caller's person, or 403 `not_a_person` for a session whose name its caller chose freely."""
     person = caller.person
     if person.kind == "identity_role" and not is_identity_role_session(caller.arn, identity_roles):
+        if looks_like_identity_center(caller.arn):
+            raise NotAPersonError(
+                f"{caller.arn} looks like an IAM Identity Center session, but this deployment does not trust "
+                f"Identity Center sessions from account {caller.account}: the deployer lists such accounts in "
+                "IdentityCenterAccountIds once an SCP there denies creating roles named *AWSReservedSSO_*. "
+                f"{ACCEPTED_IDENTITIES}"
+            )
         raise NotAPersonError(
             f"{caller.arn} is a session of role {person.role_name}, whose session name its caller chooses, so it "
             f"does not identify a person. {ACCEPTED_IDENTITIES}; sign in as one of those, or ask an admin to list "
@@ -138,7 +163,30 @@ def check_person(caller: Caller, identity_roles: Iterable[str]) -> Person:
     return person
 
 
-def caller_from_identity(identity: dict[str, object], partition: str = "aws") -> Caller:
+@dataclass(frozen=True)
+class CallerPolicy:
+    """The deployment-wide rules every caller meets, whatever they do (from the deploy ceiling)."""
+
+    partition: str = "aws"
+    allowed_account_ids: frozenset[str] = frozenset()
+    identity_center_account_ids: frozenset[str] = frozenset()
+
+
+def caller_for_arn(arn: str, policy: CallerPolicy, unique_id: str | None = None) -> Caller:
+    """A caller from a verified ARN: refused (403) outside the partition or the allowed accounts."""
+    caller = principal_for_arn(arn, policy.partition)
+    if policy.allowed_account_ids and caller.account not in policy.allowed_account_ids:
+        raise ForbiddenError(f"account {caller.account} is not allowed to use TrustGate in this deployment")
+    return Caller(
+        arn=caller.arn,
+        account=caller.account,
+        unique_id=unique_id,
+        kind=caller.kind,
+        trusted_identity_center=caller.account in policy.identity_center_account_ids,
+    )
+
+
+def caller_from_identity(identity: dict[str, object], policy: CallerPolicy) -> Caller:
     """Build the caller from API Gateway's `requestContext.identity` (filled in by AWS_IAM auth)."""
     user_arn = identity.get("userArn")
     if not isinstance(user_arn, str) or not user_arn:
@@ -146,9 +194,8 @@ def caller_from_identity(identity: dict[str, object], partition: str = "aws") ->
             "the request is not SigV4-signed; sign it with your AWS credentials (the trustgate CLI does)"
         )
     caller_id = identity.get("caller")
-    caller = principal_for_arn(user_arn, partition)
     unique_id = caller_id.split(":", 1)[0] if isinstance(caller_id, str) and caller_id else None
-    return Caller(arn=caller.arn, account=caller.account, unique_id=unique_id, kind=caller.kind)
+    return caller_for_arn(user_arn, policy, unique_id)
 
 
 def principal_for_arn(arn: str, partition: str = "aws") -> Caller:

@@ -23,7 +23,7 @@ from typing import Literal
 from trustgate import approval_links, service
 from trustgate.approval_links import InvalidLinkError, LinkGrant
 from trustgate.errors import ConflictError, ForbiddenError, NotFoundError
-from trustgate.identity import Caller, principal_for_arn
+from trustgate.identity import Caller, caller_for_arn
 from trustgate.models import AccessRequest, RequestStatus
 from trustgate.observability import logger
 from trustgate.rules import check_decidable
@@ -135,7 +135,7 @@ def _resolve(deps: Dependencies, token: str) -> tuple[LinkGrant, AccessRequest]:
 
 def _approver(deps: Dependencies, grant: LinkGrant, request: AccessRequest) -> Caller:
     try:
-        return principal_for_arn(grant.approver_arn, deps.settings.partition)
+        return caller_for_arn(grant.approver_arn, deps.settings.caller_policy())
     except ForbiddenError as error:
         raise LinkRefused(error, request) from error
 

@@ -125,7 +125,7 @@ def _summary(request: AccessRequest) -> str:
         lines.append(f"Ticket:        {request.ticket}")
     change = extension_change(request)
     if change:
-        lines.append(f"Extension:     {short_principal(request.principal_arn)} {change}")
+        lines.append(f"Extension:     {request.requester.label} {change}")
     lines.append(f"Request id:    {request.id}")
     return "\n".join(lines)
 

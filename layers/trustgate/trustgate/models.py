@@ -114,6 +114,7 @@ class AccessRequest(BaseModel):
     auto_approved: bool = False
     extends: str | None = None
     covered_until: UtcDatetime | None = None
+    left_trust_at: UtcDatetime | None = None  # when a sync took the ended grant's person out of the trust policy
     reason: str | None = None
     version: int = 0
 

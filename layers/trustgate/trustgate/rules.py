@@ -151,7 +151,7 @@ def check_may_decide(caller: Caller, request: AccessRequest) -> Person:
     identity role is no person at all (403 not_a_person).
     """
     person = check_person(caller, request.identity_roles)
-    if person.key == request.requester.key and not request.allow_self_approval:
+    if same_human(person, request.requester) and not request.allow_self_approval:
         raise OwnRequestError(
             f"you ({person.label}) asked for this access, whichever identity you use now; another approver must decide it"
         )
@@ -163,6 +163,13 @@ def check_may_decide(caller: Caller, request: AccessRequest) -> Person:
     if not caller.matches(request.approvers):
         raise ForbiddenError(f"{caller.arn} is not an approver for {request.role_arn}")
     return person
+
+
+def same_human(one: Person, other: Person) -> bool:
+    """Could these be one human? The same person, or the same name (ignoring case) under another identity:
+    nothing signed links an IAM user `alice` to an Identity Center user `alice`, so for self-approval and
+    distinct approvers TrustGate takes the stricter reading."""
+    return one.key == other.key or one.session_name.lower() == other.session_name.lower()
 
 
 def check_decidable(request: AccessRequest, approver: Caller, now: datetime) -> None:
@@ -177,7 +184,7 @@ def check_decidable(request: AccessRequest, approver: Caller, now: datetime) -> 
     if request.approval_deadline and request.approval_deadline <= now:
         raise AlreadyDecidedError(f"request {request.id} is past its approval window")
     person = check_may_decide(approver, request)
-    if any(a.approver.key == person.key for a in request.approvals):
+    if any(same_human(a.approver, person) for a in request.approvals):
         raise AlreadyDecidedByYouError(
             f"you ({person.label}) already decided this request, possibly through another identity; "
             "another approver must add theirs"

@@ -21,10 +21,11 @@ from trustgate.errors import (
     ForbiddenError,
     NotFoundError,
     RuleViolationError,
+    SessionGuardFullError,
     TrustGateError,
     ValidationError,
 )
-from trustgate.identity import Caller, Person, person_of, role_name_of
+from trustgate.identity import Caller, Person, caller_for_arn, person_of, role_name_of
 from trustgate.ids import new_id
 from trustgate.messages import Notification
 from trustgate.models import AccessRequest, Approval, AuditEvent, RequestStatus
@@ -39,7 +40,7 @@ from trustgate.rules import (
     is_admin,
 )
 from trustgate.store import iterate_pages
-from trustgate.sync import Activation, SyncResult, end_now, preview_activation, sync_role
+from trustgate.sync import Activation, SyncResult, end_now, preview_activation, role_lock, sync_role
 from trustgate.transitions import commit_change, transition
 from trustgate.wiring import Dependencies
 
@@ -190,9 +191,14 @@ def cancel_request(deps: Dependencies, caller: Caller, request_id: str) -> Acces
     request = deps.store.get_request(request_id)
     if request.requester.key != caller.person.key:
         raise ForbiddenError("only the person who asked can cancel a request")
-    if request.status != RequestStatus.PENDING:
-        raise ConflictError(f"request {request_id} is {request.status.value}; only a pending request can be cancelled")
-    cancelled = transition(deps, request, RequestStatus.CANCELLED, caller.arn)
+    # Under the role lock, so an approved request is either granted or cancelled, never both.
+    with role_lock(deps.store, deps, request.role_arn):
+        request = deps.store.get_request(request_id)
+        if request.status != RequestStatus.PENDING:
+            raise ConflictError(
+                f"request {request_id} is {request.status.value}; only a pending request can be cancelled"
+            )
+        cancelled = transition(deps, request, RequestStatus.CANCELLED, caller.arn)
     _resume_flow(deps, cancelled, "cancelled")
     _tell_approvers_closed(deps, cancelled)
     return cancelled
@@ -256,7 +262,11 @@ def revoke_person(deps: Dependencies, caller: Caller, role_arn: str, principal: 
                 transition(deps, pending, RequestStatus.CANCELLED, actor, reason=f"cancelled by a revoke: {why}")
             )
 
-    sync_role(deps, role_arn, actor, f"revoke {key}", under_lock=revoke_under_lock)
+    guard_full: SessionGuardFullError | None = None
+    try:
+        sync_role(deps, role_arn, actor, f"revoke {key}", under_lock=revoke_under_lock)
+    except SessionGuardFullError as error:  # the trust policy let go; finish the revoke, then say what is left
+        guard_full = error
     if not ended and not cancelled:
         raise NotFoundError(
             f"{principal} holds nothing on {role_name_of(role_arn)}: no active grant, no pending request"
@@ -267,6 +277,8 @@ def revoke_person(deps: Dependencies, caller: Caller, role_arn: str, principal: 
         _resume_flow(deps, request, "cancelled")
         _tell_approvers_closed(deps, request)
     notify(deps, messages.coverage_revoked(ended, cancelled, max(was_until) if was_until else None, why))
+    if guard_full is not None:
+        raise guard_full
     return Revocation(role_arn, key, ended, cancelled, max(was_until) if was_until else None)
 
 
@@ -440,8 +452,15 @@ def concrete_approvers(request: AccessRequest) -> list[str]:
         if "*" not in arn
         and "?" not in arn
         and arn.startswith("arn:")
-        and (arn != request.principal_arn or request.allow_self_approval)
+        and (request.allow_self_approval or not _same_person(arn, request))
     ]
+
+
+def _same_person(arn: str, request: AccessRequest) -> bool:
+    try:
+        return person_of(arn).key == request.requester.key
+    except TrustGateError:
+        return False
 
 
 def grant(deps: Dependencies, request_id: str) -> dict[str, Any]:
@@ -451,6 +470,10 @@ def grant(deps: Dependencies, request_id: str) -> dict[str, Any]:
         if request.decided_at is None:
             raise ConflictError(f"request {request_id} has no approval to grant")
         effective = policy_for(deps, request.role_arn)
+        # Judged by the policy in force now: an admin may have tightened it since the request was made.
+        check_may_request(
+            caller_for_arn(request.principal_arn, deps.settings.caller_policy()), effective, deps.settings
+        )
         activation = Activation(request, effective.max_duration, effective.policy.require_mfa)
         result = sync_role(deps, request.role_arn, SYSTEM, f"grant {request.id}", activation)
         assert result.activated is not None
@@ -556,6 +579,9 @@ def reconcile(deps: Dependencies) -> dict[str, Any]:
         except TrustGateError as error:  # one broken role must not stop the others
             logger.exception("reconcile failed for role", extra={"role_arn": role_arn})
             report.append({"role_arn": role_arn, "error": f"{error.code}: {error.message}"})
+        except Exception as error:  # an AWS error too (AccessDenied, throttling): report it, go on
+            logger.exception("reconcile failed for role", extra={"role_arn": role_arn})
+            report.append({"role_arn": role_arn, "error": f"{type(error).__name__}: {error}"})
     return {"roles": report}
 
 

@@ -7,13 +7,15 @@ person end exactly that person's sessions and nobody else's:
 
 * `aws:CurrentTime >= end`: from the coverage's end on, every call of the person's sessions is refused;
 * `aws:TokenIssueTime < start`: sessions issued before this coverage (an earlier, revoked one) stay dead.
+* Once a coverage has ended, the first rule alone denies everything; all ended persons share one rule.
   Only a person with an earlier coverage whose sessions may still be alive needs it: no grant statement
   named the person before their first coverage, so no session with their pinned name predates it that
   TrustGate gave (a standing statement that lets them in anyway is access TrustGate does not govern).
   Leaving it out where it cannot matter halves the guard's cost per person.
 
-Persons sharing an end (or a start) share one statement. A rule outlives its coverage by the longest a
-session could still be alive (`keep_for`), then it is pruned; with nothing left the policy is deleted.
+Persons sharing an end (or a start) share one statement. A rule outlives the last moment a session of
+its coverage could be issued (its end, or the later sync that took the person out of the trust policy)
+by the longest a session lives (`keep_for`), then it is pruned; with nothing left the policy is deleted.
 """
 
 from __future__ import annotations
@@ -28,8 +30,13 @@ from trustgate.errors import SessionGuardFullError
 from trustgate.trust_policy import VERSION, Document, Statement, policy_size, statements_of
 
 GUARD_POLICY_NAME = "TrustGateSessionGuard"
+# The longest any role session can live (MaxSessionDuration tops out at 12 hours). The guard remembers an
+# ended coverage this long, not the role's current MaxSessionDuration: lowering that setting does not
+# shorten sessions already issued under the old one.
+SESSION_LIFETIME_MAX = timedelta(hours=12)
 INLINE_POLICIES_QUOTA = 10240  # all inline policies of a role together, whitespace not counted
 END_SID_PREFIX = "TrustGateEnd"
+ENDED_SID = "TrustGateEnded"
 START_SID_PREFIX = "TrustGateStart"
 
 
@@ -38,7 +45,7 @@ class GuardSpec:
     """What decides a role's session guard besides its coverages."""
 
     role_id: str  # the role's unique id (AROA…), from GetRole
-    keep_for: timedelta  # the role's MaxSessionDuration: how long a session issued before the end may live
+    keep_for: timedelta  # how long a session issued before the end may live (see SESSION_LIFETIME_MAX)
     other_inline_size: int = 0  # characters the role's other inline policies already use
     quota: int = INLINE_POLICIES_QUOTA
 
@@ -48,17 +55,26 @@ def render_session_guard(coverages: Sequence[Coverage], spec: GuardSpec, now: da
 
     Raises SessionGuardFullError when it would not fit beside the role's other inline policies.
     """
-    guarded = [c for c in coverages if c.ends_at + spec.keep_for > now]
+    guarded = [c for c in coverages if c.issuable_until + spec.keep_for > now]
     if not guarded:
         return None
+    live = [c for c in guarded if c.is_live(now)]
+    ended = [c for c in guarded if not c.is_live(now)]
     ends: dict[datetime, list[str]] = {}
     starts: dict[datetime, list[str]] = {}
-    for coverage in guarded:
+    for coverage in live:
         userid = session_userid(spec.role_id, coverage.person.session_name)
         ends.setdefault(coverage.ends_at, []).append(userid)
         if needs_start_rule(coverage, spec.keep_for):
             starts.setdefault(coverage.starts_at, []).append(userid)
-    statements = [
+    statements = []
+    if ended:
+        # Every ended coverage's end has passed, so from now on one rule denies them all: the latest of
+        # those ends (still in the past) works for each, and stays the same until someone else's ends.
+        userids = [session_userid(spec.role_id, c.person.session_name) for c in ended]
+        latest_end = max(c.ends_at for c in ended)
+        statements.append(_deny(ENDED_SID, userids, "DateGreaterThanEquals", "aws:CurrentTime", latest_end))
+    statements += [
         _deny(f"{END_SID_PREFIX}{n}", userids, "DateGreaterThanEquals", "aws:CurrentTime", at)
         for n, (at, userids) in enumerate(sorted(ends.items()), 1)
     ] + [
@@ -74,7 +90,7 @@ def render_session_guard(coverages: Sequence[Coverage], spec: GuardSpec, now: da
 
 def needs_start_rule(coverage: Coverage, keep_for: timedelta) -> bool:
     """Could a session from the person's earlier coverage still be alive when this one starts?"""
-    return coverage.earlier_end is not None and coverage.earlier_end + keep_for > coverage.starts_at
+    return coverage.earlier_until is not None and coverage.earlier_until + keep_for > coverage.starts_at
 
 
 def session_userid(role_id: str, session_name: str) -> str:

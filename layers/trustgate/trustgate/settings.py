@@ -8,6 +8,7 @@ from datetime import timedelta
 from pydantic import BaseModel, ConfigDict, Field
 
 from trustgate.durations import parse_duration
+from trustgate.identity import CallerPolicy
 
 # Environment variable names: template.yaml sets them, the local stack reads them from the template.
 ENV = {
@@ -18,6 +19,7 @@ ENV = {
     "bootstrap_admins": "BOOTSTRAP_ADMINS",
     "default_approvers": "DEFAULT_APPROVERS",
     "identity_role_arns": "IDENTITY_ROLE_ARNS",
+    "identity_center_account_ids": "IDENTITY_CENTER_ACCOUNT_IDS",
     "max_duration": "MAX_DURATION",
     "min_duration": "MIN_DURATION",
     "default_duration": "DEFAULT_DURATION",
@@ -54,6 +56,10 @@ class Settings(BaseModel):
     allowed_account_ids: list[str] = Field(default_factory=list)
     bootstrap_admins: list[str] = Field(default_factory=list)
     default_approvers: list[str] = Field(default_factory=list)
+    identity_center_account_ids: list[str] = Field(
+        default_factory=list,
+        description="accounts whose AWSReservedSSO_* role sessions are trusted as IAM Identity Center persons",
+    )
     identity_role_arns: list[str] = Field(
         default_factory=list, description="roles a role policy may list in identity_roles (the deployer's ceiling)"
     )
@@ -75,6 +81,11 @@ class Settings(BaseModel):
     editor_role_name: str = ""
     approval_base_url: str = ""
     slack_webhook_secret_arn: str = ""
+
+    def caller_policy(self) -> CallerPolicy:
+        return CallerPolicy(
+            self.partition, frozenset(self.allowed_account_ids), frozenset(self.identity_center_account_ids)
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:

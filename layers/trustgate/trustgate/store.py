@@ -83,6 +83,11 @@ def _request_keys(request: AccessRequest) -> dict[str, Any]:
     }
 
 
+def _open_key(request: AccessRequest) -> dict[str, str]:
+    """The marker a person's one open request on a role holds."""
+    return {"pk": f"OPEN#{request.role_arn}#{request.requester.key}", "sk": "OPEN"}
+
+
 def request_item(request: AccessRequest) -> dict[str, Any]:
     """The DynamoDB item (typed attribute values) of a request."""
     return _to_item({**request.model_dump(mode="json", exclude_none=True), **_request_keys(request)})
@@ -125,19 +130,36 @@ class Store:
 
     def create_request(self, request: AccessRequest, audit: AuditEvent) -> None:
         """Write a new request and its audit record together; a request id is never reused."""
-        self._transact(
-            [
+        writes: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": request_item(request),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            self._audit_put(audit),
+        ]
+        if request.status == RequestStatus.PENDING:
+            # One open request per person per role, atomically: a marker only one request can hold.
+            marker = {**_open_key(request), "request_id": request.id}
+            writes.append(
                 {
                     "Put": {
                         "TableName": self.table,
-                        "Item": request_item(request),
+                        "Item": _to_item(marker),
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
-                },
-                self._audit_put(audit),
-            ],
-            conflict=f"request {request.id} already exists",
-        )
+                }
+            )
+        try:
+            self._transact(writes, conflict=f"request {request.id} already exists")
+        except ConflictError as error:
+            raise ConflictError(
+                f"{request.requester.label} already has a request open for {request.role_arn}; wait for its "
+                "decision or cancel it before asking again",
+                code="request_pending",
+            ) from error
 
     def get_request(self, request_id: str) -> AccessRequest:
         response = self.client.get_item(
@@ -152,6 +174,8 @@ class Store:
         if after.version != before.version + 1:
             raise ValueError("replace_request needs after.version == before.version + 1")
         writes: list[dict[str, Any]] = [self._request_update(after, before.version)]
+        if before.status == RequestStatus.PENDING and after.status != RequestStatus.PENDING:
+            writes.append({"Delete": {"TableName": self.table, "Key": _to_item(_open_key(before))}})
         if audit:
             writes.append(self._audit_put(audit))
         self._transact(writes, conflict=f"request {before.id} changed meanwhile; read it again")

@@ -15,21 +15,28 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from trustgate.coverage import Coverage, Coverages, GrantSpan, coverages_of
-from trustgate.errors import ConflictError, LockTimeoutError, SessionNameConflictError, SyncVerificationError
+from trustgate.errors import (
+    ConflictError,
+    LockTimeoutError,
+    SessionGuardFullError,
+    SessionNameConflictError,
+    SyncVerificationError,
+)
 from trustgate.iam import LiveRole
 from trustgate.ids import new_id
 from trustgate.models import AccessRequest, AuditEvent, RequestStatus
 from trustgate.rules import EffectivePolicy, effective_policy, render_spec
-from trustgate.session_guard import GuardSpec, render_session_guard
+from trustgate.session_guard import SESSION_LIFETIME_MAX, GuardSpec, render_session_guard
 from trustgate.store import Store
-from trustgate.transitions import transition
+from trustgate.transitions import commit_change, transition
 from trustgate.trust_policy import (
     Document,
     deleted_principal_ids,
+    departed_principals,
     policy_size,
     render_trust_policy,
     same_policy,
@@ -41,6 +48,9 @@ LOCK_WAIT_SECONDS = 20.0  # below API Gateway's 29 s limit, so a busy role answe
 VERIFY_ATTEMPTS = 5
 
 
+# A sync's writes finish within this after it plans them (verify retries included); a departure is recorded
+# that much later than the plan, so the guard never forgets someone the trust policy still let in.
+DEPARTURE_MARGIN = timedelta(minutes=2)
 # Grants that can still shape a coverage: live ones, and ended ones whose sessions the guard still ends.
 SPAN_STATUSES = (RequestStatus.ACTIVE, RequestStatus.EXPIRED, RequestStatus.REVOKED, RequestStatus.FAILED)
 
@@ -90,18 +100,26 @@ class Plan:
     grants: list[AccessRequest]  # live grants the trust policy names
     orphaned: list[AccessRequest]  # live grants whose principal was deleted from IAM
     refused: list[AccessRequest]  # live grants of a person whose session name another person holds
+    departures: dict[str, datetime] = field(default_factory=dict)  # ended grant id -> left the trust policy
+    guard_full: SessionGuardFullError | None = None  # the guard would not fit: `guard` is the live one, kept
 
 
-def history_window(deps: Dependencies, live: LiveRole) -> timedelta:
-    """How far back an ended grant may still matter: its guard lives `max_session` past an end that came at
-    most `max_approval_window + max_duration` after the request was made."""
+def history_window(deps: Dependencies) -> timedelta:
+    """How far back an ended grant may still matter, counted from when it was requested.
+
+    A grant ends at most `max_approval_window + max_duration` after its request. Its person could be issued
+    a session until then, or later while the shared IAM-users statement (rendered before that end, so ending
+    at most `max_duration` after it) still named them; a session lives SESSION_LIFETIME_MAX at most.
+    (Lowering the MaxDuration ceiling shortens this window; grants made under a longer one are then
+    forgotten sooner, which the deploy guide warns about.)
+    """
     settings = deps.settings
-    return live.max_session + settings.max_approval_window + settings.max_duration + timedelta(hours=1)
+    return SESSION_LIFETIME_MAX + settings.max_approval_window + 2 * settings.max_duration + timedelta(minutes=5)
 
 
 def grants_shaping(deps: Dependencies, role_arn: str, live: LiveRole) -> list[AccessRequest]:
     """Every grant of the role that can still shape a coverage (one indexed query per status)."""
-    since = deps.clock.now() - history_window(deps, live)
+    since = deps.clock.now() - history_window(deps)
     return deps.store.recent_grants(role_arn, SPAN_STATUSES, since)
 
 
@@ -125,12 +143,23 @@ def plan_role(
     orphaned = [g for g in grants if g.is_grant_live(now) and g.principal_id and g.principal_id in deleted]
     spans = [span for g in grants if g not in orphaned for span in [span_of(g)] if span is not None]
     # The guard remembers every recent coverage; the trust policy names only grants still active.
-    coverages = coverages_of(spans, now, live.max_session)
+    coverages = coverages_of(spans, now, SESSION_LIFETIME_MAX)
     refused_ids = {grant_id for coverage in coverages.refused for grant_id in coverage.grant_ids}
     active_ids = {g.id for g in grants if g.is_grant_live(now)} - refused_ids
     granted = coverages_of([span for span in spans if span.grant_id in active_ids], now, timedelta(0))
     trust = render_trust_policy(live.trust_policy, render_spec(effective, granted.kept, deps.settings), now)
-    guard = render_session_guard(coverages.kept, GuardSpec(live.role_id, live.max_session, live.other_inline_size), now)
+    departures = _departures(live.trust_policy, trust, [s for s in spans if s.grant_id not in active_ids], now)
+    if departures:  # the guard must remember them from when this write lets them go, not from their end
+        spans = [replace(s, left_trust_at=departures.get(s.grant_id, s.left_trust_at)) for s in spans]
+        coverages = coverages_of(spans, now, SESSION_LIFETIME_MAX)
+    guard: Document | None = live.guard
+    guard_full: SessionGuardFullError | None = None
+    try:
+        guard = render_session_guard(
+            coverages.kept, GuardSpec(live.role_id, SESSION_LIFETIME_MAX, live.other_inline_size), now
+        )
+    except SessionGuardFullError as error:  # the caller decides: refuse a grant, but never block a removal
+        guard_full = error
     kept_ids = {grant_id for coverage in granted.live(now) for grant_id in coverage.grant_ids}
     return Plan(
         trust_policy=trust,
@@ -139,14 +168,28 @@ def plan_role(
         grants=[g for g in grants if g.id in kept_ids],
         orphaned=orphaned,
         refused=[g for g in grants if g.id in refused_ids and g.is_grant_live(now)],
+        departures=departures,
+        guard_full=guard_full,
     )
+
+
+def _departures(before: Document, after: Document, ended: Sequence[GrantSpan], now: datetime) -> dict[str, datetime]:
+    """For each principal the new trust policy drops although the live one still lets them in past their own
+    end (IAM users share a statement that lasts until the latest end among them): their latest ended grant's
+    id, and until when they could still be issued a session (the write happens within DEPARTURE_MARGIN)."""
+    departures: dict[str, datetime] = {}
+    for arn, until in departed_principals(before, after, now + DEPARTURE_MARGIN).items():
+        latest = max((s for s in ended if s.principal_arn == arn), key=lambda s: s.ends_at, default=None)
+        if latest is not None and until > max(latest.ends_at, latest.left_trust_at or latest.ends_at):
+            departures[latest.grant_id] = until
+    return departures
 
 
 def span_of(grant: AccessRequest) -> GrantSpan | None:
     """The span a grant gives its person; None for a request that never became a grant."""
     if grant.status not in SPAN_STATUSES or grant.starts_at is None or grant.expires_at is None:
         return None
-    return GrantSpan(grant.principal_arn, grant.starts_at, grant.expires_at, grant.id)
+    return GrantSpan(grant.principal_arn, grant.starts_at, grant.expires_at, grant.id, grant.left_trust_at)
 
 
 @dataclass(frozen=True)
@@ -204,6 +247,11 @@ def sync_role(
         grants = grants_shaping(deps, role_arn, live)
         candidate = None
         if activation is not None:
+            # Judge the request as it is now, under the lock: a cancel or revoke may have closed it meanwhile.
+            fresh = deps.store.get_request(activation.request.id)
+            if fresh.status != RequestStatus.PENDING or fresh.decided_at is None:
+                raise ConflictError(f"request {fresh.id} is {fresh.status.value}; nothing to grant")
+            activation = replace(activation, request=fresh)
             plan, candidate, _ = _with_activation(deps, role_arn, live, grants, activation, now)
         else:
             plan = plan_role(deps, role_arn, live, grants)
@@ -212,6 +260,8 @@ def sync_role(
         for grant in plan.refused:
             if candidate is None or grant.id != candidate.id:
                 end_now(deps, grant, RequestStatus.FAILED, "another person holds the same session name on this role")
+        # Recorded before any write: if it cannot be, nothing is written and the next sync tries again.
+        _record_departures(deps, grants, plan.departures)
         guard_changed = not _same_guard(live.guard, plan.guard)
         if guard_changed:
             deps.roles.write_session_guard(role_arn, plan.guard)
@@ -222,6 +272,12 @@ def sync_role(
             deps.roles.write_trust_policy(role_arn, plan.trust_policy)
             _verify(deps, role_arn, plan.trust_policy, lambda: deps.roles.trust_policy(role_arn), "trust policy")
             _audit(deps, actor, role_arn, "role.synced", live.trust_policy, plan.trust_policy, reason)
+        if plan.guard_full is not None:
+            # The trust policy is written (taking people out is always safe); the guard could not be. Say so
+            # loudly: sessions of people who just lost access live on until they expire.
+            raise SessionGuardFullError(
+                plan.guard_full.quota, plan.guard_full.size, plan.guard_full.others, trust_policy_written=changed
+            )
         activated = None
         if activation is not None and candidate is not None:
             activated = transition(
@@ -266,6 +322,8 @@ def _with_activation(
     plan = plan_role(deps, role_arn, live, [*grants, candidate], effective)
     # The newcomer must fit without displacing anyone who already holds their session name.
     displaced = {g.id for g in plan.refused} - {g.id for g in before.refused} - {candidate.id}
+    if plan.guard_full is not None:
+        raise plan.guard_full
     if candidate.id not in {g.id for g in plan.grants} or displaced:
         raise _not_rendered(plan, candidate)
     return plan, candidate, current
@@ -283,6 +341,21 @@ def preview_activation(deps: Dependencies, request: AccessRequest, effective: Ef
     activation = Activation(request, effective.max_duration, effective.policy.require_mfa)
     _, _, current = _with_activation(deps, request.role_arn, live, grants, activation, now, effective)
     return current
+
+
+def _record_departures(deps: Dependencies, grants: Sequence[AccessRequest], departures: dict[str, datetime]) -> None:
+    """Note on each ended grant until when the trust policy let its person in past its end (see `Plan`)."""
+    by_id = {g.id: g for g in grants}
+    for grant_id, until in departures.items():
+        grant = by_id[grant_id]
+        for _ in range(3):
+            try:
+                commit_change(deps, grant, {"left_trust_at": until}, "trustgate", "grant.left_trust_policy")
+                break
+            except ConflictError:  # changed meanwhile (e.g. a notification step): read it again
+                grant = deps.store.get_request(grant_id)
+        else:
+            raise ConflictError(f"could not record when the trust policy let go of {grant.principal_arn}; retry")
 
 
 def end_now(deps: Dependencies, grant: AccessRequest, status: RequestStatus, reason: str) -> AccessRequest:

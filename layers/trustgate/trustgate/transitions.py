@@ -37,7 +37,10 @@ def commit_change(
         detail={"principal_arn": before.principal_arn, **(detail or {})},
     )
     deps.store.replace_request(before, after, event)
-    metrics.add_metric(name=action, unit=MetricUnit.Count, value=1)
+    try:  # the change is committed: a metric that cannot be recorded must not turn it into an error
+        metrics.add_metric(name=action, unit=MetricUnit.Count, value=1)
+    except Exception:
+        logger.exception("could not record metric", extra={"action": action})
     try:
         deps.events.publish(event)
     except Exception:  # the audit record is already committed; a lost bus event must not undo the change

@@ -137,6 +137,29 @@ def grant_expiry_in(document: Document, principal_arn: str) -> datetime | None:
     return found
 
 
+def departed_principals(before: Document, after: Document, now: datetime) -> dict[str, datetime]:
+    """Principals TrustGate's grant statements named in `before` but not in `after`, each with the last
+    moment `before` let them assume the role (`now`, or their statement's end if that came first)."""
+    remaining = {arn for statement in _grant_statements_in(after) for arn in aws_principals(statement)}
+    departed: dict[str, datetime] = {}
+    for statement in _grant_statements_in(before):
+        raw = statement.get("Condition", {}).get("DateLessThan", {}).get("aws:CurrentTime")
+        ends = datetime.fromisoformat(raw.replace("Z", "+00:00")) if isinstance(raw, str) else now
+        for arn in aws_principals(statement):
+            if arn not in remaining:
+                until = min(ends, now)
+                departed[arn] = max(departed.get(arn, until), until)
+    return departed
+
+
+def _grant_statements_in(document: Document) -> list[Statement]:
+    return [
+        statement
+        for statement in statements_of(document)
+        if isinstance(statement.get("Sid"), str) and statement["Sid"].startswith(GRANT_SID_PREFIX)
+    ]
+
+
 def deleted_principal_ids(document: Document) -> set[str]:
     """Unique ids IAM shows in TrustGate's own statements where a granted principal was deleted."""
     return {

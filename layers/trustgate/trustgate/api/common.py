@@ -24,7 +24,7 @@ def error_response(status: int, code: str, message: str) -> Response[Any]:
 def caller_of(router: BaseRouter) -> Caller:
     """The SigV4-verified caller API Gateway put in `requestContext.identity` (never the body)."""
     identity = router.current_event.raw_event.get("requestContext", {}).get("identity", {}) or {}
-    return caller_from_identity(identity, deps().settings.partition)
+    return caller_from_identity(identity, deps().settings.caller_policy())
 
 
 def deps() -> Dependencies:
