@@ -5,9 +5,11 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from trustgate_cli.arns import role_name
+from trustgate_cli.durations import DurationError, parse_duration
 
 Row = dict[str, Any]
 Column = tuple[str, Callable[[Row], str]]
@@ -39,6 +41,65 @@ def short_principal(arn: str) -> str:
     """`arn:aws:sts::111122223333:assumed-role/R/alice` -> `111122223333:assumed-role/R/alice` (still unique)."""
     parts = arn.split(":", 5)
     return ":".join(parts[4:]) if len(parts) == 6 and parts[0] == "arn" else arn
+
+
+def person_of(row: Row) -> str:
+    """Who asked, as a person (`alice (IAM user, 111122223333)`); the short ARN from a server that does not say."""
+    return str(row.get("person") or short_principal(str(row.get("principal_arn", ""))))
+
+
+def approver_of(approval: Row) -> str:
+    """Who decided, as a person with the ARN they used: `bob (IAM user, 111122223333) via arn:…:user/bob`."""
+    arn = str(approval.get("approver_arn", ""))
+    person = approval.get("person")
+    return f"{person} via {arn}" if person else short_principal(arn)
+
+
+def human_time(moment: datetime) -> str:
+    """`2026-11-26 10:00 UTC`, as TrustGate's messages write a time for people (minutes, never rounded up)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _parse_time(text: object) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def extension_change(request: Row) -> str:
+    """For a request made while the person has access (`covered_until`): what approving it changes, or ''.
+
+    The wording is the server's (`trustgate.messages.extension_change`), so the CLI, the approval page and
+    the approvers' email say the same thing.
+    """
+    covered_until = _parse_time(request.get("covered_until"))
+    if covered_until is None:
+        return ""
+    try:
+        moved = covered_until + parse_duration(str(request.get("duration", "")))
+    except DurationError:
+        return f"has access until {human_time(covered_until)}"
+    return f"has access until {human_time(covered_until)}; approving moves the end to {human_time(moved)}"
+
+
+def way_in_lines(access: Row) -> list[str]:
+    """The way into a granted role from a request's `access`, line for line as the "granted" email writes it.
+
+    Mirrors `trustgate.messages.way_in_lines`: the session name is pinned by the trust policy, so the command
+    and the console are only shown with it.
+    """
+    lines = [
+        f"Session name:  {access.get('session_name', '')} (the role only accepts this name for you)",
+        f"Console (Switch Role): {access.get('console_url', '')}",
+        f"CLI: {access.get('assume_role_command', '')}",
+    ]
+    if access.get("mfa_required"):
+        lines.append("MFA is required: sign in with MFA, or pass --serial-number and --token-code as shown.")
+    return lines
 
 
 def capacity(used: int, quota: int) -> str:
@@ -76,7 +137,7 @@ REQUEST_COLUMNS: Sequence[Column] = (
 APPROVAL_COLUMNS: Sequence[Column] = (
     ("ID", _text("id")),
     ("ROLE", lambda row: role_name(str(row.get("role_arn", "")))),
-    ("PRINCIPAL", lambda row: short_principal(str(row.get("principal_arn", "")))),
+    ("PERSON", person_of),
     ("DURATION", _text("duration")),
     ("APPROVALS", approvals_count),
     ("CREATED", _text("created_at")),
@@ -103,14 +164,16 @@ AUDIT_COLUMNS: Sequence[Column] = (
 def request_details(request: Row) -> str:
     """One request as `key: value` lines, the way `status ID` and every request command print it."""
     approvals = "; ".join(
-        f"{approval.get('decision')} by {short_principal(str(approval.get('approver_arn', '')))} at {approval.get('at')}"
+        f"{approval.get('decision')} by {approver_of(approval)} at {approval.get('at')}"
         + (f" ({approval['comment']})" if approval.get("comment") else "")
         for approval in request.get("approvals") or []
     )
+    change = extension_change(request) if request.get("status") == "pending" else ""
     return key_values(
         [
             ("id", str(request.get("id", ""))),
             ("role", str(request.get("role_arn", ""))),
+            ("person", str(request.get("person") or "")),
             ("principal", str(request.get("principal_arn", ""))),
             ("status", str(request.get("status", ""))),
             ("reason", str(request.get("reason") or "")),
@@ -123,6 +186,7 @@ def request_details(request: Row) -> str:
             ("starts", str(request.get("starts_at") or "")),
             ("expires", str(request.get("expires_at") or "")),
             ("extends", str(request.get("extends") or "")),
+            ("extension", f"{person_of(request)} {change}" if change else ""),
             ("approvals", f"{approvals_count(request)}" + (f": {approvals}" if approvals else "")),
         ]
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import secrets
 import threading
@@ -11,11 +12,12 @@ from typing import Any
 import pytest
 
 from tests.support.aws import ALICE, BOB, DAVE, ERIN, EVENTS, ROLE_ARN, World
-from tests.support.flows import request_access
+from tests.support.flows import granted, request_access
 from tests.support.links import approval_links as links_of
 from tests.support.links import call_page, form_for, messages_for
-from trustgate import approval_links, link_decisions, service
+from trustgate import approval_links, link_decisions, messages, service
 from trustgate.approval_page import CONTENT_SECURITY_POLICY
+from trustgate.clock import to_rfc3339
 from trustgate.errors import ForbiddenError
 from trustgate.identity import principal_for_arn
 from trustgate.ids import new_id
@@ -93,6 +95,10 @@ def test_get_shows_the_request_from_the_approvers_own_link(world: World) -> None
     assert page.status == 200
     for shown in (ALICE, ROLE_ARN, "1 hour", "rotate the CloudTrail bucket policy", "OPS-42", "0 of 1", request_id):
         assert shown in page.body
+    # The requester as a person, with the ARN they asked from.
+    assert "<strong>alice (IAM user, 222222222222)</strong> asks for access to" in page.body
+    assert f"alice (IAM user, 222222222222) <span class='muted'>via</span> <code>{ALICE}</code>" in page.body
+    assert "Extension" not in page.body  # alice holds nothing yet
     assert "Times out" in page.body
     assert '<form method="post"' in page.body
     assert page.body.count("<form") == 1
@@ -154,6 +160,54 @@ def test_post_with_csrf_approves_and_the_principal_enters_the_trust_policy(world
     assert [(a.approver_arn, a.decision, a.comment) for a in decided.approvals] == [(BOB, "approve", "ticket checked")]
     assert token_used(world, links[BOB])
     assert not token_used(world, links[DAVE])
+
+
+def test_approving_on_the_page_shows_the_way_in_of_the_granted_email(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(link_decisions, "GRANT_WAIT_SECONDS", 20.0)  # let the page see the grant made
+    request_id, links = pending_with_links(world)
+
+    result = approve_on_page(world, links[BOB])
+
+    assert result.status == 200, result.body
+    assert "<h1>Access granted" in result.body
+    granted_request = stored(world, request_id)
+    assert granted_request.status.value == "active"
+    [email] = messages_for(world, request_id, "request.active")
+    lines = messages.way_in_lines(granted_request)
+    assert any("--role-session-name alice" in line for line in lines)
+    for line in lines:
+        assert line in email.email
+        assert f'<li><code class="text">{html.escape(line)}</code></li>' in result.body
+
+
+def test_an_extension_page_says_what_approving_it_changes_and_then_shows_the_way_in(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(link_decisions, "GRANT_WAIT_SECONDS", 20.0)
+    first = granted(world)
+    extension_id, links = pending_with_links(world, duration="PT30M")
+    extension = stored(world, extension_id)
+    assert extension.covered_until is not None
+    assert to_rfc3339(extension.covered_until) == first["expires_at"]
+
+    page = call_page(world, "GET", links[DAVE])
+
+    change = messages.extension_change(extension)
+    assert change is not None
+    assert f"<dt>Extension</dt><dd>alice (IAM user, 222222222222) {change}</dd>" in page.body
+    assert "asks for <strong>30 minutes</strong> more access to <strong>PumpCustomerAccess</strong>" in page.body
+    [email] = messages_for(world, extension_id, "approval.requested")[:1]
+    assert f"alice (IAM user, 222222222222) {change}" in email.email  # the approvers' email says the same
+
+    result = call_page(world, "POST", links[DAVE], form=form_for(page.body, "approve"))
+
+    assert result.status == 200, result.body
+    assert "<h1>Access granted" in result.body
+    assert "approving moves the end" not in result.body
+    for line in messages.way_in_lines(stored(world, extension_id)):
+        assert html.escape(line) in result.body
 
 
 def test_replaying_a_used_link_is_refused_and_changes_nothing(world: World) -> None:
@@ -293,7 +347,9 @@ def test_n_of_m_needs_both_links_and_resumes_the_flow_exactly_once(world: World)
     assert half.decided_at is None
     assert task_successes(world, request_id) == 0
     assert ALICE not in str(world.trust_policy())
-    assert "1 of 2" in call_page(world, "GET", links[DAVE]).body  # dave sees bob's approval
+    dave_sees = call_page(world, "GET", links[DAVE]).body
+    assert "1 of 2" in dave_sees  # dave sees bob's approval, as a person with the ARN bob used
+    assert f"approved by bob (IAM user, 222222222222) <span class='muted'>via</span> <code>{BOB}</code>" in dave_sees
 
     second = approve_on_page(world, links[DAVE])
 

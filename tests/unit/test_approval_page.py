@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import json
 import re
 from datetime import UTC, datetime, timedelta
@@ -71,9 +72,15 @@ def test_no_request_text_can_add_markup_to_any_page(text: str, ticket: str, comm
         ticket=ticket or None,
         approvals=[Approval(approver_arn=BOB, decision="approve", at=NOW, comment=comment or None)],
     )
+    extension = request.model_copy(update={"covered_until": NOW + timedelta(minutes=30)})
+    granted = request.model_copy(
+        update={"status": RequestStatus.ACTIVE, "expires_at": NOW + timedelta(hours=1), "require_mfa": True}
+    )
     pages = [
         approval_page.decision_page(request, BOB, "csrf-value", NOW),
+        approval_page.decision_page(extension, BOB, "csrf-value", NOW),
         approval_page.result_page(request, "approve", NOW),
+        approval_page.result_page(granted, "approve", NOW),  # the way in, with the MFA placeholders
         approval_page.problem_page(409, "already_decided", text, request, NOW),
     ]
     for page in pages:
@@ -126,6 +133,91 @@ def test_the_result_page_says_what_the_decision_did(
 
     assert page.status == 200
     assert f"<h1>{heading}" in page.html
+
+
+def test_pages_show_the_requester_as_a_person_with_the_arn_they_used() -> None:
+    sso = "arn:aws:sts::222222222222:assumed-role/AWSReservedSSO_Ops_0123456789abcdef/jane@example.com"
+    for request, person in ((a_request(), "alice (IAM user, 222222222222)"), (a_request(principal_arn=sso), None)):
+        person = person or "jane@example.com (Identity Center)"
+        page = approval_page.decision_page(request, BOB, "x", NOW)
+
+        assert f"<p><strong>{person}</strong> asks for access to <strong>PumpCustomerAccess</strong>" in page.html
+        assert (
+            f"<dt>Requester</dt><dd>{person} <span class='muted'>via</span> <code>{request.principal_arn}</code></dd>"
+            in page.html
+        )
+
+
+def test_an_extension_says_what_approving_it_changes_as_the_email_does() -> None:
+    extension = a_request(covered_until=NOW + timedelta(minutes=45), extends="01JEARLIER")
+
+    page = approval_page.decision_page(extension, BOB, "x", NOW)
+
+    change = messages.extension_change(extension)
+    assert change == "has access until 2026-11-26 10:45 UTC; approving moves the end to 2026-11-26 12:15 UTC"
+    assert f"<dt>Extension</dt><dd>alice (IAM user, 222222222222) {change}</dd>" in page.html
+    # The approvers' email says the same, about the same person.
+    assert (
+        f"Extension:     alice (IAM user, 222222222222) {change}\n"
+        in messages.approval_needed(extension, BOB, None).text
+    )
+    assert "asks for <strong>1 hour 30 minutes</strong> more access to <strong>PumpCustomerAccess</strong>" in page.html
+
+
+def test_a_request_that_is_no_extension_has_no_extension_line() -> None:
+    page = approval_page.decision_page(a_request(), BOB, "x", NOW)
+    decided = approval_page.result_page(
+        a_request(covered_until=NOW, status=RequestStatus.ACTIVE, expires_at=NOW + timedelta(hours=2)), "approve", NOW
+    )
+
+    assert "Extension" not in page.html
+    assert "approving moves the end" not in decided.html  # once decided, the line would no longer be true
+
+
+def test_the_decided_approvals_list_shows_persons_with_the_arn_used() -> None:
+    sso = "arn:aws:sts::222222222222:assumed-role/AWSReservedSSO_Ops_0123456789abcdef/dave"
+    request = a_request(
+        approvals=[
+            Approval(approver_arn=BOB, decision="approve", at=NOW, comment="fine"),
+            Approval(approver_arn=sso, decision="approve", at=NOW),
+        ]
+    )
+
+    page = approval_page.decision_page(request, BOB, "x", NOW)
+
+    assert (
+        f"<li>approved by bob (IAM user, 222222222222) <span class='muted'>via</span> <code>{BOB}</code> "
+        'at 2026-11-26 10:00 UTC — <span class="text">fine</span></li>'
+    ) in page.html
+    assert f"<li>approved by dave (Identity Center) <span class='muted'>via</span> <code>{sso}</code> at" in page.html
+
+
+@pytest.mark.parametrize("require_mfa", [False, True], ids=["no-mfa", "mfa"])
+def test_the_result_page_of_an_active_grant_shows_the_way_in_of_the_granted_email(require_mfa: bool) -> None:
+    request = a_request(status=RequestStatus.ACTIVE, expires_at=NOW + timedelta(hours=1), require_mfa=require_mfa)
+
+    page = approval_page.result_page(request, "approve", NOW)
+
+    lines = messages.way_in_lines(request)
+    assert len(lines) == (4 if require_mfa else 3)
+    for line in lines:
+        assert line in messages.outcome_for_requester(request).text
+        assert f'<li><code class="text">{html.escape(line)}</code></li>' in page.html
+    assert "--role-session-name alice" in page.html
+    assert ("&lt;your MFA device name&gt;" in page.html) == require_mfa
+    assert "<your MFA" not in page.html
+
+
+@pytest.mark.parametrize(
+    "request_changes",
+    [{"decided_at": NOW}, {"approvals": [Approval(approver_arn=BOB, decision="approve", at=NOW)]}],
+    ids=["being-granted", "more-approvals-needed"],
+)
+def test_the_result_page_shows_no_way_in_before_the_grant_is_active(request_changes: dict[str, object]) -> None:
+    page = approval_page.result_page(a_request(**request_changes), "approve", NOW)
+
+    assert "Session name:" not in page.html
+    assert "assume-role" not in page.html
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import argparse
 from trustgate_cli.client import api_path
 from trustgate_cli.commands.base import CommandAdder, Context, as_object, print_list
 from trustgate_cli.errors import ExitCode
-from trustgate_cli.render import APPROVAL_COLUMNS, request_details
+from trustgate_cli.render import APPROVAL_COLUMNS, extension_change, person_of, request_details
 
 
 def register(commands: CommandAdder) -> None:
@@ -23,10 +23,17 @@ def register(commands: CommandAdder) -> None:
 
 
 def run_approvals(args: argparse.Namespace, ctx: Context) -> int:
-    """GET /approvals."""
+    """GET /approvals: a table of who asks for what, then what approving each extension changes."""
     document = as_object(ctx.client.get("/approvals"), "the approvals")
     items = document.get("items") or []
-    return print_list(ctx, items, APPROVAL_COLUMNS, "no requests are waiting for your decision", document=document)
+    code = print_list(ctx, items, APPROVAL_COLUMNS, "no requests are waiting for your decision", document=document)
+    extensions = [(item, extension_change(item)) for item in items if extension_change(item)]
+    if extensions and not ctx.json:
+        ctx.print("\nextensions (the person already has access):")
+        width = max(len(str(item.get("id", ""))) for item, _ in extensions)
+        for item, change in extensions:
+            ctx.print(f"  {item.get('id', '')!s:<{width}}  {person_of(item)} {change}")
+    return code
 
 
 def run_approve(args: argparse.Namespace, ctx: Context) -> int:

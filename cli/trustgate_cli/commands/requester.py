@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 from typing import Any
 
@@ -11,6 +12,7 @@ from trustgate_cli.arns import (
     assume_role_command,
     check_account_id,
     parse_role_arn,
+    role_name,
     session_name_for,
     switch_role_url,
 )
@@ -36,7 +38,7 @@ from trustgate_cli.errors import (
     WaitTimedOutError,
 )
 from trustgate_cli.progress import Progress
-from trustgate_cli.render import REQUEST_COLUMNS, approvals_count, request_details
+from trustgate_cli.render import REQUEST_COLUMNS, approvals_count, key_values, request_details, way_in_lines
 
 STATUSES = ("pending", "active", "expired", "revoked", "denied", "cancelled", "timed_out", "failed")
 POLL_INTERVAL_SECONDS = 1.0
@@ -75,9 +77,23 @@ def register(commands: CommandAdder) -> None:
     parser = commands.add("cancel", run_cancel, "cancel your pending request")
     parser.add_argument("id", metavar="ID")
 
-    parser = commands.add("revoke", run_revoke, "end an active grant now")
-    parser.add_argument("id", metavar="ID")
-    parser.add_argument("--reason", help="why, for the audit log")
+    parser = commands.add(
+        "revoke",
+        run_revoke,
+        "end an active grant now, or (admins) everything one person holds on a role",
+        epilog="'trustgate revoke ID' ends the active grant ID, with the rest of its holder's access to the role. "
+        "'trustgate revoke --role ROLE --principal ARN_OR_PERSON' (admins of the role) ends every grant that "
+        "person holds on the role and cancels their pending requests, then prints exactly what changed.",
+    )
+    parser.add_argument("id", metavar="ID", nargs="?", help="id of the active request to revoke")
+    parser.add_argument("--role", metavar="ROLE", help="with --principal: the role, by name or ARN")
+    parser.add_argument(
+        "--principal",
+        metavar="ARN_OR_PERSON",
+        help="with --role: any ARN of the person (IAM user or role session) or their person key "
+        "(iam:ACCOUNT:USER, idc:USER, role:ACCOUNT:ROLE/SESSION)",
+    )
+    parser.add_argument("--reason", help="why, for the audit log and the person's notification")
 
     parser = commands.add("extend", run_extend, "ask for more time on an active grant (a new linked request)")
     parser.add_argument("id", metavar="ID", help="id of the active request to extend")
@@ -158,11 +174,59 @@ def run_cancel(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def run_revoke(args: argparse.Namespace, ctx: Context) -> int:
-    """POST /requests/{id}/revoke."""
+    """POST /requests/{id}/revoke, or POST /roles/{role}/revoke with --role and --principal."""
+    by_person = args.role is not None or args.principal is not None
+    if args.id is not None and by_person:
+        raise UsageError("bad_option", "give a request ID, or --role and --principal; not both")
+    if args.id is None and not (args.role and args.principal):
+        raise UsageError(
+            "bad_option", "give the ID of a grant to revoke, or --role ROLE --principal ARN_OR_PERSON (admins)"
+        )
+    if by_person:
+        return _revoke_person(ctx, args.role, args.principal, args.reason)
     body = {"reason": args.reason} if args.reason else {}
     request = as_object(ctx.client.post(api_path("requests", args.id, "revoke"), body), "the request")
     _show_request(ctx, request, instructions=False)
     return ExitCode.OK
+
+
+def _revoke_person(ctx: Context, role: str, principal: str, reason: str | None) -> int:
+    """POST /roles/{role}/revoke; print what ended and what was cancelled."""
+    body: JsonObject = {"principal": principal}
+    if reason:
+        body["reason"] = reason
+    result = as_object(ctx.client.post(api_path("roles", role, "revoke"), body), "the revocation")
+    if ctx.json:
+        ctx.print_json(result)
+    else:
+        ctx.print(revocation_details(result))
+    return ExitCode.OK
+
+
+def revocation_details(result: JsonObject) -> str:
+    """What a person revoke changed: the grants that ended (and the end they had), the requests cancelled."""
+    ended = [item for item in result.get("ended") or [] if isinstance(item, dict)]
+    cancelled = [item for item in result.get("cancelled") or [] if isinstance(item, dict)]
+    key = str(result.get("person") or "")
+    person = next((str(item["person"]) for item in ended + cancelled if item.get("person")), key)
+    ends = sorted(str(item["expires_at"]) for item in ended if item.get("expires_at"))
+    reason = next((str(item["reason"]) for item in ended if item.get("reason")), "")
+    return key_values(
+        [
+            ("revoked", f"{person} on {role_name(str(result.get('role_arn', '')))}"),
+            ("person key", key if key != person else ""),
+            ("grants ended", ", ".join(str(item.get("id", "")) for item in ended) or "none"),
+            ("had access until", str(result.get("was_until") or "") if ended else ""),
+            ("access ended at", ends[-1] if ends else ""),
+            ("cancelled", ", ".join(_cancelled(item) for item in cancelled) or "none"),
+            ("reason", reason),
+        ]
+    )
+
+
+def _cancelled(request: JsonObject) -> str:
+    what = f"pending extension of {request['extends']}" if request.get("extends") else "pending request"
+    return f"{request.get('id', '')} ({what}, {request.get('duration', '?')})"
 
 
 def run_switch_url(args: argparse.Namespace, ctx: Context) -> int:
@@ -298,7 +362,16 @@ def _show_request(ctx: Context, request: JsonObject, *, instructions: bool = Tru
 
 
 def access_instructions(request: JsonObject, profile: str | None) -> str:
-    """The console link and the `aws sts assume-role` command for an active grant."""
+    """How to use an active grant: the server's `access` (the session name it pins, the console link and the
+    `aws sts assume-role` command), line for line as the "granted" email shows it."""
+    access = request.get("access")
+    if isinstance(access, dict):
+        lines = way_in_lines(access)
+        if profile:
+            # The grant names the identity behind the profile these credentials came from.
+            lines.append(f"Add --profile {shlex.quote(profile)} to the CLI command to assume from this same profile.")
+        return "\n".join(lines)
+    # A server from before `access`: build the link and the command here, with the session name it names.
     role = parse_role_arn(str(request.get("role_arn", "")))
     if role is None:
         return ""

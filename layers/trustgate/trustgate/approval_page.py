@@ -16,8 +16,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from trustgate.durations import format_duration
-from trustgate.identity import role_name_of
-from trustgate.messages import approvals_so_far, human_duration, human_time, short_principal
+from trustgate.errors import InvalidPrincipalError
+from trustgate.identity import person_of, role_name_of
+from trustgate.messages import (
+    approvals_so_far,
+    extension_change,
+    human_duration,
+    human_time,
+    short_principal,
+    way_in_lines,
+)
 from trustgate.models import AccessRequest, RequestStatus
 
 CSS = """
@@ -45,6 +53,7 @@ code{font:.85rem/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 .text{white-space:pre-wrap}
 .muted{color:var(--muted);font-size:.9rem;font-weight:400}
 ul.approvals{margin:.25rem 0 0;padding-left:1.1rem}
+ul.way-in{margin:.25rem 0 1rem;padding-left:1.1rem}ul.way-in li{overflow-wrap:anywhere;margin:.2rem 0}
 label{display:block;font-weight:600;margin:1rem 0 .35rem}
 textarea{width:100%;min-height:5rem;padding:.6rem;border:1px solid var(--line);border-radius:8px;
 background:var(--bg);color:var(--text);font:inherit;resize:vertical}
@@ -99,9 +108,13 @@ def decision_page(request: AccessRequest, approver_arn: str, csrf: str, now: dat
     """GET /decide/{token}: the request in full, a comment box, Approve and Deny in one POST form."""
     role = role_name_of(request.role_arn)
     title = f"Approve access to {role}?"
+    duration = f"<strong>{_e(human_duration(request.duration))}</strong>"
+    if request.covered_until is not None:  # an extension: they have access now, and ask for more
+        asks = f"<p>{_who(request)} asks for {duration} more access to <strong>{_e(role)}</strong>.</p>"
+    else:
+        asks = f"<p>{_who(request)} asks for access to <strong>{_e(role)}</strong> for\n{duration}.</p>"
     body = f"""
-<p>{_who(request)} asks for access to <strong>{_e(role)}</strong> for
-<strong>{_e(human_duration(request.duration))}</strong>.</p>
+{asks}
 {_details(request, now)}
 <p class="muted">You are deciding as <code>{_e(approver_arn)}</code>. This link is yours alone and works once.</p>
 <form method="post" autocomplete="off">
@@ -131,7 +144,7 @@ def result_page(request: AccessRequest, decision: str, now: datetime) -> Page:
         lead = (
             f"<p>Approved — {_e(so_far)} approvals. {_who(request)} can switch into <strong>{_e(role)}</strong> "
             f"until <strong>{_e(human_time(request.expires_at))}</strong>.</p>"
-        )
+        ) + _way_in(request)
     elif request.decided_at is not None:
         heading = f"Approved — {so_far} approvals"
         badge = ("Approved", "ok")
@@ -232,7 +245,24 @@ def _sentence(message: str) -> str:
 
 
 def _who(request: AccessRequest) -> str:
-    return f"<strong>{_e(short_principal(request.principal_arn))}</strong>"
+    return f"<strong>{_e(_person(request.principal_arn))}</strong>"
+
+
+def _person(arn: str) -> str:
+    """`alice (IAM user, 222222222222)`: who an ARN is, as every rule about *who* counts them."""
+    try:
+        return person_of(arn).label
+    except InvalidPrincipalError:
+        return short_principal(arn)
+
+
+def _way_in(request: AccessRequest) -> str:
+    """How the requester gets in, line for line as their "granted" email says it (`messages.way_in_lines`)."""
+    items = "".join(f'<li><code class="text">{_e(line)}</code></li>' for line in way_in_lines(request))
+    return (
+        '<p>How they get in <span class="muted">(their "granted" email says the same)</span>:</p>'
+        f'<ul class="way-in">{items}</ul>'
+    )
 
 
 def _status_label(request: AccessRequest) -> str:
@@ -246,7 +276,10 @@ def _status_label(request: AccessRequest) -> str:
 
 def _details(request: AccessRequest, now: datetime) -> str:
     rows: list[tuple[str, str]] = [
-        ("Requester", f"<code>{_e(request.principal_arn)}</code>"),
+        (
+            "Requester",
+            f"{_e(_person(request.principal_arn))} <span class='muted'>via</span> <code>{_e(request.principal_arn)}</code>",
+        ),
         ("Role", f"<code>{_e(request.role_arn)}</code>"),
         (
             "Duration",
@@ -256,6 +289,9 @@ def _details(request: AccessRequest, now: datetime) -> str:
     ]
     if request.ticket:
         rows.append(("Ticket", _e(request.ticket)))
+    change = extension_change(request)
+    if change and request.status == RequestStatus.PENDING:
+        rows.append(("Extension", f"{_e(_person(request.principal_arn))} {_e(change)}"))
     rows.append(("Requested", _e(human_time(request.created_at))))
     rows.append(("Approvals", f"{_e(approvals_so_far(request))} needed{_approval_list(request)}"))
     if request.status == RequestStatus.PENDING and request.decided_at is None and request.approval_deadline:
@@ -273,9 +309,8 @@ def _details(request: AccessRequest, now: datetime) -> str:
 def _approval_list(request: AccessRequest) -> str:
     items: Iterable[str] = (
         f"<li>{_e(a.decision + 'd' if a.decision == 'approve' else 'denied')} by "
-        f"<code>{_e(short_principal(a.approver_arn))}</code> at {_e(human_time(a.at))}"
-        + (f' — <span class="text">{_e(a.comment)}</span>' if a.comment else "")
-        + "</li>"
+        f"{_e(_person(a.approver_arn))} <span class='muted'>via</span> <code>{_e(a.approver_arn)}</code> "
+        f"at {_e(human_time(a.at))}" + (f' — <span class="text">{_e(a.comment)}</span>' if a.comment else "") + "</li>"
         for a in request.approvals
     )
     rendered = "".join(items)

@@ -183,7 +183,9 @@ class WayIn(BaseModel):
 
 def way_in(request: AccessRequest) -> WayIn:
     """One rendering of the way in, used by the API (CLI `status`), the 'granted' email and the approval result."""
-    account, name = request.role_arn.split(":")[4], request.role_arn.rsplit("/", 1)[-1]
+    # The console's roleName is the role's path and name (`path/Name`); the display name is the bare name.
+    account, path_and_name = request.role_arn.split(":")[4], request.role_arn.split(":role/", 1)[-1]
+    name = path_and_name.rsplit("/", 1)[-1]
     person = request.requester
     command = f"aws sts assume-role --role-arn {request.role_arn} --role-session-name {person.session_name}"
     if request.require_mfa:
@@ -195,7 +197,9 @@ def way_in(request: AccessRequest) -> WayIn:
     return WayIn(
         role_arn=request.role_arn,
         session_name=person.session_name,
-        console_url=f"https://signin.aws.amazon.com/switchrole?roleName={name}&account={account}&displayName={name}",
+        console_url=(
+            f"https://signin.aws.amazon.com/switchrole?roleName={path_and_name}&account={account}&displayName={name}"
+        ),
         assume_role_command=command,
         mfa_required=request.require_mfa,
     )

@@ -42,7 +42,11 @@ def test_approvals_with_pending_requests_shows_approval_progress(cli, api: FakeA
 
     assert result.code == 0
     header, row = result.out.splitlines()
-    assert header.split() == ["ID", "ROLE", "PRINCIPAL", "DURATION", "APPROVALS", "CREATED", "JUSTIFICATION"]
+    assert header.split() == ["ID", "ROLE", "PERSON", "DURATION", "APPROVALS", "CREATED", "JUSTIFICATION"]
+    # A server that does not name the person yet: the short ARN stands in.
+    assert row[header.index("PERSON") :].startswith(
+        "444455556666:assumed-role/AWSReservedSSO_Dev_0123/alice@example.com"
+    )
     assert row[header.index("APPROVALS") :].startswith("0/2")
     assert row.endswith("x" * 47 + "...")
 

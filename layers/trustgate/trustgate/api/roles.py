@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from trustgate import admin, service
 from trustgate.api.common import caller_of, deps
-from trustgate.models import RequestView, RolePolicy
+from trustgate.errors import InvalidPrincipalError, ValidationError
+from trustgate.identity import person_of
+from trustgate.models import RequestView, RolePolicy, UtcDatetime
 
 router = Router()
 
@@ -50,6 +53,51 @@ class SyncOutcome(BaseModel):
     trust_policy: dict[str, Any]
     trust_policy_chars: int
     trust_policy_quota: int
+
+
+class RevokePersonBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    principal: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="any ARN of the person (IAM user or role session) or their person key: "
+        "iam:<account>:<user>, idc:<user>, role:<session>",
+    )
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class RevocationResult(BaseModel):
+    role_arn: str
+    person: str = Field(description="the person key whose coverage ended (iam:…, idc:…, role:…)")
+    ended: list[RequestView] = Field(description="the active grants that ended now (status revoked)")
+    cancelled: list[RequestView] = Field(description="the pending requests (extensions) that were cancelled")
+    was_until: UtcDatetime | None = Field(description="when the person's access would have ended without the revoke")
+
+
+# Person keys as `identity.person_of` builds them (lower-case). A key is matched exactly, never as a pattern,
+# so wildcards are refused rather than silently matching nobody.
+_PERSON_KEY = re.compile(r"^(iam:\d{12}:[\w+=,.@-]+|idc:[\w+=,.@-]+|role:[\w+=,.@-]+)$")
+
+
+def _checked_principal(principal: str) -> str:
+    """`principal` as the service takes it: a person key (lower-cased, as keys are built), or an ARN of a person."""
+    text = principal.strip()
+    if text.split(":", 1)[0].lower() in ("iam", "idc", "role"):
+        if not _PERSON_KEY.match(text.lower()):
+            raise ValidationError(
+                f"principal: {principal!r} is not a person key like iam:111122223333:alice, idc:alice or "
+                "role:alice@example.com"
+            )
+        return text.lower()
+    try:
+        person_of(text)
+    except InvalidPrincipalError as error:
+        raise ValidationError(
+            f"principal: {principal!r} is neither an IAM user or role-session ARN nor a person key "
+            "(iam:<account>:<user>, idc:<user>, role:<session>)"
+        ) from error
+    return text
 
 
 def _admin_role(role: str) -> str:
@@ -123,4 +171,22 @@ def sync(role: str) -> SyncOutcome:
         trust_policy=result.after,
         trust_policy_chars=result.size,
         trust_policy_quota=result.quota,
+    )
+
+
+@router.post(
+    "/roles/<role>/revoke",
+    summary="End everything one person holds on the role: active grants end now, pending extensions are cancelled",
+)
+def revoke_person(role: str, body: Annotated[RevokePersonBody, Body()]) -> RevocationResult:
+    role_arn = _admin_role(role)
+    principal = _checked_principal(body.principal)
+    reason = (body.reason or "").strip() or None
+    revocation = service.revoke_person(deps(), caller_of(router), role_arn, principal, reason)
+    return RevocationResult(
+        role_arn=revocation.role_arn,
+        person=revocation.person,
+        ended=[RequestView.of(r) for r in revocation.ended],
+        cancelled=[RequestView.of(r) for r in revocation.cancelled],
+        was_until=revocation.was_until,
     )
