@@ -35,9 +35,10 @@ def error_of(world: World, method: str, path: str, caller: str, body: Any = None
     return status, answer["error"]["code"], answer["error"]["message"]
 
 
-def ask(world: World, caller: str) -> tuple[int, Any]:
+def refused_request(world: World, caller: str) -> tuple[int, str, str]:
+    """POST /requests as `caller`, expecting a refusal: (status, code, message)."""
     body = {"role": "PumpCustomerAccess", "duration": "PT1H", "justification": JUSTIFICATION}
-    return world.api("POST", "/requests", caller, body)
+    return error_of(world, "POST", "/requests", caller, body)
 
 
 def test_an_iam_user_cannot_approve_their_own_request_from_a_role_session(world: World) -> None:
@@ -94,13 +95,7 @@ def test_a_chosen_session_name_does_not_make_someone_the_requester(world: World)
     status, mine = world.api("GET", "/requests", SHARED_SESSION, query={"mine": "true"})
     assert (status, mine["items"]) == (200, [])
     # Nor can she ask in her own right through that role.
-    status, code, _ = error_of(
-        world,
-        "POST",
-        "/requests",
-        SHARED_SESSION,
-        {"role": "PumpCustomerAccess", "duration": "PT1H", "justification": JUSTIFICATION},
-    )
+    status, code, _ = refused_request(world, SHARED_SESSION)
     assert (status, code) == (403, "not_a_person")
     assert world.status(active) == "active"
 
@@ -141,13 +136,7 @@ def test_a_second_person_with_the_same_session_name_is_refused_and_nothing_chang
     granted(world)
     before_trust, before_guard = world.trust_policy(), world.session_guard()
     other_alice = f"arn:aws:iam::{MANAGEMENT}:user/alice"
-    status, code, message = error_of(
-        world,
-        "POST",
-        "/requests",
-        other_alice,
-        {"role": "PumpCustomerAccess", "duration": "PT1H", "justification": JUSTIFICATION},
-    )
+    status, code, message = refused_request(world, other_alice)
     assert (status, code) == (409, "session_name_conflict")
     assert "'alice'" in message
     assert "aws:userid" in message
@@ -158,13 +147,7 @@ def test_a_second_person_with_the_same_session_name_is_refused_and_nothing_chang
 
 def test_one_person_holds_one_open_request_and_one_coverage_per_role(world: World) -> None:
     first = request_access(world)["id"]
-    status, code, message = error_of(
-        world,
-        "POST",
-        "/requests",
-        ALICE,
-        {"role": "PumpCustomerAccess", "duration": "PT1H", "justification": JUSTIFICATION},
-    )
+    status, code, message = refused_request(world, ALICE)
     assert (status, code) == (409, "request_pending")
     assert first in message
     assert f"trustgate cancel {first}" in message
@@ -183,13 +166,7 @@ def test_a_full_session_guard_refuses_the_request_and_changes_nothing(world: Wor
     iam.put_role_policy(
         RoleName=ROLE_ARN.rsplit("/", 1)[-1], PolicyName="VendorBigPolicy", PolicyDocument=filler % ("b" * 10100)
     )
-    status, code, message = error_of(
-        world,
-        "POST",
-        "/requests",
-        ALICE,
-        {"role": "PumpCustomerAccess", "duration": "PT1H", "justification": JUSTIFICATION},
-    )
+    status, code, message = refused_request(world, ALICE)
     assert (status, code) == (409, "session_guard_full")
     assert "10240" in message
     assert world.trust_policy() == VENDOR_TRUST
