@@ -91,13 +91,15 @@ def without_repeated_reads(calls: list[Call]) -> list[Call]:
 
 
 def _written_keys(params_list: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Keys of the items a sequence of DynamoDB calls put (plain or in a transaction)."""
-    keys = []
+    """Keys of the items a sequence of DynamoDB calls put (plain or in a transaction), each once: the replay puts
+    some of the same items again (the person's open-request marker)."""
+    keys: dict[str, dict[str, Any]] = {}
     for params in params_list:
         items = [params["Item"]] if "Item" in params else []
         items += [entry["Put"]["Item"] for entry in params.get("TransactItems", []) if "Put" in entry]
-        keys += [{"pk": item["pk"], "sk": item["sk"]} for item in items]
-    return keys
+        for item in items:
+            keys.setdefault(json.dumps([item["pk"], item["sk"]], sort_keys=True), {"pk": item["pk"], "sk": item["sk"]})
+    return list(keys.values())
 
 
 class Cleaner:
