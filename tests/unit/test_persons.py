@@ -275,17 +275,19 @@ def test_matches_with_an_untrusted_identity_center_looking_session_does_not_matc
     assert caller(forged, trusted=True).matches(patterns) is True
 
 
-def test_matches_with_an_untrusted_identity_center_looking_session_matches_as_a_role_session() -> None:
+def test_matches_with_an_untrusted_identity_center_looking_session_matches_nothing() -> None:
+    # Patterns naming AWSReservedSSO_* roles mean Identity Center, which a look-alike may only imitate.
     forged = session(IDC_ADMIN, "carol")
-    assert caller(forged, trusted=False).matches(["role:carol"]) is True
-    assert caller(forged, trusted=True).matches(["role:carol"]) is False
+    for patterns in (["role:carol"], ["idc:carol"], [f"arn:aws:sts::{MEMBER}:assumed-role/{IDC_ADMIN}/*"], [MEMBER]):
+        assert caller(forged, trusted=False).matches(patterns) is False
 
 
-def test_matches_with_an_arn_pattern_ignores_identity_center_trust() -> None:
-    forged = session(IDC_ADMIN, "carol")
-    for trusted in (True, False):
-        assert caller(forged, trusted=trusted).matches([f"arn:aws:sts::{MEMBER}:assumed-role/{IDC_ADMIN}/*"])
-        assert caller(forged, trusted=trusted).matches([MEMBER])
+def test_matches_with_a_trusted_identity_center_session_matches_arn_and_person_patterns() -> None:
+    trusted = caller(session(IDC_ADMIN, "carol"), trusted=True)
+    assert trusted.matches([f"arn:aws:sts::{MEMBER}:assumed-role/{IDC_ADMIN}/*"])
+    assert trusted.matches([MEMBER])
+    assert trusted.matches(["idc:carol"])
+    assert not trusted.matches(["role:carol"])
 
 
 def test_matches_person_without_a_person_reads_the_arn_as_a_stored_request_does() -> None:

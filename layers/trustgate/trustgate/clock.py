@@ -45,7 +45,11 @@ def to_rfc3339(moment: datetime) -> str:
 
 
 def parse_rfc3339(text: str) -> datetime:
+    """A UTC time from RFC 3339 text; ValueError for text that is not one, or not one UTC can hold."""
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError as error:
+        raise ValueError(f"{text!r} is outside the range of UTC times") from error

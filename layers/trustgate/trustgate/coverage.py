@@ -8,7 +8,7 @@ and only the newest coverage counts: the session guard denies every session issu
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from trustgate.identity import Person, person_of
@@ -48,6 +48,8 @@ class Coverage:
     left_trust_at: datetime | None = None
     # Until when the person's previous coverage of the role could still issue sessions, if there was one.
     earlier_until: datetime | None = None
+    # Every session name the person's recent grants pinned (names of one person may differ in case).
+    session_names: tuple[str, ...] = field(default=(), compare=False)
     # Unrounded start: who came first when two persons want one session name (not part of the value).
     first_granted_at: datetime | None = field(default=None, compare=False)
 
@@ -97,7 +99,7 @@ def newest_coverage(spans: Sequence[GrantSpan]) -> Coverage | None:
             current, end = [span], to_second(span.ends_at)
     left = [_left(span) for span in current if span.left_trust_at is not None]  # rounded up
     return Coverage(
-        person=current[0].person,
+        person=current[-1].person,  # the newest grant names them as they are now (a name may change case)
         principal_arns=tuple(sorted({span.principal_arn for span in current})),
         starts_at=to_second(current[0].starts_at),
         ends_at=end,
@@ -129,8 +131,9 @@ def coverages_of(spans: Iterable[GrantSpan], now: datetime, keep_for: timedelta)
         if span.ends_at >= span.starts_at:  # a grant revoked in its first second still had sessions
             by_person.setdefault(span.person.key, []).append(span)
     relevant = [
-        coverage
-        for coverage in (newest_coverage(group) for group in by_person.values())
+        replace(coverage, session_names=tuple(sorted({span.person.session_name for span in group})))
+        for group in by_person.values()
+        for coverage in [newest_coverage(group)]
         if coverage is not None and coverage.issuable_until + keep_for > now
     ]
     kept: list[Coverage] = []

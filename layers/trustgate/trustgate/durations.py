@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import timedelta
 
 from trustgate.errors import ValidationError
@@ -29,8 +30,22 @@ def parse_duration(value: str | int) -> timedelta:
                     f"duration {value!r} is not ISO 8601 (e.g. PT1H, PT30M) or whole minutes (e.g. 60)"
                 )
             parts = {k: int(v) for k, v in match.groupdict().items() if v}
-            return _positive(timedelta(**parts), value)
-    return _positive(timedelta(minutes=minutes), value)
+            return _positive(_bounded(lambda: timedelta(**parts), value), value)
+    return _positive(_bounded(lambda: timedelta(minutes=minutes), value), value)
+
+
+def _bounded(build: Callable[[], timedelta], original: str | int) -> timedelta:
+    """A duration no calendar can hold is bad input (400), not a crash."""
+    try:
+        delta = build()
+    except OverflowError as error:
+        raise ValidationError(f"duration {original!r} is far too long; ask for hours, not ages") from error
+    if delta > MAX_SENSIBLE:
+        raise ValidationError(f"duration {original!r} is far too long; ask for hours, not ages")
+    return delta
+
+
+MAX_SENSIBLE = timedelta(days=3650)  # far beyond any ceiling; keeps date arithmetic from overflowing
 
 
 def _positive(delta: timedelta, original: str | int) -> timedelta:

@@ -119,7 +119,13 @@ class Caller:
         return person_of(self.arn, self.trusted_identity_center)
 
     def matches(self, patterns: Iterable[str]) -> bool:
-        """ARN patterns match the ARN; person patterns (`iam:…`, `idc:…`, `role:…`) match the person key."""
+        """ARN patterns match the ARN; person patterns (`iam:…`, `idc:…`, `role:…`) match the person key.
+
+        A session that only looks like Identity Center's (an untrusted account) matches nothing: patterns
+        naming `AWSReservedSSO_*` roles mean Identity Center, which it may merely imitate.
+        """
+        if looks_like_identity_center(self.arn) and not self.trusted_identity_center:
+            return False
         try:
             person = self.person
         except InvalidPrincipalError:  # no person behind it: only ARN patterns can match

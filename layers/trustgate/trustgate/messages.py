@@ -7,6 +7,7 @@ goes into the email text only: the chat card (which a whole channel reads) never
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -114,15 +115,28 @@ def extension_change(request: AccessRequest) -> str | None:
     return f"has access until {human_time(request.covered_until)}; approving moves the end to {human_time(moved)}"
 
 
+def one_line(text: str) -> str:
+    """User text on one line: a justification cannot start a line that looks like one of ours."""
+    return " ".join(text.split())
+
+
+_MARKDOWN = re.compile(r"([\\`*_~\[\]()<>|#>])")
+
+
+def chat_text(text: str) -> str:
+    """User text inert in a chat card: one line, every markdown character escaped (no links, no bold)."""
+    return _MARKDOWN.sub(r"\\\1", one_line(text))
+
+
 def _summary(request: AccessRequest) -> str:
     lines = [
         f"Requester:     {request.requester.label} via {request.principal_arn}",
         f"Role:          {request.role_arn}",
         f"Duration:      {human_duration(request.duration)} ({format_duration(request.duration)})",
-        f"Justification: {request.justification}",
+        f"Justification: {one_line(request.justification)}",
     ]
     if request.ticket:
-        lines.append(f"Ticket:        {request.ticket}")
+        lines.append(f"Ticket:        {one_line(request.ticket)}")
     change = extension_change(request)
     if change:
         lines.append(f"Extension:     {request.requester.label} {change}")
@@ -148,10 +162,10 @@ def _chat_summary(request: AccessRequest) -> str:
         f"*Requester:* `{request.principal_arn}`",
         f"*Role:* `{request.role_arn}`",
         f"*Duration:* {human_duration(request.duration)}",
-        f"*Justification:* {request.justification}",
+        f"*Justification:* {chat_text(request.justification)}",
     ]
     if request.ticket:
-        lines.append(f"*Ticket:* {request.ticket}")
+        lines.append(f"*Ticket:* {chat_text(request.ticket)}")
     change = extension_change(request)
     if change:
         lines.append(f"*Extension:* {change}")

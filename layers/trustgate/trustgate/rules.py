@@ -86,6 +86,19 @@ def check_within_ceiling(policy: RolePolicy, settings: Settings) -> None:
     for rule in policy.auto_approve:
         if rule.max_duration is not None and rule.max_duration > settings.max_duration:
             raise CeilingExceededError("auto_approve.max_duration", format_duration(settings.max_duration))
+    if settings.allowed_account_ids:
+        standing_outside = [
+            p
+            for p in policy.standing_principals
+            if (p if p.isdigit() else p.split(":")[4]) not in settings.allowed_account_ids
+        ]
+        if standing_outside:
+            raise CeilingExceededError(
+                "standing_principals",
+                ", ".join(settings.allowed_account_ids),
+                f"standing_principals {standing_outside} are outside the accounts this deployment allows "
+                f"({', '.join(settings.allowed_account_ids)})",
+            )
     outside_roles = [arn for arn in policy.identity_roles if arn not in settings.identity_role_arns]
     if outside_roles:
         allowed = ", ".join(settings.identity_role_arns) or "none"

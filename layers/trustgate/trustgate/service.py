@@ -19,13 +19,14 @@ from trustgate.durations import format_duration
 from trustgate.errors import (
     ConflictError,
     ForbiddenError,
+    NotAPersonError,
     NotFoundError,
     RuleViolationError,
     SessionGuardFullError,
     TrustGateError,
     ValidationError,
 )
-from trustgate.identity import Caller, Person, caller_for_arn, person_of, role_name_of
+from trustgate.identity import Caller, Person, caller_for_arn, check_person, person_of, role_name_of
 from trustgate.ids import new_id
 from trustgate.messages import Notification
 from trustgate.models import AccessRequest, Approval, AuditEvent, RequestStatus
@@ -73,6 +74,15 @@ def check_admin(deps: Dependencies, caller: Caller, role_arn: str | None = None)
     admins = policy_for(deps, role_arn).admins if role_arn else tuple(deps.settings.bootstrap_admins)
     if not is_admin(caller, admins):
         raise ForbiddenError(f"{caller.arn} is not a TrustGate admin" + (f" for {role_arn}" if role_arn else ""))
+
+
+def owns(deps: Dependencies, caller: Caller, request: AccessRequest) -> bool:
+    """Is the caller the person who made the request? Only a person can own anything (see `check_person`)."""
+    try:
+        person = check_person(caller, policy_for(deps, request.role_arn).identity_roles)
+    except NotAPersonError:
+        return False
+    return person.key == request.requester.key
 
 
 def is_any_admin(deps: Dependencies, caller: Caller) -> bool:
@@ -178,7 +188,7 @@ def extend_request(
 ) -> AccessRequest:
     """Ask for more time on an active grant: a new request that extends the person's coverage when approved."""
     original = deps.store.get_request(request_id)
-    if original.requester.key != caller.person.key:
+    if not owns(deps, caller, original):
         raise ForbiddenError("only the person who holds a grant can extend it")
     if original.status != RequestStatus.ACTIVE or original.expires_at is None:
         raise ConflictError(f"request {request_id} is {original.status.value}; only an active grant can be extended")
@@ -189,7 +199,7 @@ def extend_request(
 
 def cancel_request(deps: Dependencies, caller: Caller, request_id: str) -> AccessRequest:
     request = deps.store.get_request(request_id)
-    if request.requester.key != caller.person.key:
+    if not owns(deps, caller, request):
         raise ForbiddenError("only the person who asked can cancel a request")
     # Under the role lock, so an approved request is either granted or cancelled, never both.
     with role_lock(deps.store, deps, request.role_arn):
@@ -198,6 +208,8 @@ def cancel_request(deps: Dependencies, caller: Caller, request_id: str) -> Acces
             raise ConflictError(
                 f"request {request_id} is {request.status.value}; only a pending request can be cancelled"
             )
+        if request.starts_at is not None:  # its grant was under way and failed: the flow records that
+            raise ConflictError(f"request {request_id} is being granted; revoke it once it is active")
         cancelled = transition(deps, request, RequestStatus.CANCELLED, caller.arn)
     _resume_flow(deps, cancelled, "cancelled")
     _tell_approvers_closed(deps, cancelled)
@@ -219,7 +231,7 @@ def revoke_request(deps: Dependencies, caller: Caller, request_id: str, reason: 
     """End a grant now (its holder or an admin): the person's whole coverage of the role ends, with every
     linked grant, and their pending extensions are cancelled."""
     request = deps.store.get_request(request_id)
-    own = request.requester.key == caller.person.key
+    own = owns(deps, caller, request)
     if not own and not is_admin(caller, policy_for(deps, request.role_arn).admins):
         raise ForbiddenError("only the person who holds a grant or an admin can revoke it")
     if request.status != RequestStatus.ACTIVE:
@@ -234,7 +246,11 @@ def revoke_person(deps: Dependencies, caller: Caller, role_arn: str, principal: 
     `principal` is any ARN of the person or their person key. Runs under the role lock, so no grant can
     be activated between these changes and the sync that takes the person out of both documents.
     """
-    key = principal if principal.split(":", 1)[0] in ("iam", "idc", "role") else person_of(principal).key
+    key = (
+        principal
+        if principal.split(":", 1)[0] in ("iam", "idc", "role")
+        else caller_for_arn(principal, deps.settings.caller_policy()).person.key
+    )
     actor = caller.arn
     why = reason or f"revoked by {caller.arn}"
     ended: list[AccessRequest] = []
@@ -308,7 +324,7 @@ def get_request_for(deps: Dependencies, caller: Caller, request_id: str) -> Acce
     """The requester, the request's approvers and admins may read a request."""
     request = deps.store.get_request(request_id)
     allowed = (
-        request.requester.key == caller.person.key
+        owns(deps, caller, request)
         or caller.matches(request.approvers)
         or is_admin(caller, policy_for(deps, request.role_arn).admins)
     )
@@ -391,7 +407,11 @@ def _resume_flow(deps: Dependencies, request: AccessRequest, decision: Literal["
     """Hand a decision to the waiting flow exactly once, whichever side (API or notify step) gets there last."""
     token = deps.store.get_task_token(request.id)
     if token and deps.store.claim_decision_delivery(request.id):
-        deps.flow.resume(token, decision)
+        try:
+            deps.flow.resume(token, decision)
+        except Exception:  # the decision is recorded; the reconciler delivers it on its next run
+            logger.exception("could not resume the approval flow", extra={"request_id": request.id})
+            deps.store.release_decision_delivery(request.id)
 
 
 def _decision_of(request: AccessRequest) -> Literal["approve", "deny", "cancelled"] | None:
@@ -501,10 +521,12 @@ def finalize(deps: Dependencies, request_id: str, outcome: str, error: dict[str,
         _tell_approvers_closed(deps, request)
     elif outcome == "failed":
         reason = failure_reason(error)
-        if request.status == RequestStatus.PENDING:
-            request = transition(deps, request, RequestStatus.FAILED, SYSTEM, reason=reason)
-        elif request.status == RequestStatus.ACTIVE:
+        if request.status == RequestStatus.ACTIVE or (
+            request.status == RequestStatus.PENDING and request.starts_at is not None
+        ):  # IAM may have named the person: keep the span, ended now, for the guard
             request = end_now(deps, request, RequestStatus.FAILED, reason)
+        elif request.status == RequestStatus.PENDING:
+            request = transition(deps, request, RequestStatus.FAILED, SYSTEM, reason=reason)
         # Whatever failed, the trust policy must not keep this principal: re-render without the grant.
         end_grant_effects(deps, request, SYSTEM)
     elif outcome == "denied":
@@ -566,6 +588,13 @@ def reconcile(deps: Dependencies) -> dict[str, Any]:
     """Every few minutes: end what is due (even if its schedule was lost) and repair drift, per role."""
     now = deps.clock.now()
     report: list[dict[str, Any]] = []
+    for request in iterate_pages(lambda cursor: deps.store.requests_by_status(RequestStatus.PENDING, cursor)):
+        decision = _decision_of(request)
+        if decision:  # decided, but the flow was never told (its resume failed): tell it now
+            try:
+                _resume_flow(deps, request, decision)
+            except Exception:
+                logger.exception("could not redeliver a decision", extra={"request_id": request.id})
     for role_arn in deps.settings.managed_role_arns:
         expired: list[str] = []
         try:

@@ -63,15 +63,15 @@ def render_session_guard(coverages: Sequence[Coverage], spec: GuardSpec, now: da
     ends: dict[datetime, list[str]] = {}
     starts: dict[datetime, list[str]] = {}
     for coverage in live:
-        userid = session_userid(spec.role_id, coverage.person.session_name)
-        ends.setdefault(coverage.ends_at, []).append(userid)
+        userids = _userids(spec.role_id, coverage)
+        ends.setdefault(coverage.ends_at, []).extend(userids)
         if needs_start_rule(coverage, spec.keep_for):
-            starts.setdefault(coverage.starts_at, []).append(userid)
+            starts.setdefault(coverage.starts_at, []).extend(userids)
     statements = []
     if ended:
         # Every ended coverage's end has passed, so from now on one rule denies them all: the latest of
         # those ends (still in the past) works for each, and stays the same until someone else's ends.
-        userids = [session_userid(spec.role_id, c.person.session_name) for c in ended]
+        userids = [userid for c in ended for userid in _userids(spec.role_id, c)]
         latest_end = max(c.ends_at for c in ended)
         statements.append(_deny(ENDED_SID, userids, "DateGreaterThanEquals", "aws:CurrentTime", latest_end))
     statements += [
@@ -91,6 +91,12 @@ def render_session_guard(coverages: Sequence[Coverage], spec: GuardSpec, now: da
 def needs_start_rule(coverage: Coverage, keep_for: timedelta) -> bool:
     """Could a session from the person's earlier coverage still be alive when this one starts?"""
     return coverage.earlier_until is not None and coverage.earlier_until + keep_for > coverage.starts_at
+
+
+def _userids(role_id: str, coverage: Coverage) -> list[str]:
+    """Every `aws:userid` the person's sessions may carry: one per session name their grants pinned."""
+    names = coverage.session_names or (coverage.person.session_name,)
+    return [session_userid(role_id, name) for name in names]
 
 
 def session_userid(role_id: str, session_name: str) -> str:

@@ -26,6 +26,12 @@ if TYPE_CHECKING:
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 PAGE_LIMIT = 50
+_INDEX_KEYS = {
+    "ByRole": ("gsi1pk", "gsi1sk"),
+    "ByPrincipal": ("gsi2pk", "gsi2sk"),
+    "ByStatus": ("gsi3pk", "gsi3sk"),
+    "ByKind": ("gsi4pk", "gsi4sk"),
+}
 
 
 def _to_item(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -238,6 +244,14 @@ class Store:
             raise
         return True
 
+    def release_decision_delivery(self, request_id: str) -> None:
+        """Undo a claim whose delivery failed, so a retry (the reconciler) can deliver it."""
+        self.client.update_item(
+            TableName=self.table,
+            Key=_to_item({"pk": f"REQUEST#{request_id}", "sk": "REQUEST"}),
+            UpdateExpression="REMOVE decision_sent",
+        )
+
     def requests_by_role(
         self, role_arn: str, status: RequestStatus | None = None, cursor: str | None = None, limit: int = PAGE_LIMIT
     ) -> Page[AccessRequest]:
@@ -315,8 +329,19 @@ class Store:
             kwargs["FilterExpression"] = filter_expression
         start = decode_cursor(cursor)
         if start:
+            # Only a key of this index, as the API returned it, is a cursor: anything else is bad input.
+            expected = {"pk", "sk", *_INDEX_KEYS.get(index, ())}
+            if set(start) != expected or not all(isinstance(v, str) and v for v in start.values()):
+                raise ValidationError("the `next` cursor is not one this API returned; start again without it")
             kwargs["ExclusiveStartKey"] = _to_item(start)
-        response = self.client.query(**kwargs)
+        try:
+            response = self.client.query(**kwargs)
+        except ClientError as error:  # a cursor this API never issued: bad input, not a crash
+            if start and error.response["Error"]["Code"] == "ValidationException":
+                raise ValidationError(
+                    "the `next` cursor is not one this API returned; start again without it"
+                ) from error
+            raise
         last = response.get("LastEvaluatedKey")
         return list(response.get("Items", [])), encode_cursor(_from_item(last) if last else None)
 

@@ -29,6 +29,7 @@ from trustgate.errors import (
 from trustgate.iam import LiveRole
 from trustgate.ids import new_id
 from trustgate.models import AccessRequest, AuditEvent, RequestStatus
+from trustgate.observability import logger
 from trustgate.rules import EffectivePolicy, effective_policy, render_spec
 from trustgate.session_guard import SESSION_LIFETIME_MAX, GuardSpec, render_session_guard
 from trustgate.store import Store
@@ -186,8 +187,12 @@ def _departures(before: Document, after: Document, ended: Sequence[GrantSpan], n
 
 
 def span_of(grant: AccessRequest) -> GrantSpan | None:
-    """The span a grant gives its person; None for a request that never became a grant."""
-    if grant.status not in SPAN_STATUSES or grant.starts_at is None or grant.expires_at is None:
+    """The span a grant gives its person; None for a request IAM never named.
+
+    A request gets its window just before the writes that name it (see `sync_role`), so one whose grant
+    failed after those writes still has a span: the guard keeps ending the sessions it may have allowed.
+    """
+    if grant.starts_at is None or grant.expires_at is None:
         return None
     return GrantSpan(grant.principal_arn, grant.starts_at, grant.expires_at, grant.id, grant.left_trust_at)
 
@@ -262,6 +267,19 @@ def sync_role(
                 end_now(deps, grant, RequestStatus.FAILED, "another person holds the same session name on this role")
         # Recorded before any write: if it cannot be, nothing is written and the next sync tries again.
         _record_departures(deps, grants, plan.departures)
+        if activation is not None and candidate is not None:
+            # The window is on record before IAM names the person: if anything fails from here on, the
+            # failed request keeps a span (ended by `finalize`) and the guard ends what the writes allowed.
+            activation = replace(
+                activation,
+                request=commit_change(
+                    deps,
+                    activation.request,
+                    {"starts_at": candidate.starts_at, "expires_at": candidate.expires_at},
+                    "trustgate",
+                    "grant.window_recorded",
+                ),
+            )
         guard_changed = not _same_guard(live.guard, plan.guard)
         if guard_changed:
             deps.roles.write_session_guard(role_arn, plan.guard)
@@ -413,7 +431,10 @@ def _audit(
         detail={"reason": reason},
     )
     deps.store.put_audit(event)
-    deps.events.publish(event)
+    try:  # the audit record is committed; a lost bus event must not fail the sync
+        deps.events.publish(event)
+    except Exception:
+        logger.exception("could not publish event", extra={"action": action, "role_arn": role_arn})
 
 
 def _verify(

@@ -110,14 +110,15 @@ def render_trust_policy(live: Document, spec: RenderSpec, now: datetime) -> Docu
     name. A statement's `DateLessThan` is the latest end among its members: the session guard ends each
     person's sessions at their own end, so the trust policy needs no statement per distinct expiry.
 
-    Raises TrustPolicyFullError when the result exceeds the quota, and InvalidPrincipalError for a
-    principal that may never be rendered.
+    Raises TrustPolicyFullError when the result exceeds the quota and is larger than the live document
+    (a removal is never refused, even from a policy already over the quota), and InvalidPrincipalError
+    for a principal that may never be rendered.
     """
     kept = unmanaged_statements(live, spec.adopted_sids if spec.baseline else ())
     statements = kept + _baseline_statements(spec) + _grant_statements(spec, now)
     document = {"Version": live.get("Version", VERSION), "Statement": statements or [dict(NOBODY)]}
     size = policy_size(document)
-    if size > spec.quota:
+    if size > spec.quota and size > policy_size(live):  # never refuse a change that only shrinks it
         raise TrustPolicyFullError(spec.quota, size)
     return document
 

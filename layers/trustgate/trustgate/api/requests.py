@@ -20,6 +20,7 @@ from trustgate import rules, service
 from trustgate.api.common import caller_of, deps
 from trustgate.durations import parse_duration
 from trustgate.errors import ValidationError
+from trustgate.identity import check_person
 from trustgate.models import AccessRequest, RequestStatus, RequestView
 from trustgate.rules import auto_approves
 
@@ -140,7 +141,9 @@ def list_requests(
         role_arn is None and service.is_any_admin(d, caller)
     )
     if mine or not admin:
-        page = d.store.requests_by_person(caller.person.key, next, limit)
+        # Only a person has requests of their own; any identity role the deployment allows may name one.
+        person = check_person(caller, d.settings.identity_role_arns)
+        page = d.store.requests_by_person(person.key, next, limit)
     elif role_arn:
         page = d.store.requests_by_role(role_arn, status, next, limit)
     elif status:

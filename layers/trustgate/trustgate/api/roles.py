@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from trustgate import admin, service
 from trustgate.api.common import caller_of, deps
-from trustgate.errors import InvalidPrincipalError, ValidationError
-from trustgate.identity import person_of
+from trustgate.errors import ForbiddenError, ValidationError
+from trustgate.identity import caller_for_arn
 from trustgate.models import RequestView, RolePolicy, UtcDatetime
 
 router = Router()
@@ -90,12 +90,12 @@ def _checked_principal(principal: str) -> str:
                 "role:alice@example.com"
             )
         return text.lower()
-    try:
-        person_of(text)
-    except InvalidPrincipalError as error:
+    try:  # the same checks as for a caller: partition, allowed accounts, Identity Center trust
+        caller_for_arn(text, deps().settings.caller_policy()).person  # noqa: B018 - validates
+    except ForbiddenError as error:  # includes an ARN that is no person (root, other partitions)
         raise ValidationError(
-            f"principal: {principal!r} is neither an IAM user or role-session ARN nor a person key "
-            "(iam:<account>:<user>, idc:<user>, role:<session>)"
+            f"principal: {principal!r} is neither an IAM user or role-session ARN of this deployment nor a "
+            f"person key (iam:<account>:<user>, idc:<user>, role:<session>): {error.message}"
         ) from error
     return text
 
