@@ -78,13 +78,17 @@ LAST_NAMES = ("nakamura", "okafor", "petrov", "quintero", "rasmussen", "santos",
 PERMISSION_SETS = ("AdministratorAccess", "PowerUserAccess", "DatabaseAdministrator", "ReadOnlyAccess")
 
 
-def iam_user(index: int) -> str:
-    """A realistic 60-character IAM user ARN, distinct per index (and so a distinct pinned session name)."""
-    prefix = f"arn:aws:iam::{ACCOUNT}:user/"
+def _padded_user_arn(prefix: str, index: int) -> str:
+    """An IAM user ARN of exactly ARN_LENGTH characters, distinct per index (so a distinct pinned name)."""
     name = f"engineer-{index:04d}-"
     arn = prefix + name + "x" * (ARN_LENGTH - len(prefix) - len(name))
     assert len(arn) == ARN_LENGTH
     return arn
+
+
+def iam_user(index: int) -> str:
+    """A realistic 60-character IAM user ARN in one account."""
+    return _padded_user_arn(f"arn:aws:iam::{ACCOUNT}:user/", index)
 
 
 def identity_center_person(index: int) -> str:
@@ -99,11 +103,7 @@ def identity_center_person(index: int) -> str:
 
 def principal(index: int) -> str:
     """The 60-character IAM user ARN `bench/reconcile_scaling.py` seeds its grants with (several accounts, a path)."""
-    prefix = f"arn:aws:iam::{222222222222 + index % 7}:user/engineering/"
-    name = f"engineer-{index:04d}-"
-    arn = prefix + name + "x" * (ARN_LENGTH - len(prefix) - len(name))
-    assert len(arn) == ARN_LENGTH
-    return arn
+    return _padded_user_arn(f"arn:aws:iam::{222222222222 + index % 7}:user/engineering/", index)
 
 
 PRINCIPALS: dict[str, Callable[[int], str]] = {
