@@ -111,7 +111,7 @@ def change_policy(
                 code="unadopted_open_statement",
             )
     now = deps.clock.now()
-    history = grants_shaping(deps, role_arn, live_role)
+    history = grants_shaping(deps, role_arn)
     revoked = [g for g in history if g.is_grant_live(now) and nonconforming(g, effective)]
     revoked_ids = {g.id for g in revoked}
     as_if = [

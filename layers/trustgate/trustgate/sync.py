@@ -118,7 +118,7 @@ def history_window(deps: Dependencies) -> timedelta:
     return SESSION_LIFETIME_MAX + settings.max_approval_window + 2 * settings.max_duration + timedelta(minutes=5)
 
 
-def grants_shaping(deps: Dependencies, role_arn: str, live: LiveRole) -> list[AccessRequest]:
+def grants_shaping(deps: Dependencies, role_arn: str) -> list[AccessRequest]:
     """Every grant of the role that can still shape a coverage (one indexed query per status)."""
     since = deps.clock.now() - history_window(deps)
     return deps.store.recent_grants(role_arn, SPAN_STATUSES, since)
@@ -249,7 +249,7 @@ def sync_role(
             under_lock()
         now = deps.clock.now()
         live = deps.roles.read(role_arn)
-        grants = grants_shaping(deps, role_arn, live)
+        grants = grants_shaping(deps, role_arn)
         candidate = None
         if activation is not None:
             # Judge the request as it is now, under the lock: a cancel or revoke may have closed it meanwhile.
@@ -355,7 +355,7 @@ def preview_activation(deps: Dependencies, request: AccessRequest, effective: Ef
     """
     now = deps.clock.now()
     live = deps.roles.read(request.role_arn)
-    grants = grants_shaping(deps, request.role_arn, live)
+    grants = grants_shaping(deps, request.role_arn)
     activation = Activation(request, effective.max_duration, effective.policy.require_mfa)
     _, _, current = _with_activation(deps, request.role_arn, live, grants, activation, now, effective)
     return current
