@@ -105,8 +105,10 @@ def run(bench: BenchWorld, quick: bool) -> Section:
             "calls",
             baseline=round(per_role_calls[scales[0]], 2),
             baseline_label=f"at {scales[0]} roles",
-            goal="flat (1.00x)",
-            met=abs(len(calls) / roles - per_role_calls[scales[0]]) < 1e-9 and scans == 0,
+            # Calls per role may only fall as roles grow: once-per-run calls (the query for decided-but-
+            # undelivered requests) spread over more roles; a per-role cost that grew would be a scan.
+            goal="no growth (<= 1.00x)",
+            met=len(calls) / roles <= per_role_calls[scales[0]] + 1e-9 and scans == 0,
             note=", ".join(f"{k} {v:g}" for k, v in services.items()) + f"; scans {scans}",
         )
         section.add(
