@@ -12,8 +12,7 @@ from trustgate.identity import Caller, account_of_or_none, is_identity_role_sess
 from trustgate.ids import new_id
 from trustgate.models import AccessRequest, AuditEvent, RequestStatus, RolePolicy
 from trustgate.rules import EffectivePolicy, check_within_ceiling, effective_policy
-from trustgate.sync import SyncResult, grants_shaping, plan_role, sync_role
-from trustgate.transitions import transition
+from trustgate.sync import SyncResult, end_now, grants_shaping, plan_role, sync_role
 from trustgate.trust_policy import Document, aws_principals, policy_size, statements_of
 from trustgate.wiring import Dependencies
 
@@ -140,7 +139,7 @@ def change_policy(
             why = nonconforming(grant, effective)
             if why and grant.is_grant_live(at):
                 reason = f"no longer allowed by the role policy: {why}"
-                ended.append(transition(deps, grant, RequestStatus.REVOKED, caller.arn, reason=reason, expires_at=at))
+                ended.append(end_now(deps, grant, RequestStatus.REVOKED, reason, caller.arn))
 
     result = sync_role(deps, role_arn, caller.arn, "role policy changed", under_lock=revoke_nonconforming)
     for grant in ended:

@@ -150,9 +150,13 @@ def coverages_of(spans: Iterable[GrantSpan], now: datetime, keep_for: timedelta)
 
 
 def pin_holder(coverages: Coverages, person: Person) -> Coverage | None:
-    """Another person's coverage that already holds `person`'s session name on this role, if any."""
+    """Another person's coverage (kept or refused) that wants `person`'s session name on this role, if any."""
     pin = person.session_name.lower()
     return next(
-        (c for c in coverages.kept if c.person.session_name.lower() == pin and c.person.key != person.key),
+        (
+            c
+            for c in (*coverages.kept, *coverages.refused)
+            if c.person.session_name.lower() == pin and c.person.key != person.key
+        ),
         None,
     )

@@ -26,7 +26,6 @@ UNIQUE_ID = re.compile(r"^(AIDA|AROA)[A-Z0-9]{12,}$")
 _IDENTITY_CENTER_ROLE = re.compile(r"^AWSReservedSSO_[\w+=,.@-]+_[0-9a-f]{16}$")
 
 PersonKind = Literal["iam_user", "identity_center", "identity_role"]
-PERSON_KINDS: tuple[PersonKind, ...] = ("iam_user", "identity_center", "identity_role")
 ACCEPTED_IDENTITIES = (
     "TrustGate accepts an IAM user, an IAM Identity Center session, or a session of a role the role policy "
     "lists in identity_roles"

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from trustgate.clock import to_rfc3339
 from trustgate.durations import format_duration
-from trustgate.identity import account_of, role_name_of
+from trustgate.identity import role_name_of
 from trustgate.models import AccessRequest, RequestStatus, way_in
 
 BRAND = "[TrustGate]"
@@ -83,12 +83,6 @@ def human_time(moment: datetime | None) -> str:
     if moment is None:
         return "unknown"
     return f"{to_rfc3339(moment)[:16].replace('T', ' ')} UTC"
-
-
-def switch_role_url(role_arn: str) -> str:
-    """The console's Switch Role link for a role (the requester still signs in as themselves)."""
-    name = role_name_of(role_arn)
-    return f"https://signin.aws.amazon.com/switchrole?roleName={name}&account={account_of(role_arn)}&displayName={name}"
 
 
 def short_principal(arn: str) -> str:

@@ -160,16 +160,12 @@ def create_request(deps: Dependencies, caller: Caller, new: NewRequest) -> Acces
 
 def _check_nothing_pending(deps: Dependencies, person: Person, role_arn: str) -> None:
     """One open request per person per role: a second would race the first for the same coverage."""
-    oldest_pending = deps.clock.now() - deps.settings.max_approval_window - timedelta(hours=1)
-    for request in iterate_pages(lambda cursor: deps.store.requests_by_person(person.key, cursor)):
-        if request.created_at < oldest_pending:
-            return
-        if request.role_arn == role_arn and request.status == RequestStatus.PENDING:
-            raise ConflictError(
-                f"you ({person.label}) already have request {request.id} open for {role_name_of(role_arn)}; "
-                f"wait for its decision or cancel it (trustgate cancel {request.id}) before asking again",
-                code="request_pending",
-            )
+    for request in _pending_of(deps, person.key, role_arn)[:1]:
+        raise ConflictError(
+            f"you ({person.label}) already have request {request.id} open for {role_name_of(role_arn)}; "
+            f"wait for its decision or cancel it (trustgate cancel {request.id}) before asking again",
+            code="request_pending",
+        )
 
 
 def _check_extension(coverage: Coverage, duration: timedelta, now: datetime, effective: EffectivePolicy) -> None:
@@ -258,21 +254,11 @@ def revoke_person(deps: Dependencies, caller: Caller, role_arn: str, principal: 
     was_until: list[datetime] = []
 
     def revoke_under_lock() -> None:
-        now = deps.clock.now()
         for grant in deps.store.active_grants(role_arn):
             if grant.requester.key == key:
                 if grant.expires_at:
                     was_until.append(grant.expires_at)
-                ended.append(
-                    transition(
-                        deps,
-                        grant,
-                        RequestStatus.REVOKED,
-                        actor,
-                        reason=why,
-                        expires_at=min(grant.expires_at or now, now),
-                    )
-                )
+                ended.append(end_now(deps, grant, RequestStatus.REVOKED, why, actor))
         for pending in _pending_of(deps, key, role_arn):
             cancelled.append(
                 transition(deps, pending, RequestStatus.CANCELLED, actor, reason=f"cancelled by a revoke: {why}")
@@ -292,10 +278,11 @@ def revoke_person(deps: Dependencies, caller: Caller, role_arn: str, principal: 
     for request in cancelled:
         _resume_flow(deps, request, "cancelled")
         _tell_approvers_closed(deps, request)
-    notify(deps, messages.coverage_revoked(ended, cancelled, max(was_until) if was_until else None, why))
+    latest_end = max(was_until, default=None)
+    notify(deps, messages.coverage_revoked(ended, cancelled, latest_end, why))
     if guard_full is not None:
         raise guard_full
-    return Revocation(role_arn, key, ended, cancelled, max(was_until) if was_until else None)
+    return Revocation(role_arn, key, ended, cancelled, latest_end)
 
 
 def _pending_of(deps: Dependencies, person_key: str, role_arn: str) -> list[AccessRequest]:

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from trustgate.coverage import Coverage, Coverages, GrantSpan, coverages_of
+from trustgate.coverage import Coverage, Coverages, GrantSpan, coverages_of, pin_holder
 from trustgate.errors import (
     ConflictError,
     LockTimeoutError,
@@ -280,7 +280,7 @@ def sync_role(
                     "grant.window_recorded",
                 ),
             )
-        guard_changed = not _same_guard(live.guard, plan.guard)
+        guard_changed = not _same_document(live.guard, plan.guard)
         if guard_changed:
             deps.roles.write_session_guard(role_arn, plan.guard)
             _verify(deps, role_arn, plan.guard, lambda: deps.roles.session_guard(role_arn), "session guard")
@@ -376,25 +376,20 @@ def _record_departures(deps: Dependencies, grants: Sequence[AccessRequest], depa
             raise ConflictError(f"could not record when the trust policy let go of {grant.principal_arn}; retry")
 
 
-def end_now(deps: Dependencies, grant: AccessRequest, status: RequestStatus, reason: str) -> AccessRequest:
+def end_now(
+    deps: Dependencies, grant: AccessRequest, status: RequestStatus, reason: str, actor: str = "trustgate"
+) -> AccessRequest:
     """End a grant before its time (revoked, failed) with its real end recorded: the session guard keeps
     enforcing exactly that moment. An expiry keeps the approved end; see `service.expire`."""
     now = deps.clock.now()
     ends = min(grant.expires_at, now) if grant.expires_at else now
-    return transition(deps, grant, status, "trustgate", reason=reason, expires_at=ends)
+    return transition(deps, grant, status, actor, reason=reason, expires_at=ends)
 
 
 def _not_rendered(plan: Plan, candidate: AccessRequest) -> ConflictError:
     person = candidate.requester
-    holder = next(
-        (
-            c
-            for c in (*plan.coverages.kept, *plan.coverages.refused)
-            if c.person.session_name.lower() == person.session_name.lower() and c.person.key != person.key
-        ),
-        None,
-    )
-    if holder is not None and holder.person.key != person.key:
+    holder = pin_holder(plan.coverages, person)
+    if holder is not None:
         return SessionNameConflictError(
             f"{holder.person.label} already uses the session name {person.session_name!r} on {candidate.role_arn} "
             f"(covered until {holder.ends_at:%Y-%m-%dT%H:%M:%SZ}); two persons may not share it, because the role "
@@ -404,7 +399,7 @@ def _not_rendered(plan: Plan, candidate: AccessRequest) -> ConflictError:
     return ConflictError(f"{candidate.principal_arn} could not be put in the trust policy")
 
 
-def _same_guard(live: Document | None, desired: Document | None) -> bool:
+def _same_document(live: Document | None, desired: Document | None) -> bool:
     if live is None or desired is None:
         return live is None and desired is None
     return same_policy(live, desired)
@@ -446,7 +441,7 @@ def _verify(
 ) -> None:
     """Re-read until IAM shows what was written (it is eventually consistent)."""
     for attempt in range(VERIFY_ATTEMPTS):
-        if _same_guard(read(), desired):
+        if _same_document(read(), desired):
             return
         deps.sleep(0.2 * 2**attempt)
     raise SyncVerificationError(
