@@ -9,7 +9,7 @@ SAM := $(SAM_VENV)/bin/sam
 export PATH := $(abspath $(VENV))/bin:$(dir $(PYTHON313)):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: all venv sam-venv system-deps node-deps lint typecheck unit functional e2e screenshots test validate build local demo bench clean
+.PHONY: all venv sam-venv system-deps node-deps lint typecheck unit functional e2e fuzz screenshots test validate build local demo bench clean
 
 all: test
 
@@ -58,6 +58,11 @@ functional: venv
 
 e2e: venv system-deps node-deps
 	$(VENV)/bin/pytest -m e2e
+
+# schemathesis through the local stack's SigV4 gateway, full profile: >= 2,000 cases, new ones every run
+# (TRUSTGATE_FUZZ_SEED=<seed> repeats one). `make test` runs the quick, derandomized profile. docs/testing.md
+fuzz: venv
+	TRUSTGATE_FUZZ=full $(VENV)/bin/pytest -m fuzz tests/fuzz
 
 # Refresh the README's pictures of the approval page (taken by the browser tests).
 screenshots: venv system-deps
