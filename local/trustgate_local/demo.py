@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from trustgate_local.polling import wait_until
-from trustgate_local.seed import ROLE_NAME
+from trustgate_local.seed import ROLE_NAME, SHARED_MAILBOX
 from trustgate_local.server import LocalStack
 
 CLI_TIMEOUT = 60.0
@@ -158,14 +158,16 @@ class Demo:
         if request["status"] != "pending":
             raise DemoFailed(f"a new request should wait for approval, but it is {request['status']}")
 
-        self.step(3, "bob gets a notification with his own approval link")
+        self.step(3, "bob gets a notification with his own approval link; the team mailbox gets a copy without it")
         notification = self.wait_for(
             "bob's approval notification",
             lambda: next(
                 (
                     n
                     for n in self.local_api(
-                        "GET", f"/_local/outbox?request_id={request_id}&recipient={urllib.parse.quote(bob.arn)}"
+                        "GET",
+                        f"/_local/outbox?request_id={request_id}&subscriber={bob.name}"
+                        f"&recipient={urllib.parse.quote(bob.arn)}",
                     )
                     if n["event"] == "approval.requested" and n["link"]
                 ),
@@ -174,9 +176,26 @@ class Demo:
         )
         self.out(
             _indent(
-                f"To: {notification['recipient']}\nSubject: {notification['subject']}\nLink: {notification['link']}"
+                f"Delivered to: {notification['subscriber']} (filtered on {notification['recipient']})\n"
+                f"Subject: {notification['subject']}\nLink: {notification['link']}"
             )
         )
+        team = self.wait_for(
+            "the team mailbox's copy",
+            lambda: next(
+                (
+                    n
+                    for n in self.local_api(
+                        "GET", f"/_local/outbox?request_id={request_id}&subscriber={urllib.parse.quote(SHARED_MAILBOX)}"
+                    )
+                    if n["event"] == "approval.requested"
+                ),
+                None,
+            ),
+        )
+        if team["link"] or "/decide/" in team["text"]:
+            raise DemoFailed("the shared mailbox received an approval link")
+        self.out(_indent(f"Delivered to: {team['subscriber']} (shared): the request, no link"))
 
         self.step(4, "bob opens the link (GET only shows the page) and clicks Approve (POST)")
         self.approve_in_browser(notification["link"])

@@ -1,7 +1,11 @@
-"""The notification outbox: every message TrustGate publishes to its SNS topic, with its approval link.
+"""The notification outbox: what each subscriber of TrustGate's topics receives, with its approval link.
 
-An SQS queue subscribed to the topic receives what an email subscriber would (the topic's
-per-protocol message), so the outbox sees exactly what was published, through public APIs only.
+The local stack subscribes like a real deployment (docs/notifications.md): the template's shared mailbox
+on the shared topic, and one delivery per person on the personal topic, filtered on that person's ARN.
+Each subscriber is an SQS queue (there is no mail locally) that receives what an email subscriber would
+(the topic's per-protocol message, after SNS applied the subscription's filter policy), so the outbox
+shows exactly who received what, through public APIs only. A message two subscribers receive appears
+twice, once with each `subscriber`.
 """
 
 from __future__ import annotations
@@ -9,22 +13,25 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import boto3
 
 from trustgate.clock import Clock, to_rfc3339
+from trustgate.notify import recipient_filter
+from trustgate_local.provision import Mailbox, Stack, subscribe_mailbox
 
 _LINK = re.compile(r"https?://\S+/decide/[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True)
 class Notification:
-    """One message to one person, as the outbox serves it (`GET /_local/outbox`)."""
+    """One message as one subscriber received it (`GET /_local/outbox`)."""
 
     time: str  # on the stack's clock
+    subscriber: str  # whose delivery received it: a person's name, or the shared mailbox's address
     subject: str
     recipient: str
     audience: str
@@ -38,7 +45,7 @@ class Notification:
         return asdict(self)
 
 
-def notification_from_envelope(envelope: dict[str, Any], time: str) -> Notification:
+def notification_from_envelope(envelope: dict[str, Any], time: str, subscriber: str = "") -> Notification:
     """Read an SNS-to-SQS envelope: subject, text (the per-protocol message) and TrustGate's attributes."""
     attributes = {
         name: str(value.get("Value", "")) for name, value in (envelope.get("MessageAttributes") or {}).items()
@@ -47,6 +54,7 @@ def notification_from_envelope(envelope: dict[str, Any], time: str) -> Notificat
     link = _LINK.search(text)
     return Notification(
         time=time,
+        subscriber=subscriber,
         subject=str(envelope.get("Subject") or ""),
         recipient=attributes.get("recipient", ""),
         audience=attributes.get("audience", ""),
@@ -58,38 +66,38 @@ def notification_from_envelope(envelope: dict[str, Any], time: str) -> Notificat
     )
 
 
+def personal_mailboxes(session: boto3.Session, stack: Stack, people: Mapping[str, str]) -> list[Mailbox]:
+    """Each person's own delivery: a queue on the personal topic, filtered on their ARN (name -> ARN)."""
+    topic = stack.refs["PersonalTopic"]
+    return [
+        subscribe_mailbox(session, name, topic, f"{stack.name}-personal-{name}", recipient_filter(arn))
+        for name, arn in people.items()
+    ]
+
+
 class Outbox:
-    """Collects every notification from the topic; `on_message` sees each one as it arrives."""
+    """Collects what every mailbox receives; `on_message` sees each one as it arrives."""
 
     def __init__(
         self,
         session: boto3.Session,
-        topic_arn: str,
+        mailboxes: Sequence[Mailbox],
         clock: Clock,
-        queue_name: str,
         on_message: Callable[[Notification], None] | None = None,
         poll_interval: float = 0.2,
     ) -> None:
         self.poll_interval = poll_interval
         self.sqs = session.client("sqs")
-        self.sns = session.client("sns")
-        self.topic_arn = topic_arn
+        self.mailboxes = list(mailboxes)
         self.clock = clock
-        self.queue_name = queue_name
         self.on_message = on_message
-        self.queue_url = ""
         self._items: list[Notification] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        """Subscribe the outbox queue to the topic and start draining it."""
-        self.queue_url = self.sqs.create_queue(QueueName=self.queue_name)["QueueUrl"]
-        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        self.sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=arn)
+        """Start draining the mailboxes (they are subscribed already)."""
         self._thread = threading.Thread(target=self._drain, name="trustgate-outbox", daemon=True)
         self._thread.start()
 
@@ -110,17 +118,18 @@ class Outbox:
                     pass
             except Exception as error:  # the server going away at shutdown, mostly
                 if not self._stopping.is_set():
-                    print(f"outbox: could not read the notification queue: {error}", flush=True)
+                    print(f"outbox: could not read the notification queues: {error}", flush=True)
                     self._stopping.wait(1)
 
     def drain_once(self) -> list[Notification]:
-        """Move what the queue holds (up to 10 messages) into the outbox; returns what arrived."""
-        answer = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        """Move what the mailboxes hold (up to 10 messages each) into the outbox; returns what arrived."""
         arrived = []
-        for message in answer.get("Messages", []):
-            envelope = json.loads(message["Body"])
-            arrived.append(notification_from_envelope(envelope, to_rfc3339(self.clock.now())))
-            self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        for mailbox in self.mailboxes:
+            answer = self.sqs.receive_message(QueueUrl=mailbox.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+            for message in answer.get("Messages", []):
+                envelope = json.loads(message["Body"])
+                arrived.append(notification_from_envelope(envelope, to_rfc3339(self.clock.now()), mailbox.name))
+                self.sqs.delete_message(QueueUrl=mailbox.queue_url, ReceiptHandle=message["ReceiptHandle"])
         with self._lock:
             self._items.extend(arrived)
         if self.on_message:
@@ -132,7 +141,8 @@ class Outbox:
 def describe(notification: Notification) -> str:
     """How `make local` prints a notification as it arrives."""
     lines = [
-        f"[{notification.time}] notification to {notification.recipient or '?'} ({notification.audience}, {notification.event})",
+        f"[{notification.time}] {notification.subscriber or '?'} received: to {notification.recipient or '?'} "
+        f"({notification.audience}, {notification.event})",
         f"    {notification.subject}",
     ]
     if notification.link:

@@ -1,7 +1,7 @@
 """Create template.yaml's resources in moto: the one list of resources is the template itself.
 
-Resource types with a local meaning are created (tables, topics, queues, schedule groups, roles,
-functions, state machines); the rest (alarms, log groups, KMS keys, API Gateway plumbing) only get a
+Resource types with a local meaning are created (tables, topics, subscriptions, queues, schedule groups,
+roles, functions, state machines); the rest (alarms, log groups, KMS keys, API Gateway plumbing) only get a
 placeholder id so references to them resolve.
 """
 
@@ -47,6 +47,35 @@ class LocalFunction:
     timeout: int
 
 
+@dataclass(frozen=True)
+class Mailbox:
+    """A subscriber the local stack can read: an SQS queue subscribed as a deployment subscribes an address.
+
+    There is no mail locally, so an email subscription of the template (the shared mailbox) becomes a
+    queue subscribed to the same topic with the same filter policy; `name` is the address it stands for.
+    """
+
+    name: str
+    topic_arn: str
+    queue_url: str
+    subscription_arn: str
+    filter_policy: dict[str, Any] | None = None
+
+
+def subscribe_mailbox(
+    session: boto3.Session, name: str, topic_arn: str, queue_name: str, filter_policy: dict[str, Any] | None = None
+) -> Mailbox:
+    """A queue subscribed to `topic_arn` (filtered as given) that stands for `name`'s inbox."""
+    sqs = session.client("sqs")
+    url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    attributes = {"FilterPolicy": json.dumps(filter_policy)} if filter_policy else {}
+    arn = session.client("sns").subscribe(
+        TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes=attributes, ReturnSubscriptionArn=True
+    )["SubscriptionArn"]
+    return Mailbox(name, topic_arn, url, arn, filter_policy)
+
+
 @dataclass
 class Stack:
     """What was created, by logical id, and what the template says about events."""
@@ -59,6 +88,7 @@ class Stack:
     functions: dict[str, LocalFunction] = field(default_factory=dict)
     routes: list[ApiRoute] = field(default_factory=list)
     schedules: list[ScheduleRule] = field(default_factory=list)
+    mailboxes: list[Mailbox] = field(default_factory=list)  # the template's email subscriptions, as queues
 
     def function_by_arn(self, arn_or_name: str) -> LocalFunction:
         for function in self.functions.values():
@@ -174,6 +204,25 @@ class _Creators:
     def _aws_sns_topic(self, logical_id: str, name: str, props: dict[str, Any]) -> None:
         arn = self.session.client("sns").create_topic(Name=name)["TopicArn"]
         self._record(logical_id, arn, {"TopicArn": arn, "TopicName": name})
+
+    def _aws_sns_subscription(self, logical_id: str, name: str, props: dict[str, Any]) -> None:
+        p = self.resolver.resolve(props)
+        policy = p.get("FilterPolicy")
+        policy = json.loads(policy) if isinstance(policy, str) else policy
+        if p["Protocol"] == "email":  # no mail locally: a queue with the same topic and filter stands for the inbox
+            mailbox = subscribe_mailbox(self.session, str(p["Endpoint"]), p["TopicArn"], name, policy)
+            self.stack.mailboxes.append(mailbox)
+            self._record(logical_id, mailbox.subscription_arn, {})
+            return
+        attributes = {"FilterPolicy": json.dumps(policy)} if policy else {}
+        arn = self.session.client("sns").subscribe(
+            TopicArn=p["TopicArn"],
+            Protocol=p["Protocol"],
+            Endpoint=str(p["Endpoint"]),
+            Attributes=attributes,
+            ReturnSubscriptionArn=True,
+        )["SubscriptionArn"]
+        self._record(logical_id, arn, {})
 
     def _aws_sqs_queue(self, logical_id: str, name: str, props: dict[str, Any]) -> None:
         client = self.session.client("sqs")

@@ -24,6 +24,7 @@ MEMBER_ACCOUNT = "222222222222"
 OUTSIDER_ACCOUNT = "999999999999"
 ROLE_NAME = "PumpCustomerAccess"
 PERMISSIONS_POLICY_NAME = "PumpCustomerManagementAccess"
+SHARED_MAILBOX = "team@example.com"
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,8 @@ class DemoOrganization:
             "BootstrapAdmins": self.user("admin").arn,
             "DefaultApprovers": f"{self.user('approver').arn},{self.user('approver2').arn}",
             "MinDuration": "PT1M",
+            # The shared mailbox: alarms and team copies, never a personal link (the outbox shows it as a subscriber).
+            "NotificationEmail": SHARED_MAILBOX,
         }
 
 

@@ -82,11 +82,11 @@ def ask_for_access(local: LocalStack) -> dict[str, Any]:
 
 
 def links_from_outbox(local: LocalStack, request_id: str) -> dict[str, str]:
-    """Each approver's link, read from GET /_local/outbox as an approver reads their email."""
+    """Each approver's link, read from GET /_local/outbox as an approver reads their own mailbox."""
 
     def probe() -> dict[str, str]:
         items = outbox(local, request_id=request_id, event="approval.requested")
-        links = {item["recipient"].rsplit("/", 1)[-1]: item["link"] for item in items if item.get("link")}
+        links = {item["subscriber"]: item["link"] for item in items if item.get("link")}
         return links if len(links) >= 2 else {}
 
     return wait_for(probe, f"approval links for {request_id} in the outbox")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.drive import ROLE, advance, cli_json, outbox, signed, statement_naming, wait_for
-from trustgate_local.seed import vendor_trust_policy
+from trustgate_local.seed import SHARED_MAILBOX, vendor_trust_policy
 from trustgate_local.server import LocalStack
 
 pytestmark = pytest.mark.e2e
@@ -23,7 +23,9 @@ def _users(local: LocalStack) -> dict[str, str]:
 
 
 def _approval_links(local: LocalStack, request_id: str) -> dict[str, str]:
+    """Each approver's link, from their own subscriber (the shared mailbox never has one)."""
     items = outbox(local, request_id=request_id, event="approval.requested")
+    assert all(n["recipient"].rsplit("/", 1)[-1] == n["subscriber"] for n in items if n["link"]), items
     links = {n["recipient"]: n["link"] for n in items if n["link"]}
     return links if len(links) >= 2 else {}
 
@@ -119,8 +121,13 @@ def test_outbox_serves_every_notification_with_its_fields(local_stack: LocalStac
     items = outbox(local_stack)
     assert items, "the lifecycle tests above sent notifications"
     for item in items:
-        assert set(item) >= {"time", "subject", "recipient", "audience", "event", "text", "link"}
+        assert set(item) >= {"time", "subscriber", "subject", "recipient", "audience", "event", "text", "link"}
     approver_items = [i for i in items if i["audience"] == "approver" and i["event"] == "approval.requested"]
     assert approver_items
     assert all(i["link"] and "/decide/" in i["link"] for i in approver_items)
     assert all(i["link"].startswith(local_stack.endpoint) for i in approver_items)
+    # Each link reached its approver's own subscriber only; the shared mailbox got team copies without links.
+    assert all(i["subscriber"] == i["recipient"].rsplit("/", 1)[-1] for i in items if i["link"])
+    shared = [i for i in items if i["subscriber"] == SHARED_MAILBOX]
+    assert {i["event"] for i in shared} >= {"approval.requested", "request.active"}
+    assert all(i["link"] is None and "/decide/" not in i["text"] for i in shared)

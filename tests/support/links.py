@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from moto.sns.models import sns_backends
+from moto.sns.utils import FilterPolicyMatcher
 
 from tests.support.aws import World, wait_for
+from trustgate.notify import recipient_filter
 
 LINK = re.compile(r"https?://[^\s/]+/decide/(?P<token>[A-Za-z0-9_-]+)")
 HOST = "127.0.0.1:3000"  # the world's APPROVAL_BASE_URL
@@ -18,12 +20,14 @@ HOST = "127.0.0.1:3000"  # the world's APPROVAL_BASE_URL
 
 @dataclass(frozen=True)
 class Sent:
-    """One message TrustGate published to its topic: the email text, the chat card and the attributes."""
+    """One message TrustGate published: the topic, the email text, the chat card and the attributes."""
 
+    topic: str  # "personal" (one person's own deliveries) or "shared" (the team mailbox, alarms, channels)
     subject: str
     email: str
     chat: dict[str, Any]
     attributes: dict[str, str]
+    raw_attributes: dict[str, Any]
 
     @property
     def recipient(self) -> str:
@@ -43,30 +47,55 @@ class Sent:
         return match.group("token") if match else None
 
 
-def published(world: World) -> list[Sent]:
-    """Everything published so far, read from moto's SNS backend (what every subscriber would get)."""
-    topic_arn = world.deps.settings.topic_arn
+def _topic_messages(world: World, topic_arn: str, topic: str) -> list[Sent]:
     _, _, _, region, account, _ = topic_arn.split(":")
-    topic = sns_backends[account][region].topics[topic_arn]
+    found = sns_backends[account][region].topics[topic_arn]
     sent = []
-    for _, message, subject, attributes, _ in list(topic.sent_notifications):
+    for _, message, subject, attributes, _ in list(found.sent_notifications):
         parts = json.loads(message)
         values = {
             name: str(value.get("Value", value.get("StringValue", ""))) for name, value in (attributes or {}).items()
         }
-        sent.append(Sent(subject or "", parts["email"], json.loads(parts["default"]), values))
+        sent.append(Sent(topic, subject or "", parts["email"], json.loads(parts["default"]), values, attributes or {}))
     return sent
 
 
-def messages_for(world: World, request_id: str, event: str | None = None) -> list[Sent]:
-    return [s for s in published(world) if s.request_id == request_id and (event is None or s.event == event)]
+def published(world: World, topic: str | None = None) -> list[Sent]:
+    """Everything published so far to TrustGate's topics (or to one: "personal" / "shared"), from moto's SNS."""
+    settings = world.deps.settings
+    sent = []
+    if topic in (None, "personal") and settings.personal_topic_arn:
+        sent += _topic_messages(world, settings.personal_topic_arn, "personal")
+    if topic in (None, "shared"):
+        sent += _topic_messages(world, settings.topic_arn, "shared")
+    return sent
+
+
+def received_by(world: World, recipient: str) -> list[Sent]:
+    """What `recipient`'s own delivery receives: the personal topic through the filter policy the docs give
+    each person ({"recipient": [ARN]}), evaluated by moto's SNS filter matcher."""
+    matcher = FilterPolicyMatcher(recipient_filter(recipient), "MessageAttributes")
+    return [s for s in published(world, "personal") if matcher.matches(s.raw_attributes, "")]
+
+
+def messages_for(world: World, request_id: str, event: str | None = None, topic: str | None = "personal") -> list[Sent]:
+    """A request's messages as their recipients get them (the personal topic; `topic="shared"`: team copies)."""
+    return [s for s in published(world, topic) if s.request_id == request_id and (event is None or s.event == event)]
 
 
 def approval_links(world: World, request_id: str, expected: int = 2) -> dict[str, str]:
-    """Each approver's token from their `approval.requested` email, once the flow has sent them."""
+    """Each approver's token, read from their own delivery's `approval.requested` message once the flow sent it."""
 
     def probe() -> dict[str, str]:
-        found = {s.recipient: s.token for s in messages_for(world, request_id, "approval.requested") if s.token}
+        approvers = {
+            s.recipient for s in messages_for(world, request_id, "approval.requested") if s.topic == "personal"
+        }
+        found = {
+            approver: s.token
+            for approver in approvers
+            for s in received_by(world, approver)
+            if s.request_id == request_id and s.event == "approval.requested" and s.token
+        }
         return found if len(found) >= expected else {}
 
     return wait_for(probe, 20, f"{expected} approval links for {request_id}")

@@ -72,12 +72,50 @@ def test_a_shared_channel_never_sees_a_personal_link_nor_one_copy_per_approver()
 
     slack.send(messages.approval_needed(a_request(), BOB, LINK))
     slack.send(messages.already_decided(a_request(status=RequestStatus.CANCELLED), DAVE))
-    slack.send(messages.approval_needed(a_request(), "ops-team", None))  # a role policy `notify` target
+    slack.send(messages.request_notice(a_request(), "ops@example.com"))  # a role policy `notify` target
+    slack.send(messages.request_notice(a_request()))  # the team copy
     slack.send(messages.outcome_for_requester(a_request(status=RequestStatus.DENIED), "no"))
 
     assert [url for url, _ in posted] == [CHANNEL, CHANNEL]
     assert "PERSONAL-TOKEN" not in json.dumps(posted)
+    assert "/decide/" not in json.dumps(posted)
     assert not any(b["type"] == "actions" for _, body in posted for b in body["blocks"])
+
+
+@pytest.mark.parametrize(
+    "routes",
+    [
+        {BOB: CHANNEL, "*": CHANNEL},  # bob's "own" webhook is the shared channel
+        {BOB: BOB_DM, DAVE: BOB_DM},  # one webhook for two approvers: a 2-of-2 quorum in one place
+    ],
+)
+def test_a_webhook_that_is_not_the_approvers_alone_never_gets_the_link(routes: dict[str, str]) -> None:
+    slack, posted = notifier(routes)
+
+    slack.send(messages.approval_needed(a_request(required_approvals=2), BOB, LINK))
+    slack.send(messages.approval_needed(a_request(required_approvals=2), DAVE, LINK.replace("PERSONAL", "DAVES")))
+
+    assert posted, "the approvers still hear of the request"
+    assert "TOKEN" not in json.dumps(posted)
+    assert not any(b["type"] == "actions" for _, body in posted for b in body["blocks"])
+
+
+def test_the_message_text_never_carries_the_link_only_the_button_does() -> None:
+    body = block_kit(messages.approval_needed(a_request(), BOB, LINK), with_link=True)
+
+    texts = json.dumps([b for b in body["blocks"] if b["type"] != "actions"]) + body["text"]
+    assert "PERSONAL-TOKEN" not in texts
+    assert [b["elements"][0]["url"] for b in body["blocks"] if b["type"] == "actions"] == [LINK]
+
+
+def test_a_justification_link_is_defanged_and_cannot_be_a_slack_link() -> None:
+    phishing = "urgent <https://evil.example/decide/x|Approve here> see https://evil.example/decide/y"
+    body = block_kit(messages.request_notice(a_request(justification=phishing)), with_link=False)
+
+    rendered = json.dumps(body)
+    assert "://evil" not in rendered  # defanged: https[:]//evil[.]example, with the brackets escaped
+    assert "evil" in rendered
+    assert "<https" not in rendered
 
 
 def test_request_text_cannot_ping_or_link_in_slack() -> None:

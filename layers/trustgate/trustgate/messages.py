@@ -1,7 +1,10 @@
 """What people are told: notification texts for email and AWS Chatbot. Pure; `notify` sends them.
 
-An approver's message carries their personal approval link. That link is a bearer credential, so it
-goes into the email text only: the chat card (which a whole channel reads) never contains it.
+An approver's message carries their personal approval link. That link is a bearer credential: the
+message is personal (`recipient` = the approver), it goes only to deliveries filtered on that
+recipient, the link is in the email text only (the chat card never holds it), and shared subscribers
+get a separate team copy without links (`TEAM`). Text people typed (justification, ticket, comments,
+reasons) is rendered inert (`user_text.inert`): one bounded line, links defanged, below the link block.
 """
 
 from __future__ import annotations
@@ -15,24 +18,44 @@ from trustgate.clock import to_rfc3339
 from trustgate.durations import format_duration
 from trustgate.identity import role_name_of
 from trustgate.models import AccessRequest, RequestStatus, way_in
+from trustgate.user_text import inert
 
 BRAND = "[TrustGate]"
+TEAM = "*"  # the recipient of a team copy: what shared subscribers (a team mailbox, a channel) receive
+LINK_BLOCK_START = "=== Your approval link " + "=" * 48
+LINK_BLOCK_END = "=== End of your approval link " + "=" * 41
 
 
 @dataclass(frozen=True)
 class Notification:
-    """One message to one audience; `recipient` lets SNS subscriptions filter to a person."""
+    """One message to one audience; `recipient` lets SNS subscriptions filter to a person.
+
+    A message to a person goes to their own delivery only; `shared` also sends the team a copy
+    (never with a link). A message to `TEAM` goes to shared subscribers only.
+    """
 
     event: str
     subject: str
     text: str
     recipient: str
-    audience: str  # requester | approver | admin
+    audience: str  # requester | approver | admin | team
     request: AccessRequest
     link: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
     chat_text: str = ""  # the card's body; empty = `text` (which must then hold no personal link)
     next_steps: tuple[str, ...] = ()
+    shared: bool = False
+
+    def __post_init__(self) -> None:
+        if self.link and (self.shared or self.recipient == TEAM):
+            raise ValueError("a message with a personal approval link is never shared")
+        if self.link and (not self.chat_text or self.link in self.chat_text):
+            raise ValueError("a message with a personal approval link needs a chat text without it")
+
+    @property
+    def personal(self) -> bool:
+        """Addressed to one person (their own delivery), not to the team."""
+        return self.recipient != TEAM
 
     def chatbot(self) -> str:
         """AWS Chatbot custom-notification JSON, so Slack/Teams channels on the topic show it."""
@@ -109,16 +132,16 @@ def extension_change(request: AccessRequest) -> str | None:
     return f"has access until {human_time(request.covered_until)}; approving moves the end to {human_time(moved)}"
 
 
-def one_line(text: str) -> str:
-    """User text on one line: a justification cannot start a line that looks like one of ours."""
-    return " ".join(text.split())
+def one_line(text: str | None) -> str:
+    """User text made inert: one bounded line, no invisible characters, links defanged (see `user_text`)."""
+    return inert(text)
 
 
 _MARKDOWN = re.compile(r"([\\`*_~\[\]()<>|#>])")
 
 
-def chat_text(text: str) -> str:
-    """User text inert in a chat card: one line, every markdown character escaped (no links, no bold)."""
+def chat_text(text: str | None) -> str:
+    """User text inert in a chat card: one line, links defanged, markdown escaped (no links, no bold, no `<!here>`)."""
     return _MARKDOWN.sub(r"\\\1", one_line(text))
 
 
@@ -169,40 +192,65 @@ def _chat_summary(request: AccessRequest) -> str:
 
 # -- to approvers --------------------------------------------------------------------------------
 
+USER_TEXT_NOTE = (
+    "The justification and ticket below are the requester's own words, shown on one line with any links\n"
+    "defanged (https[:]//…). TrustGate's only link is the one in the block above."
+)
 
-def approval_needed(request: AccessRequest, approver: str, link: str | None) -> Notification:
-    """Ask one approver to decide: the request in full, and their own single-use link (email only)."""
+
+def _decide_commands(request: AccessRequest) -> list[str]:
+    return [f"trustgate approve {request.id} --comment '…'", f"trustgate deny {request.id} --comment '…'"]
+
+
+def _progress(request: AccessRequest) -> tuple[str, str]:
+    deadline = human_time(request.approval_deadline) if request.approval_deadline else "the end of the approval window"
+    return f"{len(request.approvals_by('approve'))} given, {request.required_approvals} needed", deadline
+
+
+def approval_needed(
+    request: AccessRequest, approver: str, link: str | None, withheld: str | None = None
+) -> Notification:
+    """Ask one approver to decide: their own single-use link first, in a delimited block, then the request.
+
+    `withheld` says why a link that was minted is not in the message (the delivery is not the approver's alone).
+    """
     role = role_name_of(request.role_arn)
     who = short_principal(request.principal_arn)
-    deadline = human_time(request.approval_deadline) if request.approval_deadline else "the end of the approval window"
-    progress = f"{len(request.approvals_by('approve'))} given, {request.required_approvals} needed"
-    cli = [f"trustgate approve {request.id} --comment '…'", f"trustgate deny {request.id} --comment '…'"]
-    lines = [
-        f"{who} asks for access to {role} for {human_duration(request.duration)}.",
+    progress, deadline = _progress(request)
+    cli = _decide_commands(request)
+    lines = [f"{who} asks for access to {role} for {human_duration(request.duration)}.", ""]
+    if link:
+        lines += [
+            LINK_BLOCK_START,
+            "This link is yours alone: it decides as you, so do not forward it. It works once, and",
+            "stops working when the request is decided or times out. Opening it only shows the request.",
+            link,
+            "Or from a terminal:",
+            *(f"  {command}" for command in cli),
+            LINK_BLOCK_END,
+            USER_TEXT_NOTE,
+        ]
+    else:
+        if withheld:
+            lines += [
+                "Your approval link was withheld: " + withheld,
+                "Ask your TrustGate operator for a delivery of your own (docs/notifications.md).",
+                "",
+            ]
+        lines += ["Decide from a terminal:", *(f"  {command}" for command in cli)]
+    lines += [
         "",
         _summary(request),
         f"Approvals:     {progress}",
         f"Times out at:  {deadline}",
-        "",
     ]
-    if link:
-        lines += [
-            "Open your approval page to approve or deny (the link is yours alone, works once,",
-            "and stops working when the request is decided or times out):",
-            link,
-            "",
-            "Or from a terminal:",
-        ]
-    else:
-        lines.append("Decide from a terminal:")
-    lines += [f"  {command}" for command in cli]
     chat = "\n".join(
         [
             f"{who} asks for access to *{role}* for {human_duration(request.duration)}.",
             _chat_summary(request),
             f"*Approvals:* {progress}",
             f"*Times out at:* {deadline}",
-            "Each named approver has a personal approval link in their email.",
+            "Approvers use their own approval link or `trustgate approve`.",
         ]
     )
     return Notification(
@@ -215,6 +263,60 @@ def approval_needed(request: AccessRequest, approver: str, link: str | None) -> 
         link,
         chat_text=chat,
         next_steps=tuple(cli),
+    )
+
+
+def request_notice(request: AccessRequest, recipient: str = TEAM) -> Notification:
+    """The request without any link: for shared subscribers (`TEAM`) and the role policy's `notify` targets."""
+    role = role_name_of(request.role_arn)
+    who = short_principal(request.principal_arn)
+    progress, deadline = _progress(request)
+    cli = _decide_commands(request)
+    named = [short_principal(a) for a in dict.fromkeys(request.approvers) if a.startswith("arn:") and "*" not in a]
+    lines = [
+        f"{who} asks for access to {role} for {human_duration(request.duration)}.",
+        "",
+        f"Approvers use their own link or `trustgate approve {request.id}`. Each approver's personal link goes",
+        "only to that approver's own delivery; this copy never carries one.",
+        *(f"  {command}" for command in cli),
+        "",
+        _summary(request),
+        f"Approvers:     {', '.join(named) or 'see the role policy'}",
+        f"Approvals:     {progress}",
+        f"Times out at:  {deadline}",
+    ]
+    return Notification(
+        "approval.requested",
+        f"{BRAND} {who} asks for {role} for {human_duration(request.duration)}",
+        "\n".join(lines),
+        recipient,
+        "team" if recipient == TEAM else "watcher",
+        request,
+        chat_text="\n".join(
+            [
+                f"{who} asks for access to *{role}* for {human_duration(request.duration)}.",
+                _chat_summary(request),
+                f"*Approvals:* {progress}",
+                f"*Times out at:* {deadline}",
+                "Approvers use their own approval link or `trustgate approve`.",
+            ]
+        ),
+        next_steps=tuple(cli),
+    )
+
+
+def links_withheld(request: AccessRequest, approver: str, why: str) -> Notification:
+    """Tell shared subscribers (the operators) that an approver's link was withheld, and why."""
+    who = short_principal(approver)
+    return Notification(
+        "approval.link_withheld",
+        f"{BRAND} Approval link for {who} withheld: their delivery is not theirs alone",
+        f"TrustGate did not send {who}'s approval link for request {request.id}: {why}\n"
+        "Give each approver a subscription filtered on their own recipient (docs/notifications.md); until then\n"
+        f"they decide with `trustgate approve {request.id}`.",
+        TEAM,
+        "team",
+        request,
     )
 
 
@@ -278,7 +380,7 @@ def outcome_for_requester(request: AccessRequest, comment: str | None = None) ->
         denier = next((a.approver_arn for a in reversed(request.approvals) if a.decision == "deny"), None)
         subject = f"{BRAND} Access to {role} denied"
         body = f"Your request {request.id} was denied" + (f" by {short_principal(denier)}" if denier else "") + "."
-        body += f"\nComment: {note}" if note else "\nNo comment was given."
+        body += f"\nComment: {one_line(note)}" if note else "\nNo comment was given."
     elif status == RequestStatus.TIMED_OUT:
         subject = f"{BRAND} Request for {role} timed out"
         body = (
@@ -291,14 +393,14 @@ def outcome_for_requester(request: AccessRequest, comment: str | None = None) ->
             f"Your access ({request.id}) was revoked at {human_time(request.expires_at)}: you can no longer switch "
             "into the role, and every session of yours in it stopped working at that moment."
         )
-        body += f"\nReason: {request.reason}" if request.reason else ""
+        body += f"\nReason: {one_line(request.reason)}" if request.reason else ""
     elif status == RequestStatus.EXPIRED:
         subject = f"{BRAND} Access to {role} ended"
         body = f"Your access ({request.id}) ended at {human_time(request.expires_at)}. Ask again if you need more time."
     elif status == RequestStatus.FAILED:
         subject = f"{BRAND} Request for {role} failed"
         body = (
-            f"Request {request.id} failed and no access was given.\nReason: {request.reason or 'unknown'}\n"
+            f"Request {request.id} failed and no access was given.\nReason: {inert(request.reason, 1000) or 'unknown'}\n"
             "An admin can see the details in the audit log (trustgate audit)."
         )
     else:
@@ -312,6 +414,7 @@ def outcome_for_requester(request: AccessRequest, comment: str | None = None) ->
         "requester",
         request,
         next_steps=steps,
+        shared=True,  # the team sees outcomes; nothing here is a credential
     )
 
 
@@ -333,7 +436,7 @@ def coverage_revoked(
     if cancelled:
         lines.append("Pending requests cancelled (they would have extended it): " + ", ".join(r.id for r in cancelled))
     if reason:
-        lines.append(f"Reason: {reason}")
+        lines.append(f"Reason: {one_line(reason)}")
     return Notification(
         "request.revoked",
         f"{BRAND} Access to {role} revoked",
@@ -341,6 +444,7 @@ def coverage_revoked(
         first.principal_arn,
         "requester",
         first,
+        shared=True,
     )
 
 

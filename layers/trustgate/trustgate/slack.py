@@ -6,11 +6,12 @@ recipients to incoming-webhook URLs:
     {"arn:aws:iam::222222222222:user/bob": "https://hooks.slack.com/services/…",   # bob's own DM
      "*": "https://hooks.slack.com/services/…"}                                     # a shared channel
 
-A webhook keyed by a recipient (an approver's ARN, or a role policy's `notify` target) gets that
-recipient's messages, with an "Open approval page" button when the message carries a personal link.
-The `*` webhook is a shared channel: it gets what concerns the team — requests sent to `notify`
-targets, and every message to requesters — and never a personal link, which would let anyone in
-the channel decide as that approver.
+A webhook keyed by one recipient (an approver's ARN, or a role policy's `notify` target) gets that
+recipient's messages, with an "Open approval page" button when the message carries a personal link
+and the webhook is theirs alone. The `*` webhook is a shared channel: it gets the team copies (a new
+request, without links, and every message to requesters) and never a personal link, which would let
+anyone in the channel decide as that approver. A webhook URL that appears under several keys, or is
+also the `*` channel, is shared too: it never gets a link either.
 """
 
 from __future__ import annotations
@@ -72,22 +73,27 @@ class SlackWebhooks:
     def urls_for(self, notification: Notification) -> list[str]:
         """Where this notification goes: the recipient's own webhook, and the shared channel if it may."""
         routes = self.routes()
-        urls = [routes[notification.recipient]] if notification.recipient in routes else []
+        own = routes.get(notification.recipient) if notification.personal else None
+        urls = [own] if own else []
         channel = routes.get(CHANNEL)
         if channel and channel not in urls and _fit_for_channel(notification):
             urls.append(channel)
         return urls
 
+    def is_personal(self, url: str, recipient: str) -> bool:
+        """Is this webhook the recipient's alone (keyed by them only, and not the shared channel)?"""
+        keys = [key for key, value in self.routes().items() if value == url]
+        return keys == [recipient] and recipient != CHANNEL
+
 
 def _fit_for_channel(notification: Notification) -> bool:
-    """A shared channel sees team-wide news, never a personal link (nor one copy per approver)."""
-    if notification.link:
-        return False
-    return notification.audience == "requester" or notification.event == "approval.requested"
+    """A shared channel sees team copies, never a personal link (nor one copy per approver)."""
+    return not notification.link and (not notification.personal or notification.shared)
 
 
 def block_kit(notification: Notification, *, with_link: bool) -> dict[str, Any]:
     """The Block Kit message: title, the request, and a button to the approval page when allowed."""
+    # A message with a link always has a chat text without it (`Notification` checks): the link is only a button.
     text = _mrkdwn_escape(notification.chat_text or notification.text)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": notification.subject[:150]}},
@@ -127,10 +133,9 @@ class SlackNotifier:
         self.post = post
 
     def send(self, notification: Notification) -> None:
-        routes = self.webhooks.routes()
-        own = routes.get(notification.recipient)
         for url in self.webhooks.urls_for(notification):
-            body = block_kit(notification, with_link=url == own)
+            with_link = notification.personal and self.webhooks.is_personal(url, notification.recipient)
+            body = block_kit(notification, with_link=with_link)
             self.post(url, json.dumps(body).encode())
 
 

@@ -72,7 +72,7 @@ class Dependencies:
 
     @cached_property
     def notifier(self) -> NotificationSink:
-        sns = Notifier(self.client("sns"), self.settings.topic_arn)
+        sns = Notifier(self.client("sns"), self.settings.topic_arn, self.settings.personal_topic_arn)
         if not self.settings.slack_webhook_secret_arn:
             return sns
         slack = SlackNotifier(SlackWebhooks(self.client("secretsmanager"), self.settings.slack_webhook_secret_arn))

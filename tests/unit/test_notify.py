@@ -1,0 +1,191 @@
+"""The SNS adapter: personal messages to the personal topic, team copies (never a link) to the shared one."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from trustgate import messages
+from trustgate.models import AccessRequest, RequestStatus
+from trustgate.notify import GUARD_CACHE_SECONDS, DeliveryGuard, Notifier, reach, recipient_filter, subscribe_command
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+BOB = "arn:aws:iam::222222222222:user/bob"
+DAVE = "arn:aws:iam::222222222222:user/dave"
+ALICE = "arn:aws:iam::222222222222:user/alice"
+SHARED = "arn:aws:sns:us-east-1:123456789012:trustgate-NotificationTopic"
+PERSONAL = "arn:aws:sns:us-east-1:123456789012:trustgate-PersonalTopic"
+LINK = "https://api.example/prod/decide/BOBS-TOKEN"
+
+
+class FakeSns:
+    """Records publishes; holds subscriptions as (topic, protocol, endpoint, filter policy or None)."""
+
+    def __init__(self, subscriptions: list[tuple[str, str, str, dict[str, Any] | None]] | None = None) -> None:
+        self.subscriptions = subscriptions or []
+        self.published: list[dict[str, Any]] = []
+        self.reads = 0
+
+    def publish(self, **kwargs: Any) -> dict[str, str]:
+        self.published.append(kwargs)
+        return {"MessageId": "1"}
+
+    def get_paginator(self, name: str) -> Any:
+        assert name == "list_subscriptions_by_topic"
+        fake = self
+
+        class Pages:
+            def paginate(self, TopicArn: str) -> list[dict[str, Any]]:
+                fake.reads += 1
+                listed = [
+                    {"SubscriptionArn": f"{topic}:{i}", "Protocol": protocol, "Endpoint": endpoint, "TopicArn": topic}
+                    for i, (topic, protocol, endpoint, _) in enumerate(fake.subscriptions)
+                    if topic == TopicArn
+                ]
+                return [{"Subscriptions": listed}]
+
+        return Pages()
+
+    def get_subscription_attributes(self, SubscriptionArn: str) -> dict[str, Any]:
+        _, _, _, policy = self.subscriptions[int(SubscriptionArn.rsplit(":", 1)[1])]
+        return {"Attributes": {"FilterPolicy": json.dumps(policy)} if policy else {}}
+
+    def sent(self, topic: str) -> list[dict[str, Any]]:
+        return [p for p in self.published if p["TopicArn"] == topic]
+
+
+def attributes(published: dict[str, Any]) -> dict[str, str]:
+    return {k: v["StringValue"] for k, v in published["MessageAttributes"].items()}
+
+
+def a_request(**changes: object) -> AccessRequest:
+    return AccessRequest(
+        id="01JREQUEST",
+        role_arn="arn:aws:iam::123456789012:role/PumpCustomerAccess",
+        principal_arn=ALICE,
+        duration=timedelta(hours=1),
+        justification="rotate the bucket",
+        created_at=NOW,
+        approval_deadline=NOW + timedelta(hours=2),
+        approvers=[BOB, DAVE],
+    ).model_copy(update=changes)
+
+
+@pytest.mark.parametrize(
+    ("policy", "scope", "verdict"),
+    [
+        (None, None, "shared"),
+        ({"recipient": [BOB]}, None, "only"),
+        ({"recipient": [DAVE]}, None, "none"),
+        ({"recipient": [BOB, DAVE]}, None, "shared"),
+        ({"recipient": [{"prefix": "arn:aws:iam::222222222222:user/"}]}, None, "shared"),
+        ({"recipient": [{"anything-but": DAVE}]}, None, "shared"),
+        ({"event": ["approval.requested"]}, None, "shared"),
+        ({"$or": [{"recipient": [BOB]}, {"event": ["x"]}]}, None, "shared"),
+        ({"recipient": [BOB]}, "MessageBody", "shared"),
+    ],
+)
+def test_reach_judges_whether_a_subscription_is_the_recipients_alone(
+    policy: dict[str, Any] | None, scope: str | None, verdict: str
+) -> None:
+    assert reach(json.dumps(policy) if policy else None, scope, BOB) == verdict
+
+
+def test_a_link_goes_to_the_personal_topic_only_with_the_recipient_attribute() -> None:
+    sns = FakeSns([(PERSONAL, "email", "bob@example.com", recipient_filter(BOB)), (SHARED, "email", "team@x", None)])
+    notifier = Notifier(sns, SHARED, PERSONAL)  # type: ignore[arg-type]
+
+    notifier.send(messages.approval_needed(a_request(), BOB, LINK))
+
+    [personal] = sns.sent(PERSONAL)
+    assert attributes(personal).items() >= {"recipient": BOB, "personal": "true", "event": "approval.requested"}.items()
+    assert LINK in json.loads(personal["Message"])["email"]
+    assert LINK not in json.loads(personal["Message"])["default"]  # the chat card never holds it
+    assert sns.sent(SHARED) == []
+
+
+def test_the_team_copy_and_requester_news_reach_the_shared_topic_without_links() -> None:
+    sns = FakeSns()
+    notifier = Notifier(sns, SHARED, PERSONAL)  # type: ignore[arg-type]
+
+    notifier.send(messages.request_notice(a_request()))
+    notifier.send(messages.outcome_for_requester(a_request(status=RequestStatus.DENIED), "no"))
+
+    shared = sns.sent(SHARED)
+    assert [attributes(p)["personal"] for p in shared] == ["false", "false"]
+    assert [attributes(p)["recipient"] for p in shared] == [messages.TEAM, ALICE]
+    assert [attributes(p)["recipient"] for p in sns.sent(PERSONAL)] == [ALICE]  # alice's own copy
+    assert "/decide/" not in json.dumps(shared)
+
+
+@pytest.mark.parametrize(
+    ("subscriptions", "why"),
+    [
+        ([(PERSONAL, "email", "team@example.com", None)], "does not name exactly one recipient"),
+        ([(PERSONAL, "email", "both@example.com", {"recipient": [BOB, DAVE]})], "does not name exactly one"),
+        (
+            [
+                (PERSONAL, "email", "team@example.com", recipient_filter(BOB)),
+                (SHARED, "email", "team@example.com", None),
+            ],
+            "also receives the shared notification topic",
+        ),
+    ],
+)
+def test_a_link_is_withheld_while_a_delivery_that_would_receive_it_is_not_the_approvers_alone(
+    subscriptions: list[tuple[str, str, str, dict[str, Any] | None]], why: str
+) -> None:
+    sns = FakeSns(subscriptions)
+    notifier = Notifier(sns, SHARED, PERSONAL)  # type: ignore[arg-type]
+
+    notifier.send(messages.approval_needed(a_request(required_approvals=2), BOB, LINK))
+
+    assert "BOBS-TOKEN" not in json.dumps(sns.published)
+    [personal] = sns.sent(PERSONAL)
+    assert "Your approval link was withheld" in json.loads(personal["Message"])["email"]
+    assert why in json.loads(personal["Message"])["email"]
+    [warning] = sns.sent(SHARED)
+    assert attributes(warning)["event"] == "approval.link_withheld"
+
+
+def test_a_guard_that_cannot_read_the_subscriptions_fails_closed() -> None:
+    class Broken(FakeSns):
+        def get_paginator(self, name: str) -> Any:
+            raise RuntimeError("AccessDenied")
+
+    sns = Broken()
+    Notifier(sns, SHARED, PERSONAL).send(messages.approval_needed(a_request(), BOB, LINK))  # type: ignore[arg-type]
+
+    assert "BOBS-TOKEN" not in json.dumps(sns.published)
+
+
+def test_the_subscriptions_are_read_once_a_minute() -> None:
+    sns = FakeSns([(PERSONAL, "email", "bob@example.com", recipient_filter(BOB))])
+    now = [0.0]
+    guard = DeliveryGuard(sns, PERSONAL, SHARED, clock=lambda: now[0])  # type: ignore[arg-type]
+
+    assert guard.problem(BOB) is None
+    sns.subscriptions.append((PERSONAL, "email", "team@example.com", None))
+    assert guard.problem(BOB) is None  # cached
+    now[0] += GUARD_CACHE_SECONDS + 1
+    assert guard.problem(BOB) is not None
+
+
+def test_without_a_personal_topic_nothing_personal_is_published() -> None:
+    sns = FakeSns()
+    Notifier(sns, SHARED, "").send(messages.approval_needed(a_request(), BOB, LINK))  # type: ignore[arg-type]
+    assert sns.published == []
+
+
+def test_the_subscribe_command_filters_on_the_one_recipient() -> None:
+    command = subscribe_command(PERSONAL, BOB, "bob@example.com")
+
+    assert command.startswith(f"aws sns subscribe --topic-arn {PERSONAL} --protocol email")
+    assert "--notification-endpoint bob@example.com" in command
+    attributes_json = command.split("--attributes ", 1)[1].strip("'")
+    assert json.loads(json.loads(attributes_json)["FilterPolicy"]) == {"recipient": [BOB]}
