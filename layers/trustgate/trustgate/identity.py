@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 from trustgate.errors import ForbiddenError, InvalidPrincipalError, NotAPersonError, UnauthenticatedError
+from trustgate.patterns import glob_matches
 
+# ASCII only (re.ASCII: `\w` and `\d` as IAM means them) and anchored with \Z: `$` would also accept a
+# trailing newline. These are TrustGate's own fixed expressions; admins' patterns go through `patterns` (RE2).
 _USER = re.compile(
-    r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):user/(?P<path>(?:[\w+=,.@-]+/)*)(?P<name>[\w+=,.@-]+)$"
+    r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):user/(?P<path>(?:[\w+=,.@-]+/)*)(?P<name>[\w+=,.@-]+)\Z",
+    re.ASCII,
 )
 _SESSION = re.compile(
-    r"^arn:(?P<partition>aws[a-z-]*):sts::(?P<account>\d{12}):assumed-role/(?P<role>[\w+=,.@-]+)/(?P<session>[\w+=,.@-]+)$"
+    r"^arn:(?P<partition>aws[a-z-]*):sts::(?P<account>\d{12}):assumed-role/(?P<role>[\w+=,.@-]+)/(?P<session>[\w+=,.@-]+)\Z",
+    re.ASCII,
 )
 _ROLE = re.compile(
-    r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):role/(?:[\w+=,.@-]+/)*(?P<name>[\w+=,.@-]+)$"
+    r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):role/(?:[\w+=,.@-]+/)*(?P<name>[\w+=,.@-]+)\Z",
+    re.ASCII,
 )
-_ROOT = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:root$")
+_ROOT = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:root\Z", re.ASCII)
+_ACCOUNT_ID = re.compile(r"[0-9]{12}\Z")
 # Unique ids IAM shows in place of a principal that was deleted (AIDA user, AROA role).
-UNIQUE_ID = re.compile(r"^(AIDA|AROA)[A-Z0-9]{12,}$")
+UNIQUE_ID = re.compile(r"^(AIDA|AROA)[A-Z0-9]{12,}\Z")
 # Identity Center's roles: AWSReservedSSO_<permission set>_<16 hex>; it sets their session name to the user name.
-_IDENTITY_CENTER_ROLE = re.compile(r"^AWSReservedSSO_[\w+=,.@-]+_[0-9a-f]{16}$")
+_IDENTITY_CENTER_ROLE = re.compile(r"^AWSReservedSSO_[\w+=,.@-]+_[0-9a-f]{16}\Z", re.ASCII)
 
 PersonKind = Literal["iam_user", "identity_center", "identity_role"]
 ACCEPTED_IDENTITIES = (
@@ -146,7 +152,7 @@ def matches_person(arn: str, patterns: Iterable[str], person: Person | None = No
         key = (person or person_of(arn)).key
     except InvalidPrincipalError:
         return False
-    return any(fnmatch.fnmatchcase(key, pattern.lower()) for pattern in person_patterns)
+    return any(glob_matches(key, pattern.lower()) for pattern in person_patterns)
 
 
 def check_person(caller: Caller, identity_roles: Iterable[str]) -> Person:
@@ -224,7 +230,7 @@ def principal_for_arn(arn: str, partition: str = "aws") -> Caller:
 
 def account_of(arn: str) -> str:
     parts = arn.split(":")
-    if len(parts) < 6 or not re.fullmatch(r"\d{12}", parts[4]):
+    if len(parts) < 6 or not _ACCOUNT_ID.match(parts[4]):
         raise InvalidPrincipalError(f"{arn} is not an ARN with an account id")
     return parts[4]
 
@@ -237,12 +243,15 @@ def role_name_of(role_arn: str) -> str:
 
 
 def matches_any(arn: str, patterns: Iterable[str]) -> bool:
-    """ARN glob match (`*`, `?`), case-sensitive as IAM compares ARNs; a 12-digit pattern means 'any principal of that account'."""
+    """ARN glob match (`*`, `?`), case-sensitive as IAM compares ARNs; a 12-digit pattern means 'any principal of that account'.
+
+    Linear in the ARN's length whatever the pattern (RE2, see `patterns.glob_matches`): patterns are admins' text.
+    """
     for pattern in patterns:
-        if re.fullmatch(r"\d{12}", pattern):
+        if _ACCOUNT_ID.match(pattern):
             if account_of_or_none(arn) == pattern:
                 return True
-        elif fnmatch.fnmatchcase(arn, pattern):
+        elif glob_matches(arn, pattern):
             return True
     return False
 

@@ -1,0 +1,215 @@
+"""Every AWS call each function makes in the real flows is one template.yaml allows it (issue 10, section 8).
+
+moto evaluates no IAM policy, so this test watches the calls the handlers make (botocore's parameter
+hook, attributed to the function being invoked) while users go through the paths they take: request
+with an Idempotency-Key, decide on the approval page, grant, list, audit, change the policy, sync,
+revoke, deny, cancel, expire, remind and reconcile. Each call is then judged against that function's
+statements in the template (tests/support/permissions.py): the action, the resource (table, index or
+role ARN) and, for table items, the partition key against dynamodb:LeadingKeys. A function that starts
+touching a new kind of item, or the API that starts doing what only the flow did, fails here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.support.aws import ALICE, BOB, CAROL, DAVE, ERIN, PARAMETERS, ROLE_ARN, World, running_world
+from tests.support.flows import JUSTIFICATION, approve, granted, request_access
+from tests.support.links import approval_links, call_page, form_for
+from tests.support.permissions import FUNCTIONS, Call, allowed, function_statements, template
+from trustgate_local.template import Resolver, parameter_values
+
+pytestmark = pytest.mark.functional
+
+# boto3 service names whose IAM prefix differs.
+PREFIX = {"stepfunctions": "states"}
+
+
+class CallRecorder:
+    """Records (function, call) for every AWS call a handler makes, whatever thread runs it."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.calls: set[tuple[str, Call]] = set()
+        self._current = threading.local()
+        self._lock = threading.Lock()
+        original = world.host.invoke
+
+        def invoke(function: Any, event: Any) -> Any:
+            stack = self._stack()
+            stack.append(function.logical_id)
+            try:
+                return original(function, event)
+            finally:
+                stack.pop()
+
+        world.host.invoke = invoke  # type: ignore[method-assign]
+        world.session.events.register("before-parameter-build", self._record)
+
+    def _stack(self) -> list[str]:
+        if not hasattr(self._current, "stack"):
+            self._current.stack = []
+        stack: list[str] = self._current.stack
+        return stack
+
+    def _record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        stack = self._stack()
+        if not stack:
+            return  # the test itself (reading state), not a function
+        service = model.service_model.service_name
+        with self._lock:
+            for call in self._calls_of(PREFIX.get(service, service), model.name, params):
+                self.calls.add((stack[-1], call))
+
+    def _calls_of(self, prefix: str, operation: str, params: dict[str, Any]) -> Iterator[Call]:
+        stack = self.world.stack
+        if prefix == "dynamodb":
+            table = stack.attributes["Table"]["Arn"]
+            if operation == "TransactWriteItems":
+                for item in params["TransactItems"]:
+                    ((kind, spec),) = item.items()
+                    action = {"ConditionCheck": "ConditionCheckItem"}.get(kind, f"{kind}Item")
+                    yield Call(f"dynamodb:{action}", table, _partition_key(spec))
+            elif operation == "Query" and params.get("IndexName"):
+                yield Call("dynamodb:Query", f"{table}/index/{params['IndexName']}")
+            else:
+                yield Call(f"dynamodb:{operation}", table, _partition_key(params))
+        elif prefix == "iam" and "RoleName" in params:
+            yield Call(f"iam:{operation}", f"arn:aws:iam::{stack.account}:role/{params['RoleName']}")
+        else:
+            yield Call(f"{prefix}:{operation}", "*")
+
+
+def _partition_key(spec: dict[str, Any]) -> str | None:
+    key = spec.get("Key") or spec.get("Item") or {}
+    value = key.get("pk", {})
+    return value.get("S") if isinstance(value, dict) else None
+
+
+@pytest.fixture
+def watched() -> Iterator[tuple[World, CallRecorder]]:
+    with running_world() as world:
+        yield world, CallRecorder(world)
+
+
+def resolver_for(world: World, document: dict[str, Any]) -> Resolver:
+    stack = world.stack
+    pseudo = {
+        "AWS::Region": stack.region,
+        "AWS::AccountId": stack.account,
+        "AWS::Partition": "aws",
+        "AWS::StackName": stack.name,
+        "AWS::URLSuffix": "amazonaws.com",
+        "AWS::NoValue": "",
+    }
+    return Resolver(document, parameter_values(document, PARAMETERS), pseudo, stack.refs, stack.attributes)
+
+
+def judge(world: World, calls: set[tuple[str, Call]]) -> list[str]:
+    """Calls the template does not allow, as readable lines."""
+    document = template()
+    resolver = resolver_for(world, document)
+
+    def resolve(resource: Any) -> Any:
+        try:
+            return resolver.resolve(resource)
+        except KeyError:  # a reference the local stack does not model (e.g. SAM-generated): match nothing
+            return []
+
+    refused = []
+    for function, call in sorted(calls, key=lambda c: (c[0], c[1].action, c[1].resource, c[1].partition_key or "")):
+        statements = function_statements(document, function)
+        if call.resource == "*":  # services judged by action only (their resources are not modelled here)
+            ok = any(s.effect == "Allow" and s.grants(call.action) for s in statements)
+        else:
+            ok = allowed(statements, call, resolve)
+        if not ok:
+            refused.append(f"{function}: {call.action} {call.resource} {call.partition_key or ''}")
+    return refused
+
+
+def test_every_call_of_every_flow_is_allowed_by_the_template(watched: tuple[World, CallRecorder]) -> None:
+    world, recorder = watched
+    # A request with an Idempotency-Key, decided on the approval page (Decide), then granted (Grant).
+    status, body = world.api(
+        "POST",
+        "/requests",
+        ALICE,
+        {"role": "PumpCustomerAccess", "duration": "PT1H", "justification": JUSTIFICATION},
+        headers={"Idempotency-Key": "least-privilege"},
+    )
+    assert status == 201, body
+    links = approval_links(world, body["id"])
+    page = call_page(world, "GET", links[BOB])
+    assert page.status == 200, page.body
+    assert call_page(world, "POST", links[BOB], form=form_for(page.body, "approve")).status == 200
+    world.wait_status(body["id"], "active")
+    # Listings, audit, the admin's policy change and a manual sync (API).
+    for path, caller, query in (
+        ("/requests", ALICE, {"mine": "true"}),
+        ("/requests", CAROL, {"role": "PumpCustomerAccess"}),
+        ("/requests", CAROL, None),
+        ("/approvals", BOB, None),
+        ("/audit", CAROL, {"role": "PumpCustomerAccess"}),
+        ("/audit", CAROL, None),
+        ("/roles", CAROL, None),
+        ("/roles/PumpCustomerAccess", CAROL, None),
+    ):
+        assert world.api("GET", path, caller, query=query)[0] == 200, path
+    status, body = world.api("PUT", "/roles/PumpCustomerAccess/policy", CAROL, {"ticket_pattern": "OPS-[0-9]+"})
+    assert status == 200, body
+    assert world.api("POST", "/roles/PumpCustomerAccess/sync", CAROL)[0] == 200
+    assert world.api("PUT", "/roles/PumpCustomerAccess/policy", CAROL, {})[0] == 200
+    # Expiry and its reminder (Expire), a revoke (API), a denial (Decide, Finalize), a cancel, reconcile.
+    expiring = granted(world, ERIN)
+    world.advance(timedelta(minutes=61))
+    world.fire_schedule(expiring["id"])
+    world.wait_status(expiring["id"], "expired")
+    revoked = granted(world, DAVE)
+    assert world.api("POST", f"/requests/{revoked['id']}/revoke", CAROL, {"reason": "done"})[0] == 200
+    denied = request_access(world, ALICE)
+    links = approval_links(world, denied["id"])
+    page = call_page(world, "GET", links[DAVE])
+    assert call_page(world, "POST", links[DAVE], form=form_for(page.body, "deny")).status == 200
+    world.wait_status(denied["id"], "denied")
+    cancelled = request_access(world, ALICE)
+    world.wait_for_task_token(cancelled["id"])
+    assert world.api("POST", f"/requests/{cancelled['id']}/cancel", ALICE)[0] == 200
+    # A removed approver opens their link (Decide reads when the policy changed, without any index).
+    orphaned = request_access(world, ALICE)
+    links = approval_links(world, orphaned["id"])
+    assert world.api("PUT", "/roles/PumpCustomerAccess/policy", CAROL, {"approvers": [DAVE]})[0] == 200
+    assert call_page(world, "GET", links[BOB]).status == 403
+    assert world.api("POST", f"/requests/{orphaned['id']}/cancel", ALICE)[0] == 200
+    assert world.api("PUT", "/roles/PumpCustomerAccess/policy", CAROL, {})[0] == 200
+    approve(world, request_access(world, CAROL)["id"], BOB)
+    world.invoke("ReconcileFunction", {})
+
+    seen = {function for function, _ in recorder.calls}
+    assert seen == set(FUNCTIONS), f"the flows never ran {set(FUNCTIONS) - seen}"
+    assert judge(world, recorder.calls) == []
+    # And the unauthenticated page touched no IAM and no index.
+    decide = {call for function, call in recorder.calls if function == "DecideFunction"}
+    assert not any(call.action.startswith(("iam:", "sts:", "dynamodb:Query")) for call in decide)
+
+
+def test_the_judge_refuses_what_the_template_does_not_grant(watched: tuple[World, CallRecorder]) -> None:
+    world, _ = watched
+    table = world.stack.attributes["Table"]["Arn"]
+    refused = [
+        ("DecideFunction", Call("dynamodb:PutItem", table, "REQUEST#forged")),  # a request from the page
+        ("DecideFunction", Call("dynamodb:PutItem", table, "ROLE#" + ROLE_ARN)),  # a role policy
+        ("DecideFunction", Call("dynamodb:Query", f"{table}/index/ByKind")),
+        ("DecideFunction", Call("iam:UpdateAssumeRolePolicy", ROLE_ARN)),
+        ("EvaluateFunction", Call("dynamodb:PutItem", table, "LOCK#" + ROLE_ARN)),
+        ("NotifyApproversFunction", Call("dynamodb:DeleteItem", table, "OPEN#x")),
+        ("GrantFunction", Call("dynamodb:Scan", table)),
+        ("ApiFunction", Call("iam:UpdateAssumeRolePolicy", ROLE_ARN.replace("PumpCustomerAccess", "Other"))),
+    ]
+    assert len(judge(world, set(refused))) == len(refused)
+    assert judge(world, {("DecideFunction", Call("dynamodb:UpdateItem", table, "TOKEN#abc"))}) == []
