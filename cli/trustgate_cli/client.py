@@ -128,9 +128,15 @@ class ApiClient:
         """POST a JSON body (or none) to `path`."""
         return self.request("POST", path, body=body, headers=headers)
 
-    def put(self, path: str, body: Any, query: Mapping[str, str | int | bool | None] | None = None) -> Any:
-        """PUT a JSON body to `path`."""
-        return self.request("PUT", path, body=body, query=query)
+    def put(
+        self,
+        path: str,
+        body: Any,
+        query: Mapping[str, str | int | bool | None] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """PUT a JSON body to `path` (with `headers`, e.g. If-Match)."""
+        return self.request("PUT", path, body=body, query=query, headers=headers)
 
     def request(
         self,

@@ -26,7 +26,7 @@ EXIT_CODE_MEANINGS: dict[ExitCode, str] = {
     ExitCode.USAGE: "usage error (bad option or argument)",
     ExitCode.NOT_AUTHORIZED: "not authenticated or not allowed (401/403, no AWS credentials)",
     ExitCode.NOT_FOUND: "not found (404)",
-    ExitCode.CONFLICT: "conflict (409), e.g. already decided or trust policy full",
+    ExitCode.CONFLICT: "conflict (409/412), e.g. already decided, trust policy full, or rules changed meanwhile",
     ExitCode.RULE_VIOLATION: "rule violation (422), e.g. duration over the role's maximum",
     ExitCode.SERVER_ERROR: "server or network error (5xx, connection refused, timeout, not the API)",
     ExitCode.WAIT_TIMED_OUT: "--wait gave up after --timeout; the request is still pending",
@@ -105,7 +105,7 @@ def exit_code_for_status(status: int) -> int:
         return ExitCode.NOT_AUTHORIZED
     if status == 404:
         return ExitCode.NOT_FOUND
-    if status == 409:
+    if status in (409, 412):  # 412: what was read changed meanwhile (If-Match)
         return ExitCode.CONFLICT
     if status == 422:
         return ExitCode.RULE_VIOLATION

@@ -11,7 +11,7 @@ Exit codes:
   2  usage error (bad option or argument)
   3  not authenticated or not allowed (401/403, no AWS credentials)
   4  not found (404)
-  5  conflict (409), e.g. already decided or trust policy full
+  5  conflict (409/412), e.g. already decided, trust policy full, or rules changed meanwhile
   6  rule violation (422), e.g. duration over the role's maximum
   7  server or network error (5xx, connection refused, timeout, not the API)
   8  --wait gave up after --timeout; the request is still pending

@@ -12,6 +12,7 @@ import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -25,6 +26,10 @@ from trustgate_local.outbox import Outbox
 from trustgate_local.provision import Stack
 
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
+# The methods an API Gateway REST API can route. Any of them on a path or method the template does not
+# define is answered as API Gateway does (403 MISSING_AUTHENTICATION_TOKEN); any other method (TRACE,
+# CONNECT, ...) no REST API can ever have: 405 `method_not_allowed`, naming what the path takes.
+GATEWAY_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 # SignatureError kinds -> the API Gateway response type that answers them.
 _REFUSALS = {
     "missing": "MISSING_AUTHENTICATION_TOKEN",
@@ -112,6 +117,23 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PATCH(self) -> None:
         self._handle()
 
+    def do_HEAD(self) -> None:
+        self._handle()
+
+    def do_OPTIONS(self) -> None:
+        self._handle()
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own refusals (a malformed request line or header, a method it has no handler
+        for) in the API's JSON error shape, never its HTML page."""
+        if code == HTTPStatus.NOT_IMPLEMENTED:  # a method API Gateway has not either
+            answer = method_not_allowed(self.server.app, self.command, self.path.partition("?")[0])
+        else:
+            status = HTTPStatus(code)
+            answer = error_answer(code, "bad_request" if code < 500 else "internal", message or status.phrase)
+        self.close_connection = True
+        self._send(answer)
+
     def log_message(self, format: str, *args: Any) -> None:
         pass  # `say` prints one line per call instead, with the caller and without approval tokens
 
@@ -121,14 +143,20 @@ class _Handler(BaseHTTPRequestHandler):
         raw_path, _, raw_query = self.path.partition("?")
         who = ""
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-            if app is None:
+            length = _content_length(self.headers.get("Content-Length"))
+            if length is None:
+                answer = error_answer(400, "bad_request", "Content-Length must be a whole number of bytes")
+                self.close_connection = True  # the body's end is unknown: nothing more can be read
+            elif app is None:
                 answer = error_answer(503, "starting", "the local stack is still starting")
+                self.close_connection = True  # its body, if any, is left unread
             elif self.headers.get("Transfer-Encoding", "").lower() == "chunked":
                 answer = error_answer(411, "length_required", "send a Content-Length (no chunked bodies locally)")
+                self.close_connection = True  # the unread body would be taken for the next request
             elif length > MAX_BODY:
                 rendered = app.api.responses.render("REQUEST_TOO_LARGE", "Request Too Long", request_id)
                 answer = Answer(rendered.status, rendered.headers, rendered.body)
+                self.close_connection = True
             else:
                 body = self.rfile.read(length) if length else b""
                 if raw_path.startswith("/_local/"):
@@ -139,7 +167,8 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # never leave a client without an answer
             traceback.print_exc()
             answer = error_answer(500, "internal", "the local stack failed; see its output")
-        answer.headers.append(("x-amzn-RequestId", request_id))
+        if not any(name.lower() == "x-amzn-requestid" for name, _ in answer.headers):  # gateway responses carry it
+            answer.headers.append(("x-amzn-RequestId", request_id))
         self._send(answer)
         if app is not None and app.say is not None and not raw_path.startswith("/_local/"):
             match = app.routes.match(self.command, raw_path)
@@ -152,8 +181,31 @@ class _Handler(BaseHTTPRequestHandler):
             if name.lower() not in ("content-length", "connection", "transfer-encoding"):
                 self.send_header(name, value)
         self.send_header("Content-Length", str(len(answer.body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
-        self.wfile.write(answer.body)
+        if self.command != "HEAD":  # a HEAD answer has the headers of the body it leaves out
+            self.wfile.write(answer.body)
+
+
+def _content_length(header: str | None) -> int | None:
+    """The declared body length; None when the header is no whole number (RFC 9110: refuse the request)."""
+    text = (header or "0").strip()
+    return int(text) if text.isdigit() and text.isascii() else None
+
+
+def method_not_allowed(app: LocalApi | None, method: str, raw_path: str) -> Answer:
+    """405 for a method no API Gateway REST API can route, with the methods the path does take."""
+    allowed = [m for m in GATEWAY_METHODS if app is not None and app.routes.match(m, raw_path) is not None]
+    answer = error_answer(
+        405,
+        "method_not_allowed",
+        f"{method} is not an HTTP method this API takes"
+        + (f"; {raw_path} takes {', '.join(allowed)}" if allowed else "")
+        + "; see GET /openapi.json",
+    )
+    answer.headers.append(("Allow", ", ".join(allowed or GATEWAY_METHODS)))
+    return answer
 
 
 @dataclass(frozen=True)

@@ -199,11 +199,12 @@ class LocalStack:
             environment_overrides={"APPROVAL_BASE_URL": self.endpoint, "POWERTOOLS_LOG_LEVEL": self.log_level},
         )
         host = install(stack)
+        # Subscribed like a deployment: the template's shared mailbox, and each person's own filtered delivery.
+        people = {user.name: user.arn for user in organization.users}
         notifications = outbox.Outbox(
             session,
-            stack.refs["NotificationTopic"],
+            [*stack.mailboxes, *outbox.personal_mailboxes(session, stack, people)],
             self.clock,
-            f"{stack.name}-local-outbox",
             on_message=(lambda n: self.say(outbox.describe(n))) if self.echo else None,
         )
         clockwork = Clockwork(

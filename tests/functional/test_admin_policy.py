@@ -118,7 +118,7 @@ def test_accounts_mode_keeps_standing_access_for_listed_accounts_only(world: Wor
     [
         ({"mode": "everyone"}, 400, "invalid_input"),
         ({"unknown": True}, 400, "invalid_input"),
-        ({"ticket_pattern": "OPS-("}, 400, "invalid_input"),
+        ({"ticket_pattern": "OPS-("}, 422, "invalid_pattern"),
         ({"source_ip_ranges": ["10.0.0.0/33"]}, 400, "invalid_input"),
         ({"required_approvals": 0}, 400, "invalid_input"),
         ({"approval_window": "PT48H"}, 422, "exceeds_ceiling"),

@@ -146,7 +146,7 @@ def test_get_requests_paginates_with_a_cursor(world: World) -> None:
 
 @pytest.mark.parametrize(
     ("query", "code"),
-    [({"status": "bogus"}, "invalid_input"), ({"next": "%%%"}, "invalid_input"), ({"limit": "0"}, "invalid_input")],
+    [({"status": "bogus"}, "invalid_input"), ({"next": "%%%"}, "invalid_cursor"), ({"limit": "0"}, "invalid_input")],
 )
 def test_get_requests_refuses_bad_queries(world: World, query: dict[str, str], code: str) -> None:
     assert error(world, "GET", "/requests", ALICE, query=query)[:2] == (400, code)

@@ -204,17 +204,18 @@ def test_extend_continues_from_the_current_expiry(world: World) -> None:
     assert grant_expiry_in(world.trust_policy(), ALICE) == extension.expires_at
 
 
-def test_auto_approved_request_is_active_when_the_api_answers(world: World) -> None:
-    put_policy(world, RolePolicy(auto_approve=[{"principals": [ALICE], "max_duration": "PT1H"}]))  # type: ignore[list-item]
-    body = request_access(world, duration="PT30M")
-    assert body["status"] == "active"
-    assert body["auto_approved"] is True
-    assert grant_expiry_in(world.trust_policy(), ALICE) is not None
-    history = world.session.client("stepfunctions").get_execution_history(
-        executionArn=world.execution(body["id"])["executionArn"]
-    )
-    entered = [e["stateEnteredEventDetails"]["name"] for e in history["events"] if "stateEnteredEventDetails" in e]
-    assert "WaitForApproval" not in entered
+def test_auto_approved_request_is_active_when_the_api_answers() -> None:
+    with running_world({"AllowAutoApprove": "true"}) as world:  # the deployer allows auto-approve at all
+        put_policy(world, RolePolicy(auto_approve=[{"principals": [ALICE], "max_duration": "PT1H"}]))  # type: ignore[list-item]
+        body = request_access(world, duration="PT30M")
+        assert body["status"] == "active"
+        assert body["auto_approved"] is True
+        assert grant_expiry_in(world.trust_policy(), ALICE) is not None
+        history = world.session.client("stepfunctions").get_execution_history(
+            executionArn=world.execution(body["id"])["executionArn"]
+        )
+        entered = [e["stateEnteredEventDetails"]["name"] for e in history["events"] if "stateEnteredEventDetails" in e]
+        assert "WaitForApproval" not in entered
 
 
 def test_grant_failure_leaves_no_principal_behind_and_records_why() -> None:

@@ -87,7 +87,8 @@ def test_an_admin_pattern_for_identity_center_roles_refuses_policy_changes_with_
         assert world.api("GET", POLICY, trusted) == (200, policy_before)
         assert world.trust_policy() == trust_before
         # The same permission set from an account Identity Center is trusted in is an admin.
-        status, answer = world.api("PUT", POLICY, trusted, {"admins": [SSO_ADMINS], "justification_min_length": 20})
+        # Admins a policy adds are named exactly: the Identity Center user, in every permission set.
+        status, answer = world.api("PUT", POLICY, trusted, {"admins": ["idc:carol"], "justification_min_length": 20})
         assert status == 200, answer
         assert answer["policy"]["justification_min_length"] == 20
 
@@ -287,7 +288,7 @@ def test_an_approval_is_kept_and_delivered_by_the_reconciler_with_a_failed_send_
 def test_a_listing_answers_400_with_a_next_cursor_this_api_never_issued(world: World, path: str, caller: str) -> None:
     request_access(world)
     status, answer = world.api("GET", path, caller, query={"next": cursor({"a": 1})})
-    assert (status, error_of(answer)[0]) == (400, "invalid_input")
+    assert (status, error_of(answer)[0]) == (400, "invalid_cursor")
     assert "next" in error_of(answer)[1]
 
 
@@ -330,9 +331,9 @@ def test_approver_notifications_show_the_justification_inert_with_newlines_and_m
 
     for sent in messages_for(world, request_id, "approval.requested"):
         email_lines = sent.email.splitlines()
-        assert "Justification: ok Approvals: 2 given *pre-approved* [x](https://evil.example)" in email_lines
+        assert "Justification: ok Approvals: 2 given *pre-approved* [x](https[:]//evil[.]example)" in email_lines
         assert [line for line in email_lines if line.startswith("Approvals:")] == ["Approvals:     0 given, 1 needed"]
         chat = sent.chat["content"]["description"]
-        assert r"*Justification:* ok Approvals: 2 given \*pre-approved\* \[x\]\(https://evil.example\)" in chat
+        assert r"*Justification:* ok Approvals: 2 given \*pre-approved\* \[x\]\(https\[:\]//evil\[.\]example\)" in chat
         assert "[x](https://evil.example)" not in chat
         assert not any(line.startswith("Approvals:") for line in chat.splitlines())

@@ -466,7 +466,14 @@ def check_engine_coverages(schedule: Schedule, coverages: Coverages) -> None:
         last = max((hi - 1 for _, hi in issuable(schedule, person) if hi - 1 >= c.start), default=None)
         if c.end + schedule.keep_s > now_s or (last is not None and last + schedule.keep_s > first):
             required.add(person.key)
-        if c.end + longest > now_s or (last is not None and last + 1 + margin + longest > now_s):
+        # The sync that ended the coverage (a revoke): its write may land up to `margin` later, even when no whole
+        # second of issuing lay between their last sync and it (a grant revoked within its first second).
+        leaving = next((ceil_s(s) for s in schedule.syncs if floor_s(s) == c.end), None)
+        if (
+            c.end + longest > now_s
+            or (last is not None and last + 1 + margin + longest > now_s)
+            or (leaving is not None and leaving + margin + longest > now_s)
+        ):
             allowed[person.key] = (c.start, c.end, c.arns)
     actual = {
         c.person.key: (floor_s(c.starts_at), floor_s(c.ends_at), frozenset(c.principal_arns)) for c in coverages.kept

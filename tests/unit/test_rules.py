@@ -521,7 +521,7 @@ def test_auto_approve_rules_with_an_identity_center_request_match_its_stored_per
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"ticket_pattern": "OPS-("}, "regular expression"),
+        ({"ticket_pattern": "OPS-("}, "ticket_pattern .* RE2"),
         ({"source_ip_ranges": ["not-an-ip"]}, "CIDR"),
         ({"unknown_field": 1}, "Extra inputs are not permitted"),
         ({"required_approvals": 0}, "greater than or equal to 1"),
@@ -529,7 +529,7 @@ def test_auto_approve_rules_with_an_identity_center_request_match_its_stored_per
         ({"standing_principals": ["arn:aws:iam::222222222222:user/*"]}, "no wildcards"),
         ({"requester_accounts": ["12345"]}, "pattern"),
         ({"requester_principal_tags": {"bad key!": "x"}}, "tag key"),
-        ({"identity_roles": ["arn:aws:iam::222222222222:user/alice"]}, "pattern"),
+        ({"identity_roles": ["arn:aws:iam::222222222222:user/alice"]}, "not an IAM role ARN"),
         ({"approver_kinds": ["robot"]}, "iam_user"),
     ],
 )

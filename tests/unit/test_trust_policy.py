@@ -22,6 +22,7 @@ from trustgate.trust_policy import (
     GrantConditions,
     RenderSpec,
     departed_principals,
+    drift_in,
     grant_expiry_in,
     is_managed,
     policy_size,
@@ -563,3 +564,66 @@ def test_render_trust_policy_with_any_quota_never_exceeds_it(spans: list[GrantSp
         assert raised.value.size == unlimited
     else:
         assert policy_size(render_trust_policy(VENDOR, RenderSpec(coverages=coverages, quota=quota), NOW)) <= quota
+
+
+# -- the record of hand-written statements, drift, and standing access that no longer renders ------------
+
+BACKDOOR = {"Sid": "Backdoor", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}
+RECORD = tuple(copy.deepcopy(VENDOR["Statement"]))
+TAKEN_OVER = {"baseline": Baseline("none", ORG), "adopted_sids": frozenset({"PumpOrganizationAccess"})}
+
+
+def test_with_a_record_a_statement_added_later_is_drift_and_is_not_rendered() -> None:
+    live = {"Version": "2012-10-17", "Statement": [VENDOR["Statement"][1], BACKDOOR]}
+    spec = RenderSpec(hand_written=RECORD, **TAKEN_OVER)  # type: ignore[arg-type]
+    assert drift_in(live, spec) == [BACKDOOR]
+    assert statements_of(render_trust_policy(live, spec, NOW)) == [VENDOR["Statement"][1]]
+
+
+def test_without_a_record_nothing_is_drift_and_every_hand_written_statement_stays() -> None:
+    live = {"Version": "2012-10-17", "Statement": [*VENDOR["Statement"], BACKDOOR]}
+    assert drift_in(live, RenderSpec()) == []
+    assert render([], live) == live
+
+
+def test_a_recorded_statement_that_lost_a_deleted_principal_is_still_the_recorded_one() -> None:
+    recorded = {"Sid": "Partner", "Effect": "Allow", "Principal": {"AWS": [ALICE, BOB]}, "Action": "sts:AssumeRole"}
+    as_iam_shows_it = {**recorded, "Principal": {"AWS": ["AIDAEXAMPLEDELETED12", BOB]}}
+    live = {"Version": "2012-10-17", "Statement": [as_iam_shows_it]}
+    spec = RenderSpec(hand_written=(recorded,), baseline=Baseline("none", ORG))
+    assert drift_in(live, spec) == []
+    assert statements_of(render_trust_policy(live, spec, NOW)) == [{**recorded, "Principal": {"AWS": BOB}}]
+    widened = {**recorded, "Principal": {"AWS": [ALICE, BOB, "arn:aws:iam::999999999999:root"]}}
+    assert drift_in({"Version": "2012-10-17", "Statement": [widened]}, spec) == [widened]
+
+
+def test_an_adopted_statement_that_reappears_and_one_posing_as_trustgates_are_drift() -> None:
+    forged = {**BACKDOOR, "Sid": "TrustGateSupport"}
+    live = {"Version": "2012-10-17", "Statement": [*VENDOR["Statement"], forged]}
+    spec = RenderSpec(hand_written=RECORD, **TAKEN_OVER)  # type: ignore[arg-type]
+    assert drift_in(live, spec) == [VENDOR["Statement"][0], forged]
+
+
+def test_without_a_mode_the_record_restores_the_adopted_statements_in_their_order() -> None:
+    live = {"Version": "2012-10-17", "Statement": [VENDOR["Statement"][1], NOBODY]}
+    assert render([], live, hand_written=RECORD) == VENDOR
+
+
+def test_a_baseline_that_no_longer_renders_is_held_as_iam_shows_it_minus_deleted_principals_or_dropped() -> None:
+    held = {
+        "Sid": BASELINE_SID,
+        "Effect": "Allow",
+        "Principal": {"AWS": ["AIDAEXAMPLEDELETED12", "arn:aws:iam::222222222222:root"]},
+        "Action": "sts:AssumeRole",
+    }
+    live = {"Version": "2012-10-17", "Statement": [held]}
+    baseline = Baseline("accounts", ORG, ("arn:aws:iam::222222222222:user/*",))  # would be refused
+    rendered = render([], live, baseline=baseline, standing="held")
+    assert statements_of(rendered) == [{**held, "Principal": {"AWS": "arn:aws:iam::222222222222:root"}}]
+    assert statements_of(render([], live, baseline=baseline, standing="none")) == [NOBODY]
+
+
+def test_an_accounts_baseline_keeps_standing_access_inside_the_organization() -> None:
+    rendered = render([], baseline=Baseline("accounts", ORG, ("333333333333",)))
+    baseline = next(s for s in statements_of(rendered) if s.get("Sid") == BASELINE_SID)
+    assert baseline["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": ORG}}

@@ -16,8 +16,8 @@ from trustgate_cli.commands.base import CommandAdder, Context, JsonObject, as_ob
 from trustgate_cli.errors import ExitCode, UsageError
 from trustgate_cli.render import REQUEST_COLUMNS, key_values, table, unified_diff
 
-# What GET /roles/{role}/policy adds for reading (the values in effect); PUT takes a plain RolePolicy.
-READ_ONLY_KEYS = frozenset({"effective"})
+# What GET /roles/{role}/policy adds for reading (the values in effect, the version); PUT takes a plain RolePolicy.
+READ_ONLY_KEYS = frozenset({"effective", "version"})
 
 
 def csv_list(text: str) -> list[str]:
@@ -86,7 +86,7 @@ POLICY_FLAGS: tuple[PolicyFlag, ...] = (
     PolicyFlag(
         "--justification-min-length", "justification_min_length", "shortest justification", non_negative_int, "N"
     ),
-    PolicyFlag("--ticket-pattern", "ticket_pattern", "regular expression a ticket must match", metavar="REGEX"),
+    PolicyFlag("--ticket-pattern", "ticket_pattern", "RE2 regex the whole ticket must match", metavar="REGEX"),
     PolicyFlag("--require-mfa", "require_mfa", "require MFA on the assume (aws:MultiFactorAuthPresent)", boolean=True),
     PolicyFlag(
         "--source-ip-ranges", "source_ip_ranges", "CIDR ranges the assume must come from", cidr_list, "CIDR,CIDR"
@@ -111,7 +111,9 @@ def register(commands: CommandAdder) -> None:
         run_set,
         "change a role's access rules and print the trust-policy diff",
         epilog="The current rules are read first; the --file document is laid over them (a null value "
-        "removes a field, so the deploy ceiling's default applies), then each option replaces its field.",
+        "removes a field, so the deploy ceiling's default applies), then each option replaces its field. "
+        "The change is sent with If-Match: if someone changed the rules since they were read, nothing is "
+        "changed (exit 5, precondition_failed) and you run the command again.",
     )
     parser.add_argument("role", metavar="ROLE", help="role name or ARN")
     parser.add_argument("--file", metavar="FILE", help="RolePolicy JSON to apply ('-' reads stdin)")
@@ -157,8 +159,12 @@ def run_set(args: argparse.Namespace, ctx: Context) -> int:
     path = api_path("roles", args.role, "policy")
     current = as_object(ctx.client.get(path), "the policy")
     policy = merge_policy({key: value for key, value in current.items() if key not in READ_ONLY_KEYS}, changes)
+    # If-Match: the change applies only to the version it was made from, so a concurrent change is never lost.
+    version = current.get("version")
+    headers = {"If-Match": f'"{version}"'} if isinstance(version, int) and not isinstance(version, bool) else None
     result = as_object(
-        ctx.client.put(path, policy, query={"dry_run": True} if args.dry_run else None), "the policy change"
+        ctx.client.put(path, policy, query={"dry_run": True} if args.dry_run else None, headers=headers),
+        "the policy change",
     )
     if ctx.json:
         ctx.print_json(result)

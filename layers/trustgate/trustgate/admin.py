@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from trustgate import messages, rules, service
 from trustgate.durations import format_duration
-from trustgate.errors import RuleViolationError
+from trustgate.errors import PreconditionFailedError, RuleViolationError
 from trustgate.identity import Caller, account_of_or_none, is_identity_role_session, matches_person, person_of
 from trustgate.ids import new_id
-from trustgate.models import AccessRequest, AuditEvent, RequestStatus, RolePolicy
+from trustgate.models import AccessRequest, AuditEvent, RolePolicy
 from trustgate.rules import EffectivePolicy, check_within_ceiling, effective_policy
-from trustgate.sync import SyncResult, end_now, grants_shaping, plan_role, sync_role
-from trustgate.trust_policy import Document, aws_principals, policy_size, statements_of
+from trustgate.sync import (
+    ProposedPolicy,
+    SyncResult,
+    grants_shaping,
+    nonconforming_grants,
+    plan_policy_change,
+    proposed_target,
+    sync_role,
+)
+from trustgate.trust_policy import Document, Statement, aws_principals, policy_size, unmanaged_statements
 from trustgate.wiring import Dependencies
 
 
@@ -59,6 +68,7 @@ class PolicyChange:
     after: Document
     revoked: list[AccessRequest]
     applied: bool
+    version: int | None = None  # the stored policy's version after the change (before it, for a dry run)
 
 
 def nonconforming(grant: AccessRequest, effective: EffectivePolicy) -> str | None:
@@ -77,10 +87,10 @@ def nonconforming(grant: AccessRequest, effective: EffectivePolicy) -> str | Non
     return None
 
 
-def open_statements(document: Document, adopted: list[str]) -> list[str]:
+def open_statements(statements: Sequence[Statement], adopted: Sequence[str]) -> list[str]:
     """Hand-written statements letting any principal in (the vendor's default), not adopted."""
     found = []
-    for index, statement in enumerate(statements_of(document)):
+    for index, statement in enumerate(statements):
         sid = statement.get("Sid", "")
         if isinstance(sid, str) and sid.startswith("TrustGate"):
             continue
@@ -89,20 +99,49 @@ def open_statements(document: Document, adopted: list[str]) -> list[str]:
     return found
 
 
+def check_adoptable(policy: RolePolicy, hand_written: Sequence[Statement]) -> None:
+    """Only a whole `Allow` statement can be adopted: a `Deny` (say the vendor's MFA requirement) keeps applying,
+    whatever the baseline, so adopting it would only delete it."""
+    for sid in policy.adopt_statements:
+        for statement in hand_written:
+            if statement.get("Sid") == sid and statement.get("Effect") != "Allow":
+                raise RuleViolationError(
+                    f"adopt_statements: statement {sid!r} is a {statement.get('Effect')}; only Allow statements can "
+                    "be adopted (the baseline replaces who may assume the role, a Deny keeps applying); remove it "
+                    "from adopt_statements",
+                    code="invalid_policy",
+                )
+
+
 def change_policy(
-    deps: Dependencies, caller: Caller, role_arn: str, policy: RolePolicy, *, dry_run: bool
+    deps: Dependencies,
+    caller: Caller,
+    role_arn: str,
+    policy: RolePolicy,
+    *,
+    dry_run: bool,
+    if_match: int | None = None,
 ) -> PolicyChange:
-    """Validate a new role policy, show its effect, and (unless dry-run) apply it through `sync_role`."""
+    """Validate a new role policy, show its effect, and (unless dry-run) apply it through `sync_role`.
+
+    Applying it stores it only once IAM accepted the trust policy it renders (see `sync.ProposedPolicy`);
+    `if_match` is the version the admin read (412 when the stored one moved on).
+    """
     settings = deps.settings
     check_within_ceiling(policy, settings)
     effective = effective_policy(role_arn, policy, settings)
     if not effective.admins:
         raise RuleViolationError("admins may not be empty: a role must keep at least one admin", code="last_admin")
-    current, version = deps.store.get_role_policy(role_arn)
+    stored = deps.store.get_stored_policy(role_arn)
+    if if_match is not None and if_match != stored.version:
+        raise PreconditionFailedError(stored.version)
     live_role = deps.roles.read(role_arn)
     live = live_role.trust_policy
+    target, _ = proposed_target(deps, role_arn, policy, stored, live)
+    hand_written = list(target.hand_written) if target.hand_written is not None else unmanaged_statements(live)
+    check_adoptable(policy, hand_written)
     if policy.mode in ("accounts", "none"):
-        still_open = open_statements(live, policy.adopt_statements)
+        still_open = open_statements(hand_written, policy.adopt_statements)
         if still_open:
             raise RuleViolationError(
                 f"statement(s) {', '.join(still_open)} still let the whole organization assume the role; "
@@ -110,42 +149,26 @@ def change_policy(
                 code="unadopted_open_statement",
             )
     now = deps.clock.now()
-    history = grants_shaping(deps, role_arn)
-    revoked = [g for g in history if g.is_grant_live(now) and nonconforming(g, effective)]
-    revoked_ids = {g.id for g in revoked}
-    as_if = [
-        g.model_copy(update={"status": RequestStatus.REVOKED, "expires_at": now}) if g.id in revoked_ids else g
-        for g in history
-    ]
-    after = plan_role(deps, role_arn, live_role, as_if, effective).trust_policy  # raises before anything is written
     if dry_run:
-        return PolicyChange(policy, live, after, revoked, applied=False)
+        history = grants_shaping(deps, role_arn)
+        ending = nonconforming_grants(history, target.effective, nonconforming, now)
+        after = plan_policy_change(deps, role_arn, live_role, history, target, ending, now).trust_policy
+        revoked = [g for g in history if g.id in ending]
+        return PolicyChange(policy, live, after, revoked, applied=False, version=stored.version)
     audit = AuditEvent(
         id=new_id(now),
         at=now,
         actor=caller.arn,
         action="policy.changed",
         role_arn=role_arn,
-        before=current.model_dump(mode="json", exclude_defaults=True),
         after=policy.model_dump(mode="json", exclude_defaults=True),
     )
-    deps.store.put_role_policy(role_arn, policy, version, audit)
-    service.publish_event(deps, audit)
-    ended: list[AccessRequest] = []
-
-    def revoke_nonconforming() -> None:
-        at = deps.clock.now()
-        for grant in deps.store.active_grants(role_arn):
-            why = nonconforming(grant, effective)
-            if why and grant.is_grant_live(at):
-                reason = f"no longer allowed by the role policy: {why}"
-                ended.append(end_now(deps, grant, RequestStatus.REVOKED, reason, caller.arn))
-
-    result = sync_role(deps, role_arn, caller.arn, "role policy changed", under_lock=revoke_nonconforming)
-    for grant in ended:
+    proposal = ProposedPolicy(policy, audit, nonconforming, if_match)
+    result = sync_role(deps, role_arn, caller.arn, "role policy changed", proposal=proposal)
+    for grant in result.ended:
         deps.schedules.delete(grant.id)
         service.notify(deps, messages.outcome_for_requester(grant))
-    return PolicyChange(policy, live, result.after, ended, applied=True)
+    return PolicyChange(policy, result.before, result.after, result.ended, applied=True, version=result.policy_version)
 
 
 def sync_now(deps: Dependencies, caller: Caller, role_arn: str) -> SyncResult:
@@ -153,15 +176,23 @@ def sync_now(deps: Dependencies, caller: Caller, role_arn: str) -> SyncResult:
 
 
 def policy_view(deps: Dependencies, role_arn: str) -> dict[str, Any]:
-    """The stored policy with every default shown, so admins see what applies."""
-    policy, _ = deps.store.get_role_policy(role_arn)
-    effective = effective_policy(role_arn, policy, deps.settings)
-    view = policy.model_dump(mode="json")
+    """The stored policy with every default shown, so admins see what applies, and its `version` (If-Match)."""
+    stored = deps.store.get_stored_policy(role_arn)
+    effective = effective_policy(role_arn, stored.policy, deps.settings)
+    view = stored.policy.model_dump(mode="json")
+    # The deployer's floor applies where the policy asks for fewer (a read-modify-write then keeps it).
+    view["required_approvals"] = effective.policy.required_approvals
     view["effective"] = {
         "approvers": list(effective.approvers),
         "admins": list(effective.admins),
         "default_duration": format_duration(effective.default_duration),
         "max_duration": format_duration(effective.max_duration),
         "approval_window": format_duration(effective.approval_window),
+        "required_approvals": effective.policy.required_approvals,
+        "auto_approve": bool(effective.policy.auto_approve),
+        "allow_self_approval": effective.policy.allow_self_approval,
     }
+    if stored.unrenderable:
+        view["effective"]["unrenderable"] = stored.unrenderable
+    view["version"] = stored.version
     return view

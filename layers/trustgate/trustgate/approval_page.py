@@ -104,8 +104,14 @@ def _e(value: object) -> str:
 # -- the pages -----------------------------------------------------------------------------------
 
 
-def decision_page(request: AccessRequest, approver_arn: str, csrf: str, now: datetime) -> Page:
-    """GET /decide/{token}: the request in full, a comment box, Approve and Deny in one POST form."""
+def decision_page(
+    request: AccessRequest, approver_arn: str, csrf: str, now: datetime, *, nonconforming: str | None = None
+) -> Page:
+    """GET /decide/{token}: the request in full, a comment box, Approve and Deny in one POST form.
+
+    `nonconforming`: why the role policy in force no longer allows approving it; the page says so up front
+    (an approval is refused, a deny still closes the request).
+    """
     role = role_name_of(request.role_arn)
     title = f"Approve access to {role}?"
     duration = f"<strong>{_e(human_duration(request.duration))}</strong>"
@@ -113,6 +119,11 @@ def decision_page(request: AccessRequest, approver_arn: str, csrf: str, now: dat
         asks = f"<p>{_who(request)} asks for {duration} more access to <strong>{_e(role)}</strong>.</p>"
     else:
         asks = f"<p>{_who(request)} asks for access to <strong>{_e(role)}</strong> for\n{duration}.</p>"
+    if nonconforming:
+        asks += (
+            f"<p><strong>The role policy changed after this request was made: {_e(nonconforming)}.</strong> "
+            "It can no longer be approved; deny it, or the requester cancels it and asks again.</p>"
+        )
     body = f"""
 {asks}
 {_details(request, now)}
@@ -130,14 +141,26 @@ def decision_page(request: AccessRequest, approver_arn: str, csrf: str, now: dat
     return _page(200, title, title, ("Waiting for approval", "warn"), body)
 
 
-def result_page(request: AccessRequest, decision: str, now: datetime) -> Page:
-    """After POST: what this decision did (recorded, approved, access granted, denied)."""
+def result_page(request: AccessRequest, decision: str, now: datetime, *, missing: int | None = None) -> Page:
+    """After POST: what this decision did (recorded, approved, access granted, denied, not granted).
+
+    `missing`: approvals still needed as the role policy in force counts them (approvals by approvers it
+    no longer names do not count); without it, every approval on the request counts.
+    """
     role = role_name_of(request.role_arn)
     so_far = approvals_so_far(request)
+    if missing is not None:  # as the policy in force counts them
+        so_far = f"{max(request.required_approvals - missing, 0)} of {request.required_approvals}"
     if decision == "deny":
         heading = "Denied"
         badge = ("Denied", "bad")
         lead = f"<p>You denied {_who(request)} access to <strong>{_e(role)}</strong>. They have been told.</p>"
+    elif request.status == RequestStatus.FAILED:
+        heading = "Not granted"
+        badge = ("Failed", "bad")
+        lead = f"<p>Your approval was recorded, but access to <strong>{_e(role)}</strong> was not granted.</p>" + (
+            f"<p>{_e(_sentence(request.reason))}</p>" if request.reason else ""
+        )
     elif request.status == RequestStatus.ACTIVE:
         heading = "Access granted"
         badge = ("Approved", "ok")
@@ -153,7 +176,8 @@ def result_page(request: AccessRequest, decision: str, now: datetime) -> Page:
             "granted now; the requester is told when it is ready.</p>"
         )
     else:
-        missing = request.required_approvals - len(request.approvals_by("approve"))
+        if missing is None:
+            missing = request.required_approvals - len(request.approvals_by("approve"))
         heading = f"Approved — {so_far} approvals"
         badge = ("Approval recorded", "warn")
         lead = (
@@ -172,6 +196,8 @@ PROBLEM_HEADINGS: dict[str, str] = {
     "already_decided": "This request was already decided",
     "already_decided_by_you": "You already decided this request",
     "own_request": "You cannot decide your own request",
+    "approver_removed": "You are no longer an approver",
+    "request_nonconforming": "This request can no longer be approved",
     "forbidden": "You cannot decide this request",
     "csrf_failed": "This form did not come from your approval page",
     "cross_site": "This form was sent from another site",
@@ -186,6 +212,8 @@ _PROBLEM_HINTS: dict[str, str] = {
     "link_used": "Each link decides once. Nothing was changed by opening it again.",
     "already_decided": "Nothing was changed. Your link no longer works for this request.",
     "own_request": "Someone else must approve access you asked for.",
+    "approver_removed": "Your approval link stopped working when the role's approvers changed.",
+    "request_nonconforming": "Nothing was changed, and your link still works to deny it.",
     "csrf_failed": "Nothing was changed. Open the link from your notification again and decide on that page.",
     "cross_site": "Nothing was changed. Open the link from your notification again and decide on that page.",
 }

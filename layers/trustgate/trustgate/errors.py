@@ -141,3 +141,74 @@ class SyncVerificationError(TrustGateError):
 
     status = 409
     code = "sync_not_verified"
+
+
+class InvalidCursorError(ValidationError):
+    """A `next` cursor this API never issued for this listing (forged, truncated, or from another query)."""
+
+    code = "invalid_cursor"
+
+    def __init__(self, message: str = "the `next` cursor is not one this API returned; start again without it") -> None:
+        super().__init__(message)
+
+
+class UnknownParameterError(ValidationError):
+    """A query parameter the route does not take (a misspelled `dry_run` must never be ignored)."""
+
+    code = "unknown_parameter"
+
+
+class RepeatedParameterError(ValidationError):
+    """A query parameter given more than once: which value counts would be a guess."""
+
+    code = "repeated_parameter"
+
+
+class BodyTooLargeError(TrustGateError):
+    status = 413
+    code = "body_too_large"
+
+
+class UnsupportedMediaTypeError(TrustGateError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class RevokeIncompleteError(TrustGateError):
+    """A revoke is recorded (every later sync renders the person out) but IAM could not be updated yet."""
+
+    status = 503
+    code = "revoke_incomplete"
+    retry_after_seconds = 30
+
+
+class RequestNonconformingError(ConflictError):
+    """A pending request that the role policy in force no longer allows (it changed after the request was made)."""
+
+    code = "request_nonconforming"
+
+
+class ApproverRemovedError(ForbiddenError):
+    """An approver named when the request was made whom the role policy in force no longer names."""
+
+    code = "approver_removed"
+
+
+class PreconditionFailedError(TrustGateError):
+    """`If-Match` named a version of the role policy that is no longer the stored one."""
+
+    status = 412
+    code = "precondition_failed"
+
+    def __init__(self, version: int) -> None:
+        super().__init__(
+            f"the policy changed since you read it (version {version} now); read it again, "
+            "apply your change to what it holds now, and send that version in If-Match"
+        )
+        self.version = version
+
+
+class IamRefusedError(RuleViolationError):
+    """IAM refused the trust policy a new role policy renders; nothing was stored."""
+
+    code = "iam_refused"

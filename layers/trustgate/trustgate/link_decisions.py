@@ -3,9 +3,11 @@
 Order of checks on POST, and why:
 1. the token must be real and unexpired (403), and be the one the page was shown for (403);
 2. the CSRF value must match, for form posts (403) — a request that fails it learns nothing more;
-3. the link must be unused (409), the request still open (409) and the approver allowed to decide it
-   (403: not an approver, or the requester without self-approval) — the same rules `service.decide`
-   enforces, checked first so that a refusal leaves the link unused: nothing changed, so nothing is spent;
+3. the link must be unused (409), the request still open (409), the approver allowed to decide it under
+   the role policy in force (403: removed from the approvers since the link was sent, or the requester
+   without self-approval) and, to approve, the request still within that policy (409
+   request_nonconforming) — the same rules `service.decide` enforces, checked first so that a refusal
+   leaves the link unused: nothing changed, so nothing is spent;
 4. only then is the link marked used, atomically (`Store.use_token`), so a replay or a concurrent
    double-submit fails with 409 before it can reach `service.decide`;
 5. `service.decide` records the decision. If it still refuses, the request changed in the instant
@@ -26,7 +28,7 @@ from trustgate.errors import ConflictError, ForbiddenError, NotFoundError
 from trustgate.identity import Caller, caller_for_arn
 from trustgate.models import AccessRequest, RequestStatus
 from trustgate.observability import logger
-from trustgate.rules import check_decidable
+from trustgate.rules import counted_approvals, nonconforming_reason
 from trustgate.wiring import Dependencies
 
 Decision = Literal["approve", "deny"]
@@ -52,6 +54,7 @@ class LinkView:
     request: AccessRequest
     approver_arn: str
     csrf: str
+    nonconforming: str | None = None  # why the policy in force no longer allows approving it (deny still may)
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,7 @@ class LinkOutcome:
     request: AccessRequest
     approver_arn: str
     decision: Decision
+    missing: int = 0  # approvals still needed, counted as the role policy in force counts them
 
 
 class LinkRefused(Exception):
@@ -81,8 +85,9 @@ def open_link(deps: Dependencies, token: str) -> LinkView:
     """GET: the request behind a link and the page's CSRF value. Never writes anything."""
     grant, request = _resolve(deps, token)
     approver = _approver(deps, grant, request)
-    _check_open(deps, grant, request, approver)
-    return LinkView(request, grant.approver_arn, approval_links.csrf_for(grant))
+    _check_open(deps, grant, request, approver, None)
+    why = nonconforming_reason(request, service.policy_for(deps, request.role_arn), deps.settings)
+    return LinkView(request, grant.approver_arn, approval_links.csrf_for(grant), why)
 
 
 def decide_by_link(
@@ -104,7 +109,7 @@ def decide_by_link(
             CsrfError("the form was not sent from the approval page this link opens; nothing was changed"), None
         )
     approver = _approver(deps, grant, request)
-    _check_open(deps, grant, request, approver)
+    _check_open(deps, grant, request, approver, decision)
     now = deps.clock.now()
     if not deps.store.use_token(grant.token_hash, now):
         raise LinkRefused(LinkUsedError("this approval link was already used; nothing was changed"), request)
@@ -116,9 +121,11 @@ def decide_by_link(
         decided = service.decide(deps, approver, request.id, decision, comment)
     except (ConflictError, ForbiddenError) as error:  # the request changed since the checks above
         raise LinkRefused(error, _current(deps, request)) from error
+    effective = service.policy_for(deps, decided.role_arn)
+    missing = effective.policy.required_approvals - len(counted_approvals(decided, effective, deps.settings))
     if decision == "approve" and decided.decided_at is not None:
         decided = _wait_for_grant(deps, decided)
-    return LinkOutcome(decided, grant.approver_arn, decision)
+    return LinkOutcome(decided, grant.approver_arn, decision, max(missing, 0))
 
 
 def _resolve(deps: Dependencies, token: str) -> tuple[LinkGrant, AccessRequest]:
@@ -140,12 +147,15 @@ def _approver(deps: Dependencies, grant: LinkGrant, request: AccessRequest) -> C
         raise LinkRefused(error, request) from error
 
 
-def _check_open(deps: Dependencies, grant: LinkGrant, request: AccessRequest, approver: Caller) -> None:
-    """The refusals that leave a link unused: used, or not this approver's to decide now."""
+def _check_open(
+    deps: Dependencies, grant: LinkGrant, request: AccessRequest, approver: Caller, decision: Decision | None
+) -> None:
+    """The refusals that leave a link unused: used, or not this approver's to decide now (`decision` None:
+    only opened, so a request the policy no longer allows approving is still shown, to be denied)."""
     if grant.used:
         raise LinkRefused(LinkUsedError("this approval link was already used; nothing was changed"), request)
     try:
-        check_decidable(request, approver, deps.clock.now())
+        service.check_decision(deps, request, approver, approving=decision == "approve")
     except (ForbiddenError, ConflictError) as error:
         raise LinkRefused(error, request) from error
 

@@ -15,14 +15,17 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
     computed_field,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from trustgate.clock import parse_rfc3339, to_rfc3339
 from trustgate.durations import format_duration, parse_duration
 from trustgate.errors import InvalidPrincipalError
 from trustgate.identity import Person, PersonKind, person_of
+from trustgate.patterns import PatternError, check_glob, compile_regex
 
 
 def _label(arn: str) -> str:
@@ -232,6 +235,11 @@ class AutoApproveRule(BaseModel):
     weekdays: list[int] = Field(default_factory=list, description="0 = Monday … 6 = Sunday (UTC)")
     hours_utc: tuple[int, int] | None = Field(default=None, description="[start, end) hours, UTC")
 
+    @field_validator("principals")
+    @classmethod
+    def _principals(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        return _check_globs(value, info)  # ARN and person globs, as requester_patterns
+
     @field_validator("weekdays")
     @classmethod
     def _weekdays(cls, value: list[int]) -> list[int]:
@@ -250,13 +258,44 @@ class AutoApproveRule(BaseModel):
 Mode = Literal["organization", "accounts", "none"]
 
 
-def _check_regex(value: str | None) -> str | None:
-    if value is not None:
+# A policy read back from the table is validated with this context (`Store.get_role_policy`): a check added
+# later must not make a stored policy unreadable, since revoke, expiry and reconcile all read it. Where a
+# stored value is used, it is still evaluated safely (an uncompilable ticket_pattern refuses requests).
+STORED: dict[str, Any] = {"stored": True}
+
+
+def _stored(info: ValidationInfo) -> bool:
+    return isinstance(info.context, dict) and bool(info.context.get("stored"))
+
+
+def _invalid_pattern(message: str) -> PydanticCustomError:
+    """A pattern TrustGate will not evaluate: the API answers 422 `invalid_pattern` (see api/app.py)."""
+    return PydanticCustomError("invalid_pattern", "{message}", {"message": message})
+
+
+def _shown(value: str) -> str:
+    return repr(value) if len(value) <= 80 else repr(value[:77]) + "…"
+
+
+def _check_regex(value: str | None, info: ValidationInfo) -> str | None:
+    """ticket_pattern: evaluated by RE2 (linear time), so it must compile there and stay short."""
+    if value is not None and not _stored(info):
         try:
-            re.compile(value)
-        except re.error as error:
-            raise ValueError(f"ticket_pattern is not a valid regular expression: {error}") from error
+            compile_regex(value)
+        except PatternError as error:
+            raise _invalid_pattern(f"ticket_pattern {_shown(value)} {error}") from error
     return value
+
+
+def _check_globs(values: list[str], info: ValidationInfo) -> list[str]:
+    """ARN and person globs (`*`, `?`): ASCII name characters only, bounded length (see patterns.check_glob)."""
+    if not _stored(info):
+        for value in values:
+            try:
+                check_glob(value)
+            except PatternError as error:
+                raise _invalid_pattern(f"pattern {_shown(value)} {error}") from error
+    return values
 
 
 def _check_cidrs(values: list[str]) -> list[str]:
@@ -268,27 +307,115 @@ def _check_cidrs(values: list[str]) -> list[str]:
     return values
 
 
-_ROLE_ARN = r"^arn:aws[a-z-]*:iam::\d{12}:role/(?:[\w+=,.@-]+/)*[\w+=,.@-]+$"
-_TAG_KEY = re.compile(r"^[\w.:/=+@-]{1,128}$")
+# TrustGate's own checks of ARNs and tag keys: ASCII only (re.ASCII: `\w` is [A-Za-z0-9_], as in IAM names),
+# anchored with \Z (`$` also matches before a trailing newline), and bounded (IAM's longest ARN is 2048).
+MAX_ARN = 2048
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/(?:[\w+=,.@-]+/)*[\w+=,.@-]+\Z", re.ASCII)
 _STANDING = re.compile(
-    r"^(\d{12}|arn:aws[a-z-]*:(iam::\d{12}:(user|role)/[\w+=,.@/-]+|sts::\d{12}:assumed-role/[\w+=,.@-]+/[\w+=,.@-]+))$"
+    r"([0-9]{12}|arn:aws[a-z-]*:(iam::[0-9]{12}:(user|role)/[\w+=,.@/-]+|sts::[0-9]{12}:assumed-role/[\w+=,.@-]+/[\w+=,.@-]+))\Z",
+    re.ASCII,
 )
+# IAM tags: keys 1-128 and values 0-256 characters of letters, digits, spaces (values only here) and _.:/=+-@;
+# at most 50 tags per principal; the `aws:` prefix is reserved, so no principal can carry such a tag.
+_TAG_KEY = re.compile(r"[A-Za-z0-9_.:/=+@-]{1,128}\Z")
+_TAG_VALUE = re.compile(r"[A-Za-z0-9_.:/=+@ -]{0,256}\Z")
+MAX_PRINCIPAL_TAGS = 50
 
 
-def _check_tags(values: dict[str, str]) -> dict[str, str]:
+def _check_tags(values: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+    if _stored(info):
+        return values
+    if len(values) > MAX_PRINCIPAL_TAGS:
+        raise ValueError(f"at most {MAX_PRINCIPAL_TAGS} principal tags: IAM allows no more on one principal")
     for key, value in values.items():
-        if not _TAG_KEY.match(key) or len(value) > 256:
-            raise ValueError(f"{key!r} is not an IAM tag key (letters, digits, and _.:/=+-@, up to 128 characters)")
-    return values
-
-
-def _check_standing(values: list[str]) -> list[str]:
-    for value in values:
-        if not _STANDING.match(value):
+        if not _TAG_KEY.match(key) or key.lower().startswith("aws:"):
             raise ValueError(
-                f"{value!r} is neither a 12-digit account id nor an IAM user, role or role-session ARN (no wildcards)"
+                f"{_shown(key)} is not an IAM tag key: ASCII letters, digits and _.:/=+-@, 1 to 128 characters, "
+                "not starting with aws:"
+            )
+        if not _TAG_VALUE.match(value):
+            raise ValueError(
+                f"the value of tag {key!r} is not an IAM tag value: ASCII letters, digits, spaces and _.:/=+-@, "
+                "up to 256 characters"
             )
     return values
+
+
+def _check_standing(values: list[str], info: ValidationInfo) -> list[str]:
+    if not _stored(info):
+        for value in values:
+            if len(value) > MAX_ARN or not _STANDING.match(value):
+                raise ValueError(
+                    f"{_shown(value)} is neither a 12-digit account id nor an IAM user, role or role-session ARN "
+                    "(ASCII, no wildcards, nothing after the name)"
+                )
+    return values
+
+
+def _check_role_arns(values: list[str], info: ValidationInfo) -> list[str]:
+    if not _stored(info):
+        for value in values:
+            if len(value) > MAX_ARN or not _ROLE_ARN.match(value):
+                raise ValueError(
+                    f"{_shown(value)} is not an IAM role ARN such as arn:aws:iam::111122223333:role/SamlUsers "
+                    "(ASCII, no wildcards, nothing after the name)"
+                )
+    return values
+
+
+# `notify` targets: who else hears of each request (without links), as the `recipient` that a subscription
+# to the personal topic (or a Slack webhook key) filters on: an email address or an ARN, ASCII, no wildcards.
+MAX_NOTIFY_TARGETS = 20
+_NOTIFY_EMAIL = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+\Z",
+    re.ASCII,
+)
+_NOTIFY_ARN = re.compile(r"arn:aws[a-z-]*:[a-z0-9-]{1,64}:[a-z0-9-]*:(?:[0-9]{12})?:[\w+=,.@/:-]{1,1024}\Z", re.ASCII)
+
+
+def is_notify_target(value: str) -> bool:
+    """An email address (up to 254 characters) or an ARN (up to 2048), as a subscription filters on it."""
+    return (len(value) <= 254 and bool(_NOTIFY_EMAIL.match(value))) or (
+        len(value) <= MAX_ARN and bool(_NOTIFY_ARN.match(value))
+    )
+
+
+def _unique_targets(values: list[str]) -> list[str]:
+    """Trimmed, empty ones dropped, duplicates dropped (email addresses compared without case), order kept."""
+    seen: dict[str, str] = {}
+    for value in (v.strip() for v in values):
+        if value:
+            seen.setdefault(value.lower() if "@" in value and not value.startswith("arn:") else value, value)
+    return list(seen.values())
+
+
+def notify_targets(values: list[str]) -> list[str]:
+    """The targets TrustGate tells: well-formed, unique, at most MAX_NOTIFY_TARGETS (whatever a stored policy holds)."""
+    return [v for v in _unique_targets(values) if is_notify_target(v)][:MAX_NOTIFY_TARGETS]
+
+
+def _check_notify(values: list[str], info: ValidationInfo) -> list[str]:
+    """A bounded list of email addresses or ARNs; the API answers 422 `invalid_notify` (see api/app.py)."""
+    unique = _unique_targets(values)
+    if _stored(info):
+        return unique
+    if len(unique) > MAX_NOTIFY_TARGETS:
+        raise PydanticCustomError(
+            "invalid_notify",
+            "notify names {count} targets; at most {limit} are allowed: name a team address or a chat channel "
+            "instead of each person",
+            {"count": len(unique), "limit": MAX_NOTIFY_TARGETS},
+        )
+    for value in unique:
+        if not is_notify_target(value):
+            raise PydanticCustomError(
+                "invalid_notify",
+                "notify target {value} is neither an email address (ops@example.com) nor an ARN "
+                "(arn:aws:iam::111122223333:user/bob), ASCII and without wildcards",
+                {"value": _shown(value)},
+            )
+    return unique
 
 
 class RolePolicy(BaseModel):
@@ -305,13 +432,17 @@ class RolePolicy(BaseModel):
     )
     standing_principals: Annotated[list[str], AfterValidator(_check_standing)] = Field(default_factory=list)
     requester_accounts: list[Annotated[str, Field(pattern=r"^\d{12}$")]] = Field(default_factory=list)
-    requester_patterns: list[str] = Field(default_factory=list)
+    requester_patterns: Annotated[list[str], AfterValidator(_check_globs)] = Field(
+        default_factory=list,
+        description="ARN globs (* and ?), 12-digit account ids or person keys (iam:…, idc:…, role:…) of who may "
+        "request; matched in linear time",
+    )
     requester_principal_tags: Annotated[dict[str, str], AfterValidator(_check_tags)] = Field(
         default_factory=dict,
         description="IAM groups cannot be trust-policy principals: restrict to a group by tagging its members "
         "and naming the tag here (rendered as aws:PrincipalTag conditions)",
     )
-    approvers: list[str] = Field(default_factory=list)
+    approvers: Annotated[list[str], AfterValidator(_check_globs)] = Field(default_factory=list)
     required_approvals: int = Field(default=1, ge=1, le=10)
     allow_self_approval: bool = False
     auto_approve: list[AutoApproveRule] = Field(default_factory=list)
@@ -322,9 +453,13 @@ class RolePolicy(BaseModel):
     ticket_pattern: Annotated[str | None, AfterValidator(_check_regex)] = None
     require_mfa: bool = False
     source_ip_ranges: Annotated[list[str], AfterValidator(_check_cidrs)] = Field(default_factory=list)
-    notify: list[str] = Field(default_factory=list)
-    admins: list[str] = Field(default_factory=list)
-    identity_roles: list[Annotated[str, Field(pattern=_ROLE_ARN)]] = Field(
+    notify: Annotated[list[str], AfterValidator(_check_notify)] = Field(
+        default_factory=list,
+        description=f"up to {MAX_NOTIFY_TARGETS} email addresses or ARNs told of each request, without approval "
+        "links (each receives it through a subscription filtered on it); duplicates are dropped",
+    )
+    admins: Annotated[list[str], AfterValidator(_check_globs)] = Field(default_factory=list)
+    identity_roles: Annotated[list[str], AfterValidator(_check_role_arns)] = Field(
         default_factory=list,
         description="roles whose session names an identity provider sets (e.g. a SAML role): their sessions "
         "count as persons; must be within the deployment's IdentityRoleArns",

@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import os
+
 from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
 
 logger = Logger()
 tracer = Tracer()
-metrics = Metrics()
+# The template sets the namespace; the default serves the local stack and tests, which may import this module
+# before their environment is set (a namespace-less metric set cannot be flushed when it reaches 100 values).
+metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or "TrustGate")
+
+
+def count(metric: str) -> None:
+    """Add one to a metric. Called after a change is committed: a metric that cannot be recorded is logged,
+    never turned into an error for a change that already happened."""
+    try:
+        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+    except Exception:
+        logger.exception("could not record metric", extra={"metric": metric})

@@ -17,10 +17,14 @@ from trustgate.clock import parse_rfc3339, to_rfc3339
 from trustgate.coverage import Coverage
 from trustgate.durations import format_duration
 from trustgate.errors import (
+    ApproverRemovedError,
     ConflictError,
     ForbiddenError,
+    LockTimeoutError,
     NotAPersonError,
     NotFoundError,
+    RequestNonconformingError,
+    RevokeIncompleteError,
     RuleViolationError,
     SessionGuardFullError,
     TrustGateError,
@@ -29,20 +33,34 @@ from trustgate.errors import (
 from trustgate.identity import Caller, Person, caller_for_arn, check_person, person_of, role_name_of
 from trustgate.ids import new_id
 from trustgate.messages import Notification
-from trustgate.models import AccessRequest, Approval, AuditEvent, RequestStatus
+from trustgate.models import AccessRequest, Approval, AuditEvent, RequestStatus, notify_targets
 from trustgate.observability import logger
 from trustgate.rules import (
     EffectivePolicy,
+    approval_shortfall,
+    approver_removed_message,
     auto_approves,
     check_decidable,
     check_may_request,
     check_request,
+    counted_approvals,
     effective_policy,
     is_admin,
+    nonconforming_reason,
 )
+from trustgate.session_guard import guard_window
 from trustgate.store import iterate_pages
-from trustgate.sync import Activation, SyncResult, end_now, preview_activation, role_lock, sync_role
+from trustgate.sync import (
+    Activation,
+    SyncResult,
+    end_now,
+    history_window,
+    preview_activation,
+    role_lock,
+    sync_role,
+)
 from trustgate.transitions import commit_change, transition
+from trustgate.trust_policy import Document, grant_expiry_in, statements_of
 from trustgate.wiring import Dependencies
 
 SYSTEM = "trustgate"
@@ -225,22 +243,39 @@ class Revocation:
 
 def revoke_request(deps: Dependencies, caller: Caller, request_id: str, reason: str | None) -> AccessRequest:
     """End a grant now (its holder or an admin): the person's whole coverage of the role ends, with every
-    linked grant, and their pending extensions are cancelled."""
+    linked grant, and their pending extensions are cancelled.
+
+    The grant is read by id (a consistent read), so it is ended even while the role's index does not show
+    it yet. Asked again for a grant already revoked, it finishes what an earlier call could not: the sync
+    that takes its person out of IAM (200 once done, 503 revoke_incomplete while IAM still cannot be reached).
+    """
     request = deps.store.get_request(request_id)
     own = owns(deps, caller, request)
     if not own and not is_admin(caller, policy_for(deps, request.role_arn).admins):
         raise ForbiddenError("only the person who holds a grant or an admin can revoke it")
-    if request.status != RequestStatus.ACTIVE:
+    if request.status not in (RequestStatus.ACTIVE, RequestStatus.REVOKED):
         raise ConflictError(f"request {request_id} is {request.status.value}; only an active grant can be revoked")
-    revocation = revoke_person(deps, caller, request.role_arn, request.principal_arn, reason)
+    revocation = revoke_person(deps, caller, request.role_arn, request.principal_arn, reason, grant=request)
     return next((g for g in revocation.ended if g.id == request_id), deps.store.get_request(request_id))
 
 
-def revoke_person(deps: Dependencies, caller: Caller, role_arn: str, principal: str, reason: str | None) -> Revocation:
+def revoke_person(
+    deps: Dependencies,
+    caller: Caller,
+    role_arn: str,
+    principal: str,
+    reason: str | None,
+    *,
+    grant: AccessRequest | None = None,
+) -> Revocation:
     """End everything one person holds on a role: every active grant and every pending request.
 
-    `principal` is any ARN of the person or their person key. Runs under the role lock, so no grant can
-    be activated between these changes and the sync that takes the person out of both documents.
+    `principal` is any ARN of the person or their person key; `grant`, one of their grants read by id.
+    Fails closed: the ends are recorded first, under the role lock (no grant can be activated in between,
+    and every later sync, whoever runs it, renders the person out), then the same locked sync takes the
+    person out of the trust policy and the session guard and verifies both; only then does it answer.
+    When IAM cannot be updated it answers 503 revoke_incomplete; a retry (which finds the grants already
+    revoked and re-runs the sync) or the reconciler finishes it.
     """
     key = (
         principal
@@ -249,40 +284,116 @@ def revoke_person(deps: Dependencies, caller: Caller, role_arn: str, principal: 
     )
     actor = caller.arn
     why = reason or f"revoked by {caller.arn}"
+    finishing = grant is not None and grant.status == RequestStatus.REVOKED  # only the sync is left to do
     ended: list[AccessRequest] = []
     cancelled: list[AccessRequest] = []
     was_until: list[datetime] = []
 
-    def revoke_under_lock() -> None:
-        for grant in deps.store.active_grants(role_arn):
-            if grant.requester.key == key:
-                if grant.expires_at:
-                    was_until.append(grant.expires_at)
-                ended.append(end_now(deps, grant, RequestStatus.REVOKED, why, actor))
+    def revoke_under_lock() -> list[AccessRequest]:
+        if finishing:
+            return []
+        active = {g.id: g for g in deps.store.active_grants(role_arn)}
+        if grant is not None:  # its own consistent read wins over what the index shows
+            active[grant.id] = deps.store.get_request(grant.id)
+        for held in active.values():
+            if held.status == RequestStatus.ACTIVE and held.requester.key == key:
+                if held.expires_at:
+                    was_until.append(held.expires_at)
+                ended.append(end_now(deps, held, RequestStatus.REVOKED, why, actor))
         for pending in _pending_of(deps, key, role_arn):
             cancelled.append(
                 transition(deps, pending, RequestStatus.CANCELLED, actor, reason=f"cancelled by a revoke: {why}")
             )
+        return [*ended, *cancelled]
 
+    result: SyncResult | None = None
     guard_full: SessionGuardFullError | None = None
     try:
-        sync_role(deps, role_arn, actor, f"revoke {key}", under_lock=revoke_under_lock)
+        result = sync_role(deps, role_arn, actor, f"revoke {key}", under_lock=revoke_under_lock)
+    except LockTimeoutError as error:  # raised before the lock was held: nothing is recorded
+        raise LockTimeoutError(
+            f"another change to {role_name_of(role_arn)} is in progress, so nothing was revoked yet; retry in a minute"
+        ) from error
     except SessionGuardFullError as error:  # the trust policy let go; finish the revoke, then say what is left
         guard_full = error
+    except Exception as error:
+        earlier = [] if ended or cancelled or finishing else _revoked_earlier(deps, role_arn, key)
+        if not (ended or cancelled or finishing or earlier):
+            raise  # nothing of this person's is recorded as revoked: the error is all there is to say
+        if ended or cancelled:
+            _after_revoke(deps, ended, cancelled, was_until, why)
+        raise _revoke_incomplete(role_arn, key, error) from error
+    latest_end = max(was_until, default=None)
     if not ended and not cancelled:
-        raise NotFoundError(
-            f"{principal} holds nothing on {role_name_of(role_arn)}: no active grant, no pending request"
-        )
+        if finishing:
+            assert grant is not None
+            ended = [deps.store.get_request(grant.id)]
+        else:  # a retry after an incomplete revoke: answer as that call would have, once IAM has caught up
+            earlier = _revoked_earlier(deps, role_arn, key)
+            if not earlier or (result is not None and not _iam_was_behind(result, earlier)):
+                raise NotFoundError(
+                    f"{principal} holds nothing on {role_name_of(role_arn)}: no active grant, no pending request"
+                )
+            ended = earlier
+    else:
+        _after_revoke(deps, ended, cancelled, was_until, why)
+    if guard_full is not None:
+        raise guard_full
+    assert result is not None
+    still = [g.id for g in result.grants if g.requester.key == key and not finishing]
+    if still:  # an active grant the index had not shown when the lock was taken: the trust policy names it
+        raise _revoke_incomplete(role_arn, key, ConflictError(f"grant {', '.join(still)} was not yet listed"))
+    return Revocation(role_arn, key, ended, cancelled, latest_end)
+
+
+def _after_revoke(
+    deps: Dependencies,
+    ended: list[AccessRequest],
+    cancelled: list[AccessRequest],
+    was_until: list[datetime],
+    why: str,
+) -> None:
+    """What follows recorded ends, whether or not IAM could be updated yet: schedules, flows, people told."""
     for grant in ended:
         deps.schedules.delete(grant.id)
     for request in cancelled:
         _resume_flow(deps, request, "cancelled")
         _tell_approvers_closed(deps, request)
-    latest_end = max(was_until, default=None)
-    notify(deps, messages.coverage_revoked(ended, cancelled, latest_end, why))
-    if guard_full is not None:
-        raise guard_full
-    return Revocation(role_arn, key, ended, cancelled, latest_end)
+    notify(deps, messages.coverage_revoked(ended, cancelled, max(was_until, default=None), why))
+
+
+def _revoked_earlier(deps: Dependencies, role_arn: str, key: str) -> list[AccessRequest]:
+    """The person's grants revoked recently enough that IAM could still name them."""
+    since = deps.clock.now() - history_window(deps)
+    return [g for g in deps.store.recent_grants(role_arn, (RequestStatus.REVOKED,), since) if g.requester.key == key]
+
+
+def _iam_was_behind(result: SyncResult, grants: list[AccessRequest]) -> bool:
+    """Did this sync have to take these grants' person out of the trust policy, or end their sessions anew?"""
+    if any(grant_expiry_in(result.before, g.principal_arn) is not None for g in grants):
+        return True
+    names = {g.requester.session_name for g in grants}
+    return _guard_windows(result.guard_before, names) != _guard_windows(result.guard_after, names)
+
+
+def _guard_windows(document: Document | None, session_names: set[str]) -> dict[str, tuple[Any, Any]]:
+    """What the session guard enforces for each session userid (`<role id>:<session name>`) of these names."""
+    userids: set[str] = set()
+    for statement in statements_of(document or {}):
+        named = statement.get("Condition", {}).get("StringEquals", {}).get("aws:userid", [])
+        userids.update(
+            u for u in ([named] if isinstance(named, str) else named) if u.split(":", 1)[-1] in session_names
+        )
+    return {userid: guard_window(document, userid) for userid in userids}
+
+
+def _revoke_incomplete(role_arn: str, key: str, error: Exception) -> RevokeIncompleteError:
+    cause = error.message if isinstance(error, TrustGateError) else f"{type(error).__name__}: {error}"
+    return RevokeIncompleteError(
+        f"the revocation of {key} on {role_name_of(role_arn)} is recorded, but IAM could not be updated yet "
+        f"({cause[:300]}), so the role's trust policy or session guard may still name them. Retry this call "
+        "to finish it; otherwise TrustGate's reconciler finishes it within 5 minutes"
+    )
 
 
 def _pending_of(deps: Dependencies, person_key: str, role_arn: str) -> list[AccessRequest]:
@@ -308,34 +419,66 @@ def end_grant_effects(deps: Dependencies, ended: AccessRequest, actor: str) -> S
 
 
 def get_request_for(deps: Dependencies, caller: Caller, request_id: str) -> AccessRequest:
-    """The requester, the request's approvers and admins may read a request."""
+    """The requester, the role's approvers (as the policy in force names them) and admins may read a request."""
     request = deps.store.get_request(request_id)
-    allowed = (
-        owns(deps, caller, request)
-        or caller.matches(request.approvers)
-        or is_admin(caller, policy_for(deps, request.role_arn).admins)
-    )
+    effective = policy_for(deps, request.role_arn)
+    allowed = owns(deps, caller, request) or caller.matches(effective.approvers) or is_admin(caller, effective.admins)
     if not allowed:
         raise NotFoundError(f"no request {request_id} that you may see")
     return request
 
 
 def pending_for_approver(deps: Dependencies, caller: Caller) -> list[AccessRequest]:
+    """Pending requests the caller may decide under each role's policy in force (a deny at least)."""
     now = deps.clock.now()
-    return [
-        request
-        for request in iterate_pages(lambda cursor: deps.store.requests_by_status(RequestStatus.PENDING, cursor))
-        if _may_decide_now(request, caller, now)
-    ]
+    policies: dict[str, EffectivePolicy] = {}
+    found = []
+    for request in iterate_pages(lambda cursor: deps.store.requests_by_status(RequestStatus.PENDING, cursor)):
+        if request.role_arn not in policies:
+            policies[request.role_arn] = policy_for(deps, request.role_arn)
+        if _may_decide_now(deps, request, caller, now, policies[request.role_arn]):
+            found.append(request)
+    return found
 
 
-def _may_decide_now(request: AccessRequest, caller: Caller, now: datetime) -> bool:
+def _may_decide_now(
+    deps: Dependencies, request: AccessRequest, caller: Caller, now: datetime, effective: EffectivePolicy
+) -> bool:
     """The same judgement as deciding (persons, not ARNs), as a yes/no for listing."""
     try:
-        check_decidable(request, caller, now)
+        check_decidable(request, caller, now, effective, deps.settings, approving=False)
     except TrustGateError:
         return False
     return True
+
+
+def check_decision(
+    deps: Dependencies,
+    request: AccessRequest,
+    approver: Caller,
+    *,
+    approving: bool,
+    effective: EffectivePolicy | None = None,
+) -> None:
+    """May `approver` decide `request` now, under the role policy in force? (`rules.check_decidable`.)
+
+    A removed approver is told when the role policy changed (from the audit log).
+    """
+    effective = effective or policy_for(deps, request.role_arn)
+    try:
+        check_decidable(request, approver, deps.clock.now(), effective, deps.settings, approving=approving)
+    except ApproverRemovedError as error:
+        changed_at = policy_changed_at(deps, request.role_arn, request.created_at)
+        raise ApproverRemovedError(approver_removed_message(request.role_arn, changed_at)) from error
+
+
+def policy_changed_at(deps: Dependencies, role_arn: str, since: datetime) -> datetime | None:
+    """When the role policy was last saved, if after `since` (None if before, or not recorded).
+
+    Read from the policy item itself: the unauthenticated approval page may read no index."""
+    changed_at = deps.store.get_stored_policy(role_arn).changed_at
+    # Stored to the second: a save within the request's own second still counts as after it.
+    return changed_at if changed_at is not None and changed_at >= since.replace(microsecond=0) else None
 
 
 # -- deciding -----------------------------------------------------------------------------------
@@ -346,11 +489,18 @@ Decision = Literal["approve", "deny"]
 def decide(
     deps: Dependencies, approver: Caller, request_id: str, decision: Decision, comment: str | None
 ) -> AccessRequest:
-    """Record one approver's decision; counted atomically (N of M), a deny ends the request at once."""
+    """Record one approver's decision; counted atomically (N of M), a deny ends the request at once.
+
+    Judged by the role policy in force, not the one the request was made under: only its approvers may
+    decide, an approval needs the request to still conform (409 request_nonconforming otherwise; a deny may
+    always close it), and the quorum is its `required_approvals`, counting only approvals of persons who may
+    still decide.
+    """
     for _ in range(OPTIMISTIC_RETRIES):
         request = deps.store.get_request(request_id)
         now = deps.clock.now()
-        check_decidable(request, approver, now)
+        effective = policy_for(deps, request.role_arn)
+        check_decision(deps, request, approver, approving=decision == "approve", effective=effective)
         approvals = [
             *request.approvals,
             Approval(approver_arn=approver.arn, decision=decision, at=now, comment=comment),
@@ -369,8 +519,12 @@ def decide(
                 _resume_flow(deps, decided, "deny")
                 _tell_approvers_closed(deps, decided, except_arn=approver.arn)
                 return decided
-            quorum = sum(1 for a in approvals if a.decision == "approve") >= request.required_approvals
+            required = effective.policy.required_approvals
+            after = request.model_copy(update={"approvals": approvals})
+            quorum = len(counted_approvals(after, effective, deps.settings)) >= required
             changes: dict[str, Any] = {"approvals": approvals}
+            if required != request.required_approvals:  # the policy in force sets how many are needed
+                changes["required_approvals"] = required
             if quorum:
                 changes["decided_at"] = now
             updated = commit_change(
@@ -439,15 +593,19 @@ def notify_approvers(deps: Dependencies, request_id: str, task_token: str) -> di
         _resume_flow(deps, request, decision)
         return {"request_id": request_id, "notified": 0}
     notified = 0
-    for approver in concrete_approvers(request):
+    approvers = concrete_approvers(request)
+    for approver in approvers:
         link = None
         if deps.settings.approval_base_url and request.approval_deadline:
             token = approval_links.mint(deps.store, request.id, approver, request.approval_deadline)
             link = f"{deps.settings.approval_base_url.rstrip('/')}/decide/{token}"
-        notify(deps, messages.approval_needed(request, approver, link))
+        notify(deps, messages.approval_needed(request, approver, link))  # personal: their own delivery only
         notified += 1
-    for target in policy_for(deps, request.role_arn).policy.notify:
-        notify(deps, messages.approval_needed(request, target, None))
+    notify(deps, messages.request_notice(request))  # the team copy, without links
+    # Bounded and well-formed even if a policy stored before these checks holds more (see notify_targets).
+    for target in notify_targets(policy_for(deps, request.role_arn).policy.notify):
+        if target not in approvers:
+            notify(deps, messages.request_notice(request, target))
     return {"request_id": request_id, "notified": notified}
 
 
@@ -477,12 +635,17 @@ def grant(deps: Dependencies, request_id: str) -> dict[str, Any]:
         if request.decided_at is None:
             raise ConflictError(f"request {request_id} has no approval to grant")
         effective = policy_for(deps, request.role_arn)
-        # Judged by the policy in force now: an admin may have tightened it since the request was made.
-        check_may_request(
-            caller_for_arn(request.principal_arn, deps.settings.caller_policy()), effective, deps.settings
+        # Judged by the policy in force now: an admin may have tightened it since the request was made or approved.
+        why = nonconforming_reason(request, effective, deps.settings) or approval_shortfall(
+            request, effective, deps.settings, deps.clock.now()
         )
+        if why:
+            return _not_granted(deps, request, why)
         activation = Activation(request, effective.max_duration, effective.policy.require_mfa)
-        result = sync_role(deps, request.role_arn, SYSTEM, f"grant {request.id}", activation)
+        try:  # judged again under the role lock, against the policy in force there
+            result = sync_role(deps, request.role_arn, SYSTEM, f"grant {request.id}", activation)
+        except RequestNonconformingError as error:
+            return _not_granted(deps, deps.store.get_request(request_id), error.message)
         assert result.activated is not None
         request = result.activated
     elif request.status == RequestStatus.ACTIVE:
@@ -495,6 +658,17 @@ def grant(deps: Dependencies, request_id: str) -> dict[str, Any]:
         deps.schedules.create(request.id, request.expires_at - REMINDER_BEFORE, reminder=True)
     notify(deps, messages.outcome_for_requester(request))
     return {"request_id": request.id, "status": request.status.value, "expires_at": request.expires_at.isoformat()}
+
+
+def _not_granted(deps: Dependencies, request: AccessRequest, why: str) -> dict[str, Any]:
+    """An approved request the role policy in force no longer allows: it fails, IAM never names its person."""
+    reason = (
+        f"not granted: the policy of {role_name_of(request.role_arn)} changed after this request was made, and "
+        f"{why}; ask again within the current policy"
+    )
+    failed = transition(deps, request, RequestStatus.FAILED, SYSTEM, reason=reason)
+    notify(deps, messages.outcome_for_requester(failed))
+    return {"request_id": failed.id, "status": failed.status.value, "reason": reason}
 
 
 def finalize(deps: Dependencies, request_id: str, outcome: str, error: dict[str, Any] | None = None) -> dict[str, Any]:

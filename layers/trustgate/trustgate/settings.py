@@ -20,6 +20,9 @@ ENV = {
     "default_approvers": "DEFAULT_APPROVERS",
     "identity_role_arns": "IDENTITY_ROLE_ARNS",
     "identity_center_account_ids": "IDENTITY_CENTER_ACCOUNT_IDS",
+    "min_required_approvals": "MIN_REQUIRED_APPROVALS",
+    "allow_auto_approve": "ALLOW_AUTO_APPROVE",
+    "allow_self_approval": "ALLOW_SELF_APPROVAL",
     "max_duration": "MAX_DURATION",
     "min_duration": "MIN_DURATION",
     "default_duration": "DEFAULT_DURATION",
@@ -30,6 +33,7 @@ ENV = {
     "region": "AWS_REGION",
     "state_machine_arn": "STATE_MACHINE_ARN",
     "topic_arn": "TOPIC_ARN",
+    "personal_topic_arn": "PERSONAL_TOPIC_ARN",
     "event_bus_name": "EVENT_BUS_NAME",
     "schedule_group": "SCHEDULE_GROUP",
     "scheduler_role_arn": "SCHEDULER_ROLE_ARN",
@@ -63,6 +67,17 @@ class Settings(BaseModel):
     identity_role_arns: list[str] = Field(
         default_factory=list, description="roles a role policy may list in identity_roles (the deployer's ceiling)"
     )
+    # The floor of the approval rules: a role policy may require more approvals, never fewer, and may turn
+    # auto-approve or self-approval on only where the deployer allows them at all (secure by default).
+    min_required_approvals: int = Field(
+        default=1, ge=1, le=10, description="the fewest approvals a role policy may require (MinRequiredApprovals)"
+    )
+    allow_auto_approve: bool = Field(
+        default=False, description="may a role policy have auto_approve rules at all (AllowAutoApprove)"
+    )
+    allow_self_approval: bool = Field(
+        default=False, description="may a role policy turn on allow_self_approval at all (AllowSelfApproval)"
+    )
     max_duration: timedelta = timedelta(hours=12)
     min_duration: timedelta = timedelta(minutes=15)
     default_duration: timedelta = timedelta(hours=1)
@@ -72,7 +87,8 @@ class Settings(BaseModel):
     partition: str = "aws"
     region: str = "us-east-1"
     state_machine_arn: str = ""
-    topic_arn: str = ""
+    topic_arn: str = ""  # shared: alarms and team copies, never an approval link
+    personal_topic_arn: str = ""  # one person per subscription (filtered on `recipient`): approval links
     event_bus_name: str = "default"
     schedule_group: str = "trustgate"
     scheduler_role_arn: str = ""

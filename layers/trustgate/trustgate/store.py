@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from trustgate.clock import to_rfc3339
-from trustgate.errors import ConflictError, NotFoundError, ValidationError
-from trustgate.models import AccessRequest, AuditEvent, RequestStatus, RolePolicy
+from trustgate.clock import parse_rfc3339, to_rfc3339
+from trustgate.errors import ConflictError, InvalidCursorError, NotFoundError
+from trustgate.models import STORED, AccessRequest, AuditEvent, RequestStatus, RolePolicy
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -55,15 +55,20 @@ def encode_cursor(key: Mapping[str, Any] | None) -> str | None:
     return base64.urlsafe_b64encode(json.dumps(key).encode()).decode() if key else None
 
 
+MAX_CURSOR = 2048  # a real cursor is a few hundred characters: four short keys
+
+
 def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
     if not cursor:
         return None
+    if len(cursor) > MAX_CURSOR:
+        raise InvalidCursorError()
     try:
         decoded = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-    except ValueError as error:
-        raise ValidationError("the `next` cursor is not one this API returned; start again without it") from error
+    except (ValueError, RecursionError) as error:  # not base64, not UTF-8, not JSON, or absurdly nested
+        raise InvalidCursorError() from error
     if not isinstance(decoded, dict):
-        raise ValidationError("the `next` cursor is not one this API returned; start again without it")
+        raise InvalidCursorError()
     return decoded
 
 
@@ -71,6 +76,20 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
 class Page[T]:
     items: list[T]
     next: str | None
+
+
+@dataclass(frozen=True)
+class StoredPolicy:
+    """A role policy as stored: its version (0 = never saved), and what TrustGate keeps on record with it."""
+
+    policy: RolePolicy
+    version: int
+    # The role's hand-written statements when an admin set a mode (see trust_policy.drift_in); None without a mode.
+    hand_written: tuple[dict[str, Any], ...] | None = None
+    # Why this version could not be rendered (then syncs keep the standing access IAM holds until it is saved again).
+    unrenderable: str | None = None
+    # When this version was saved (None for versions saved before TrustGate kept it).
+    changed_at: datetime | None = None
 
 
 def _request_keys(request: AccessRequest) -> dict[str, Any]:
@@ -258,8 +277,8 @@ class Store:
         condition = "gsi1pk = :pk"
         values: dict[str, Any] = {":pk": f"ROLE#{role_arn}"}
         if status:
-            condition += " AND begins_with(gsi1sk, :status)"
-            values[":status"] = f"{status.value}#"
+            condition += " AND begins_with(gsi1sk, :prefix)"
+            values[":prefix"] = f"{status.value}#"
         return self._query_requests("ByRole", condition, values, cursor, limit)
 
     def requests_by_person(
@@ -329,18 +348,13 @@ class Store:
             kwargs["FilterExpression"] = filter_expression
         start = decode_cursor(cursor)
         if start:
-            # Only a key of this index, as the API returned it, is a cursor: anything else is bad input.
-            expected = {"pk", "sk", *_INDEX_KEYS.get(index, ())}
-            if set(start) != expected or not all(isinstance(v, str) and v for v in start.values()):
-                raise ValidationError("the `next` cursor is not one this API returned; start again without it")
+            _check_cursor(start, index, values)
             kwargs["ExclusiveStartKey"] = _to_item(start)
         try:
             response = self.client.query(**kwargs)
         except ClientError as error:  # a cursor this API never issued: bad input, not a crash
             if start and error.response["Error"]["Code"] == "ValidationException":
-                raise ValidationError(
-                    "the `next` cursor is not one this API returned; start again without it"
-                ) from error
+                raise InvalidCursorError() from error
             raise
         last = response.get("LastEvaluatedKey")
         return list(response.get("Items", [])), encode_cursor(_from_item(last) if last else None)
@@ -364,8 +378,8 @@ class Store:
         values: dict[str, Any] = {":pk": f"AUDITROLE#{role_arn}" if role_arn else "AUDIT"}
         low = to_rfc3339(since) if since else "0"
         high = to_rfc3339(until) + "~" if until else "~"  # '~' sorts after every '#<id>' suffix
-        condition += f" AND {sort_key} BETWEEN :low AND :high"
-        values |= {":low": low, ":high": high}
+        condition += f" AND {sort_key} BETWEEN :from AND :to"
+        values |= {":from": low, ":to": high}
         filter_expression = None
         if actor:
             filter_expression = "actor = :actor"
@@ -386,21 +400,43 @@ class Store:
 
     def get_role_policy(self, role_arn: str) -> tuple[RolePolicy, int]:
         """The stored policy and its version (0 and all defaults when none was ever saved)."""
+        stored = self.get_stored_policy(role_arn)
+        return stored.policy, stored.version
+
+    def get_stored_policy(self, role_arn: str) -> StoredPolicy:
+        """The stored policy with its version and what TrustGate keeps on record with it."""
         response = self.client.get_item(
             TableName=self.table, Key=_to_item({"pk": f"ROLE#{role_arn}", "sk": "POLICY"}), ConsistentRead=True
         )
         if "Item" not in response:
-            return RolePolicy(), 0
+            return StoredPolicy(RolePolicy(), 0)
         values = _from_item(response["Item"])
-        return RolePolicy.model_validate_json(values["policy"]), int(values["version"])
+        hand_written = values.get("hand_written")
+        return StoredPolicy(
+            RolePolicy.model_validate_json(values["policy"], context=STORED),  # see models.STORED
+            int(values["version"]),
+            tuple(json.loads(hand_written)) if hand_written is not None else None,
+            values.get("unrenderable"),
+            parse_rfc3339(values["changed_at"]) if values.get("changed_at") else None,
+        )
 
-    def put_role_policy(self, role_arn: str, policy: RolePolicy, expected_version: int, audit: AuditEvent) -> None:
+    def put_role_policy(
+        self,
+        role_arn: str,
+        policy: RolePolicy,
+        expected_version: int,
+        audit: AuditEvent,
+        hand_written: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Replace the policy if it is still at `expected_version` (which also clears `unrenderable`)."""
         item = _to_item(
             {
                 "pk": f"ROLE#{role_arn}",
                 "sk": "POLICY",
                 "policy": policy.model_dump_json(exclude_defaults=True),
                 "version": expected_version + 1,
+                "hand_written": json.dumps(list(hand_written)) if hand_written is not None else None,
+                "changed_at": to_rfc3339(audit.at),
             }
         )
         condition = "attribute_not_exists(pk)" if expected_version == 0 else "#v = :v"
@@ -411,6 +447,25 @@ class Store:
         self._transact(
             [{"Put": put}, self._audit_put(audit)], conflict="the role policy changed meanwhile; read it again"
         )
+
+    def mark_policy_unrenderable(self, role_arn: str, version: int, reason: str, audit: AuditEvent) -> bool:
+        """Note that this version of the policy no longer renders (until it is saved again); False if already
+        noted or the policy changed meanwhile. The audit record is written with the note, or not at all."""
+        update = {
+            "Update": {
+                "TableName": self.table,
+                "Key": _to_item({"pk": f"ROLE#{role_arn}", "sk": "POLICY"}),
+                "UpdateExpression": "SET unrenderable = :why",
+                "ConditionExpression": "#v = :v AND attribute_not_exists(unrenderable)",
+                "ExpressionAttributeNames": {"#v": "version"},
+                "ExpressionAttributeValues": _to_item({":v": version, ":why": reason}),
+            }
+        }
+        try:
+            self._transact([update, self._audit_put(audit)], conflict="the role policy changed meanwhile")
+        except ConflictError:
+            return False
+        return True
 
     # -- locks ------------------------------------------------------------------------------------
 
@@ -499,6 +554,25 @@ class Store:
             if error.response["Error"]["Code"] in ("TransactionCanceledException", "ConditionalCheckFailedException"):
                 raise ConflictError(conflict) from error
             raise
+
+
+def _check_cursor(start: Mapping[str, Any], index: str, values: Mapping[str, Any]) -> None:
+    """Only a key of this index and this query, as the API returned it, is a cursor: anything else is bad input.
+
+    A key of another partition (another person's or role's listing) or outside the queried time range
+    would make DynamoDB start somewhere this query never reaches.
+    """
+    partition, sort = _INDEX_KEYS.get(index, ("", ""))
+    if set(start) != {"pk", "sk", partition, sort} or not all(isinstance(v, str) and v for v in start.values()):
+        raise InvalidCursorError()
+    if start[partition] != values.get(":pk"):
+        raise InvalidCursorError("the `next` cursor belongs to another listing; start again without it")
+    # The sort-key conditions queries use: `BETWEEN :from AND :to` and `begins_with(…, :prefix)`.
+    inside = (":from" not in values or values[":from"] <= start[sort] <= values[":to"]) and (
+        ":prefix" not in values or start[sort].startswith(values[":prefix"])
+    )
+    if not inside:
+        raise InvalidCursorError("the `next` cursor lies outside what this listing asks for; start again without it")
 
 
 def iterate_pages[T](fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:

@@ -6,6 +6,11 @@ the pure engine from the same grants. `sync_role` locks the role, reads both, re
 guard first and then the trust policy (a session the trust policy lets in is never one the guard has not
 yet been told about), reads each back to verify, and audits each change. Idempotent: retries and the
 reconciler are safe.
+
+A new role policy goes through it too (`ProposedPolicy`): stored only once IAM accepted the trust policy it
+renders. A stored policy never blocks a removal: when it no longer renders, or IAM refuses what it renders,
+a sync that names nobody new keeps the standing access IAM holds now, or none (`Standing`), and says so.
+In a managed mode, hand-written statements that appeared since the mode was set are drift: removed, reported.
 """
 
 from __future__ import annotations
@@ -13,34 +18,47 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
 
 from trustgate.coverage import Coverage, Coverages, GrantSpan, coverages_of, pin_holder
 from trustgate.errors import (
     ConflictError,
+    IamRefusedError,
+    InvalidPrincipalError,
     LockTimeoutError,
+    PreconditionFailedError,
+    RequestNonconformingError,
+    RuleViolationError,
     SessionGuardFullError,
     SessionNameConflictError,
     SyncVerificationError,
+    TrustPolicyFullError,
 )
 from trustgate.iam import LiveRole
 from trustgate.ids import new_id
-from trustgate.models import AccessRequest, AuditEvent, RequestStatus
-from trustgate.observability import logger
-from trustgate.rules import EffectivePolicy, effective_policy, render_spec
+from trustgate.models import AccessRequest, AuditEvent, RequestStatus, RolePolicy
+from trustgate.observability import count, logger
+from trustgate.rules import EffectivePolicy, approval_shortfall, effective_policy, nonconforming_reason, render_spec
 from trustgate.session_guard import SESSION_LIFETIME_MAX, GuardSpec, render_session_guard
-from trustgate.store import Store
+from trustgate.store import Store, StoredPolicy
 from trustgate.transitions import commit_change, transition
 from trustgate.trust_policy import (
     Document,
+    Standing,
+    Statement,
     deleted_principal_ids,
     departed_principals,
+    drift_in,
     policy_size,
     render_trust_policy,
     same_policy,
+    unmanaged_statements,
 )
 from trustgate.wiring import Dependencies
 
@@ -54,6 +72,10 @@ VERIFY_ATTEMPTS = 5
 DEPARTURE_MARGIN = timedelta(minutes=2)
 # Grants that can still shape a coverage: live ones, and ended ones whose sessions the guard still ends.
 SPAN_STATUSES = (RequestStatus.ACTIVE, RequestStatus.EXPIRED, RequestStatus.REVOKED, RequestStatus.FAILED)
+# IAM's answers that refuse a document as such (not a throttle, not a permission): its message says why.
+IAM_REFUSALS = frozenset({"MalformedPolicyDocument", "InvalidInput", "LimitExceeded"})
+# When standing access cannot be rendered (or IAM refuses it), the next safer way to render it.
+FALLBACK: dict[Standing, Standing | None] = {"policy": "held", "held": "none", "none": None}
 
 
 @dataclass(frozen=True)
@@ -68,6 +90,8 @@ class SyncResult:
     activated: AccessRequest | None = None
     guard_before: Document | None = None
     guard_after: Document | None = None
+    ended: list[AccessRequest] = field(default_factory=list)  # grants a policy change revoked
+    policy_version: int | None = None  # the version a policy change stored
 
 
 @contextmanager
@@ -103,6 +127,36 @@ class Plan:
     refused: list[AccessRequest]  # live grants of a person whose session name another person holds
     departures: dict[str, datetime] = field(default_factory=dict)  # ended grant id -> left the trust policy
     guard_full: SessionGuardFullError | None = None  # the guard would not fit: `guard` is the live one, kept
+    drift: list[Statement] = field(default_factory=list)  # hand-written statements it removes (managed modes)
+    standing: Standing = "policy"  # where its standing access came from
+    unrenderable: str | None = None  # why the stored policy did not render, when `standing` is not "policy"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a role's documents are rendered from besides its grants."""
+
+    effective: EffectivePolicy
+    hand_written: tuple[Statement, ...] | None = None  # the record kept with the policy (see trust_policy)
+    standing: Standing = "policy"
+    unrenderable: str | None = None
+
+
+def target_of(deps: Dependencies, role_arn: str, stored: StoredPolicy) -> Target:
+    """The stored policy's target; one known not to render keeps the standing access IAM holds until saved again."""
+    effective = effective_policy(role_arn, stored.policy, deps.settings)
+    return Target(effective, stored.hand_written, "held" if stored.unrenderable else "policy", stored.unrenderable)
+
+
+@dataclass(frozen=True)
+class ProposedPolicy:
+    """A role policy an admin wants saved: stored only once its documents render and IAM accepted them."""
+
+    policy: RolePolicy
+    audit: AuditEvent  # `policy.changed`; its `before` becomes the policy stored when the change applies
+    # Why an active grant no longer conforms to the new policy (None: it still does); such grants end.
+    nonconforming: Callable[[AccessRequest, EffectivePolicy], str | None]
+    if_match: int | None = None  # the version the admin read (If-Match); None applies over whatever is stored
 
 
 def history_window(deps: Dependencies) -> timedelta:
@@ -129,7 +183,7 @@ def plan_role(
     role_arn: str,
     live: LiveRole,
     grants: Sequence[AccessRequest],
-    effective: EffectivePolicy | None = None,
+    target: Target | None = None,
 ) -> Plan:
     """Render what the role's trust policy and session guard should be right now (no writes).
 
@@ -137,9 +191,9 @@ def plan_role(
     such grants are left out (IAM would refuse the whole write) and reported as orphaned.
     """
     now = deps.clock.now()
-    if effective is None:
-        policy, _ = deps.store.get_role_policy(role_arn)
-        effective = effective_policy(role_arn, policy, deps.settings)
+    if target is None:
+        target = target_of(deps, role_arn, deps.store.get_stored_policy(role_arn))
+    effective = target.effective
     deleted = deleted_principal_ids(live.trust_policy)
     orphaned = [g for g in grants if g.is_grant_live(now) and g.principal_id and g.principal_id in deleted]
     spans = [span for g in grants if g not in orphaned for span in [span_of(g)] if span is not None]
@@ -148,7 +202,10 @@ def plan_role(
     refused_ids = {grant_id for coverage in coverages.refused for grant_id in coverage.grant_ids}
     active_ids = {g.id for g in grants if g.is_grant_live(now)} - refused_ids
     granted = coverages_of([span for span in spans if span.grant_id in active_ids], now, timedelta(0))
-    trust = render_trust_policy(live.trust_policy, render_spec(effective, granted.kept, deps.settings), now)
+    spec = replace(
+        render_spec(effective, granted.kept, deps.settings), hand_written=target.hand_written, standing=target.standing
+    )
+    trust = render_trust_policy(live.trust_policy, spec, now)
     departures = _departures(live.trust_policy, trust, [s for s in spans if s.grant_id not in active_ids], now)
     if departures:  # the guard must remember them from when this write lets them go, not from their end
         spans = [replace(s, left_trust_at=departures.get(s.grant_id, s.left_trust_at)) for s in spans]
@@ -171,7 +228,104 @@ def plan_role(
         refused=[g for g in grants if g.id in refused_ids and g.is_grant_live(now)],
         departures=departures,
         guard_full=guard_full,
+        drift=drift_in(live.trust_policy, spec),
+        standing=target.standing,
+        unrenderable=target.unrenderable,
     )
+
+
+def _removal_plan(
+    deps: Dependencies, role_arn: str, live: LiveRole, grants: Sequence[AccessRequest], target: Target
+) -> Plan:
+    """The plan of a sync that names nobody new. A stored policy that no longer renders (a standing principal
+    refused) must not keep anyone in: fall back to the standing access IAM holds now, then to none."""
+    failure: InvalidPrincipalError | TrustPolicyFullError | None = None
+    standing: Standing | None = target.standing
+    while standing is not None:
+        reason = target.unrenderable or (f"it does not render: {failure.message}" if failure else None)
+        try:
+            return plan_role(deps, role_arn, live, grants, replace(target, standing=standing, unrenderable=reason))
+        except (InvalidPrincipalError, TrustPolicyFullError) as error:  # not the grants': those render anyway
+            failure = failure or error
+            standing = FALLBACK[standing]
+    assert failure is not None
+    raise failure
+
+
+def _write_trust_policy(
+    deps: Dependencies,
+    role_arn: str,
+    live: LiveRole,
+    grants: Sequence[AccessRequest],
+    plan: Plan,
+    target: Target,
+    *,
+    fallback: bool,
+) -> Plan:
+    """Write the plan's trust policy if it differs from IAM's and verify it; return the plan written.
+
+    When IAM refuses it and `fallback` allows (a sync that names nobody new), render the next safer standing
+    access and write that: the removal this sync is for still happens.
+    """
+    while not same_policy(live.trust_policy, plan.trust_policy):
+        try:
+            deps.roles.write_trust_policy(role_arn, plan.trust_policy)
+        except ClientError as error:
+            why = iam_refusal(error)
+            following = FALLBACK[plan.standing]
+            if why is None or not fallback or following is None:
+                raise
+            logger.warning("IAM refused the rendered trust policy", extra={"role_arn": role_arn, "reason": why})
+            unrenderable = plan.unrenderable or f"IAM refused its trust policy: {why}"
+            plan = _removal_plan(
+                deps, role_arn, live, grants, replace(target, standing=following, unrenderable=unrenderable)
+            )
+            continue
+        _verify(deps, role_arn, plan.trust_policy, lambda: deps.roles.trust_policy(role_arn), "trust policy")
+        break
+    return plan
+
+
+def iam_refusal(error: ClientError) -> str | None:
+    """IAM's reason when it refused a document as such; None for any other error (throttling, access)."""
+    info = error.response.get("Error", {})
+    code = info.get("Code", "")
+    return str(info.get("Message") or code) if code in IAM_REFUSALS else None
+
+
+def _report(
+    deps: Dependencies, actor: str, role_arn: str, reason: str, before: Document, plan: Plan, stored: StoredPolicy
+) -> None:
+    """Say what a sync had to do beyond the policy: drift it removed, standing access it could not render."""
+    if plan.drift:
+        detail = {"removed": plan.drift, "mode": stored.policy.mode}
+        _audit(deps, actor, role_arn, "drift", before, plan.trust_policy, reason, detail)
+        count("DriftRemoved")
+    if plan.standing == "policy":
+        return
+    count("PolicyUnrenderable")
+    if stored.unrenderable is not None:
+        return  # reported when it was first found; the metric keeps the alarm on until the policy is saved again
+    now = deps.clock.now()
+    event = AuditEvent(
+        id=new_id(now),
+        at=now,
+        actor=actor,
+        action="policy.unrenderable",
+        role_arn=role_arn,
+        after=plan.trust_policy,
+        detail={
+            "reason": reason,
+            "why": plan.unrenderable,
+            "standing": plan.standing,
+            "fix": "save the role policy again without what IAM refuses (e.g. a deleted standing principal)",
+        },
+    )
+    if stored.version == 0:
+        deps.store.put_audit(event)
+    elif not deps.store.mark_policy_unrenderable(role_arn, stored.version, plan.unrenderable or "", event):
+        return  # saved again meanwhile, or another sync reported it first
+    _publish(deps, event)
 
 
 def _departures(before: Document, after: Document, ended: Sequence[GrantSpan], now: datetime) -> dict[str, datetime]:
@@ -235,31 +389,54 @@ def sync_role(
     actor: str,
     reason: str,
     activation: Activation | None = None,
-    under_lock: Callable[[], None] | None = None,
+    under_lock: Callable[[], Sequence[AccessRequest] | None] | None = None,
+    proposal: ProposedPolicy | None = None,
 ) -> SyncResult:
     """Make the role's session guard and trust policy match its grants and policy; audit any change.
+
+    With a `proposal`, the new policy is what they are rendered from, and it is stored only once IAM accepted
+    its trust policy (see `_apply_proposal`).
 
     With an `activation`, the new grant is rendered in and marked active only once both documents are
     verified, still under the lock: a grant is never reported active before IAM names its principal,
     and no concurrent sync can render it out in between. `under_lock` runs first under the same lock
-    (revoke uses it, so no grant can be activated between its changes and the sync).
+    (revoke uses it, so no grant can be activated between its changes and the sync); the requests it returns
+    are rendered as it wrote them, whatever the indexes show yet.
     """
     with role_lock(deps.store, deps, role_arn):
-        if under_lock is not None:
-            under_lock()
+        changed_now = (under_lock() if under_lock is not None else None) or []
         now = deps.clock.now()
         live = deps.roles.read(role_arn)
-        grants = grants_shaping(deps, role_arn)
+        # The indexes may not show what `under_lock` just wrote yet: its own records win (a revoke is rendered).
+        written = {g.id: g for g in changed_now if g.status in SPAN_STATUSES}
+        grants = [written.pop(g.id, g) for g in grants_shaping(deps, role_arn)] + list(written.values())
+        if proposal is not None:
+            return _apply_proposal(deps, role_arn, actor, reason, live, grants, proposal, now)
+        stored = deps.store.get_stored_policy(role_arn)
+        target = target_of(deps, role_arn, stored)
         candidate = None
         if activation is not None:
             # Judge the request as it is now, under the lock: a cancel or revoke may have closed it meanwhile.
             fresh = deps.store.get_request(activation.request.id)
             if fresh.status != RequestStatus.PENDING or fresh.decided_at is None:
                 raise ConflictError(f"request {fresh.id} is {fresh.status.value}; nothing to grant")
-            activation = replace(activation, request=fresh)
-            plan, candidate, _ = _with_activation(deps, role_arn, live, grants, activation, now)
+            # And by the policy in force under this lock: a change saved since the caller judged it (policy
+            # changes take this lock too) must not let a request it forbids in.
+            effective = target.effective
+            why = nonconforming_reason(fresh, effective, deps.settings) or approval_shortfall(
+                fresh, effective, deps.settings, now
+            )
+            if why:
+                raise RequestNonconformingError(why)
+            activation = replace(
+                activation,
+                request=fresh,
+                max_duration=effective.max_duration,
+                require_mfa=effective.policy.require_mfa,
+            )
+            plan, candidate, _ = _with_activation(deps, role_arn, live, grants, activation, now, target)
         else:
-            plan = plan_role(deps, role_arn, live, grants)
+            plan = _removal_plan(deps, role_arn, live, grants, target)
         for grant in plan.orphaned:
             end_now(deps, grant, RequestStatus.FAILED, "the principal was deleted from IAM")
         for grant in plan.refused:
@@ -285,11 +462,11 @@ def sync_role(
             deps.roles.write_session_guard(role_arn, plan.guard)
             _verify(deps, role_arn, plan.guard, lambda: deps.roles.session_guard(role_arn), "session guard")
             _audit(deps, actor, role_arn, "guard.synced", live.guard, plan.guard, reason)
+        plan = _write_trust_policy(deps, role_arn, live, grants, plan, target, fallback=activation is None)
         changed = not same_policy(live.trust_policy, plan.trust_policy)
         if changed:
-            deps.roles.write_trust_policy(role_arn, plan.trust_policy)
-            _verify(deps, role_arn, plan.trust_policy, lambda: deps.roles.trust_policy(role_arn), "trust policy")
             _audit(deps, actor, role_arn, "role.synced", live.trust_policy, plan.trust_policy, reason)
+        _report(deps, actor, role_arn, reason, live.trust_policy, plan, stored)
         if plan.guard_full is not None:
             # The trust policy is written (taking people out is always safe); the guard could not be. Say so
             # loudly: sessions of people who just lost access live on until they expire.
@@ -321,6 +498,191 @@ def sync_role(
     )
 
 
+# -- a new role policy ------------------------------------------------------------------------------
+
+
+def record_for(policy: RolePolicy, stored: StoredPolicy, live: Document) -> tuple[Statement, ...] | None:
+    """The hand-written statements to keep on record with `policy`: those present when a mode was first set
+    (kept while the role stays managed), so that later ones are drift and adopted ones can come back."""
+    if policy.mode is None:
+        return None
+    if stored.policy.mode is not None and stored.hand_written is not None:
+        return stored.hand_written
+    return tuple(unmanaged_statements(live))
+
+
+def proposed_target(
+    deps: Dependencies, role_arn: str, policy: RolePolicy, stored: StoredPolicy, live: Document
+) -> tuple[Target, tuple[Statement, ...] | None]:
+    """What a proposed policy renders from, and the record to store with it. Leaving the managed modes renders
+    once more from the old record: the statements the admin had adopted come back exactly as they were."""
+    record = record_for(policy, stored, live)
+    effective = effective_policy(role_arn, policy, deps.settings)
+    return Target(effective, record if record is not None else stored.hand_written), record
+
+
+def nonconforming_grants(
+    grants: Sequence[AccessRequest],
+    effective: EffectivePolicy,
+    judge: Callable[[AccessRequest, EffectivePolicy], str | None],
+    now: datetime,
+) -> dict[str, str]:
+    """Live grants a new policy no longer allows: grant id -> why."""
+    return {g.id: why for g in grants if g.is_grant_live(now) for why in [judge(g, effective)] if why}
+
+
+def plan_policy_change(
+    deps: Dependencies,
+    role_arn: str,
+    live: LiveRole,
+    grants: Sequence[AccessRequest],
+    target: Target,
+    ending: Mapping[str, str],
+    now: datetime,
+) -> Plan:
+    """The plan under a proposed policy, its nonconforming grants ended now (no writes): 422 if it cannot render."""
+    as_if = [
+        g.model_copy(update={"status": RequestStatus.REVOKED, "expires_at": _ended_at(g, now)}) if g.id in ending else g
+        for g in grants
+    ]
+    try:
+        return plan_role(deps, role_arn, live, as_if, target)
+    except InvalidPrincipalError as error:
+        raise RuleViolationError(f"the policy cannot be rendered: {error.message}", code="invalid_policy") from error
+
+
+def _ended_at(grant: AccessRequest, now: datetime) -> datetime:
+    return min(grant.expires_at, now) if grant.expires_at else now
+
+
+def _apply_proposal(
+    deps: Dependencies,
+    role_arn: str,
+    actor: str,
+    reason: str,
+    live: LiveRole,
+    grants: Sequence[AccessRequest],
+    proposal: ProposedPolicy,
+    now: datetime,
+) -> SyncResult:
+    """Store a new role policy, IAM first (under the role lock).
+
+    The trust policy it renders is written before anything else: if IAM refuses it (a standing principal that
+    does not exist, a document too large), the answer is 422 with IAM's reason and nothing has changed, no
+    policy stored, no grant revoked, the guard untouched. Only then is the policy stored (if still at the
+    version the admin read), the grants it no longer allows revoked, and the guard written.
+    """
+    stored = deps.store.get_stored_policy(role_arn)
+    if proposal.if_match is not None and proposal.if_match != stored.version:
+        raise PreconditionFailedError(stored.version)
+    target, record = proposed_target(deps, role_arn, proposal.policy, stored, live.trust_policy)
+    ending = nonconforming_grants(grants, target.effective, proposal.nonconforming, now)
+    plan = plan_policy_change(deps, role_arn, live, grants, target, ending, now)
+    # Facts any sync records, whatever the policy (deleted principals, taken session names, departures of
+    # grants that ended before): recorded before the write as a sync does, so none is lost.
+    for grant in plan.orphaned:
+        end_now(deps, grant, RequestStatus.FAILED, "the principal was deleted from IAM")
+    for grant in plan.refused:
+        end_now(deps, grant, RequestStatus.FAILED, "another person holds the same session name on this role")
+    _record_departures(deps, grants, {k: v for k, v in plan.departures.items() if k not in ending})
+    trust_changed = not same_policy(live.trust_policy, plan.trust_policy)
+    if trust_changed:
+        # A policy change never names anyone new (it only ends grants that no longer conform), so unlike a
+        # grant it may write the trust policy before the guard: a refusal by IAM then leaves everything as it was.
+        try:
+            deps.roles.write_trust_policy(role_arn, plan.trust_policy)
+        except ClientError as error:
+            why = iam_refusal(error)
+            if why is None:
+                raise
+            raise IamRefusedError(
+                f"IAM refused the trust policy this role policy renders: {why}. Nothing was saved or changed; "
+                "fix the policy (for example a standing principal that does not exist) and try again"
+            ) from error
+    audit = proposal.audit.model_copy(update={"before": stored.policy.model_dump(mode="json", exclude_defaults=True)})
+    try:
+        if trust_changed:
+            _verify(deps, role_arn, plan.trust_policy, lambda: deps.roles.trust_policy(role_arn), "trust policy")
+        deps.store.put_role_policy(role_arn, proposal.policy, stored.version, audit, hand_written=record)
+    except Exception:
+        if trust_changed:  # not stored: put back what IAM held, so the role matches the stored policy again
+            _put_back(deps, role_arn, live.trust_policy)
+        raise
+    _publish(deps, audit)
+    ended = [
+        revoked
+        for grant in grants
+        if grant.id in ending
+        for revoked in [
+            _end_nonconforming(deps, grant, ending[grant.id], _ended_at(grant, now), plan.departures, actor)
+        ]
+        if revoked is not None
+    ]
+    if trust_changed:
+        _audit(deps, actor, role_arn, "role.synced", live.trust_policy, plan.trust_policy, reason)
+    guard_changed = not _same_document(live.guard, plan.guard)
+    if guard_changed:
+        deps.roles.write_session_guard(role_arn, plan.guard)
+        _verify(deps, role_arn, plan.guard, lambda: deps.roles.session_guard(role_arn), "session guard")
+        _audit(deps, actor, role_arn, "guard.synced", live.guard, plan.guard, reason)
+    # Statements the admin adopts now leave as part of the change; anything else unrecorded is drift.
+    drift = [s for s in plan.drift if s.get("Sid") not in proposal.policy.adopt_statements]
+    _report(deps, actor, role_arn, reason, live.trust_policy, replace(plan, drift=drift), stored)
+    if plan.guard_full is not None:
+        raise SessionGuardFullError(
+            plan.guard_full.quota, plan.guard_full.size, plan.guard_full.others, trust_policy_written=trust_changed
+        )
+    return SyncResult(
+        role_arn,
+        trust_changed or guard_changed,
+        live.trust_policy,
+        plan.trust_policy,
+        policy_size(plan.trust_policy),
+        deps.settings.trust_policy_quota,
+        plan.grants,
+        guard_before=live.guard,
+        guard_after=plan.guard,
+        ended=ended,
+        policy_version=stored.version + 1,
+    )
+
+
+def _end_nonconforming(
+    deps: Dependencies,
+    grant: AccessRequest,
+    why: str,
+    ends: datetime,
+    departures: Mapping[str, datetime],
+    actor: str,
+) -> AccessRequest | None:
+    """Revoke a grant the new policy no longer allows, ending it when the plan did (and with its departure)."""
+    left = {"left_trust_at": departures[grant.id]} if grant.id in departures else {}
+    for _ in range(3):
+        if grant.status != RequestStatus.ACTIVE:  # it ended meanwhile (its expiry): keep only the departure
+            _record_departures(deps, [grant], {grant.id: left["left_trust_at"]} if left else {})
+            return None
+        try:
+            return transition(
+                deps,
+                grant,
+                RequestStatus.REVOKED,
+                actor,
+                reason=f"no longer allowed by the role policy: {why}",
+                expires_at=ends,
+                **left,
+            )
+        except ConflictError:  # changed meanwhile (e.g. a notification step): read it again
+            grant = deps.store.get_request(grant.id)
+    raise ConflictError(f"could not revoke {grant.id}, which the new role policy no longer allows; sync the role")
+
+
+def _put_back(deps: Dependencies, role_arn: str, document: Document) -> None:
+    try:
+        deps.roles.write_trust_policy(role_arn, document)
+    except Exception:  # the next sync renders the stored policy again
+        logger.exception("could not put back the trust policy after a failed policy change", extra={"role": role_arn})
+
+
 def _with_activation(
     deps: Dependencies,
     role_arn: str,
@@ -328,16 +690,16 @@ def _with_activation(
     grants: Sequence[AccessRequest],
     activation: Activation,
     now: datetime,
-    effective: EffectivePolicy | None = None,
+    target: Target | None = None,
 ) -> tuple[Plan, AccessRequest, Coverage | None]:
     """The plan with one more grant in it, the grant, and the person's coverage before it.
 
     Refuses (409, nothing written) when the role cannot hold it.
     """
-    before = plan_role(deps, role_arn, live, grants, effective)
+    before = plan_role(deps, role_arn, live, grants, target)
     current = before.coverages.of(activation.request.requester.key)
     candidate = activation.as_grant(current, now)
-    plan = plan_role(deps, role_arn, live, [*grants, candidate], effective)
+    plan = plan_role(deps, role_arn, live, [*grants, candidate], target)
     # The newcomer must fit without displacing anyone who already holds their session name.
     displaced = {g.id for g in plan.refused} - {g.id for g in before.refused} - {candidate.id}
     if plan.guard_full is not None:
@@ -357,7 +719,8 @@ def preview_activation(deps: Dependencies, request: AccessRequest, effective: Ef
     live = deps.roles.read(request.role_arn)
     grants = grants_shaping(deps, request.role_arn)
     activation = Activation(request, effective.max_duration, effective.policy.require_mfa)
-    _, _, current = _with_activation(deps, request.role_arn, live, grants, activation, now, effective)
+    # The record of hand-written statements is left out: this only asks whether the grant would fit.
+    _, _, current = _with_activation(deps, request.role_arn, live, grants, activation, now, Target(effective))
     return current
 
 
@@ -413,6 +776,7 @@ def _audit(
     before: Document | None,
     after: Document | None,
     reason: str,
+    detail: dict[str, Any] | None = None,
 ) -> None:
     now = deps.clock.now()
     event = AuditEvent(
@@ -423,13 +787,17 @@ def _audit(
         role_arn=role_arn,
         before=before,
         after=after,
-        detail={"reason": reason},
+        detail={"reason": reason, **(detail or {})},
     )
     deps.store.put_audit(event)
+    _publish(deps, event)
+
+
+def _publish(deps: Dependencies, event: AuditEvent) -> None:
     try:  # the audit record is committed; a lost bus event must not fail the sync
         deps.events.publish(event)
     except Exception:
-        logger.exception("could not publish event", extra={"action": action, "role_arn": role_arn})
+        logger.exception("could not publish event", extra={"action": event.action, "role_arn": event.role_arn})
 
 
 def _verify(

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
-
 from trustgate.ids import new_id
 from trustgate.lifecycle import check_transition, event_name
 from trustgate.models import AccessRequest, AuditEvent, RequestStatus
-from trustgate.observability import logger, metrics
+from trustgate.observability import count, logger
 from trustgate.wiring import Dependencies
 
 
@@ -37,10 +35,7 @@ def commit_change(
         detail={"principal_arn": before.principal_arn, **(detail or {})},
     )
     deps.store.replace_request(before, after, event)
-    try:  # the change is committed: a metric that cannot be recorded must not turn it into an error
-        metrics.add_metric(name=action, unit=MetricUnit.Count, value=1)
-    except Exception:
-        logger.exception("could not record metric", extra={"action": action})
+    count(action)
     try:
         deps.events.publish(event)
     except Exception:  # the audit record is already committed; a lost bus event must not undo the change

@@ -1,7 +1,9 @@
 """The trust-policy engine: derives a role's trust policy from its grants. Pure: no I/O, no clock.
 
-The live document's hand-written statements are kept as they are and in order; TrustGate owns only
-statements whose Sid starts with `TrustGate`, and re-renders all of them on every sync.
+TrustGate owns only statements whose Sid starts with `TrustGate`, and re-renders all of them on every sync.
+The role's hand-written statements are kept as they are and in order, except where an admin took standing
+access over (a `mode`): the hand-written statements present then are on record, and one that appears later
+is drift, removed (see `drift_in`).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from trustgate.clock import to_rfc3339
 from trustgate.errors import InvalidPrincipalError, TrustPolicyFullError
@@ -55,6 +57,11 @@ class GrantConditions:
     principal_tags: tuple[tuple[str, str], ...] = ()
 
 
+# Where standing access comes from: the stored policy's baseline; the baseline statement IAM holds now (pruned of
+# deleted principals) when the policy no longer renders; or none at all, failing closed.
+Standing = Literal["policy", "held", "none"]
+
+
 @dataclass(frozen=True)
 class RenderSpec:
     """Everything besides the live document that decides the rendered trust policy."""
@@ -65,6 +72,9 @@ class RenderSpec:
     adopted_sids: frozenset[str] = frozenset()
     quota: int = 2048
     partition: str = "aws"
+    # The role's hand-written statements when an admin set a mode (None: no record, every one is kept).
+    hand_written: tuple[Statement, ...] | None = None
+    standing: Standing = "policy"
 
 
 def policy_size(document: Document) -> int:
@@ -114,13 +124,97 @@ def render_trust_policy(live: Document, spec: RenderSpec, now: datetime) -> Docu
     (a removal is never refused, even from a policy already over the quota), and InvalidPrincipalError
     for a principal that may never be rendered.
     """
-    kept = unmanaged_statements(live, spec.adopted_sids if spec.baseline else ())
-    statements = kept + _baseline_statements(spec) + _grant_statements(spec, now)
+    kept = hand_written_statements(live, spec)
+    statements = kept + _baseline_statements(spec, live) + _grant_statements(spec, now)
     document = {"Version": live.get("Version", VERSION), "Statement": statements or [dict(NOBODY)]}
     size = policy_size(document)
     if size > spec.quota and size > policy_size(live):  # never refuse a change that only shrinks it
         raise TrustPolicyFullError(spec.quota, size)
     return document
+
+
+def hand_written_statements(live: Document, spec: RenderSpec) -> list[Statement]:
+    """The hand-written statements the rendered policy keeps, in order.
+
+    Without a record: every one in the live document, minus the adopted ones while a baseline replaces them.
+    With one: the recorded statements (minus the adopted ones while a baseline replaces them), each as IAM
+    holds it now (a deleted principal pruned), or restored from the record when it is gone from IAM; anything
+    else is drift. When the policy no longer renders (`standing` is not "policy") nothing is restored: only
+    what IAM holds now is kept, so a stale record can never block a removal.
+    """
+    adopted = spec.adopted_sids if spec.baseline else frozenset()
+    if spec.hand_written is None:
+        return unmanaged_statements(live, adopted)
+    present = unmanaged_statements(live)
+    kept: list[Statement] = []
+    for recorded in spec.hand_written:
+        match = _take_match(present, recorded)
+        if recorded.get("Sid") in adopted:
+            continue
+        if match is not None:
+            kept.append(match)
+        elif spec.standing == "policy":
+            kept.append(recorded)
+    return kept
+
+
+def drift_in(live: Document, spec: RenderSpec) -> list[Statement]:
+    """Hand-written statements in the live document the record does not hold, as IAM holds them.
+
+    Only where a record exists (an admin set a mode): each of these is removed by the render. A recorded
+    statement an admin adopted that appears again while the baseline replaces it is drift too, and so is one
+    posing as TrustGate's own (a `TrustGate…` Sid TrustGate never renders).
+    """
+    if spec.hand_written is None:
+        return []
+    adopted = spec.adopted_sids if spec.baseline else frozenset()
+    recorded = list(spec.hand_written)
+    found: list[Statement] = []
+    for statement in statements_of(live):
+        if is_managed(statement):
+            if not _rendered_by_trustgate(statement):  # a hand-written one posing as TrustGate's
+                found.append(statement)
+            continue
+        pruned = _without_unique_ids(statement)
+        if pruned is None:  # only deleted principals left: pruned anyway, nothing anyone could use
+            continue
+        match = next((r for r in recorded if _holds(r, pruned)), None)
+        if match is None or match.get("Sid") in adopted:
+            found.append(statement)
+        if match is not None:
+            recorded.remove(match)
+    return found
+
+
+def _rendered_by_trustgate(statement: Statement) -> bool:
+    sid = statement.get("Sid")
+    return sid in (BASELINE_SID, USERS_SID, NOBODY["Sid"]) or bool(
+        isinstance(sid, str) and re.fullmatch(rf"{SESSION_SID_PREFIX}\d+", sid)
+    )
+
+
+def _take_match(present: list[Statement], recorded: Statement) -> Statement | None:
+    """Remove and return the live statement that is `recorded` as IAM holds it now, if any."""
+    for statement in present:
+        if _holds(recorded, statement):
+            present.remove(statement)
+            return statement
+    return None
+
+
+def _holds(recorded: Statement, live: Statement) -> bool:
+    """Is `live` the recorded statement, possibly with fewer principals (IAM drops deleted ones)? Never more."""
+    if _shape(recorded) != _shape(live):
+        return False
+    return set(aws_principals(live)) <= set(aws_principals(recorded))
+
+
+def _shape(statement: Statement) -> Any:
+    """A statement in canonical form without its `Principal.AWS` values (compared separately)."""
+    principal = statement.get("Principal")
+    if isinstance(principal, dict) and "AWS" in principal:
+        statement = {**statement, "Principal": {k: v for k, v in principal.items() if k != "AWS"}}
+    return _canon(statement)
 
 
 def grant_expiry_in(document: Document, principal_arn: str) -> datetime | None:
@@ -184,20 +278,20 @@ def aws_principals(statement: Statement) -> list[str]:
 
 def normalized(document: Document) -> Document:
     """A canonical form for comparing documents as IAM stores them (single-item lists become strings)."""
+    return {"Version": document.get("Version", VERSION), "Statement": [_canon(s) for s in statements_of(document)]}
 
-    def canon(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {key: canon(item) for key, item in sorted(value.items())}
-        if isinstance(value, list):
-            items = [canon(item) for item in value]
-            if len(items) == 1 and not isinstance(items[0], dict):
-                return items[0]
-            if all(isinstance(item, str) for item in items):
-                return sorted(items)
-            return items
-        return value
 
-    return {"Version": document.get("Version", VERSION), "Statement": [canon(s) for s in statements_of(document)]}
+def _canon(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _canon(item) for key, item in sorted(value.items())}
+    if isinstance(value, list):
+        items = [_canon(item) for item in value]
+        if len(items) == 1 and not isinstance(items[0], dict):
+            return items[0]
+        if all(isinstance(item, str) for item in items):
+            return sorted(items)
+        return items
+    return value
 
 
 def same_policy(left: Document, right: Document) -> bool:
@@ -245,10 +339,13 @@ def _grant_statement(sid: str, arns: list[str], session_name: str, ends: datetim
     }
 
 
-def _baseline_statements(spec: RenderSpec) -> list[Statement]:
+def _baseline_statements(spec: RenderSpec, live: Document) -> list[Statement]:
     baseline = spec.baseline
-    if baseline is None or baseline.mode == "none":
+    if baseline is None or baseline.mode == "none" or spec.standing == "none":
         return []
+    if spec.standing == "held":  # the policy no longer renders: keep what IAM holds, minus deleted principals
+        held = [_without_unique_ids(s) for s in statements_of(live) if s.get("Sid") == BASELINE_SID]
+        return [s for s in held if s is not None]
     if baseline.mode == "organization":
         if not re.fullmatch(r"o-[a-z0-9]{10,32}", baseline.organization_id):
             raise InvalidPrincipalError(
@@ -264,6 +361,10 @@ def _baseline_statements(spec: RenderSpec) -> list[Statement]:
             return []
         principal = principals[0] if len(principals) == 1 else principals
         condition = _conditions(spec.conditions)
+        if re.fullmatch(r"o-[a-z0-9]{10,32}", baseline.organization_id):
+            # IAM itself keeps standing access inside the organization, whatever account a principal names.
+            condition.setdefault("StringEquals", {})["aws:PrincipalOrgID"] = baseline.organization_id
+            condition["StringEquals"] = dict(sorted(condition["StringEquals"].items()))
     statement: Statement = {"Sid": BASELINE_SID, "Effect": "Allow", "Principal": {"AWS": principal}, "Action": ASSUME}
     if condition:
         statement["Condition"] = dict(sorted(condition.items()))

@@ -204,3 +204,26 @@ def test_policy_show_with_role_prints_fields_and_what_is_in_effect(cli, api: Fak
     assert "ticket_pattern:     -\n" in stored
     assert "effective" not in stored
     assert effective == "approvers:    arn:aws:iam::111122223333:user/bob\nmax_duration: PT4H\n"
+
+
+def test_policy_set_sends_if_match_with_the_version_it_read_and_not_the_version_itself(cli, api: FakeApi) -> None:
+    api.reply("GET", POLICY_PATH, CURRENT | {"version": 7}, headers={"ETag": '"7"'})
+    api.reply("PUT", POLICY_PATH, a_change([]))
+
+    result = cli("policy", "set", "PumpCustomerAccess", "--require-mfa")
+
+    assert result.code == 0, result.err
+    put = api.received[1]
+    assert put.headers["if-match"] == '"7"'
+    assert "version" not in put.json
+
+
+def test_policy_set_when_the_rules_changed_since_read_exits_5_and_says_to_read_again(cli, api: FakeApi) -> None:
+    api.reply("GET", POLICY_PATH, CURRENT | {"version": 7})
+    message = "the policy changed since you read it (version 8 now); read it again"
+    api.reply("PUT", POLICY_PATH, {"error": {"code": "precondition_failed", "message": message}}, status=412)
+
+    result = cli("policy", "set", "PumpCustomerAccess", "--require-mfa")
+
+    assert result.code == 5
+    assert result.err == f"trustgate: precondition_failed: {message}\n"

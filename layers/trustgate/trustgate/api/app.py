@@ -1,17 +1,23 @@
-"""Assemble the REST API: routers, validation, OpenAPI, and errors in the API's JSON shape."""
+"""Assemble the REST API: input checks, routers, validation, OpenAPI, and errors in the API's JSON shape."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyValidationError,
 )
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from trustgate.api import audit, requests, roles
+from trustgate.api import audit, inputs, requests, roles
 from trustgate.api.common import describe_validation_error, error_response
 from trustgate.errors import TrustGateError
 from trustgate.observability import logger
@@ -19,26 +25,54 @@ from trustgate.observability import logger
 TITLE = "TrustGate"
 
 
+class TrustGateResolver(APIGatewayRestResolver):
+    """The API's resolver: a repeated query parameter or a malformed body is refused before validation or any
+    route reads it (unknown query parameters: `inputs.refuse_unknown_parameters`, once the route is known)."""
+
+    def resolve(self, event: Mapping[str, Any], context: LambdaContext) -> dict[str, Any]:
+        try:
+            inputs.check_query(event)
+            inputs.check_body(event)
+        except TrustGateError as error:
+            return {
+                "statusCode": error.status,
+                "multiValueHeaders": {"Content-Type": ["application/json"]},
+                "body": json.dumps({"error": {"code": error.code, "message": error.message}}),
+                "isBase64Encoded": False,
+            }
+        return super().resolve(event, context)
+
+
 def build_app() -> APIGatewayRestResolver:
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = TrustGateResolver(enable_validation=True)
+    app.use([inputs.refuse_unknown_parameters])
     app.include_router(requests.router)
     app.include_router(roles.router)
     app.include_router(audit.router)
 
     @app.get("/openapi.json", include_in_schema=False)
     def openapi() -> Response[Any]:
-        return Response(
-            status_code=200,
-            content_type="application/json",
-            body=app.get_openapi_json_schema(title=TITLE, version="1.0.0"),
-        )
+        return Response(status_code=200, content_type="application/json", body=json.dumps(openapi_document(app)))
 
     @app.exception_handler(TrustGateError)
     def trustgate_error(error: TrustGateError) -> Response[Any]:
-        return error_response(error.status, error.code, error.message)
+        response = error_response(error.status, error.code, error.message)
+        retry_after = getattr(error, "retry_after_seconds", None)  # e.g. 503 revoke_incomplete
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
+        return response
+
+    @app.exception_handler(RequestUnsupportedContentType)
+    def unsupported_media(_: RequestUnsupportedContentType) -> Response[Any]:
+        return error_response(415, "unsupported_media_type", "send the body as application/json")
 
     @app.exception_handler(RequestValidationError)
     def invalid(error: RequestValidationError) -> Response[Any]:
+        # A well-formed policy whose patterns TrustGate will not evaluate (models.py) is a 422, not a 400.
+        if error.errors() and all(problem.get("type") == "invalid_pattern" for problem in error.errors()):
+            return error_response(422, "invalid_pattern", describe_validation_error(error))
+        if error.errors() and all(problem.get("type") == "invalid_notify" for problem in error.errors()):
+            return error_response(422, "invalid_notify", describe_validation_error(error))  # models._check_notify
         return error_response(400, "invalid_input", describe_validation_error(error))
 
     @app.exception_handler(IdempotencyValidationError)
@@ -61,3 +95,23 @@ def build_app() -> APIGatewayRestResolver:
         return error_response(500, "internal", "TrustGate failed unexpectedly; the error is logged. Try again.")
 
     return app
+
+
+def openapi_document(app: APIGatewayRestResolver) -> dict[str, Any]:
+    """The OpenAPI document of the routes, with only the statuses they really give.
+
+    Powertools documents a 422 `HTTPValidationError` on every route for its request validation; TrustGate
+    answers those 400 `invalid_input` (declared on each route), so that 422 is dropped wherever a route
+    does not declare a 422 of its own.
+    """
+    document: dict[str, Any] = json.loads(app.get_openapi_json_schema(title=TITLE, version="1.0.0"))
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if "HTTPValidationError" in json.dumps(responses.get("422", {})):
+                del responses["422"]
+    # Their schemas then describe nothing TrustGate sends (every route declares ErrorBody instead).
+    schemas = document.get("components", {}).get("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        schemas.pop(unused, None)
+    return document

@@ -8,6 +8,8 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
+from pydantic import BaseModel
 
 from trustgate.identity import Caller, caller_from_identity
 from trustgate.wiring import Dependencies, dependencies
@@ -38,3 +40,49 @@ def describe_validation_error(error: RequestValidationError) -> str:
         location = ".".join(str(p) for p in problem.get("loc", ()) if p not in ("body",)) or "body"
         parts.append(f"{location}: {problem.get('msg', 'invalid')}")
     return "; ".join(parts) or "the request is malformed"
+
+
+# -- what the OpenAPI document promises -----------------------------------------------------------
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every refusal, whether TrustGate's or API Gateway's: `{"error": {"code", "message"}}`."""
+
+    error: ErrorDetail
+
+
+# What each status means on any route; a route may name its own codes instead (see `documented`).
+STATUS_MEANINGS: dict[int, str] = {
+    400: "malformed input: `invalid_input` (the message names the field), `unknown_parameter`, "
+    "`repeated_parameter`, `invalid_cursor`; API Gateway's `bad_request`",
+    403: "not allowed: `forbidden`, `not_a_person`, `invalid_principal`",
+    404: "`not_found`: no such request (or none you may see) or role",
+    409: "the state does not allow it (the code says which)",
+    412: "`precondition_failed`: the If-Match version is not the current one; read it again",
+    413: "`body_too_large` (16 KB; 64 KB for a role policy), or API Gateway's `request_too_large`",
+    415: "`unsupported_media_type`: a body that is not application/json",
+    422: "well-formed input that breaks a rule of the role's policy or the deploy ceiling",
+    429: "`role_busy` (another change holds the role's lock), or API Gateway's `throttled`",
+    503: "`revoke_incomplete`: recorded, but IAM could not be updated yet; retrying finishes it",
+}
+_GATEWAY_403 = "API Gateway's `forbidden`: unsigned, a bad signature, outside the organization, or no such route"
+ALWAYS = (400, 403, 413, 415, 429)  # the input checks, API Gateway's refusals and its throttling
+
+
+def documented(success: int, description: str, errors: dict[int, str | None]) -> dict[int, OpenAPIResponse]:
+    """`responses=` for a route: its success, the statuses every route can give, and `errors`.
+
+    `errors` maps a status to the codes this route gives with it (None: the status's general meaning).
+    """
+    responses: dict[int, OpenAPIResponse] = {success: {"description": description}}
+    for status in sorted({*ALWAYS, *errors}):
+        meaning = errors.get(status) or STATUS_MEANINGS[status]
+        if status == 403:
+            meaning += f"; {_GATEWAY_403}"
+        responses[status] = {"description": meaning, "content": {"application/json": {"model": ErrorBody}}}
+    return responses

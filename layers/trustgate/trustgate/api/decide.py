@@ -7,12 +7,12 @@ never logged; at most the first characters of its hash.
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.parse
 from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
-from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
@@ -21,7 +21,7 @@ from trustgate.approval_page import SECURITY_HEADERS, Page
 from trustgate.errors import ForbiddenError, TrustGateError, ValidationError
 from trustgate.link_decisions import LinkRefused
 from trustgate.models import AccessRequest, RequestView
-from trustgate.observability import logger, metrics
+from trustgate.observability import count, logger
 from trustgate.wiring import Dependencies, dependencies
 
 FORM = "application/x-www-form-urlencoded"
@@ -62,7 +62,9 @@ def build_decide_app() -> APIGatewayRestResolver:
             view = link_decisions.open_link(deps, token)
         except LinkRefused as refused:
             return _refused(app, deps, token, refused)
-        page = approval_page.decision_page(view.request, view.approver_arn, view.csrf, deps.clock.now())
+        page = approval_page.decision_page(
+            view.request, view.approver_arn, view.csrf, deps.clock.now(), nonconforming=view.nonconforming
+        )
         return _html(page)
 
     @app.post("/decide/<token>")
@@ -73,7 +75,7 @@ def build_decide_app() -> APIGatewayRestResolver:
         wants_json = _wants_json(headers.get("accept"), default=media == JSON)
         try:
             _check_same_site(app, deps)
-            body = _parse(media, app.current_event.decoded_body)
+            body = _parse(media, _body_text(app))
             outcome = link_decisions.decide_by_link(
                 deps,
                 token,
@@ -87,12 +89,14 @@ def build_decide_app() -> APIGatewayRestResolver:
         except LinkRefused as refused:
             return _refused(app, deps, token, refused, wants_json)
         except TrustGateError as error:
-            metrics.add_metric(name="ApprovalLinkRefused", unit=MetricUnit.Count, value=1)
+            count("ApprovalLinkRefused")
             return _problem(deps, error.status, error.code, error.message, None, wants_json)
-        metrics.add_metric(name="ApprovalLinkDecided", unit=MetricUnit.Count, value=1)
+        count("ApprovalLinkDecided")
         if wants_json:
             return _json(200, RequestView.of(outcome.request).model_dump(mode="json", exclude_none=True))
-        return _html(approval_page.result_page(outcome.request, outcome.decision, deps.clock.now()))
+        return _html(
+            approval_page.result_page(outcome.request, outcome.decision, deps.clock.now(), missing=outcome.missing)
+        )
 
     @app.not_found
     def not_found(_: Exception) -> Response[str]:
@@ -116,6 +120,20 @@ def _media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+def _body_text(app: APIGatewayRestResolver) -> str:
+    """The body as text; bytes that are not UTF-8 are refused before anything reads them (or the token)."""
+    event = app.current_event
+    raw = event.body or ""
+    if not event.is_base64_encoded:
+        return raw
+    try:
+        return base64.b64decode(raw).decode("utf-8")
+    except ValueError as error:  # not base64, or not UTF-8
+        raise ValidationError(
+            "the form could not be read (it is not UTF-8 text); send it from the approval page"
+        ) from error
+
+
 def _parse(media: str, raw: str | None) -> DecisionBody:
     """The decision from a form or a JSON body; anything else is refused before it can matter."""
     text = raw or ""
@@ -132,7 +150,7 @@ def _parse(media: str, raw: str | None) -> DecisionBody:
             return DecisionBody.model_validate(data)
     except PydanticValidationError as error:
         raise ValidationError(_describe(error)) from error
-    except ValueError as error:  # malformed JSON or too many form fields
+    except (ValueError, RecursionError) as error:  # malformed or absurdly nested JSON, or too many form fields
         raise ValidationError("the body could not be read; send the form from the approval page") from error
     raise UnsupportedMediaError(f"send the decision as {FORM} (the approval page's form) or as {JSON}")
 
@@ -210,7 +228,7 @@ def _refused(
             "token_hash_prefix": link_decisions.hash_prefix(token),
         },
     )
-    metrics.add_metric(name="ApprovalLinkRefused", unit=MetricUnit.Count, value=1)
+    count("ApprovalLinkRefused")
     return _problem(deps, error.status, error.code, error.message, refused.request, wants_json)
 
 

@@ -14,15 +14,16 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from trustgate import rules, service
-from trustgate.api.common import caller_of, deps
+from trustgate import admin, rules, service
+from trustgate.api.common import caller_of, deps, documented
 from trustgate.durations import parse_duration
-from trustgate.errors import ValidationError
-from trustgate.identity import check_person
+from trustgate.errors import NotAPersonError, ValidationError
+from trustgate.identity import Caller, check_person
 from trustgate.models import AccessRequest, RequestStatus, RequestView
 from trustgate.rules import auto_approves
+from trustgate.wiring import Dependencies
 
 router = Router()
 AUTO_APPROVE_WAIT_SECONDS = 10.0
@@ -32,7 +33,7 @@ class CreateRequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: str = Field(min_length=1, max_length=2048, description="name or ARN of a managed role")
-    duration: str | int | None = Field(
+    duration: StrictStr | StrictInt | None = Field(
         default=None, description="ISO 8601 (PT1H) or whole minutes; default from the role"
     )
     justification: str = Field(min_length=1, max_length=2000)
@@ -42,7 +43,7 @@ class CreateRequestBody(BaseModel):
 class ExtendBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    duration: str | int
+    duration: StrictStr | StrictInt  # strict: JSON true is no duration (pydantic would read it as 1)
     justification: str = Field(min_length=1, max_length=2000)
 
 
@@ -63,11 +64,33 @@ class RequestList(BaseModel):
     next: str | None = None
 
 
+_DECISION_ERRORS: dict[int, str | None] = {
+    403: "`forbidden` (not an approver of the request), `approver_removed`, `own_request`, `not_a_person`",
+    404: "`not_found`: no such request, or none you may see",
+    409: "`already_decided`, `already_decided_by_you`, `conflict` (past its approval window, being decided), "
+    "`request_nonconforming` (the role's policy no longer allows the request)",
+}
+
+
 def _view(request: AccessRequest) -> dict[str, Any]:
     return RequestView.of(request).model_dump(mode="json", exclude_none=True)
 
 
-@router.post("/requests", summary="Ask for access to a role", responses={201: {"description": "the request"}})
+@router.post(
+    "/requests",
+    summary="Ask for access to a role",
+    responses=documented(
+        201,
+        "the request (already active when an auto-approve rule decided it)",
+        {
+            404: "`not_found`: the role is not one TrustGate manages",
+            409: "`request_pending` (one open request per person and role), `in_progress` (same Idempotency-Key), "
+            "`trust_policy_full`, `session_guard_full`, `session_name_conflict` (auto-approved grants)",
+            422: "a rule of the role: `duration_too_long`, `duration_too_short`, `justification_too_short`, "
+            "`ticket_required`, `ticket_invalid`, `rule_violation`; `idempotency_key_reused`",
+        },
+    ),
+)
 def post_request(body: Annotated[CreateRequestBody, Body()]) -> Response[RequestView]:
     caller = caller_of(router)
     key = router.current_event.headers.get("idempotency-key") or router.current_event.headers.get("Idempotency-Key")
@@ -126,7 +149,11 @@ def _idempotent_create() -> Any:
     return create
 
 
-@router.get("/requests", summary="List requests (yours, or a role's for its admins)")
+@router.get(
+    "/requests",
+    summary="List requests: yours, and those of the roles you administer",
+    responses=documented(200, "a page of requests; follow `next` for more", {404: "`not_found`: no such role"}),
+)
 def list_requests(
     status: Annotated[RequestStatus | None, Query()] = None,
     role: Annotated[str | None, Query()] = None,
@@ -134,45 +161,97 @@ def list_requests(
     next: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> RequestList:
+    """Admins see the requests of the roles they administer (and their own); everyone else their own.
+
+    A page may hold fewer than `limit` items (even none) when requests of other roles were left out:
+    follow `next` until it is absent.
+    """
     d = deps()
     caller = caller_of(router)
     role_arn = service.resolve_role(d, role) if role else None
-    admin = (role_arn is not None and rules.is_admin(caller, service.policy_for(d, role_arn).admins)) or (
-        role_arn is None and service.is_any_admin(d, caller)
-    )
-    if mine or not admin:
+    administered = set(admin.roles_for_admin(d, caller)) if not mine else set()
+    if role_arn is not None:
+        administered &= {role_arn}
+    if not administered:
         # Only a person has requests of their own; any identity role the deployment allows may name one.
         person = check_person(caller, d.settings.identity_role_arns)
         page = d.store.requests_by_person(person.key, next, limit)
-    elif role_arn:
-        page = d.store.requests_by_role(role_arn, status, next, limit)
-    elif status:
-        page = d.store.requests_by_status(status, next, limit)
+        visible = [r for r in page.items if role_arn is None or r.role_arn == role_arn]
     else:
-        page = d.store.all_requests(next, limit)
-    items = [
-        r for r in page.items if (status is None or r.status == status) and (role_arn is None or r.role_arn == role_arn)
-    ]
+        if role_arn is not None:
+            page = d.store.requests_by_role(role_arn, status, next, limit)
+        elif status:
+            page = d.store.requests_by_status(status, next, limit)
+        else:
+            page = d.store.all_requests(next, limit)
+        everything = rules.is_admin(caller, d.settings.bootstrap_admins)  # bootstrap admins administer all
+        me = _person_key(caller, d)
+        visible = [r for r in page.items if everything or r.role_arn in administered or (me and r.requester.key == me)]
+    items = [r for r in visible if status is None or r.status == status]
     return RequestList(items=[RequestView.of(r) for r in items], next=page.next)
 
 
-@router.get("/requests/<request_id>", summary="One request")
+def _person_key(caller: Caller, d: Dependencies) -> str | None:
+    """The caller's person key, or None for a caller that is no person (it then has no requests)."""
+    try:
+        return check_person(caller, d.settings.identity_role_arns).key
+    except NotAPersonError:
+        return None
+
+
+@router.get(
+    "/requests/<request_id>",
+    summary="One request (its requester, its approvers and its role's admins)",
+    responses=documented(200, "the request", {404: "`not_found`: no such request, or none you may see"}),
+)
 def get_request(request_id: str) -> RequestView:
     return RequestView.of(service.get_request_for(deps(), caller_of(router), request_id))
 
 
-@router.post("/requests/<request_id>/cancel", summary="Cancel your pending request")
+@router.post(
+    "/requests/<request_id>/cancel",
+    summary="Cancel your pending request",
+    responses=documented(
+        200,
+        "the cancelled request",
+        {404: "`not_found`: no such request, or none you may see", 409: "`conflict`: the request is not pending"},
+    ),
+)
 def cancel(request_id: str) -> RequestView:
     return RequestView.of(service.cancel_request(deps(), caller_of(router), request_id))
 
 
-@router.post("/requests/<request_id>/revoke", summary="End an active grant now")
+@router.post(
+    "/requests/<request_id>/revoke",
+    summary="End an active grant now",
+    responses=documented(
+        200,
+        "the revoked request",
+        {
+            404: "`not_found`: no such request, or none you may see",
+            409: "`conflict`: the grant is not active; `session_guard_full`, `sync_not_verified`",
+            503: None,
+        },
+    ),
+)
 def revoke(request_id: str, body: Annotated[RevokeBody | None, Body()] = None) -> RequestView:
     reason = body.reason if body else None
     return RequestView.of(service.revoke_request(deps(), caller_of(router), request_id, reason))
 
 
-@router.post("/requests/<request_id>/extend", summary="Ask for more time on an active grant")
+@router.post(
+    "/requests/<request_id>/extend",
+    summary="Ask for more time on an active grant",
+    responses=documented(
+        201,
+        "the new request (an extension of the grant's coverage)",
+        {
+            404: "`not_found`: no such request, or none you may see",
+            409: "`conflict`: the grant is not active; `request_pending`",
+            422: "a rule of the role: `duration_too_long`, `duration_too_short`, `justification_too_short`",
+        },
+    ),
+)
 def extend(request_id: str, body: Annotated[ExtendBody, Body()]) -> Response[RequestView]:
     request = service.extend_request(
         deps(), caller_of(router), request_id, parse_duration(body.duration), body.justification
@@ -180,19 +259,27 @@ def extend(request_id: str, body: Annotated[ExtendBody, Body()]) -> Response[Req
     return Response(status_code=201, content_type="application/json", body=RequestView.of(request))
 
 
-@router.post("/requests/<request_id>/approve", summary="Approve a request (approvers)")
+@router.post(
+    "/requests/<request_id>/approve",
+    summary="Approve a request (approvers)",
+    responses=documented(200, "the request with your approval", _DECISION_ERRORS),
+)
 def approve(request_id: str, body: Annotated[DecisionBody | None, Body()] = None) -> RequestView:
     comment = body.comment if body else None
     return RequestView.of(service.decide(deps(), caller_of(router), request_id, "approve", comment))
 
 
-@router.post("/requests/<request_id>/deny", summary="Deny a request (approvers)")
+@router.post(
+    "/requests/<request_id>/deny",
+    summary="Deny a request (approvers)",
+    responses=documented(200, "the denied request", _DECISION_ERRORS),
+)
 def deny(request_id: str, body: Annotated[DecisionBody | None, Body()] = None) -> RequestView:
     comment = body.comment if body else None
     return RequestView.of(service.decide(deps(), caller_of(router), request_id, "deny", comment))
 
 
-@router.get("/approvals", summary="Pending requests you may decide")
+@router.get("/approvals", summary="Pending requests you may decide", responses=documented(200, "the requests", {}))
 def approvals() -> RequestList:
     pending = service.pending_for_approver(deps(), caller_of(router))
     return RequestList(items=[RequestView.of(r) for r in pending])

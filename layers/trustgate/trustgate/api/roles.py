@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from trustgate import admin, service
-from trustgate.api.common import caller_of, deps
+from trustgate.api.common import caller_of, deps, documented
 from trustgate.errors import ForbiddenError, ValidationError
 from trustgate.identity import caller_for_arn
 from trustgate.models import RequestView, RolePolicy, UtcDatetime
@@ -46,6 +47,9 @@ class PolicyChangeResult(BaseModel):
     trust_policy_before: dict[str, Any]
     trust_policy_after: dict[str, Any]
     revoked_requests: list[RequestView]
+    version: int | None = Field(
+        default=None, description="the stored policy's version after the change (for a dry run: the current one)"
+    )
 
 
 class SyncOutcome(BaseModel):
@@ -100,6 +104,12 @@ def _checked_principal(principal: str) -> str:
     return text
 
 
+_ROLE_ERRORS: dict[int, str | None] = {
+    403: "`forbidden`: you are not an admin of the role",
+    404: "`not_found`: the role is not one TrustGate manages",
+}
+
+
 def _admin_role(role: str) -> str:
     d = deps()
     role_arn = service.resolve_role(d, role)
@@ -107,7 +117,11 @@ def _admin_role(role: str) -> str:
     return role_arn
 
 
-@router.get("/roles", summary="Managed roles you administer, with capacity used")
+@router.get(
+    "/roles",
+    summary="Managed roles you administer, with capacity used",
+    responses=documented(200, "the roles", {403: "`forbidden`: you administer no role"}),
+)
 def list_roles() -> RoleList:
     d = deps()
     caller = caller_of(router)
@@ -129,7 +143,11 @@ def list_roles() -> RoleList:
     return RoleList(items=items)
 
 
-@router.get("/roles/<role>", summary="A role: its policy, live trust policy, capacity and active grants")
+@router.get(
+    "/roles/<role>",
+    summary="A role: its policy, live trust policy, capacity and active grants",
+    responses=documented(200, "the role", _ROLE_ERRORS),
+)
 def get_role(role: str) -> RoleDetail:
     d = deps()
     overview = admin.role_overview(d, _admin_role(role))
@@ -144,26 +162,75 @@ def get_role(role: str) -> RoleDetail:
     )
 
 
-@router.get("/roles/<role>/policy", summary="The role's policy (unset fields show the ceiling's defaults)")
-def get_policy(role: str) -> dict[str, Any]:
-    return admin.policy_view(deps(), _admin_role(role))
+@router.get(
+    "/roles/<role>/policy",
+    summary="The role's policy (unset fields show the ceiling's defaults)",
+    responses=documented(200, "the policy", _ROLE_ERRORS),
+)
+def get_policy(role: str) -> Response[dict[str, Any]]:
+    view = admin.policy_view(deps(), _admin_role(role))
+    # The ETag is the stored version: send it back in If-Match when you PUT, so a concurrent change is not lost.
+    return Response(200, content_type="application/json", body=view, headers={"ETag": f'"{view["version"]}"'})
 
 
-@router.put("/roles/<role>/policy", summary="Replace the role's policy; dry_run shows the effect only")
+@router.put(
+    "/roles/<role>/policy",
+    summary="Replace the role's policy; dry_run shows the effect only",
+    responses=documented(
+        200,
+        "the policy stored (or, with dry_run, the one that would be) and its effect",
+        {
+            **_ROLE_ERRORS,
+            409: "`conflict` (changed meanwhile), `trust_policy_full`, `session_guard_full`, "
+            "`session_name_conflict`, `sync_not_verified`",
+            412: None,
+            422: "`exceeds_ceiling`, `invalid_policy`, `invalid_notify`, `unadopted_open_statement`, `last_admin`, "
+            "and `iam_refused` "
+            "(IAM's refusal of the rendered documents); nothing was stored",
+        },
+    ),
+)
 def put_policy(
     role: str, body: Annotated[RolePolicy, Body()], dry_run: Annotated[bool, Query()] = False
 ) -> PolicyChangeResult:
-    change = admin.change_policy(deps(), caller_of(router), _admin_role(role), body, dry_run=dry_run)
+    change = admin.change_policy(
+        deps(), caller_of(router), _admin_role(role), body, dry_run=dry_run, if_match=_if_match()
+    )
     return PolicyChangeResult(
         policy=change.policy.model_dump(mode="json", exclude_defaults=True),
         dry_run=not change.applied,
         trust_policy_before=change.before,
         trust_policy_after=change.after,
         revoked_requests=[RequestView.of(r) for r in change.revoked],
+        version=change.version,
     )
 
 
-@router.post("/roles/<role>/sync", summary="Re-render the role's trust policy now")
+def _if_match() -> int | None:
+    """The policy version an `If-Match` header names (the ETag GET returned); None without one, or for `*`.
+
+    Optional, so older clients keep working; the trustgate CLI always sends it.
+    """
+    raw = router.current_event.get_header_value("If-Match")
+    if raw is None or raw.strip() in ("", "*"):
+        return None
+    tag = raw.strip().removeprefix("W/").strip('"')
+    if not re.fullmatch(r"[0-9]{1,12}", tag):  # ASCII digits: str.isdigit() accepts '²', which int() refuses
+        raise ValidationError(
+            f'If-Match: {raw[:40]!r} is not an ETag GET /roles/{{role}}/policy returned, such as "3" (its version)'
+        )
+    return int(tag)
+
+
+@router.post(
+    "/roles/<role>/sync",
+    summary="Re-render the role's trust policy now",
+    responses=documented(
+        200,
+        "whether the trust policy changed, and what it holds",
+        {**_ROLE_ERRORS, 409: "`trust_policy_full`, `session_guard_full`, `sync_not_verified`"},
+    ),
+)
 def sync(role: str) -> SyncOutcome:
     result = admin.sync_now(deps(), caller_of(router), _admin_role(role))
     return SyncOutcome(
@@ -177,6 +244,16 @@ def sync(role: str) -> SyncOutcome:
 @router.post(
     "/roles/<role>/revoke",
     summary="End everything one person holds on the role: active grants end now, pending extensions are cancelled",
+    responses=documented(
+        200,
+        "what ended and what was cancelled",
+        {
+            **_ROLE_ERRORS,
+            404: "`not_found`: no such role, or the person holds nothing on it",
+            409: "`session_guard_full`, `sync_not_verified`",
+            503: None,
+        },
+    ),
 )
 def revoke_person(role: str, body: Annotated[RevokePersonBody, Body()]) -> RevocationResult:
     role_arn = _admin_role(role)

@@ -1,0 +1,112 @@
+"""The deployer's ceiling over approval and over the principals a role policy names (`rules.check_within_ceiling`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from trustgate.errors import CeilingExceededError, RuleViolationError
+from trustgate.models import RolePolicy
+from trustgate.rules import check_within_ceiling, effective_policy
+from trustgate.settings import Settings
+
+pytestmark = pytest.mark.unit
+
+ROLE = "arn:aws:iam::111111111111:role/PumpCustomerAccess"
+SAML_ROLE = "arn:aws:iam::222222222222:role/SamlEngineers"
+SETTINGS = Settings(
+    managed_role_arns=[ROLE],
+    organization_id="o-exampleorg12",
+    allowed_account_ids=["222222222222", "111111111111"],
+    identity_center_account_ids=["222222222222"],
+    identity_role_arns=[SAML_ROLE],
+)
+OPEN = Settings(managed_role_arns=[ROLE], organization_id="o-exampleorg12")  # no AllowedAccountIds, no IdC
+
+
+def refusal(policy: dict[str, Any], settings: Settings = SETTINGS) -> str | None:
+    try:
+        check_within_ceiling(RolePolicy.model_validate(policy), settings)
+    except RuleViolationError as error:
+        field = error.field if isinstance(error, CeilingExceededError) else "-"
+        return f"{error.code} {field}"
+    return None
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ({"approvers": ["arn:aws:iam::222222222222:user/bob", "iam:222222222222:dave", "idc:carol"]}, None),
+        ({"approvers": ["arn:aws:sts::222222222222:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/c"]}, None),
+        (
+            {"approvers": ["arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/c"]},
+            "approvers",
+        ),
+        ({"approvers": ["arn:aws:sts::222222222222:assumed-role/SamlEngineers/dana"]}, "approvers"),
+        (
+            {"approvers": ["arn:aws:sts::222222222222:assumed-role/SamlEngineers/dana"], "identity_roles": [SAML_ROLE]},
+            None,
+        ),
+        ({"approvers": ["role:dana"]}, "approvers"),
+        ({"approvers": ["role:dana"], "identity_roles": [SAML_ROLE]}, None),
+        ({"approvers": ["*"]}, "approvers"),
+        ({"admins": ["arn:aws:iam::222222222222:user/*"]}, "admins"),
+        ({"admins": ["222222222222"]}, "admins"),
+        ({"admins": ["arn:aws:iam::333333333333:user/eve"]}, "admins"),
+        ({"admins": ["arn:aws:iam::222222222222:root"]}, "admins"),
+        ({"requester_patterns": ["arn:aws:iam::222222222222:user/*", "idc:*@example.com"]}, None),
+        ({"requester_patterns": ["arn:aws:iam::22222222222?:user/alice"]}, "requester_patterns"),
+        ({"requester_patterns": ["arn:*:iam::222222222222:user/alice"]}, "requester_patterns"),
+        ({"requester_patterns": ["arn:aws:s3:::bucket"]}, "requester_patterns"),
+        ({"requester_patterns": ["*"]}, "requester_patterns"),
+        ({"requester_patterns": ["iam:333333333333:*"]}, "requester_patterns"),
+        ({"standing_principals": ["333333333333"]}, "standing_principals"),
+        ({"standing_principals": ["arn:aws-cn:iam::222222222222:user/bob"]}, "standing_principals"),
+    ],
+)
+def test_principals_a_policy_names_must_lie_inside_the_ceiling(policy: dict[str, Any], expected: str | None) -> None:
+    assert refusal(policy) == (f"exceeds_ceiling {expected}" if expected else None)
+
+
+def test_without_allowed_accounts_only_literal_accounts_pass_and_identity_center_keys_are_refused() -> None:
+    assert refusal({"requester_patterns": ["arn:aws:iam::333333333333:user/*"]}, OPEN) is None
+    assert refusal({"requester_patterns": ["arn:aws:iam::*:user/alice"]}, OPEN) == "exceeds_ceiling requester_patterns"
+    assert refusal({"approvers": ["idc:carol"]}, OPEN) == "exceeds_ceiling approvers"
+
+
+def test_the_approval_floor_refuses_explicit_values_below_it_and_raises_unset_ones() -> None:
+    floor = SETTINGS.model_copy(update={"min_required_approvals": 2})
+    assert refusal({"required_approvals": 1}, floor) == "exceeds_ceiling required_approvals"
+    assert refusal({"required_approvals": 3}, floor) is None
+    assert refusal({}, floor) is None
+    assert effective_policy(ROLE, RolePolicy(), floor).policy.required_approvals == 2
+
+
+def test_auto_approve_and_self_approval_need_the_deployers_consent_and_are_off_at_run_time_without_it() -> None:
+    rule = {"auto_approve": [{"principals": ["arn:aws:iam::222222222222:user/alice"]}]}
+    assert refusal(rule) == "exceeds_ceiling auto_approve"
+    assert refusal({"allow_self_approval": True}) == "exceeds_ceiling allow_self_approval"
+    allowing = SETTINGS.model_copy(update={"allow_auto_approve": True, "allow_self_approval": True})
+    assert refusal(rule, allowing) is None
+    assert refusal({"auto_approve": [{}]}, allowing) == "invalid_policy -"
+    saved = RolePolicy.model_validate({**rule, "allow_self_approval": True})
+    assert effective_policy(ROLE, saved, SETTINGS).policy.auto_approve == []
+    assert effective_policy(ROLE, saved, SETTINGS).policy.allow_self_approval is False
+    assert effective_policy(ROLE, saved, allowing).policy == saved
+
+
+def test_settings_read_the_ceiling_from_the_environment() -> None:
+    env = {"MIN_REQUIRED_APPROVALS": "3", "ALLOW_AUTO_APPROVE": "true", "ALLOW_SELF_APPROVAL": "false"}
+    settings = Settings.from_env(env)
+    assert (settings.min_required_approvals, settings.allow_auto_approve, settings.allow_self_approval) == (
+        3,
+        True,
+        False,
+    )
+    defaults = Settings.from_env({})
+    assert (defaults.min_required_approvals, defaults.allow_auto_approve, defaults.allow_self_approval) == (
+        1,
+        False,
+        False,
+    )
