@@ -13,11 +13,13 @@ from typing import Any
 
 import pytest
 
-from tests.support.aws import ALICE, BOB, CAROL, DAVE, ERIN, VENDOR_TRUST, World, running_world
-from tests.support.flows import request_access
+from tests.support.aws import ALICE, BOB, CAROL, DAVE, ERIN, MANAGEMENT, ROLE_ARN, VENDOR_TRUST, World, running_world
+from tests.support.flows import granted, request_access
 from tests.support.links import approval_links, call_page, form_for, messages_for
 from trustgate import service
 from trustgate.api import requests as request_routes
+from trustgate.ids import new_id
+from trustgate.models import AuditEvent, RolePolicy
 from trustgate.trust_policy import grant_expiry_in
 
 pytestmark = pytest.mark.functional
@@ -259,4 +261,24 @@ def test_a_policy_saved_between_the_grant_check_and_the_role_lock_still_stops_th
     request = world.deps.store.get_request(request_id)
     assert request.status.value == "failed"
     assert "more than the role's maximum of PT30M now" in (request.reason or "")
+    assert grant_expiry_in(world.trust_policy(), ALICE) is None
+
+
+def test_the_reconciler_ends_a_grant_the_stored_policy_no_longer_allows(world: World) -> None:
+    """A policy change ends the grants it forbids itself; if it could not (a crash right after the policy was
+    stored), the reconciler does, under the role lock."""
+
+    grant = granted(world)
+    assert grant_expiry_in(world.trust_policy(), ALICE) is not None
+    _, version = world.deps.store.get_role_policy(ROLE_ARN)
+    now = world.deps.clock.now()
+    stored_only = AuditEvent(id=new_id(now), at=now, actor=CAROL, action="policy.changed", role_arn=ROLE_ARN)
+    world.deps.store.put_role_policy(ROLE_ARN, RolePolicy(requester_accounts=[MANAGEMENT]), version, stored_only)
+
+    report = world.invoke("ReconcileFunction", {})
+
+    assert "error" not in report["roles"][0], report
+    ended = world.deps.store.get_request(grant["id"])
+    assert ended.status.value == "revoked"
+    assert "no longer allowed by the role policy" in (ended.reason or "")
     assert grant_expiry_in(world.trust_policy(), ALICE) is None

@@ -609,18 +609,28 @@ def test_without_a_mode_the_record_restores_the_adopted_statements_in_their_orde
     assert render([], live, hand_written=RECORD) == VENDOR
 
 
-def test_a_baseline_that_no_longer_renders_is_held_as_iam_shows_it_minus_deleted_principals_or_dropped() -> None:
-    held = {
+def test_a_baseline_that_no_longer_renders_is_held_to_what_iam_still_shows_of_the_policys_own_or_dropped() -> None:
+    held = {  # as IAM shows it: the deleted user as a unique id, and a principal someone added by hand
         "Sid": BASELINE_SID,
         "Effect": "Allow",
-        "Principal": {"AWS": ["AIDAEXAMPLEDELETED12", "arn:aws:iam::222222222222:root"]},
+        "Principal": {
+            "AWS": ["AIDAEXAMPLEDELETED12", "arn:aws:iam::222222222222:root", "arn:aws:iam::999999999999:root"]
+        },
         "Action": "sts:AssumeRole",
     }
     live = {"Version": "2012-10-17", "Statement": [held]}
-    baseline = Baseline("accounts", ORG, ("arn:aws:iam::222222222222:user/*",))  # would be refused
+    baseline = Baseline("accounts", ORG, ("222222222222", "arn:aws:iam::222222222222:user/gone"))
     rendered = render([], live, baseline=baseline, standing="held")
-    assert statements_of(rendered) == [{**held, "Principal": {"AWS": "arn:aws:iam::222222222222:root"}}]
+    assert statements_of(rendered) == [
+        {
+            **held,
+            "Principal": {"AWS": "arn:aws:iam::222222222222:root"},  # the policy's own, still in IAM; nobody else
+            "Condition": {"StringEquals": {"aws:PrincipalOrgID": ORG}},  # and the policy's conditions, not IAM's
+        }
+    ]
     assert statements_of(render([], live, baseline=baseline, standing="none")) == [NOBODY]
+    unrenderable = Baseline("accounts", ORG, ("arn:aws:iam::222222222222:user/*",))  # refused: nothing held
+    assert statements_of(render([], live, baseline=unrenderable, standing="held")) == [NOBODY]
 
 
 def test_an_accounts_baseline_keeps_standing_access_inside_the_organization() -> None:

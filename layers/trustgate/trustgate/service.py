@@ -7,7 +7,7 @@ goes through `sync_role`; every request change through `transitions.transition`/
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import unquote
@@ -764,7 +764,11 @@ def reconcile(deps: Dependencies) -> dict[str, Any]:
                     ended = transition(deps, request, RequestStatus.EXPIRED, SYSTEM, reason="expired (reconciler)")
                     notify(deps, messages.outcome_for_requester(ended))
                     expired.append(request.id)
-            result = sync_role(deps, role_arn, SYSTEM, "reconcile")
+            revoked = _NonconformingRevoker(deps, role_arn)
+            result = sync_role(deps, role_arn, SYSTEM, "reconcile", under_lock=revoked)
+            for grant in revoked.ended:
+                deps.schedules.delete(grant.id)
+                notify(deps, messages.outcome_for_requester(grant))
             report.append({"role_arn": role_arn, "changed": result.changed, "expired": expired})
         except TrustGateError as error:  # one broken role must not stop the others
             logger.exception("reconcile failed for role", extra={"role_arn": role_arn})
@@ -773,6 +777,26 @@ def reconcile(deps: Dependencies) -> dict[str, Any]:
             logger.exception("reconcile failed for role", extra={"role_arn": role_arn})
             report.append({"role_arn": role_arn, "error": f"{type(error).__name__}: {error}"})
     return {"roles": report}
+
+
+@dataclass
+class _NonconformingRevoker:
+    """Under the role lock: end every live grant the stored policy no longer allows. A policy change ends them
+    itself; this catches one that could not (a crash after the policy was stored, a lost race)."""
+
+    deps: Dependencies
+    role_arn: str
+    ended: list[AccessRequest] = field(default_factory=list)
+
+    def __call__(self) -> list[AccessRequest]:
+        effective = policy_for(self.deps, self.role_arn)
+        now = self.deps.clock.now()
+        for grant in self.deps.store.active_grants(self.role_arn):
+            why = nonconforming_reason(grant, effective, self.deps.settings)
+            if why and grant.is_grant_live(now):
+                reason = f"no longer allowed by the role policy: {why}"
+                self.ended.append(end_now(self.deps, grant, RequestStatus.REVOKED, reason))
+        return self.ended
 
 
 # -- helpers ------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -343,9 +343,11 @@ def _baseline_statements(spec: RenderSpec, live: Document) -> list[Statement]:
     baseline = spec.baseline
     if baseline is None or baseline.mode == "none" or spec.standing == "none":
         return []
-    if spec.standing == "held":  # the policy no longer renders: keep what IAM holds, minus deleted principals
-        held = [_without_unique_ids(s) for s in statements_of(live) if s.get("Sid") == BASELINE_SID]
-        return [s for s in held if s is not None]
+    held: set[str] | None = None
+    if spec.standing == "held":
+        # The policy no longer renders as stored: its own baseline, limited to the principals IAM still shows
+        # by ARN (a deleted one shows as a unique id). Never a principal or condition added to IAM by hand.
+        held = {p for s in statements_of(live) if s.get("Sid") == BASELINE_SID for p in aws_principals(s)}
     if baseline.mode == "organization":
         if not re.fullmatch(r"o-[a-z0-9]{10,32}", baseline.organization_id):
             raise InvalidPrincipalError(
@@ -356,7 +358,11 @@ def _baseline_statements(spec: RenderSpec, live: Document) -> list[Statement]:
         condition = _conditions(spec.conditions)
         condition.setdefault("StringEquals", {})["aws:PrincipalOrgID"] = baseline.organization_id
     else:
-        principals = sorted({_standing_principal(p, spec.partition) for p in baseline.standing_principals})
+        principals = sorted(
+            {_standing_principal(p, spec.partition) for p in baseline.standing_principals}
+            if held is None
+            else {p for p in _renderable(baseline.standing_principals, spec.partition) if p in held}
+        )
         if not principals:
             return []
         principal = principals[0] if len(principals) == 1 else principals
@@ -369,6 +375,15 @@ def _baseline_statements(spec: RenderSpec, live: Document) -> list[Statement]:
     if condition:
         statement["Condition"] = dict(sorted(condition.items()))
     return [statement]
+
+
+def _renderable(values: Iterable[str], partition: str) -> Iterator[str]:
+    """The standing principals that render, skipping those that cannot (for a fallback that must not fail)."""
+    for value in values:
+        try:
+            yield _standing_principal(value, partition)
+        except InvalidPrincipalError:
+            continue
 
 
 def _standing_principal(value: str, partition: str) -> str:
