@@ -312,3 +312,13 @@ def test_a_revoke_sent_as_a_list_of_objects_is_refused_not_applied(world: World)
 
 def test_a_request_sent_as_a_list_holding_a_valid_request_is_refused(world: World) -> None:
     refused_unchanged(world, lambda: world.api("POST", "/requests", ALICE, [ask()]), 400, "invalid_input")
+
+
+def test_an_if_match_of_superscript_digits_is_refused(world: World) -> None:
+    refused_unchanged(
+        world, lambda: world.api("PUT", POLICY, CAROL, TIGHTER, headers={"If-Match": '"²"'}), 400, "invalid_input"
+    )
+
+
+def test_a_duration_of_json_true_is_refused_not_read_as_one_minute(world: World) -> None:
+    refused_unchanged(world, lambda: world.api("POST", "/requests", ALICE, ask(True)), 400, "invalid_input")
