@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from tests.support.samples import a_request
 from trustgate import messages
-from trustgate.models import AccessRequest, RequestStatus
+from trustgate.models import RequestStatus
 from trustgate.notify import GUARD_CACHE_SECONDS, DeliveryGuard, Notifier, reach, recipient_filter, subscribe_command
 
 pytestmark = pytest.mark.unit
@@ -61,19 +62,6 @@ class FakeSns:
 
 def attributes(published: dict[str, Any]) -> dict[str, str]:
     return {k: v["StringValue"] for k, v in published["MessageAttributes"].items()}
-
-
-def a_request(**changes: object) -> AccessRequest:
-    return AccessRequest(
-        id="01JREQUEST",
-        role_arn="arn:aws:iam::123456789012:role/PumpCustomerAccess",
-        principal_arn=ALICE,
-        duration=timedelta(hours=1),
-        justification="rotate the bucket",
-        created_at=NOW,
-        approval_deadline=NOW + timedelta(hours=2),
-        approvers=[BOB, DAVE],
-    ).model_copy(update=changes)
 
 
 @pytest.mark.parametrize(

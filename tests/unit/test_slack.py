@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from tests.support.samples import a_request as sample_request
 from trustgate import messages
 from trustgate.models import AccessRequest, RequestStatus
 from trustgate.slack import CACHE_SECONDS, FanOut, SlackNotifier, SlackWebhooks, block_kit
@@ -35,16 +36,7 @@ class Secret:
 
 
 def a_request(**changes: object) -> AccessRequest:
-    return AccessRequest(
-        id="01JREQUEST",
-        role_arn="arn:aws:iam::123456789012:role/PumpCustomerAccess",
-        principal_arn=ALICE,
-        duration=timedelta(hours=1),
-        justification="<!channel> rotate the bucket & keys",
-        created_at=NOW,
-        approval_deadline=NOW + timedelta(hours=2),
-        approvers=[BOB, DAVE],
-    ).model_copy(update=changes)
+    return sample_request(**{"justification": "<!channel> rotate the bucket & keys", **changes})
 
 
 def notifier(routes: dict[str, str]) -> tuple[SlackNotifier, list[tuple[str, dict[str, Any]]]]:
