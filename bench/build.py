@@ -117,7 +117,9 @@ def importable_layer(build: Path, target: Path) -> tuple[Path, list[str]]:
             continue  # already built for a platform this machine runs
         wanted = _distribution_version(source, package)
         try:
-            installed = metadata.version(package.replace("_", "-"))
+            # The distribution's name may differ from the import name (google-re2 installs `re2`).
+            distribution = metadata.packages_distributions().get(package, [package.replace("_", "-")])[0]
+            installed = metadata.version(distribution)
         except metadata.PackageNotFoundError as error:
             raise RuntimeError(f"cannot emulate the layer here: {package} is not installed for this machine") from error
         if wanted and wanted != installed:
