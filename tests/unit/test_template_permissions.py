@@ -201,3 +201,13 @@ def test_decide_is_throttled_per_method_and_per_source(document: dict[str, Any])
     assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": ["DecideWebAcl", "Arn"]}
     assert "/restapis/${TrustGateApi}/stages/prod" in association["Properties"]["ResourceArn"]["Fn::Sub"]
     assert document["Parameters"]["DecideRateLimitPerIp"]["Default"] > 0  # on unless the deployer opts out
+
+
+def test_only_this_account_may_subscribe_to_or_publish_on_the_personal_topic(document: dict[str, Any]) -> None:
+    policy = document["Resources"]["PersonalTopicPolicy"]["Properties"]
+    assert policy["Topics"] == [{"Ref": "PersonalTopic"}]
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Principal"] == "*"
+    assert set(statement["Action"]) == {"sns:Subscribe", "sns:Publish"}
+    assert statement["Condition"] == {"StringNotEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}}
