@@ -49,7 +49,10 @@ class BenchWorld:
 def bench_world() -> Iterator[BenchWorld]:
     """A running world whose handler session is counted from before its first client exists."""
     # The lifecycle section measures an auto-approved request too, which the deployer must allow.
-    with running_world({"AllowAutoApprove": "true"}) as world:
+    # The seeded grants' principals come from seven member accounts (bench/capacity.py `principal`): allow them,
+    # or the reconciler would rightly end them as outside the deployment's accounts.
+    accounts = ",".join(str(222222222222 + offset) for offset in range(7))
+    with running_world({"AllowAutoApprove": "true", "AllowedAccountIds": f"{accounts},123456789012"}) as world:
         recorder = CallRecorder().attach(world.session)
         observer = boto3.Session(region_name=world.session.region_name)
         bench = BenchWorld(world, recorder, observer)
