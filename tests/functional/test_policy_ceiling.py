@@ -509,3 +509,26 @@ def test_the_template_has_the_ceiling_parameters_and_alarms_on_the_new_metrics()
     for metric in ("PolicyUnrenderable", "DriftRemoved"):
         assert alarms[metric]["Namespace"] == variables["POWERTOOLS_METRICS_NAMESPACE"]
         assert alarms[metric]["Dimensions"] == [{"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}]
+
+
+def test_a_standing_principal_added_by_hand_to_trustgates_baseline_is_removed_and_reported(
+    world: World, published: list[str], metrics_added: list[str]
+) -> None:
+    status, answer = put(world, {"mode": "accounts", "standing_principals": [MANAGEMENT], **TAKE_OVER})
+    assert status == 200, answer
+    managed = world.trust_policy()
+    [baseline] = [s for s in statements_of(managed) if s.get("Sid") == BASELINE_SID]
+    widened = {**baseline, "Principal": {"AWS": [f"arn:aws:iam::{MANAGEMENT}:root", "arn:aws:iam::999999999999:root"]}}
+    set_trust_policy(world, {**managed, "Statement": [widened if s == baseline else s for s in statements_of(managed)]})
+
+    world.invoke("ReconcileFunction", {})
+
+    assert world.trust_policy() == managed
+    (drift,) = [e for e in world.deps.store.audit_events(ROLE_ARN).items if e.action == "drift"]
+    assert drift.detail["removed"] == [widened]
+    assert "trustgate.drift" in published
+    assert "DriftRemoved" in metrics_added
+    # A policy change that renders another baseline is the change itself, not drift.
+    status, answer = put(world, {"mode": "accounts", "standing_principals": [MEMBER], **TAKE_OVER})
+    assert status == 200, answer
+    assert audit_actions(world).count("drift") == 1

@@ -637,3 +637,22 @@ def test_an_accounts_baseline_keeps_standing_access_inside_the_organization() ->
     rendered = render([], baseline=Baseline("accounts", ORG, ("333333333333",)))
     baseline = next(s for s in statements_of(rendered) if s.get("Sid") == BASELINE_SID)
     assert baseline["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": ORG}}
+
+
+def test_a_baseline_changed_by_hand_is_drift_and_the_render_restores_it() -> None:
+    taken_over = {
+        "baseline": Baseline("accounts", ORG, ("333333333333",)),
+        "adopted_sids": frozenset({"PumpOrganizationAccess"}),
+    }
+    spec = RenderSpec(hand_written=RECORD, **taken_over)  # type: ignore[arg-type]
+    managed = render([], VENDOR, hand_written=RECORD, **taken_over)
+    assert drift_in(managed, spec) == []
+    [baseline] = [s for s in statements_of(managed) if s.get("Sid") == BASELINE_SID]
+    widened = {**baseline, "Principal": {"AWS": ["arn:aws:iam::333333333333:root", "arn:aws:iam::999999999999:root"]}}
+    unconditioned = {k: v for k, v in baseline.items() if k != "Condition"}
+    for tampered in (widened, unconditioned):
+        live = {**managed, "Statement": [tampered if s is baseline else s for s in statements_of(managed)]}
+        assert drift_in(live, spec) == [tampered]
+        assert render([], live, hand_written=RECORD, **taken_over) == managed
+    held = RenderSpec(hand_written=RECORD, standing="held", **taken_over)  # type: ignore[arg-type]
+    assert drift_in(managed, held) == []  # a fallback is reported as unrenderable, not as drift

@@ -49,6 +49,7 @@ from trustgate.session_guard import SESSION_LIFETIME_MAX, GuardSpec, render_sess
 from trustgate.store import Store, StoredPolicy
 from trustgate.transitions import commit_change, transition
 from trustgate.trust_policy import (
+    BASELINE_SID,
     Document,
     Standing,
     Statement,
@@ -625,8 +626,9 @@ def _apply_proposal(
         deps.roles.write_session_guard(role_arn, plan.guard)
         _verify(deps, role_arn, plan.guard, lambda: deps.roles.session_guard(role_arn), "session guard")
         _audit(deps, actor, role_arn, "guard.synced", live.guard, plan.guard, reason)
-    # Statements the admin adopts now leave as part of the change; anything else unrecorded is drift.
-    drift = [s for s in plan.drift if s.get("Sid") not in proposal.policy.adopt_statements]
+    # Statements the admin adopts now leave as part of the change, and so does the baseline the new policy
+    # replaces; anything else unrecorded is drift.
+    drift = [s for s in plan.drift if s.get("Sid") not in (*proposal.policy.adopt_statements, BASELINE_SID)]
     _report(deps, actor, role_arn, reason, live.trust_policy, replace(plan, drift=drift), stored)
     if plan.guard_full is not None:
         raise SessionGuardFullError(

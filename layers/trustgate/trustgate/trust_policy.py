@@ -163,16 +163,22 @@ def drift_in(live: Document, spec: RenderSpec) -> list[Statement]:
 
     Only where a record exists (an admin set a mode): each of these is removed by the render. A recorded
     statement an admin adopted that appears again while the baseline replaces it is drift too, and so is one
-    posing as TrustGate's own (a `TrustGate…` Sid TrustGate never renders).
+    posing as TrustGate's own (a `TrustGate…` Sid TrustGate never renders), and a `TrustGateBaseline` that is not
+    the one the stored policy renders (a principal or condition changed by hand; also once after the deployer
+    changes the organization id, which the baseline carries).
     """
     if spec.hand_written is None:
         return []
     adopted = spec.adopted_sids if spec.baseline else frozenset()
     recorded = list(spec.hand_written)
+    # Only while the policy renders: a held or absent baseline is already a fallback, reported as such.
+    baselines = [_canon(s) for s in _baseline_statements(spec, live)] if spec.standing == "policy" else None
     found: list[Statement] = []
     for statement in statements_of(live):
         if is_managed(statement):
-            if not _rendered_by_trustgate(statement):  # a hand-written one posing as TrustGate's
+            if not _rendered_by_trustgate(statement) or (
+                statement.get("Sid") == BASELINE_SID and baselines is not None and _canon(statement) not in baselines
+            ):  # a hand-written one posing as TrustGate's
                 found.append(statement)
             continue
         pruned = _without_unique_ids(statement)
