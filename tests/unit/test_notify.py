@@ -3,22 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
-from tests.support.samples import a_request
+from tests.support.samples import ALICE, BOB, DAVE, a_request
 from trustgate import messages
 from trustgate.models import RequestStatus
 from trustgate.notify import GUARD_CACHE_SECONDS, DeliveryGuard, Notifier, reach, recipient_filter, subscribe_command
 
 pytestmark = pytest.mark.unit
 
-NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
-BOB = "arn:aws:iam::222222222222:user/bob"
-DAVE = "arn:aws:iam::222222222222:user/dave"
-ALICE = "arn:aws:iam::222222222222:user/alice"
 SHARED = "arn:aws:sns:us-east-1:123456789012:trustgate-NotificationTopic"
 PERSONAL = "arn:aws:sns:us-east-1:123456789012:trustgate-PersonalTopic"
 LINK = "https://api.example/prod/decide/BOBS-TOKEN"

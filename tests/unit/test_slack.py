@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from tests.support.samples import BOB, DAVE
 from tests.support.samples import a_request as sample_request
 from trustgate import messages
 from trustgate.models import AccessRequest, RequestStatus
@@ -16,10 +16,6 @@ from trustgate.slack import CACHE_SECONDS, FanOut, SlackNotifier, SlackWebhooks,
 
 pytestmark = pytest.mark.unit
 
-NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
-ALICE = "arn:aws:iam::222222222222:user/alice"
-BOB = "arn:aws:iam::222222222222:user/bob"
-DAVE = "arn:aws:iam::222222222222:user/dave"
 LINK = "https://api.example/prod/decide/PERSONAL-TOKEN"
 BOB_DM = "https://hooks.slack.com/services/T0/B0/bob"
 CHANNEL = "https://hooks.slack.com/services/T0/B0/channel"
