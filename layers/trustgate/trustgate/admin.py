@@ -9,10 +9,10 @@ from typing import Any
 from trustgate import messages, rules, service
 from trustgate.durations import format_duration
 from trustgate.errors import PreconditionFailedError, RuleViolationError
-from trustgate.identity import Caller, account_of_or_none, is_identity_role_session, matches_person, person_of
+from trustgate.identity import Caller
 from trustgate.ids import new_id
 from trustgate.models import AccessRequest, AuditEvent, RolePolicy
-from trustgate.rules import EffectivePolicy, check_within_ceiling, effective_policy
+from trustgate.rules import check_within_ceiling, effective_policy
 from trustgate.sync import (
     ProposedPolicy,
     SyncResult,
@@ -69,22 +69,6 @@ class PolicyChange:
     revoked: list[AccessRequest]
     applied: bool
     version: int | None = None  # the stored policy's version after the change (before it, for a dry run)
-
-
-def nonconforming(grant: AccessRequest, effective: EffectivePolicy) -> str | None:
-    """Why an active grant is no longer allowed under a (tightened) policy, or None if it still is."""
-    policy = effective.policy
-    account = account_of_or_none(grant.principal_arn)
-    if policy.requester_accounts and account not in policy.requester_accounts:
-        return f"account {account} is no longer in requester_accounts"
-    if policy.requester_patterns and not matches_person(grant.principal_arn, policy.requester_patterns):
-        return "the principal no longer matches requester_patterns"
-    person = person_of(grant.principal_arn)
-    if person.kind == "identity_role" and not is_identity_role_session(grant.principal_arn, effective.identity_roles):
-        return f"role {person.role_name} is no longer an identity role, so its sessions no longer name a person"
-    if grant.duration > effective.max_duration:
-        return f"its duration is longer than the new max_duration {format_duration(effective.max_duration)}"
-    return None
 
 
 def open_statements(statements: Sequence[Statement], adopted: Sequence[str]) -> list[str]:
@@ -151,7 +135,7 @@ def change_policy(
     now = deps.clock.now()
     if dry_run:
         history = grants_shaping(deps, role_arn)
-        ending = nonconforming_grants(history, target.effective, nonconforming, now)
+        ending = nonconforming_grants(history, target.effective, settings, now)
         after = plan_policy_change(deps, role_arn, live_role, history, target, ending, now).trust_policy
         revoked = [g for g in history if g.id in ending]
         return PolicyChange(policy, live, after, revoked, applied=False, version=stored.version)
@@ -163,7 +147,7 @@ def change_policy(
         role_arn=role_arn,
         after=policy.model_dump(mode="json", exclude_defaults=True),
     )
-    proposal = ProposedPolicy(policy, audit, nonconforming, if_match)
+    proposal = ProposedPolicy(policy, audit, if_match)
     result = sync_role(deps, role_arn, caller.arn, "role policy changed", proposal=proposal)
     for grant in result.ended:
         deps.schedules.delete(grant.id)

@@ -37,7 +37,6 @@ from trustgate.models import AccessRequest, Approval, AuditEvent, RequestStatus,
 from trustgate.observability import logger
 from trustgate.rules import (
     EffectivePolicy,
-    approval_shortfall,
     approver_removed_message,
     auto_approves,
     check_decidable,
@@ -46,7 +45,6 @@ from trustgate.rules import (
     counted_approvals,
     effective_policy,
     is_admin,
-    nonconforming_reason,
 )
 from trustgate.session_guard import guard_window
 from trustgate.store import iterate_pages
@@ -55,6 +53,7 @@ from trustgate.sync import (
     SyncResult,
     end_now,
     history_window,
+    nonconforming_grants,
     preview_activation,
     role_lock,
     sync_role,
@@ -635,14 +634,10 @@ def grant(deps: Dependencies, request_id: str) -> dict[str, Any]:
         if request.decided_at is None:
             raise ConflictError(f"request {request_id} has no approval to grant")
         effective = policy_for(deps, request.role_arn)
-        # Judged by the policy in force now: an admin may have tightened it since the request was made or approved.
-        why = nonconforming_reason(request, effective, deps.settings) or approval_shortfall(
-            request, effective, deps.settings, deps.clock.now()
-        )
-        if why:
-            return _not_granted(deps, request, why)
         activation = Activation(request, effective.max_duration, effective.policy.require_mfa)
-        try:  # judged again under the role lock, against the policy in force there
+        # Judged under the role lock by the policy in force there: an admin may have tightened it since the
+        # request was made or approved (`sync_role` refuses before writing anything).
+        try:
             result = sync_role(deps, request.role_arn, SYSTEM, f"grant {request.id}", activation)
         except RequestNonconformingError as error:
             return _not_granted(deps, deps.store.get_request(request_id), error.message)
@@ -789,12 +784,12 @@ class _NonconformingRevoker:
     ended: list[AccessRequest] = field(default_factory=list)
 
     def __call__(self) -> list[AccessRequest]:
+        grants = self.deps.store.active_grants(self.role_arn)
         effective = policy_for(self.deps, self.role_arn)
-        now = self.deps.clock.now()
-        for grant in self.deps.store.active_grants(self.role_arn):
-            why = nonconforming_reason(grant, effective, self.deps.settings)
-            if why and grant.is_grant_live(now):
-                reason = f"no longer allowed by the role policy: {why}"
+        ending = nonconforming_grants(grants, effective, self.deps.settings, self.deps.clock.now())
+        for grant in grants:
+            if grant.id in ending:
+                reason = f"no longer allowed by the role policy: {ending[grant.id]}"
                 self.ended.append(end_now(self.deps, grant, RequestStatus.REVOKED, reason))
         return self.ended
 

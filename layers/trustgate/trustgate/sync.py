@@ -46,6 +46,7 @@ from trustgate.models import AccessRequest, AuditEvent, RequestStatus, RolePolic
 from trustgate.observability import count, logger
 from trustgate.rules import EffectivePolicy, approval_shortfall, effective_policy, nonconforming_reason, render_spec
 from trustgate.session_guard import SESSION_LIFETIME_MAX, GuardSpec, render_session_guard
+from trustgate.settings import Settings
 from trustgate.store import Store, StoredPolicy
 from trustgate.transitions import commit_change, transition
 from trustgate.trust_policy import (
@@ -155,8 +156,6 @@ class ProposedPolicy:
 
     policy: RolePolicy
     audit: AuditEvent  # `policy.changed`; its `before` becomes the policy stored when the change applies
-    # Why an active grant no longer conforms to the new policy (None: it still does); such grants end.
-    nonconforming: Callable[[AccessRequest, EffectivePolicy], str | None]
     if_match: int | None = None  # the version the admin read (If-Match); None applies over whatever is stored
 
 
@@ -523,13 +522,16 @@ def proposed_target(
 
 
 def nonconforming_grants(
-    grants: Sequence[AccessRequest],
-    effective: EffectivePolicy,
-    judge: Callable[[AccessRequest, EffectivePolicy], str | None],
-    now: datetime,
+    grants: Sequence[AccessRequest], effective: EffectivePolicy, settings: Settings, now: datetime
 ) -> dict[str, str]:
-    """Live grants a new policy no longer allows: grant id -> why."""
-    return {g.id: why for g in grants if g.is_grant_live(now) for why in [judge(g, effective)] if why}
+    """Live grants a policy no longer allows, judged as a request would be now: grant id -> why."""
+    return {
+        g.id: why
+        for g in grants
+        if g.is_grant_live(now)
+        for why in [nonconforming_reason(g, effective, settings)]
+        if why
+    }
 
 
 def plan_policy_change(
@@ -577,7 +579,7 @@ def _apply_proposal(
     if proposal.if_match is not None and proposal.if_match != stored.version:
         raise PreconditionFailedError(stored.version)
     target, record = proposed_target(deps, role_arn, proposal.policy, stored, live.trust_policy)
-    ending = nonconforming_grants(grants, target.effective, proposal.nonconforming, now)
+    ending = nonconforming_grants(grants, target.effective, deps.settings, now)
     plan = plan_policy_change(deps, role_arn, live, grants, target, ending, now)
     # Facts any sync records, whatever the policy (deleted principals, taken session names, departures of
     # grants that ended before): recorded before the write as a sync does, so none is lost.
