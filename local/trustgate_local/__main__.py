@@ -2,7 +2,8 @@
 
 Environment: TRUSTGATE_PORT (API, default 3000), TRUSTGATE_AWS_PORT (moto, default 5000),
 TRUSTGATE_STATE_DIR (where the AWS profile files go, default .trustgate/local in the repository),
-TRUSTGATE_LOG_LEVEL (the handlers' Powertools log level, default WARNING).
+TRUSTGATE_LOG_LEVEL (the handlers' Powertools log level, default WARNING),
+TRUSTGATE_WORKERS (how many API requests run at once, one worker process each, default 4; docs/local.md).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import warnings
 from pathlib import Path
 
 from trustgate_local.server import DEFAULT_AWS_PORT, DEFAULT_PORT, STATE_DIR, LocalStack, PortInUseError
+from trustgate_local.workers import PoolSettings
 
 
 def _port(name: str, default: int) -> int:
@@ -23,6 +25,16 @@ def _port(name: str, default: int) -> int:
         return int(raw) if raw else default
     except ValueError:
         raise SystemExit(f"{name}={raw!r} is not a port number") from None
+
+
+def _workers() -> PoolSettings:
+    raw = os.environ.get("TRUSTGATE_WORKERS", "")
+    if not raw:
+        return PoolSettings()
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"TRUSTGATE_WORKERS={raw!r} is not a whole number of workers (1 or more)")
+    count = int(raw)
+    return PoolSettings(warm=min(PoolSettings.warm, count), max_workers=count)
 
 
 def _shown(path: Path) -> str:
@@ -80,11 +92,12 @@ def main() -> int:
         state_dir=Path(os.environ.get("TRUSTGATE_STATE_DIR") or STATE_DIR),
         echo=True,
         log_level=os.environ.get("TRUSTGATE_LOG_LEVEL", "WARNING"),
+        workers=_workers(),
     )
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
-    print("Starting TrustGate locally (moto, template.yaml, handlers in-process)...", flush=True)
+    print("Starting TrustGate locally (moto, template.yaml, handlers in-process, the API's in workers)...", flush=True)
     try:
         local.start()
     except PortInUseError as error:

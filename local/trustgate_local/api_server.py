@@ -3,11 +3,15 @@
 Route by the template's Api events, verify SigV4 against the IAM keys moto holds, apply the API's
 resource policy, invoke the route's function with a REST proxy event, answer with what it returns
 or with the template's gateway responses. Plus the local-only /_local routes.
+
+Requests are served concurrently, one thread each; the function runs in a worker process of its own for
+the request's duration (`trustgate_local.workers`), as Lambda runs one event per execution environment.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import traceback
 import uuid
 from collections.abc import Callable
@@ -21,9 +25,10 @@ from trustgate.durations import parse_duration
 from trustgate.errors import ValidationError
 from trustgate_local import gateway, identities, routes, sigv4
 from trustgate_local.clockwork import Clockwork
-from trustgate_local.host import FunctionHost
 from trustgate_local.outbox import Outbox
 from trustgate_local.provision import Stack
+from trustgate_local.runtime import Invoker
+from trustgate_local.workers import FunctionError
 
 MAX_BODY = 10 * 1024 * 1024  # API Gateway's payload limit
 # The methods an API Gateway REST API can route. Any of them on a path or method the template does not
@@ -48,7 +53,7 @@ class LocalApi:
     """Everything the endpoint needs from the running stack."""
 
     stack: Stack
-    host: FunctionHost
+    functions: Invoker  # runs the route's function: the worker pool
     api: gateway.ApiDefinition
     routes: routes.RouteTable
     outbox: Outbox
@@ -273,9 +278,12 @@ def api_route(app: LocalApi, request: _Request, source_ip: str, request_id: str)
     )
     try:
         # Through JSON both ways, as Lambda passes events and results.
-        result = app.host.invoke(app.stack.functions[match.route.function], json.loads(json.dumps(event)))
+        result = app.functions.invoke(app.stack.functions[match.route.function], json.loads(json.dumps(event)))
         status, headers, body = routes.response_parts(json.loads(json.dumps(result)))
-    except Exception:  # a function error or a malformed answer: API Gateway's 502
+    except FunctionError as error:  # the worker printed the handler's traceback already
+        print(f"{match.route.function} failed: {error}", file=sys.stderr, flush=True)
+        return refuse("DEFAULT_5XX", "Internal server error"), who
+    except Exception:  # a malformed answer: API Gateway's 502
         traceback.print_exc()
         return refuse("DEFAULT_5XX", "Internal server error"), who
     return Answer(status, headers, body), who

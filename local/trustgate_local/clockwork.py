@@ -157,7 +157,9 @@ class Clockwork:
     def _fire_schedules(self) -> list[Run]:
         runs = []
         now = self.clock.now()
-        for name in self._schedule_names():
+        names = self._schedule_names()
+        self._forget_deleted(set(names))
+        for name in names:
             try:
                 schedule: dict[str, Any] = dict(self.scheduler.get_schedule(Name=name, GroupName=self.group))
             except ClientError:
@@ -169,6 +171,12 @@ class Clockwork:
                 continue
             runs.append(self._fire(name, schedule, now))
         return runs
+
+    def _forget_deleted(self, names: set[str]) -> None:
+        """Drop what is remembered of schedules that are gone (a revoke deletes its grant's), so it stays bounded."""
+        attempts = self._attempts
+        attempts.completed = {key for key in attempts.completed if key.rsplit("@", 1)[0] in names}
+        attempts.failures = {name: count for name, count in attempts.failures.items() if name in names}
 
     def _schedule_names(self) -> list[str]:
         names: list[str] = []

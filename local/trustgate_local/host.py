@@ -1,20 +1,20 @@
 """Run the template's Lambda handlers in-process: moto's Lambda would need Docker, which we lack.
 
-`install(stack)` routes every invocation moto receives (from Step Functions, the scheduler, the API
-server) to the real handler module, with a Lambda-like context and the template's environment.
+`install(stack)` routes every invocation moto receives (Step Functions' Lambda tasks) to the real handler
+module, with a Lambda-like context and the template's environment; the clockwork invokes through here too.
+These handlers run concurrently, one thread per invocation. The local stack's HTTP API does not come
+through here: its gateway hands each request to a worker process (`trustgate_local.workers`), one request
+per process at a time, as Lambda runs one event per execution environment.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import collections
 import json
 import os
-import sys
 import threading
 import time
 import traceback
-import uuid
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -22,21 +22,12 @@ from moto.awslambda.models import LambdaFunction
 from moto.core.responses import BaseResponse
 
 from trustgate_local.provision import LocalFunction, Stack
+from trustgate_local.runtime import LambdaContext, handler_of, load_module, new_context
 
+__all__ = ["FunctionHost", "LambdaContext", "install", "moto_lock", "uninstall"]
 
-@dataclass
-class LambdaContext:
-    function_name: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int = 512
-    function_version: str = "$LATEST"
-    log_group_name: str = ""
-    log_stream_name: str = "local"
-    aws_request_id: str = ""
-    deadline: float = 0.0
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline - time.monotonic()) * 1000))
+# How many recent invocations `FunctionHost.invocations` keeps: a local stack runs for hours.
+KEPT_INVOCATIONS = 1000
 
 
 class FunctionHost:
@@ -46,37 +37,24 @@ class FunctionHost:
         self.stack = stack
         self.modules: dict[str, ModuleType] = {}
         self.lock = threading.Lock()
-        self.invocations: list[tuple[str, float]] = []
+        self.invocations: collections.deque[tuple[str, float]] = collections.deque(maxlen=KEPT_INVOCATIONS)
         # Powertools keeps the current HTTP event in a class attribute shared by every resolver of the
-        # process (Lambda runs one invocation per process). HTTP handlers therefore take turns here;
-        # the workflow handlers, which hold no such state, run concurrently as Lambda would.
+        # process (Lambda runs one invocation per process). HTTP handlers called in-process (the tests'
+        # moto world) therefore take turns here; the local stack's gateway sends them to worker processes
+        # instead. The workflow handlers, which hold no such state, run concurrently as Lambda would.
         self.http_turn = threading.Lock()
         self.http_functions = {route.function for route in stack.routes}
 
     def module(self, function: LocalFunction) -> ModuleType:
         with self.lock:
             if function.logical_id not in self.modules:
-                module_name, _ = function.handler.rsplit(".", 1)
-                path = function.code_dir / f"{module_name}.py"
-                spec = importlib.util.spec_from_file_location(f"trustgate_fn_{function.logical_id}", path)
-                assert spec
-                assert spec.loader
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[spec.name] = module
-                spec.loader.exec_module(module)
-                self.modules[function.logical_id] = module
+                self.modules[function.logical_id] = load_module(function)
             return self.modules[function.logical_id]
 
     def invoke(self, function: LocalFunction, event: Any) -> Any:
         """Call the handler; exceptions propagate as they would end a Lambda invocation."""
-        module = self.module(function)
-        handler = getattr(module, function.handler.rsplit(".", 1)[1])
-        context = LambdaContext(
-            function.name,
-            function.arn,
-            aws_request_id=str(uuid.uuid4()),
-            deadline=time.monotonic() + function.timeout,
-        )
+        handler = handler_of(self.module(function), function)
+        context = new_context(function)
         self.invocations.append((function.logical_id, time.time()))
         if function.logical_id in self.http_functions:
             with self.http_turn:
@@ -111,6 +89,7 @@ def _routed_invoke(self: LambdaFunction, body: Any, request_headers: Any, respon
 
 
 _moto_lock = threading.RLock()
+moto_lock = _moto_lock  # what the local stack holds while it prunes moto's state (trustgate_local.retention)
 _original_call_action = BaseResponse.call_action
 
 

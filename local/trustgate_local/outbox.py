@@ -10,6 +10,7 @@ twice, once with each `subscriber`.
 
 from __future__ import annotations
 
+import collections
 import json
 import re
 import threading
@@ -75,8 +76,11 @@ def personal_mailboxes(session: boto3.Session, stack: Stack, people: Mapping[str
     ]
 
 
+DEFAULT_KEEP = 1000  # notifications: the newest are kept, so a long-running stack does not grow without bound
+
+
 class Outbox:
-    """Collects what every mailbox receives; `on_message` sees each one as it arrives."""
+    """Collects what every mailbox receives (the newest `keep`); `on_message` sees each one as it arrives."""
 
     def __init__(
         self,
@@ -85,13 +89,14 @@ class Outbox:
         clock: Clock,
         on_message: Callable[[Notification], None] | None = None,
         poll_interval: float = 0.2,
+        keep: int = DEFAULT_KEEP,
     ) -> None:
         self.poll_interval = poll_interval
         self.sqs = session.client("sqs")
         self.mailboxes = list(mailboxes)
         self.clock = clock
         self.on_message = on_message
-        self._items: list[Notification] = []
+        self._items: collections.deque[Notification] = collections.deque(maxlen=keep)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -109,6 +114,16 @@ class Outbox:
     def items(self) -> list[Notification]:
         with self._lock:
             return list(self._items)
+
+    @property
+    def keep(self) -> int:
+        """How many notifications the outbox keeps (the newest)."""
+        return self._items.maxlen or 0
+
+    @keep.setter
+    def keep(self, count: int) -> None:
+        with self._lock:
+            self._items = collections.deque(self._items, maxlen=count)
 
     def _drain(self) -> None:
         # Short polls: a long poll would hold moto's request lock (trustgate_local.host) while it waits.

@@ -1,5 +1,6 @@
-"""The local stack: moto as the embedded AWS, the template's resources in it, the handlers in-process,
-and the API served over HTTP the way API Gateway serves it (`api_server`).
+"""The local stack: moto as the embedded AWS, the template's resources in it, the handlers in-process
+(the API's in worker processes, one request each at a time), and the API served over HTTP the way API
+Gateway serves it (`api_server`). What it keeps is bounded (`retention`), so it can run for hours.
 
 `LocalStack(...).start()` runs it in this process (tests and the bench use free ports: port 0);
 `python -m trustgate_local` runs it in the foreground on 127.0.0.1:3000 (API) and :5000 (AWS).
@@ -16,6 +17,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
 from moto.core.config import default_user_config
@@ -23,13 +25,17 @@ from moto.server import ThreadedMotoServer
 
 from trustgate import wiring
 from trustgate.clock import system_clock
-from trustgate_local import gateway, outbox, routes
+from trustgate_local import gateway, outbox, retention, routes
 from trustgate_local.api_server import ApiServer, LocalApi, PortInUseError
 from trustgate_local.clockwork import Clockwork
 from trustgate_local.config_files import ProfileFiles, write_profiles
 from trustgate_local.host import FunctionHost, install, uninstall
 from trustgate_local.provision import ROOT, Stack, provision
 from trustgate_local.seed import REGION, DemoOrganization, seed_organization
+from trustgate_local.workers import PoolSettings, WorkerPool
+
+if TYPE_CHECKING:
+    from mypy_boto3_organizations import OrganizationsClient
 
 __all__ = ["DEFAULT_AWS_PORT", "DEFAULT_PORT", "STATE_DIR", "LocalStack", "PortInUseError"]
 
@@ -76,6 +82,9 @@ class _Parts:
     outbox: outbox.Outbox
     clockwork: Clockwork
     profiles: ProfileFiles
+    workers: WorkerPool
+    janitor: retention.Janitor
+    organizations: OrganizationsClient  # one client for every request: boto3 sessions are not thread-safe
 
 
 class LocalStack:
@@ -83,7 +92,8 @@ class LocalStack:
 
     Usable as a context manager. After `start()`: `endpoint` (the API), `aws_endpoint` (moto),
     `session` (boto3 on moto, as the management account), `organization` (demo users and their
-    keys), `profiles`, `outbox`, `clockwork`, `stack`, `host`.
+    keys), `profiles`, `outbox`, `clockwork`, `stack`, `host` (the in-process handlers), `workers`
+    (the API's worker processes), `janitor` (what bounds moto's state; see `retention`).
     """
 
     def __init__(
@@ -96,6 +106,8 @@ class LocalStack:
         echo: bool = False,
         tick_interval: float = 1.0,
         log_level: str = "WARNING",
+        workers: PoolSettings | None = None,
+        limits: retention.Limits | None = None,
     ) -> None:
         self.port = port
         self.aws_port = aws_port
@@ -104,6 +116,8 @@ class LocalStack:
         self.echo = echo
         self.tick_interval = tick_interval
         self.log_level = log_level
+        self.worker_settings = workers or PoolSettings()
+        self.limits = limits or retention.Limits()
         self.clock = system_clock
         self.endpoint = ""
         self.aws_endpoint = ""
@@ -111,6 +125,8 @@ class LocalStack:
         self._moto: ThreadedMotoServer | None = None
         self._http: ApiServer | None = None
         self._http_thread: threading.Thread | None = None
+        self._workers: WorkerPool | None = None
+        self._janitor: retention.Janitor | None = None
         self._saved = _Saved()
         self._started = False
 
@@ -150,6 +166,14 @@ class LocalStack:
     @property
     def profiles(self) -> ProfileFiles:
         return self.parts.profiles
+
+    @property
+    def workers(self) -> WorkerPool:
+        return self.parts.workers
+
+    @property
+    def janitor(self) -> retention.Janitor:
+        return self.parts.janitor
 
     def client_environment(self, base: dict[str, str] | None = None) -> dict[str, str]:
         """An environment for a subprocess (the CLI, an SDK script) that uses the demo profiles.
@@ -199,6 +223,11 @@ class LocalStack:
             environment_overrides={"APPROVAL_BASE_URL": self.endpoint, "POWERTOOLS_LOG_LEVEL": self.log_level},
         )
         host = install(stack)
+        # The API's functions run in worker processes (one request each at a time), started with the stack's
+        # environment, which install() has just set.
+        http_functions = sorted({route.function for route in stack.routes})
+        self._workers = WorkerPool([stack.functions[f] for f in http_functions], self.clock, self.worker_settings)
+        self._workers.start()
         # Subscribed like a deployment: the template's shared mailbox, and each person's own filtered delivery.
         people = {user.name: user.arn for user in organization.users}
         notifications = outbox.Outbox(
@@ -206,6 +235,7 @@ class LocalStack:
             [*stack.mailboxes, *outbox.personal_mailboxes(session, stack, people)],
             self.clock,
             on_message=(lambda n: self.say(outbox.describe(n))) if self.echo else None,
+            keep=self.limits.outbox,
         )
         clockwork = Clockwork(
             session,
@@ -217,9 +247,22 @@ class LocalStack:
             log=self.say if self.echo else (lambda _: None),
         )
         profiles = write_profiles(self.state_dir, organization.users, REGION, self.aws_endpoint)
-        self._parts = _Parts(session, organization, stack, host, notifications, clockwork, profiles)
+        self._janitor = retention.Janitor(self.limits)
+        self._parts = _Parts(
+            session,
+            organization,
+            stack,
+            host,
+            notifications,
+            clockwork,
+            profiles,
+            self._workers,
+            self._janitor,
+            session.client("organizations"),
+        )
         notifications.start()
         clockwork.start()
+        self._janitor.start()
         pseudo = {
             "AWS::Region": REGION,
             "AWS::AccountId": stack.account,
@@ -228,7 +271,7 @@ class LocalStack:
         }
         self._http.app = LocalApi(
             stack=stack,
-            host=host,
+            functions=self._workers,
             api=gateway.load_api(parameters, pseudo),
             routes=routes.RouteTable(stack.routes),
             outbox=notifications,
@@ -257,6 +300,7 @@ class LocalStack:
         os.environ["MOTO_PORT"] = str(port)
         default_user_config["stepfunctions"]["execute_state_machine"] = True
         _post(f"{self.aws_endpoint}/moto-api/reset")  # a fresh AWS, whatever ran in this process before
+        retention.bound_moto()  # moto would otherwise keep every object it ever made (see retention)
 
     def stop(self) -> None:
         """Stop serving, free both ports, and put back every process-wide setting `start` changed."""
@@ -268,6 +312,10 @@ class LocalStack:
                 if self._http_thread is not None:
                     self._http.shutdown()
                 self._http.server_close()
+            if self._workers is not None:
+                self._workers.stop()
+            if self._janitor is not None:
+                self._janitor.stop()
             if self._parts is not None:
                 self._parts.clockwork.stop()
                 self._parts.outbox.stop()
@@ -284,6 +332,8 @@ class LocalStack:
                         server.server_close()  # ThreadedMotoServer.stop leaves its socket open
         finally:
             self._parts = None
+            self._workers = self._janitor = None
+            retention.unbound_moto()
             os.environ.clear()
             os.environ.update(self._saved.environ)
             default_user_config["stepfunctions"]["execute_state_machine"] = self._saved.execute_state_machine
@@ -299,7 +349,7 @@ class LocalStack:
     def _organization_of(self, account: str) -> str | None:
         """aws:PrincipalOrgID of `account`, from moto's Organizations (an account may join or leave)."""
         parts = self.parts
-        paginator = parts.session.client("organizations").get_paginator("list_accounts")
+        paginator = parts.organizations.get_paginator("list_accounts")
         for page in paginator.paginate():
             if any(a["Id"] == account and a.get("Status", "ACTIVE") == "ACTIVE" for a in page["Accounts"]):
                 return parts.organization.organization_id

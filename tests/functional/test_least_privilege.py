@@ -187,8 +187,29 @@ def test_every_call_of_every_flow_is_allowed_by_the_template(watched: tuple[Worl
     assert call_page(world, "GET", links[BOB]).status == 403
     assert world.api("POST", f"/requests/{orphaned['id']}/cancel", ALICE)[0] == 200
     assert world.api("PUT", "/roles/PumpCustomerAccess/policy", CAROL, {})[0] == 200
-    approve(world, request_access(world, CAROL)["id"], BOB)
-    world.invoke("ReconcileFunction", {})
+    carol = request_access(world, CAROL)["id"]
+    approve(world, carol, BOB)
+    world.wait_status(carol, "active")
+    # Steps a crash interrupted: a failure reported after a grant became active (Finalize keeps it and makes its
+    # schedules), a request whose flow never started and a grant without its schedule (Reconcile finishes both).
+    error = {"Error": "Lambda.Unknown", "Cause": "died after the activation"}
+    world.invoke("FinalizeFunction", {"request_id": carol, "outcome": "failed", "error": error})
+    world.session.client("scheduler").delete_schedule(
+        Name=f"trustgate-expire-{carol}", GroupName=world.stack.refs["ExpiryScheduleGroup"]
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(world.deps.flow, "start", _killed)
+        with pytest.raises(_Killed):
+            world.api(
+                "POST",
+                "/requests",
+                ALICE,
+                {"role": "PumpCustomerAccess", "duration": "PT1H", "justification": JUSTIFICATION},
+            )
+    world.advance(timedelta(minutes=3))
+    report = world.invoke("ReconcileFunction", {})
+    assert [f["done"] for f in report["flows"]] == ["flow started"]
+    assert report["schedules"]["created"] == [carol]
 
     seen = {function for function, _ in recorder.calls}
     assert seen == set(FUNCTIONS), f"the flows never ran {set(FUNCTIONS) - seen}"
@@ -196,6 +217,14 @@ def test_every_call_of_every_flow_is_allowed_by_the_template(watched: tuple[Worl
     # And the unauthenticated page touched no IAM and no index.
     decide = {call for function, call in recorder.calls if function == "DecideFunction"}
     assert not any(call.action.startswith(("iam:", "sts:", "dynamodb:Query")) for call in decide)
+
+
+class _Killed(BaseException):
+    """The function dies (no clean-up runs)."""
+
+
+def _killed(*_: Any, **__: Any) -> Any:
+    raise _Killed
 
 
 def test_the_judge_refuses_what_the_template_does_not_grant(watched: tuple[World, CallRecorder]) -> None:

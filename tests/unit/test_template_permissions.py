@@ -138,9 +138,10 @@ def test_the_unauthenticated_decide_function_writes_only_what_a_decision_changes
         ("NotifyApproversFunction", "dynamodb:UpdateItem", {"REQUEST#*"}),
         ("NotifyApproversFunction", "dynamodb:DeleteItem", set()),
         ("EvaluateFunction", "dynamodb:PutItem", {"AUDIT#*"}),
-        ("GrantFunction", "dynamodb:PutItem", {"AUDIT#*", "LOCK#*"}),
-        ("ApiFunction", "dynamodb:PutItem", {"AUDIT#*", "LOCK#*", "REQUEST#*", "OPEN#*", "ROLE#*", "idempotency#*"}),
-        ("ApiFunction", "dynamodb:DeleteItem", {"OPEN#*", "LOCK#*", "idempotency#*"}),
+        ("GrantFunction", "dynamodb:PutItem", {"AUDIT#*"}),
+        ("GrantFunction", "dynamodb:UpdateItem", {"REQUEST#*", "ROLE#*", "LOCK#*"}),
+        ("ApiFunction", "dynamodb:PutItem", {"AUDIT#*", "REQUEST#*", "OPEN#*", "ROLE#*", "idempotency#*"}),
+        ("ApiFunction", "dynamodb:DeleteItem", {"OPEN#*", "idempotency#*"}),
     ],
 )
 def test_each_function_writes_only_its_own_kinds_of_items(

@@ -156,7 +156,7 @@ def change_policy(
 
 
 def sync_now(deps: Dependencies, caller: Caller, role_arn: str) -> SyncResult:
-    return sync_role(deps, role_arn, caller.arn, "manual sync")
+    return sync_role(deps, role_arn, caller.arn, "manual sync", alone=True)
 
 
 def policy_view(deps: Dependencies, role_arn: str) -> dict[str, Any]:

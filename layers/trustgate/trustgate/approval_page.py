@@ -204,6 +204,8 @@ PROBLEM_HEADINGS: dict[str, str] = {
     "invalid_input": "Something is missing from the form",
     "unsupported_media_type": "This kind of request is not accepted",
     "conflict": "Please try again",
+    "throttled": "TrustGate is busy: please try again in a moment",
+    "decision_busy": "Others are deciding this request right now",
     "internal": "Something went wrong",
 }
 _PROBLEM_HINTS: dict[str, str] = {

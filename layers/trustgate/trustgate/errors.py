@@ -134,6 +134,7 @@ class LockTimeoutError(TrustGateError):
 
     status = 429
     code = "role_busy"
+    retry_after_seconds = 5  # a round that started after the change usually serves it within seconds
 
 
 class SyncVerificationError(TrustGateError):
@@ -212,3 +213,34 @@ class IamRefusedError(RuleViolationError):
     """IAM refused the trust policy a new role policy renders; nothing was stored."""
 
     code = "iam_refused"
+
+
+class ActivationNotRecordedError(TrustGateError):
+    """IAM names the grant's person, but its activation could not be recorded yet: a retry finishes it."""
+
+    status = 503
+    code = "activation_not_recorded"
+    retry_after_seconds = 5
+
+
+class ThrottledError(TrustGateError):
+    """AWS throttled a call this operation needed (or a write lost to a concurrent one) beyond its retries;
+    nothing was changed, and the same call is safe to repeat."""
+
+    status = 429
+    code = "throttled"
+    retry_after_seconds = 5
+
+    def __init__(
+        self, message: str = "AWS is throttling TrustGate right now; nothing was changed. Retry in a few seconds"
+    ) -> None:
+        super().__init__(message)
+
+
+class DecisionBusyError(TrustGateError):
+    """Others kept deciding the same request at the same moment, every time this decision was about to be
+    recorded; nothing was recorded, and the same decision is safe to repeat."""
+
+    status = 429
+    code = "decision_busy"
+    retry_after_seconds = 2

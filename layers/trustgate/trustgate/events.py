@@ -1,15 +1,30 @@
-"""EventBridge adapter: every state change goes out as `trustgate.<event>` for SIEM and chat routing."""
+"""EventBridge adapter: every state change goes out as `trustgate.<event>` for SIEM and chat routing.
+
+An event is published after its audit record is committed, so it can never be the reason a change fails:
+callers publish through `publish_quietly`, which logs and counts what could not be sent. The audit log
+(`GET /audit`) stays the record of what happened.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from trustgate.models import AuditEvent
+from trustgate.observability import count, logger
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
 
 SOURCE = "trustgate"
+NOT_PUBLISHED_METRIC = "EventsNotPublished"
+
+
+class EventNotPublishedError(Exception):
+    """EventBridge answered, but refused the event (`FailedEntryCount` > 0): it was not put on the bus."""
+
+    def __init__(self, action: str, code: str, message: str) -> None:
+        super().__init__(f"EventBridge did not accept the trustgate.{action} event: {code}: {message}")
+        self.code = code
 
 
 class EventPublisher:
@@ -18,7 +33,8 @@ class EventPublisher:
         self.bus_name = bus_name
 
     def publish(self, event: AuditEvent) -> None:
-        self.client.put_events(
+        """Put the event on the bus; raises if the call fails or EventBridge refuses the entry."""
+        response = self.client.put_events(
             Entries=[
                 {
                     "Source": SOURCE,
@@ -29,3 +45,26 @@ class EventPublisher:
                 }
             ]
         )
+        # put_events answers 200 even when it refuses an entry (throttled, internal failure): only the
+        # entry says so.
+        if response.get("FailedEntryCount", 0):
+            failed = [entry for entry in response.get("Entries", []) if entry.get("ErrorCode")]
+            code = failed[0].get("ErrorCode", "unknown") if failed else "unknown"
+            reason = failed[0].get("ErrorMessage", "no reason given") if failed else "no reason given"
+            raise EventNotPublishedError(event.action, code, reason)
+
+
+def publish_quietly(publisher: EventPublisher, event: AuditEvent) -> bool:
+    """Publish an event whose change is already committed: a failure is logged and counted, never raised.
+
+    Returns whether it was published."""
+    try:
+        publisher.publish(event)
+    except Exception:
+        logger.exception(
+            "could not publish event",
+            extra={"action": event.action, "role_arn": event.role_arn, "request_id": event.request_id},
+        )
+        count(NOT_PUBLISHED_METRIC)
+        return False
+    return True

@@ -3,44 +3,122 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.config import Config
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as TransportError
 
 from trustgate.errors import NotFoundError
 from trustgate.identity import account_of, role_name_of
 from trustgate.session_guard import GUARD_POLICY_NAME
+from trustgate.throttling import THROTTLING_CODES
 from trustgate.trust_policy import Document, policy_size, serialize
 
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
 
-# Errors worth retrying: throttling, and IAM's eventual consistency right after a principal is created.
-_RETRYABLE_CODES = {"Throttling", "ThrottlingException", "ServiceFailure", "ConcurrentModification"}
+# -- retries, counted once (issue 11) -------------------------------------------------------------------
+# botocore makes exactly one attempt per IAM call (CLIENT_CONFIG); `with_backoff` alone retries, so nothing
+# multiplies (botocore's 5 attempts times a 6-attempt loop made up to 30 calls). It retries throttling, IAM's
+# transient failures (5xx, ConcurrentModification), its eventual consistency (a principal created moments ago
+# is not yet valid in a policy) and transport errors: every IAM call TrustGate makes is idempotent (reads, and
+# writes that put or delete a whole document), so repeating one whose answer was lost is safe.
+#
+# Worst case of one IAM call, every attempt running into its timeouts and every pause at its cap:
+#   ATTEMPTS x (CONNECT_TIMEOUT + READ_TIMEOUT) + pauses = 6 x (2 + 5) + (0.5 + 1 + 2 + 4 + 4) = 53.5 s,
+#   but no pause may end later than RETRY_BUDGET (8 s) after the first attempt began, so the last attempt
+#   starts by then: at most RETRY_BUDGET + one attempt = 8 + 7 = 15 s (`worst_case_seconds`).
+# 15 s is below the Timeout of every function that syncs (the API's 30 s, and API Gateway's 29 s; grant,
+# finalize and expire 120 s; reconcile 240 s): tests/unit/test_retry_budget.py checks it against template.yaml.
+# A sync makes several IAM calls: `time_budget` bounds the retries of all of them together.
+ATTEMPTS = 6
+BACKOFF_BASE_SECONDS = 0.5  # full jitter: pause n (0-based) is uniform in [0, min(base * 2**n, cap)]
+BACKOFF_CAP_SECONDS = 4.0
+RETRY_BUDGET_SECONDS = 8.0
+CONNECT_TIMEOUT_SECONDS = 2
+READ_TIMEOUT_SECONDS = 5
+CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 1},
+    connect_timeout=CONNECT_TIMEOUT_SECONDS,
+    read_timeout=READ_TIMEOUT_SECONDS,
+)
+
+# IAM's own transient failures (ServiceFailure is its 500), besides throttling and any other 5xx.
+_TRANSIENT_CODES = {"ServiceFailure", "ServiceUnavailable", "InternalFailure", "ConcurrentModification"}
+# The deadline `time_budget` sets for every retry in its block (per thread and task: concurrent syncs in one
+# process, as in the tests, do not share one).
+_deadline: ContextVar[float] = ContextVar("iam_retry_deadline", default=math.inf)
 
 
-def is_retryable(error: ClientError) -> bool:
-    code = error.response["Error"]["Code"]
-    message = error.response["Error"].get("Message", "")
-    return code in _RETRYABLE_CODES or (code == "MalformedPolicyDocument" and "Invalid principal" in message)
+def is_retryable(error: BaseException) -> bool:
+    if isinstance(error, (TransportError, HTTPClientError)):  # connection refused or reset, a timeout
+        return True
+    if not isinstance(error, ClientError):
+        return False
+    code = error.response.get("Error", {}).get("Code", "")
+    message = error.response.get("Error", {}).get("Message", "")
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return (
+        code in THROTTLING_CODES
+        or code in _TRANSIENT_CODES
+        or status >= 500
+        or (code == "MalformedPolicyDocument" and "Invalid principal" in message)
+    )
+
+
+def pause_cap(attempt: int) -> float:
+    """The longest pause after the 0-based `attempt` failed."""
+    return min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2.0**attempt)
+
+
+def worst_case_seconds() -> float:
+    """The longest one IAM call can take with its retries (see the arithmetic above)."""
+    attempt = CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS
+    unbounded = ATTEMPTS * attempt + sum(pause_cap(n) for n in range(ATTEMPTS - 1))
+    return min(unbounded, RETRY_BUDGET_SECONDS + attempt)
+
+
+@contextmanager
+def time_budget(seconds: float, clock: Callable[[], float] = time.monotonic) -> Iterator[None]:
+    """Inside: no IAM retry pauses past `seconds` from now, whatever the call (a sync round bounds all of its
+    calls together). A first attempt is always made; nested budgets keep the earlier deadline."""
+    token = _deadline.set(min(_deadline.get(), clock() + seconds))
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
 
 
 def with_backoff[T](
-    call: Callable[[], T], *, attempts: int = 6, base: float = 0.5, sleep: Callable[[float], None] = time.sleep
+    call: Callable[[], T],
+    *,
+    attempts: int = ATTEMPTS,
+    budget: float = RETRY_BUDGET_SECONDS,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
 ) -> T:
-    """Run `call`, retrying retryable IAM errors with full-jitter exponential backoff (~0.5 s … 16 s)."""
+    """Run `call`, retrying retryable IAM errors with full-jitter exponential backoff within `budget` seconds
+    (and the enclosing `time_budget`): the last error is raised once attempts or time run out."""
+    deadline = min(clock() + budget, _deadline.get())
     for attempt in range(attempts):
         try:
             return call()
-        except ClientError as error:
+        except (ClientError, TransportError, HTTPClientError) as error:
             if attempt == attempts - 1 or not is_retryable(error):
                 raise
-            sleep(random.uniform(0, base * 2**attempt))
+            pause = random.uniform(0, pause_cap(attempt))
+            if clock() + pause > deadline:
+                raise
+            sleep(pause)
     raise AssertionError("unreachable")
 
 

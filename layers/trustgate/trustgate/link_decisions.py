@@ -12,7 +12,8 @@ Order of checks on POST, and why:
    double-submit fails with 409 before it can reach `service.decide`;
 5. `service.decide` records the decision. If it still refuses, the request changed in the instant
    between 3 and 5 (decided by someone else, timed out): the link stays spent, which is right, because
-   a decided request's links are dead anyway.
+   a decided request's links are dead anyway. If it could not record it because AWS throttled it or others
+   kept deciding at the same moment (429 throttled / decision_busy, with Retry-After), nothing was recorded.
 A GET never gets past step 3 and never writes anything.
 """
 
@@ -22,13 +23,23 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
+from botocore.exceptions import ClientError
+
 from trustgate import approval_links, service
 from trustgate.approval_links import InvalidLinkError, LinkGrant
-from trustgate.errors import ConflictError, ForbiddenError, NotFoundError
+from trustgate.errors import (
+    ConflictError,
+    DecisionBusyError,
+    ForbiddenError,
+    NotFoundError,
+    ThrottledError,
+    TrustGateError,
+)
 from trustgate.identity import Caller, caller_for_arn
 from trustgate.models import AccessRequest, RequestStatus
 from trustgate.observability import logger
 from trustgate.rules import counted_approvals, nonconforming_reason
+from trustgate.throttling import is_throttling
 from trustgate.wiring import Dependencies
 
 Decision = Literal["approve", "deny"]
@@ -70,7 +81,7 @@ class LinkOutcome:
 class LinkRefused(Exception):
     """A typed refusal plus the request it concerns, so the page can show where things stand."""
 
-    def __init__(self, error: ForbiddenError | ConflictError, request: AccessRequest | None) -> None:
+    def __init__(self, error: TrustGateError, request: AccessRequest | None) -> None:
         super().__init__(error.message)
         self.error = error
         self.request = request
@@ -121,6 +132,12 @@ def decide_by_link(
         decided = service.decide(deps, approver, request.id, decision, comment)
     except (ConflictError, ForbiddenError) as error:  # the request changed since the checks above
         raise LinkRefused(error, _current(deps, request)) from error
+    except (DecisionBusyError, ThrottledError) as error:
+        raise LinkRefused(_not_recorded(error, request, decision), request) from error
+    except ClientError as error:
+        if not is_throttling(error):
+            raise
+        raise LinkRefused(_not_recorded(ThrottledError(), request, decision), request) from error
     effective = service.policy_for(deps, decided.role_arn)
     missing = effective.policy.required_approvals - len(counted_approvals(decided, effective, deps.settings))
     if decision == "approve" and decided.decided_at is not None:
@@ -158,6 +175,20 @@ def _check_open(
         service.check_decision(deps, request, approver, approving=decision == "approve")
     except (ForbiddenError, ConflictError) as error:
         raise LinkRefused(error, request) from error
+
+
+def _not_recorded(error: TrustGateError, request: AccessRequest, decision: Decision) -> TrustGateError:
+    """A decision not recorded for a passing reason (429, with Retry-After): say so, and how to send it again.
+
+    The link was spent before `service.decide` ran (step 4), so the retry goes through the CLI or the API."""
+    busy = isinstance(error, DecisionBusyError)
+    why = "others were deciding it at the same moment" if busy else "AWS is throttling TrustGate"
+    message = (
+        f"your {decision} of request {request.id} was not recorded because {why}. This link was used up by the "
+        f"attempt: in a few seconds, {decision} it with `trustgate {decision} {request.id}` "
+        f"or POST /requests/{request.id}/{decision}"
+    )
+    return DecisionBusyError(message) if busy else ThrottledError(message)
 
 
 def _current(deps: Dependencies, request: AccessRequest) -> AccessRequest:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -12,8 +14,29 @@ if TYPE_CHECKING:
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
 
 
+PREFIX = "trustgate-"
+EXPIRE_PREFIX = f"{PREFIX}expire-"
+REMIND_PREFIX = f"{PREFIX}remind-"
+
+
 def schedule_name(request_id: str, reminder: bool = False) -> str:
-    return f"trustgate-{'remind' if reminder else 'expire'}-{request_id}"
+    return f"{REMIND_PREFIX if reminder else EXPIRE_PREFIX}{request_id}"
+
+
+@dataclass(frozen=True)
+class ScheduleRef:
+    """One of TrustGate's schedules, as the group lists it."""
+
+    request_id: str
+    reminder: bool
+
+
+def parse_schedule_name(name: str) -> ScheduleRef | None:
+    """The grant a schedule belongs to, from its name (None for a name TrustGate does not give)."""
+    for prefix, reminder in ((EXPIRE_PREFIX, False), (REMIND_PREFIX, True)):
+        if name.startswith(prefix) and len(name) > len(prefix):
+            return ScheduleRef(name[len(prefix) :], reminder)
+    return None
 
 
 class ExpirySchedules:
@@ -63,3 +86,11 @@ class ExpirySchedules:
             except ClientError as error:
                 if error.response["Error"]["Code"] != "ResourceNotFoundException":
                     raise
+
+    def listed(self) -> Iterator[ScheduleRef]:
+        """Every TrustGate schedule in the group, page by page (the reconciler compares them with the grants)."""
+        for page in self.client.get_paginator("list_schedules").paginate(GroupName=self.group, NamePrefix=PREFIX):
+            for schedule in page.get("Schedules", []):
+                ref = parse_schedule_name(schedule.get("Name", ""))
+                if ref is not None:
+                    yield ref

@@ -7,6 +7,7 @@ goes through `sync_role`; every request change through `transitions.transition`/
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -19,6 +20,7 @@ from trustgate.durations import format_duration
 from trustgate.errors import (
     ApproverRemovedError,
     ConflictError,
+    DecisionBusyError,
     ForbiddenError,
     LockTimeoutError,
     NotAPersonError,
@@ -27,14 +29,16 @@ from trustgate.errors import (
     RevokeIncompleteError,
     RuleViolationError,
     SessionGuardFullError,
+    ThrottledError,
     TrustGateError,
     ValidationError,
 )
+from trustgate.events import publish_quietly
 from trustgate.identity import Caller, Person, caller_for_arn, check_person, person_of, role_name_of
 from trustgate.ids import new_id
 from trustgate.messages import Notification
 from trustgate.models import AccessRequest, Approval, AuditEvent, RequestStatus, notify_targets
-from trustgate.observability import logger
+from trustgate.observability import count, logger
 from trustgate.rules import (
     EffectivePolicy,
     approver_removed_message,
@@ -58,15 +62,18 @@ from trustgate.sync import (
     role_lock,
     sync_role,
 )
+from trustgate.throttling import throttling_in
 from trustgate.transitions import commit_change, transition
 from trustgate.trust_policy import Document, grant_expiry_in, statements_of
 from trustgate.wiring import Dependencies
 
 SYSTEM = "trustgate"
-OPTIMISTIC_RETRIES = 8
+OPTIMISTIC_RETRIES = 8  # decide's attempts when others record decisions on the same request at the same moment
+OPTIMISTIC_PAUSE_SECONDS = (0.02, 0.2)  # full-jitter pause after a lost attempt: grows from 20 ms, at most 200 ms
 REMINDER_BEFORE = timedelta(minutes=10)
 REMINDER_MIN_DURATION = timedelta(minutes=30)  # a shorter grant needs no separate reminder
 EXPIRY_SKEW = timedelta(seconds=60)  # a schedule may fire slightly early; IAM's own condition covers the gap
+FLOW_GRACE = timedelta(minutes=2)  # the reconciler leaves a younger request or end alone: its step may be running
 
 
 # -- roles and policies -------------------------------------------------------------------------
@@ -408,7 +415,7 @@ def _pending_of(deps: Dependencies, person_key: str, role_arn: str) -> list[Acce
 
 def end_grant_effects(deps: Dependencies, ended: AccessRequest, actor: str) -> SyncResult:
     """After a grant ends: take the principal out, drop the schedule, tell the requester."""
-    result = sync_role(deps, ended.role_arn, actor, f"{ended.id} {ended.status.value}")
+    result = sync_role(deps, ended.role_arn, actor, f"{ended.id} {ended.status.value}", changed=[ended])
     deps.schedules.delete(ended.id)
     notify(deps, messages.outcome_for_requester(ended))
     return result
@@ -495,7 +502,11 @@ def decide(
     always close it), and the quorum is its `required_approvals`, counting only approvals of persons who may
     still decide.
     """
-    for _ in range(OPTIMISTIC_RETRIES):
+    first, most = OPTIMISTIC_PAUSE_SECONDS
+    lost: ConflictError | None = None
+    for attempt in range(OPTIMISTIC_RETRIES):
+        if attempt:  # lost to a concurrent write: back off a little (jittered) so the racers spread out
+            deps.sleep(random.uniform(0, min(most, first * 2 ** (attempt - 1))))
         request = deps.store.get_request(request_id)
         now = deps.clock.now()
         effective = policy_for(deps, request.role_arn)
@@ -506,7 +517,8 @@ def decide(
         ]
         try:
             if decision == "deny":
-                decided = transition(
+                quorum = True  # a deny decides at once
+                updated = transition(
                     deps,
                     request,
                     RequestStatus.DENIED,
@@ -515,43 +527,66 @@ def decide(
                     decided_at=now,
                     reason=comment,
                 )
-                _resume_flow(deps, decided, "deny")
-                _tell_approvers_closed(deps, decided, except_arn=approver.arn)
-                return decided
-            required = effective.policy.required_approvals
-            after = request.model_copy(update={"approvals": approvals})
-            quorum = len(counted_approvals(after, effective, deps.settings)) >= required
-            changes: dict[str, Any] = {"approvals": approvals}
-            if required != request.required_approvals:  # the policy in force sets how many are needed
-                changes["required_approvals"] = required
-            if quorum:
-                changes["decided_at"] = now
-            updated = commit_change(
-                deps,
-                request,
-                changes,
-                approver.arn,
-                "request.approved" if quorum else "approval.recorded",
-                {"comment": comment} if comment else None,
-            )
-        except ConflictError:
-            continue  # someone else decided at the same moment: re-read and judge again
-        if quorum:
-            _resume_flow(deps, updated, "approve")
+            else:
+                required = effective.policy.required_approvals
+                after = request.model_copy(update={"approvals": approvals})
+                quorum = len(counted_approvals(after, effective, deps.settings)) >= required
+                changes: dict[str, Any] = {"approvals": approvals}
+                if required != request.required_approvals:  # the policy in force sets how many are needed
+                    changes["required_approvals"] = required
+                if quorum:
+                    changes["decided_at"] = now
+                updated = commit_change(
+                    deps,
+                    request,
+                    changes,
+                    approver.arn,
+                    "request.approved" if quorum else "approval.recorded",
+                    {"comment": comment} if comment else None,
+                )
+        except ConflictError as error:  # someone else decided at the same moment: re-read and judge again
+            lost = error  # (a real conflict, the request now decided or closed, is `check_decision`'s 409)
+            continue
+        if quorum:  # recorded: nothing after this may fail the decision (say, a throttled table)
+            try:
+                _resume_flow(deps, updated, decision)
+            except Exception:  # the decision is on the request: the reconciler hands it to the flow
+                logger.exception("could not hand the decision to the approval flow", extra={"request_id": request_id})
             _tell_approvers_closed(deps, updated, except_arn=approver.arn)
         return updated
-    raise ConflictError(f"request {request_id} is being decided by others right now; try again")
+    if lost is not None and throttling_in(lost) is not None:  # the table was busy, not the request
+        raise ThrottledError() from lost
+    count("DecisionsBusy")
+    raise DecisionBusyError(
+        f"request {request_id} is being decided by others at this very moment and your {decision} could not be "
+        "recorded; nothing was changed. Send it again in a few seconds"
+    )
 
 
-def _resume_flow(deps: Dependencies, request: AccessRequest, decision: Literal["approve", "deny", "cancelled"]) -> None:
-    """Hand a decision to the waiting flow exactly once, whichever side (API or notify step) gets there last."""
-    token = deps.store.get_task_token(request.id)
-    if token and deps.store.claim_decision_delivery(request.id):
+def _resume_flow(deps: Dependencies, request: AccessRequest, decision: Literal["approve", "deny", "cancelled"]) -> bool:
+    """Hand a decision to the waiting flow, whichever side (API, notify step, reconciler) gets there last; True
+    when this call sent it. The send is leased, not claimed for good: if this process dies before sending, the
+    reconciler sends it once the lease lapses (a second send to a finished task is ignored)."""
+    claimed_at = deps.clock.now()
+    try:
+        token = deps.store.get_task_token(request.id)
+        if not token:
+            return False  # the flow is not waiting yet: its notify step finds the decision on the request
+        if not deps.store.claim_decision_delivery(request.id, claimed_at):
+            return False
+    except Exception:  # the decision is recorded: it must not fail for this; the reconciler delivers it
+        logger.exception("could not hand a decision to the flow", extra={"request_id": request.id})
+        return False
+    try:
+        deps.flow.resume(token, decision)
+    except Exception:  # the decision is recorded; the reconciler delivers it on its next run
+        logger.exception("could not resume the approval flow", extra={"request_id": request.id})
         try:
-            deps.flow.resume(token, decision)
-        except Exception:  # the decision is recorded; the reconciler delivers it on its next run
-            logger.exception("could not resume the approval flow", extra={"request_id": request.id})
-            deps.store.release_decision_delivery(request.id)
+            deps.store.release_decision_delivery(request.id, claimed_at)
+        except Exception:  # the lease lapses by itself
+            logger.exception("could not release a decision's lease", extra={"request_id": request.id})
+        return False
+    return True
 
 
 def _decision_of(request: AccessRequest) -> Literal["approve", "deny", "cancelled"] | None:
@@ -628,7 +663,11 @@ def _same_person(arn: str, request: AccessRequest) -> bool:
 
 
 def grant(deps: Dependencies, request_id: str) -> dict[str, Any]:
-    """State Grant: activate the grant, put the principal in the trust policy, schedule the expiry."""
+    """State Grant: activate the grant, put the principal in the trust policy, schedule the expiry.
+
+    Safe to retry (the state machine retries lock timeouts and a dead Lambda): a request whose window is on
+    record keeps it, and an active one only gets its follow-ups. Once the grant is active nothing may fail it.
+    """
     request = deps.store.get_request(request_id)
     if request.status == RequestStatus.PENDING:
         if request.decided_at is None:
@@ -643,16 +682,32 @@ def grant(deps: Dependencies, request_id: str) -> dict[str, Any]:
             return _not_granted(deps, deps.store.get_request(request_id), error.message)
         assert result.activated is not None
         request = result.activated
-    elif request.status == RequestStatus.ACTIVE:
-        sync_role(deps, request.role_arn, SYSTEM, f"grant {request.id} (retry)")
-    else:
+    elif request.status != RequestStatus.ACTIVE:  # active: a retry after IAM was verified, only follow-ups left
         raise ConflictError(f"request {request_id} is {request.status.value}; nothing to grant")
     assert request.expires_at is not None
-    deps.schedules.create(request.id, request.expires_at)
-    if request.duration >= REMINDER_MIN_DURATION:
-        deps.schedules.create(request.id, request.expires_at - REMINDER_BEFORE, reminder=True)
-    notify(deps, messages.outcome_for_requester(request))
+    _after_activation(deps, request)
     return {"request_id": request.id, "status": request.status.value, "expires_at": request.expires_at.isoformat()}
+
+
+def _after_activation(deps: Dependencies, grant: AccessRequest) -> None:
+    """What follows an activation: its schedules, the requester told. A grant is active only once IAM verified
+    it, so none of this may fail it: a schedule that cannot be made now is made by the reconciler (IAM's own
+    end condition and the session guard end the access on time meanwhile)."""
+    try:
+        ensure_schedules(deps, grant)
+    except Exception:
+        logger.exception("could not schedule a grant's expiry; the reconciler will", extra={"request_id": grant.id})
+        count("SchedulesDeferred")
+    notify(deps, messages.outcome_for_requester(grant))
+
+
+def ensure_schedules(deps: Dependencies, grant: AccessRequest) -> None:
+    """Schedule an active grant's expiry and, for a long one, its reminder (replacing any made before)."""
+    assert grant.expires_at is not None
+    deps.schedules.create(grant.id, grant.expires_at)
+    remind_at = grant.expires_at - REMINDER_BEFORE
+    if grant.duration >= REMINDER_MIN_DURATION and remind_at > deps.clock.now():
+        deps.schedules.create(grant.id, remind_at, reminder=True)
 
 
 def _not_granted(deps: Dependencies, request: AccessRequest, why: str) -> dict[str, Any]:
@@ -667,7 +722,8 @@ def _not_granted(deps: Dependencies, request: AccessRequest, why: str) -> dict[s
 
 
 def finalize(deps: Dependencies, request_id: str, outcome: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
-    """States RecordDenied / RecordTimeout / RecordFailure: record the outcome, leave nobody behind, tell people."""
+    """States RecordDenied / RecordTimeout / RecordFailure (and the reconciler, for a flow that ended while its
+    request was pending): record the outcome, leave nobody behind, tell people."""
     request = deps.store.get_request(request_id)
     if outcome == "timed_out" and request.status == RequestStatus.PENDING:
         request = transition(
@@ -675,11 +731,14 @@ def finalize(deps: Dependencies, request_id: str, outcome: str, error: dict[str,
         )
         notify(deps, messages.outcome_for_requester(request))
         _tell_approvers_closed(deps, request)
+    elif outcome == "failed" and request.status == RequestStatus.ACTIVE:
+        # Active is recorded only once IAM verified both documents: whatever failed after that (scheduling,
+        # telling the requester, a Lambda that died) is finished here, and the grant stands.
+        _after_activation(deps, request)
     elif outcome == "failed":
         reason = failure_reason(error)
-        if request.status == RequestStatus.ACTIVE or (
-            request.status == RequestStatus.PENDING and request.starts_at is not None
-        ):  # IAM may have named the person: keep the span, ended now, for the guard
+        if request.status == RequestStatus.PENDING and request.starts_at is not None:
+            # Its window is on record, so IAM may have named the person: keep the span, ended now, for the guard.
             request = end_now(deps, request, RequestStatus.FAILED, reason)
         elif request.status == RequestStatus.PENDING:
             request = transition(deps, request, RequestStatus.FAILED, SYSTEM, reason=reason)
@@ -705,9 +764,18 @@ def failure_reason(error: dict[str, Any] | None) -> str:
 
 
 def expire(deps: Dependencies, request_id: str) -> dict[str, Any]:
-    """Scheduler target: end a grant at its expiry (idempotent; early or repeated calls change nothing)."""
+    """Scheduler target: end a grant at its expiry (idempotent; early or repeated calls change nothing).
+
+    The end is recorded before the sync that takes the person out of IAM. A retry (the scheduler's, after a
+    call that died in between) finds the grant already ended and finishes the job: the sync again, and the
+    grant's schedules removed.
+    """
     request = deps.store.get_request(request_id)
     now = deps.clock.now()
+    if request.status in (RequestStatus.EXPIRED, RequestStatus.REVOKED):
+        sync_role(deps, request.role_arn, SYSTEM, f"{request.id} {request.status.value} (retry)")
+        deps.schedules.delete(request.id)
+        return {"request_id": request_id, "status": request.status.value}
     if request.status != RequestStatus.ACTIVE or request.expires_at is None:
         return {"request_id": request_id, "status": request.status.value}
     if request.expires_at - EXPIRY_SKEW > now:
@@ -719,7 +787,7 @@ def expire(deps: Dependencies, request_id: str) -> dict[str, Any]:
     # The approved end stays the end (the schedule may fire up to EXPIRY_SKEW early): the session guard
     # enforces it to the second, while the trust policy stops naming the person at once.
     expired = transition(deps, request, RequestStatus.EXPIRED, SYSTEM)
-    sync_role(deps, expired.role_arn, SYSTEM, f"{expired.id} expired")
+    sync_role(deps, expired.role_arn, SYSTEM, f"{expired.id} expired", changed=[expired])
     notify(deps, messages.outcome_for_requester(expired))
     return {"request_id": request_id, "status": expired.status.value}
 
@@ -741,43 +809,186 @@ def remind(deps: Dependencies, request_id: str) -> dict[str, Any]:
 
 
 def reconcile(deps: Dependencies) -> dict[str, Any]:
-    """Every few minutes: end what is due (even if its schedule was lost) and repair drift, per role."""
+    """Every 5 minutes: finish whatever an interrupted step left behind (docs/architecture.md, "What the
+    reconciler finishes"): flows that never started or ended too soon, decisions the flow was never told,
+    due expiries, grants the policy no longer allows, drift, and schedules without a grant or a grant without one.
+
+    Each phase, each role and each request is its own unit: one that fails is logged, counted
+    (`ReconcileFailures`, which an alarm watches) and reported, and never stops the others.
+    """
     now = deps.clock.now()
-    report: list[dict[str, Any]] = []
-    for request in iterate_pages(lambda cursor: deps.store.requests_by_status(RequestStatus.PENDING, cursor)):
-        decision = _decision_of(request)
-        if decision:  # decided, but the flow was never told (its resume failed): tell it now
-            try:
-                _resume_flow(deps, request, decision)
-            except Exception:
-                logger.exception("could not redeliver a decision", extra={"request_id": request.id})
-    for role_arn in deps.settings.managed_role_arns:
-        expired: list[str] = []
-        try:
-            for request in deps.store.active_grants(role_arn):
-                if request.expires_at is not None and request.expires_at <= now:
+    failures: list[dict[str, str]] = []
+    flows: list[dict[str, str]] = []
+    schedules: dict[str, list[str]] = {}
+    try:
+        flows = _finish_flows(deps, now, failures)
+    except Exception as error:
+        _failed(failures, "pending requests", error)
+    roles = [_reconcile_role(deps, role_arn, now, failures) for role_arn in deps.settings.managed_role_arns]
+    try:
+        schedules = _reconcile_schedules(deps, now, failures)
+    except Exception as error:
+        _failed(failures, "schedules", error)
+    return {"roles": roles, "flows": flows, "schedules": schedules, "failures": failures}
+
+
+def _failed(failures: list[dict[str, str]], what: str, error: Exception) -> None:
+    """Within an `except`: log, count and report one part of a reconcile that failed."""
+    logger.exception("reconcile could not finish a part", extra={"part": what})
+    count("ReconcileFailures")
+    detail = (
+        f"{error.code}: {error.message}" if isinstance(error, TrustGateError) else f"{type(error).__name__}: {error}"
+    )
+    failures.append({"part": what, "error": detail})
+
+
+def _reconcile_role(deps: Dependencies, role_arn: str, now: datetime, failures: list[dict[str, str]]) -> dict[str, Any]:
+    """End what is due (even if its schedule was lost) and grants the stored policy no longer allows; repair drift."""
+    expired: list[str] = []
+    try:
+        for request in deps.store.active_grants(role_arn):
+            if request.expires_at is not None and request.expires_at <= now:
+                try:  # one grant that cannot be ended now must not keep the role from its sync
                     ended = transition(deps, request, RequestStatus.EXPIRED, SYSTEM, reason="expired (reconciler)")
-                    notify(deps, messages.outcome_for_requester(ended))
-                    expired.append(request.id)
-            revoked = _NonconformingRevoker(deps, role_arn)
-            result = sync_role(deps, role_arn, SYSTEM, "reconcile", under_lock=revoked)
-            for grant in revoked.ended:
-                deps.schedules.delete(grant.id)
-                notify(deps, messages.outcome_for_requester(grant))
-            report.append({"role_arn": role_arn, "changed": result.changed, "expired": expired})
-        except TrustGateError as error:  # one broken role must not stop the others
-            logger.exception("reconcile failed for role", extra={"role_arn": role_arn})
-            report.append({"role_arn": role_arn, "error": f"{error.code}: {error.message}"})
-        except Exception as error:  # an AWS error too (AccessDenied, throttling): report it, go on
-            logger.exception("reconcile failed for role", extra={"role_arn": role_arn})
-            report.append({"role_arn": role_arn, "error": f"{type(error).__name__}: {error}"})
-    return {"roles": report}
+                except Exception as error:
+                    _failed(failures, f"expiry of {request.id}", error)
+                    continue
+                notify(deps, messages.outcome_for_requester(ended))
+                expired.append(request.id)
+        revoked = _NonconformingRevoker(deps, role_arn)
+        result = sync_role(deps, role_arn, SYSTEM, "reconcile", under_lock=revoked)
+        for grant in revoked.ended:
+            deps.schedules.delete(grant.id)
+            notify(deps, messages.outcome_for_requester(grant))
+    except Exception as error:  # a TrustGate error or an AWS one (AccessDenied, throttling): report it, go on
+        _failed(failures, f"role {role_arn}", error)
+        return {"role_arn": role_arn, "error": failures[-1]["error"], "expired": expired}
+    return {"role_arn": role_arn, "changed": result.changed, "expired": expired}
+
+
+def _finish_flows(deps: Dependencies, now: datetime, failures: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Every pending request, and every recently denied or cancelled one, against its flow (see `_finish_flow`)."""
+    since = now - deps.settings.max_approval_window - timedelta(hours=1)  # older flows have timed out
+    requests = [
+        *iterate_pages(lambda cursor: deps.store.requests_by_status(RequestStatus.PENDING, cursor)),
+        *deps.store.requests_by_status_since(RequestStatus.DENIED, since),
+        *deps.store.requests_by_status_since(RequestStatus.CANCELLED, since),
+    ]
+    finished = []
+    for request in requests:
+        try:
+            done = _finish_flow(deps, request.id, now)
+        except Exception as error:
+            _failed(failures, f"request {request.id}", error)
+            continue
+        if done:
+            finished.append({"request_id": request.id, "done": done})
+    return finished
+
+
+def _finish_flow(deps: Dependencies, request_id: str, now: datetime) -> str | None:
+    """One request's flow: started if it never was, told a decision it was never given, or, if it ended while
+    the request is still pending, the request's real outcome recorded (nobody left in IAM). What it did, if anything."""
+    request = deps.store.get_request(request_id)  # read consistently: the index may be behind
+    flow = deps.flow.status(request.id)
+    if request.status in (RequestStatus.DENIED, RequestStatus.CANCELLED):
+        if flow == "RUNNING" and _resume_flow(deps, request, _decision_of(request) or "cancelled"):
+            return "decision delivered"
+        return None
+    if request.status != RequestStatus.PENDING:
+        return None
+    undecided_too_long = (
+        request.decided_at is None and request.approval_deadline is not None and request.approval_deadline <= now
+    )
+    if flow is None:  # recorded, but the flow never started (the API died in between)
+        if request.created_at > now - FLOW_GRACE:  # or it is starting right now
+            return None
+        if undecided_too_long:
+            finalize(deps, request.id, "timed_out")
+            return "timed out"
+        deps.flow.start(request.id)  # named after the request: never a second flow
+        return "flow started"
+    if flow == "RUNNING":
+        decision = _decision_of(request)
+        if decision and _resume_flow(deps, request, decision):
+            return "decision delivered"
+        return None
+    # The flow ended (failed, aborted, timed out) while the request is still pending.
+    if undecided_too_long and request.starts_at is None:
+        finalize(deps, request.id, "timed_out")
+        return "timed out"
+    cause = f"the approval flow ended ({flow}) before the request was granted"
+    finalize(deps, request.id, "failed", {"Error": "TrustGate.FlowEnded", "Cause": cause})
+    return "failed"
+
+
+def _reconcile_schedules(deps: Dependencies, now: datetime, failures: list[dict[str, str]]) -> dict[str, list[str]]:
+    """Schedules without an active grant are deleted; an active grant without its expiry schedule gets it."""
+    listed: dict[str, set[bool]] = {}
+    for ref in deps.schedules.listed():
+        listed.setdefault(ref.request_id, set()).add(ref.reminder)
+    deleted, created = [], []
+    for request_id, kinds in listed.items():
+        try:
+            if _delete_orphaned(deps, request_id, kinds, now):
+                deleted.append(request_id)
+        except Exception as error:
+            _failed(failures, f"schedules of {request_id}", error)
+    for role_arn in deps.settings.managed_role_arns:
+        try:
+            missing = [g for g in deps.store.active_grants(role_arn) if False not in listed.get(g.id, set())]
+        except Exception as error:
+            _failed(failures, f"schedules of {role_arn}", error)
+            continue
+        for grant in missing:
+            try:
+                if _schedule_missing(deps, grant.id, now):
+                    created.append(grant.id)
+            except Exception as error:
+                _failed(failures, f"schedules of {grant.id}", error)
+    return {"deleted": deleted, "created": created}
+
+
+def _delete_orphaned(deps: Dependencies, request_id: str, kinds: set[bool], now: datetime) -> bool:
+    """Delete the schedules of a request that is not (or no longer) an active grant. One whose grant ended early
+    while its expiry schedule stayed was never followed through (the ending steps delete it before telling the
+    requester): the requester is told now."""
+    try:
+        request: AccessRequest | None = deps.store.get_request(request_id)
+    except NotFoundError:
+        request = None
+    if request is not None:
+        if request.status in (RequestStatus.ACTIVE, RequestStatus.PENDING):
+            return False  # an active grant's, or one being granted
+        ended_at = request.expires_at or request.created_at
+        if ended_at > now - FLOW_GRACE:  # the step that ended it may still be deleting them
+            return False
+    deps.schedules.delete(request_id)
+    if request is not None and False in kinds and request.status in (RequestStatus.REVOKED, RequestStatus.FAILED):
+        notify(deps, messages.outcome_for_requester(request))
+    return True
+
+
+def _schedule_missing(deps: Dependencies, grant_id: str, now: datetime) -> bool:
+    """Schedule an active grant whose Grant step died before it could (its flow is over; a running one still
+    schedules it itself). If the flow did not succeed, the requester was not told either: tell them."""
+    grant = deps.store.get_request(grant_id)  # read consistently: a revoke may just have ended it
+    if grant.status != RequestStatus.ACTIVE or grant.expires_at is None or grant.expires_at <= now:
+        return False  # ended, or due: the next run expires it
+    flow = deps.flow.status(grant.id)
+    if flow == "RUNNING":
+        return False
+    ensure_schedules(deps, grant)
+    if flow not in (None, "SUCCEEDED"):
+        notify(deps, messages.outcome_for_requester(grant))
+    return True
 
 
 @dataclass
 class _NonconformingRevoker:
     """Under the role lock: end every live grant the stored policy no longer allows. A policy change ends them
-    itself; this catches one that could not (a crash after the policy was stored, a lost race)."""
+    itself; this catches one that could not (a crash after the policy was stored, a lost race). Their schedules
+    are deleted and their requesters told after the sync; if that cannot happen, the schedule sweep does both."""
 
     deps: Dependencies
     role_arn: str
@@ -811,10 +1022,7 @@ def notify(deps: Dependencies, notification: Notification) -> None:
 
 
 def publish_event(deps: Dependencies, event: AuditEvent) -> None:
-    try:
-        deps.events.publish(event)
-    except Exception:
-        logger.exception("could not publish event", extra={"action": event.action})
+    publish_quietly(deps.events, event)  # the change is committed: a lost event is logged and counted, no failure
 
 
 def parse_time(value: str | None, name: str) -> datetime | None:

@@ -9,7 +9,7 @@ import base64
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from trustgate.clock import parse_rfc3339, to_rfc3339
-from trustgate.errors import ConflictError, InvalidCursorError, NotFoundError
+from trustgate.errors import ConflictError, InvalidCursorError, LockTimeoutError, NotFoundError
 from trustgate.models import STORED, AccessRequest, AuditEvent, RequestStatus, RolePolicy
 
 if TYPE_CHECKING:
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 PAGE_LIMIT = 50
+DECISION_LEASE = timedelta(seconds=60)  # a decision's sender has this long before another may send it
 _INDEX_KEYS = {
     "ByRole": ("gsi1pk", "gsi1sk"),
     "ByPrincipal": ("gsi2pk", "gsi2sk"),
@@ -144,6 +145,26 @@ def _request_from(item: Mapping[str, Any]) -> AccessRequest:
     return AccessRequest.model_validate({k: v for k, v in values.items() if k in AccessRequest.model_fields})
 
 
+def _lock_key(name: str) -> dict[str, Any]:
+    return _to_item({"pk": f"LOCK#{name}", "sk": "LOCK"})
+
+
+@dataclass(frozen=True)
+class SyncQueue:
+    """A role's lock and its queue of changes waiting for a sync (see sync.sync_role)."""
+
+    wanted: int  # changes recorded so far (each change's ticket is the count after it)
+    done: int  # every change up to this ticket was verified in IAM by a round that started after it
+    activate: frozenset[str]  # approved requests waiting to be activated
+    changed: frozenset[str]  # requests whose changed record the next round must read consistently
+    owner: str | None
+    lease_until: datetime | None
+    intent: dict[str, Any] | None  # IAM writes a holder began and had not yet audited
+
+    def is_free(self, now: datetime) -> bool:
+        return self.owner is None or self.lease_until is None or self.lease_until < now
+
+
 class Store:
     """Typed access to the TrustGate table."""
 
@@ -247,15 +268,21 @@ class Store:
         token = _from_item(response.get("Item", {})).get("task_token")
         return token if isinstance(token, str) else None
 
-    def claim_decision_delivery(self, request_id: str) -> bool:
-        """True exactly once per request: whoever wins sends the decision to the waiting flow."""
+    def claim_decision_delivery(self, request_id: str, now: datetime, lease: timedelta = DECISION_LEASE) -> bool:
+        """A lease on handing the decision to the waiting flow: True for whoever may send it now.
+
+        Taken before the send, so two deciders racing do not both send; a sender that dies before sending
+        leaves a lease that lapses, after which the reconciler sends it. (Sending twice is harmless: the flow
+        ignores a token that already finished.)"""
         try:
             self.client.update_item(
                 TableName=self.table,
                 Key=_to_item({"pk": f"REQUEST#{request_id}", "sk": "REQUEST"}),
-                UpdateExpression="SET decision_sent = :t",
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(decision_sent)",
-                ExpressionAttributeValues=_to_item({":t": True}),
+                UpdateExpression="SET decision_claimed_at = :now",
+                ConditionExpression=(
+                    "attribute_exists(pk) AND (attribute_not_exists(decision_claimed_at) OR decision_claimed_at < :stale)"
+                ),
+                ExpressionAttributeValues=_to_item({":now": to_rfc3339(now), ":stale": to_rfc3339(now - lease)}),
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -263,13 +290,20 @@ class Store:
             raise
         return True
 
-    def release_decision_delivery(self, request_id: str) -> None:
-        """Undo a claim whose delivery failed, so a retry (the reconciler) can deliver it."""
-        self.client.update_item(
-            TableName=self.table,
-            Key=_to_item({"pk": f"REQUEST#{request_id}", "sk": "REQUEST"}),
-            UpdateExpression="REMOVE decision_sent",
-        )
+    def release_decision_delivery(self, request_id: str, claimed_at: datetime) -> None:
+        """Give back a lease whose send failed, so the next try (the reconciler's) need not wait for it to lapse;
+        a lease someone else took since is theirs."""
+        try:
+            self.client.update_item(
+                TableName=self.table,
+                Key=_to_item({"pk": f"REQUEST#{request_id}", "sk": "REQUEST"}),
+                UpdateExpression="REMOVE decision_claimed_at",
+                ConditionExpression="decision_claimed_at = :claimed",
+                ExpressionAttributeValues=_to_item({":claimed": to_rfc3339(claimed_at)}),
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
 
     def requests_by_role(
         self, role_arn: str, status: RequestStatus | None = None, cursor: str | None = None, limit: int = PAGE_LIMIT
@@ -363,6 +397,14 @@ class Store:
 
     def put_audit(self, event: AuditEvent) -> None:
         self.client.transact_write_items(TransactItems=[self._audit_put(event)])  # type: ignore[list-item]
+
+    def put_audit_once(self, event: AuditEvent) -> bool:
+        """Record an event under the id it was given; False when a record with that id already exists."""
+        try:
+            self._transact([self._audit_put(event)], conflict="already recorded")
+        except ConflictError:
+            return False
+        return True
 
     def audit_events(
         self,
@@ -467,25 +509,22 @@ class Store:
             return False
         return True
 
-    # -- locks ------------------------------------------------------------------------------------
+    # -- role locks and sync queues --------------------------------------------------------------
+    # One item per role (`LOCK#<role>`) holds its lock and its sync queue: a waiter learns from one read both
+    # whether its change was synced and whether the lock is free (see sync.sync_role).
 
     def try_lock(self, name: str, owner: str, now: datetime, lease_until: datetime) -> bool:
         """Take a lease unless someone else holds an unexpired one (a dead holder's lease just runs out)."""
         try:
-            self.client.put_item(
+            self.client.update_item(
                 TableName=self.table,
-                Item=_to_item(
-                    {
-                        "pk": f"LOCK#{name}",
-                        "sk": "LOCK",
-                        "owner": owner,
-                        "lease_until": to_rfc3339(lease_until),
-                        "expiration": int(lease_until.timestamp()) + 3600,
-                    }
-                ),
-                ConditionExpression="attribute_not_exists(pk) OR lease_until < :now OR #o = :owner",
+                Key=_lock_key(name),
+                UpdateExpression="SET #o = :owner, lease_until = :lease REMOVE expiration",
+                ConditionExpression="attribute_not_exists(lease_until) OR lease_until < :now OR #o = :owner",
                 ExpressionAttributeNames={"#o": "owner"},
-                ExpressionAttributeValues=_to_item({":now": to_rfc3339(now), ":owner": owner}),
+                ExpressionAttributeValues=_to_item(
+                    {":now": to_rfc3339(now), ":owner": owner, ":lease": to_rfc3339(lease_until)}
+                ),
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
@@ -495,9 +534,10 @@ class Store:
 
     def unlock(self, name: str, owner: str) -> None:
         try:
-            self.client.delete_item(
+            self.client.update_item(
                 TableName=self.table,
-                Key=_to_item({"pk": f"LOCK#{name}", "sk": "LOCK"}),
+                Key=_lock_key(name),
+                UpdateExpression="REMOVE #o, lease_until",
                 ConditionExpression="#o = :owner",
                 ExpressionAttributeNames={"#o": "owner"},
                 ExpressionAttributeValues=_to_item({":owner": owner}),
@@ -505,6 +545,74 @@ class Store:
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise  # someone else's lease now: ours had expired, nothing to release
+
+    def mark_dirty(self, name: str, activate: Sequence[str] = (), changed: Sequence[str] = ()) -> int:
+        """Record that a change waits for a sync of the role; returns its ticket (the queue's new count)."""
+        sets = [f"{field} :{field}" for field, ids in (("activate", activate), ("changed", changed)) if ids]
+        values: dict[str, Any] = {":one": 1}
+        values |= {f":{field}": set(ids) for field, ids in (("activate", activate), ("changed", changed)) if ids}
+        response = self.client.update_item(
+            TableName=self.table,
+            Key=_lock_key(name),
+            UpdateExpression="ADD " + ", ".join(["wanted :one", *sets]),
+            ExpressionAttributeValues=_to_item(values),
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["wanted"]["N"])
+
+    def sync_queue(self, name: str) -> SyncQueue:
+        """The role's lock and queue, read consistently."""
+        item = self.client.get_item(TableName=self.table, Key=_lock_key(name), ConsistentRead=True).get("Item")
+        values = _from_item(item) if item else {}
+        lease = values.get("lease_until")
+        return SyncQueue(
+            wanted=int(values.get("wanted", 0)),
+            done=int(values.get("done", 0)),
+            activate=frozenset(values.get("activate", ())),
+            changed=frozenset(values.get("changed", ())),
+            owner=values.get("owner"),
+            lease_until=parse_rfc3339(lease) if lease else None,
+            intent=json.loads(values["intent"]) if "intent" in values else None,
+        )
+
+    def record_intent(self, name: str, owner: str, intent: Mapping[str, Any]) -> None:
+        """Before IAM is written: what is about to be written, so a crash before its audit is recovered."""
+        self._update_held(name, owner, "SET intent = :intent", {":intent": json.dumps(intent, sort_keys=True)})
+
+    def finish_round(self, name: str, owner: str, done: int, served: Iterable[str], *, keep_intent: bool) -> int:
+        """A round verified every change up to `done`: take what it served off the queue; returns `wanted`."""
+        ids = set(served)
+        expression = "SET done = :done" + ("" if keep_intent else " REMOVE intent")
+        if ids:
+            expression += " DELETE activate :ids, changed :ids"
+        values: dict[str, Any] = {":done": done} | ({":ids": ids} if ids else {})
+        attributes = self._update_held(name, owner, expression, values, "ALL_NEW")
+        return int(attributes.get("wanted", {}).get("N", done))
+
+    def clear_intent(self, name: str, owner: str) -> None:
+        self._update_held(name, owner, "REMOVE intent", {})
+
+    def _update_held(
+        self, name: str, owner: str, expression: str, values: Mapping[str, Any], returns: str = "NONE"
+    ) -> dict[str, Any]:
+        """An update only the lock's holder may make: a holder whose lease lapsed must not write over another's."""
+        try:
+            response = self.client.update_item(
+                TableName=self.table,
+                Key=_lock_key(name),
+                UpdateExpression=expression,
+                ConditionExpression="#o = :owner",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues=_to_item({**values, ":owner": owner}),
+                ReturnValues=returns,  # type: ignore[arg-type]
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise LockTimeoutError(
+                    f"the lock on {name} lapsed while its holder was still syncing; retry"
+                ) from error
+            raise
+        return dict(response.get("Attributes", {}))
 
     # -- approval tokens --------------------------------------------------------------------------
 
@@ -554,6 +662,14 @@ class Store:
             if error.response["Error"]["Code"] in ("TransactionCanceledException", "ConditionalCheckFailedException"):
                 raise ConflictError(conflict) from error
             raise
+
+    # -- reconciler sweeps --------------------------------------------------------------------------
+
+    def requests_by_status_since(self, status: RequestStatus, created_since: datetime) -> list[AccessRequest]:
+        """Every request in `status` made since `created_since` (one `ByStatus` query per page)."""
+        condition = "gsi3pk = :pk AND gsi3sk BETWEEN :from AND :to"
+        values = {":pk": f"STATUS#{status.value}", ":from": to_rfc3339(created_since), ":to": "~"}
+        return self._all_requests("ByStatus", condition, values)
 
 
 def _check_cursor(start: Mapping[str, Any], index: str, values: Mapping[str, Any]) -> None:

@@ -18,9 +18,9 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +28,7 @@ from botocore.exceptions import ClientError
 
 from trustgate.coverage import Coverage, Coverages, GrantSpan, coverages_of, pin_holder
 from trustgate.errors import (
+    ActivationNotRecordedError,
     ConflictError,
     IamRefusedError,
     InvalidPrincipalError,
@@ -38,6 +39,7 @@ from trustgate.errors import (
     SessionGuardFullError,
     SessionNameConflictError,
     SyncVerificationError,
+    TrustGateError,
     TrustPolicyFullError,
 )
 from trustgate.iam import LiveRole
@@ -47,7 +49,7 @@ from trustgate.observability import count, logger
 from trustgate.rules import EffectivePolicy, approval_shortfall, effective_policy, nonconforming_reason, render_spec
 from trustgate.session_guard import SESSION_LIFETIME_MAX, GuardSpec, render_session_guard
 from trustgate.settings import Settings
-from trustgate.store import Store, StoredPolicy
+from trustgate.store import Store, StoredPolicy, SyncQueue
 from trustgate.transitions import commit_change, transition
 from trustgate.trust_policy import (
     BASELINE_SID,
@@ -64,8 +66,14 @@ from trustgate.trust_policy import (
 )
 from trustgate.wiring import Dependencies
 
-LOCK_LEASE = timedelta(seconds=120)  # longer than any sync can take, so only a dead holder's lease lapses
+LOCK_LEASE = timedelta(seconds=60)  # longer than any round can take (renewed each round): only a dead holder's lapses
 LOCK_WAIT_SECONDS = 20.0  # below API Gateway's 29 s limit, so a busy role answers 429, not 504
+# A queued change (a Grant step, an expiry, a failed grant's clean-up: never an API call) may wait longer for a
+# round to serve it, within its function's 120 s timeout (leaving room for a round of its own).
+QUEUED_WAIT_SECONDS = 75.0
+SERVE_SECONDS = 20.0  # a holder starts no new round for others after this long: its own function must finish
+POLL_FIRST_SECONDS = 0.05  # a waiter's first pause; it grows by half each poll, to POLL_MAX_SECONDS
+POLL_MAX_SECONDS = 1.0
 VERIFY_ATTEMPTS = 5
 
 
@@ -94,27 +102,9 @@ class SyncResult:
     guard_after: Document | None = None
     ended: list[AccessRequest] = field(default_factory=list)  # grants a policy change revoked
     policy_version: int | None = None  # the version a policy change stored
-
-
-@contextmanager
-def role_lock(
-    store: Store, deps: Dependencies, role_arn: str, sleep: Callable[[float], None] | None = None
-) -> Iterator[None]:
-    """Serialize edits of one role: IAM has no conditional write for trust policies."""
-    owner = uuid.uuid4().hex
-    pause = sleep or deps.sleep
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    while True:
-        now = deps.clock.now()
-        if store.try_lock(role_arn, owner, now, now + LOCK_LEASE):
-            break
-        if time.monotonic() > deadline:
-            raise LockTimeoutError(f"another change to {role_arn} is in progress; try again in a minute")
-        pause(random.uniform(0.02, 0.2))
-    try:
-        yield
-    finally:
-        store.unlock(role_arn, owner)
+    coalesced: bool = False  # served by a round another caller ran: the documents above are not known here
+    waited: float = 0.0  # seconds from the call until it held the lock or a round had served it
+    served: int = 1  # changes the round that served this call covered, this one included
 
 
 @dataclass(frozen=True)
@@ -364,6 +354,8 @@ class Activation:
 
     def as_grant(self, coverage: Coverage | None, now: datetime) -> AccessRequest:
         starts, ends = activation_window(self.request.duration, coverage, now, self.max_duration)
+        if self.request.starts_at is not None and self.request.expires_at is not None:
+            starts, ends = self.request.starts_at, self.request.expires_at  # recorded by a round that stopped
         return self.request.model_copy(
             update={
                 "status": RequestStatus.ACTIVE,
@@ -391,111 +383,432 @@ def sync_role(
     activation: Activation | None = None,
     under_lock: Callable[[], Sequence[AccessRequest] | None] | None = None,
     proposal: ProposedPolicy | None = None,
+    *,
+    changed: Sequence[AccessRequest] = (),
+    alone: bool = False,
 ) -> SyncResult:
     """Make the role's session guard and trust policy match its grants and policy; audit any change.
 
-    With a `proposal`, the new policy is what they are rendered from, and it is stored only once IAM accepted
-    its trust policy (see `_apply_proposal`).
+    Changes are coalesced, because both documents are rendered from all of the role's grants: a change (a
+    grant to activate, a request whose record it `changed`) records itself in the role's queue and waits.
+    Whoever holds the role lock runs rounds until the queue is clean; each round reads the queue, renders
+    every change in it, writes, verifies and only then marks them done. A waiter returns once a round that
+    started after its change verified it, or takes the lock itself when it is free. So one sync serves any
+    number of waiting changes, and a dead holder delays them only until its lease runs out.
 
-    With an `activation`, the new grant is rendered in and marked active only once both documents are
-    verified, still under the lock: a grant is never reported active before IAM names its principal,
-    and no concurrent sync can render it out in between. `under_lock` runs first under the same lock
-    (revoke uses it, so no grant can be activated between its changes and the sync); the requests it returns
-    are rendered as it wrote them, whatever the indexes show yet.
+    With an `activation`, the grant is rendered in and marked active only once both documents are verified,
+    still under the lock: a grant is never reported active before IAM names its principal. A batch activates
+    the approved requests that fit, in order; one it could not activate is judged again alone, so that its
+    refusal (409 trust_policy_full, session_name_conflict, request_nonconforming…) is exactly its own.
+
+    `under_lock`, `proposal` and `alone` syncs need the lock themselves: `under_lock` runs first under it
+    (revoke uses it, so no grant can be activated between its changes and the sync; the requests it returns
+    are rendered as it wrote them, whatever the indexes show yet); a `proposal` is a new policy, stored only
+    once IAM accepted its trust policy (see `_apply_proposal`). Each holder then serves the queue as well.
     """
-    with role_lock(deps.store, deps, role_arn):
-        changed_now = (under_lock() if under_lock is not None else None) or []
+    started = time.monotonic()
+    exclusive = alone or under_lock is not None or proposal is not None
+    ticket = None
+    if not exclusive:
+        activate = [activation.request.id] if activation else []
+        ticket = deps.store.mark_dirty(role_arn, activate, [g.id for g in changed])
+    owner = uuid.uuid4().hex
+    while True:
+        if _wait_turn(deps, role_arn, owner, ticket, started):
+            try:
+                return _hold(
+                    deps, role_arn, owner, actor, reason, started, activation, under_lock, proposal, ticket is None
+                )
+            finally:
+                deps.store.unlock(role_arn, owner)
+        served = _served(deps, role_arn, activation, time.monotonic() - started)
+        if served is not None:
+            return served
+        ticket = None  # refused in a batch: take the lock and judge it alone, to say exactly why
+        started = time.monotonic()
+
+
+@contextmanager
+def role_lock(
+    store: Store, deps: Dependencies, role_arn: str, sleep: Callable[[float], None] | None = None
+) -> Iterator[None]:
+    """Hold the role's lock (IAM has no conditional write for trust policies): for changes that must not
+    interleave with a sync, such as a cancel that must not race the grant of the same request."""
+    owner = uuid.uuid4().hex
+    _wait_turn(deps, role_arn, owner, None, time.monotonic(), sleep)
+    try:
+        yield
+    finally:
+        store.unlock(role_arn, owner)
+
+
+def _wait_turn(
+    deps: Dependencies,
+    role_arn: str,
+    owner: str,
+    ticket: int | None,
+    started: float,
+    sleep: Callable[[float], None] | None = None,
+) -> bool:
+    """Wait until this caller holds the lock (True) or, with a ticket, a round has verified its change (False).
+
+    One consistent read a poll tells both; the lock is tried only when it looks free or its lease lapsed.
+    The pause grows to POLL_MAX_SECONDS so many waiters do not crowd the table; it really sleeps (in tests
+    too): waiting for another process is not something a test clock can skip.
+    """
+    pause = sleep or time.sleep
+    delay = POLL_FIRST_SECONDS
+    free = True
+    while True:
         now = deps.clock.now()
+        if free and deps.store.try_lock(role_arn, owner, now, now + LOCK_LEASE):
+            return True
+        queue = deps.store.sync_queue(role_arn)
+        if ticket is not None and queue.done >= ticket:
+            return False
+        free = queue.is_free(deps.clock.now())
+        if time.monotonic() - started > (LOCK_WAIT_SECONDS if ticket is None else QUEUED_WAIT_SECONDS):
+            count("LockTimeouts")
+            raise LockTimeoutError(f"another change to {role_arn} is in progress; try again in a minute")
+        if not free:
+            pause(random.uniform(delay / 2, delay))
+            delay = min(delay * 1.5, POLL_MAX_SECONDS)
+
+
+def _served(deps: Dependencies, role_arn: str, activation: Activation | None, waited: float) -> SyncResult | None:
+    """What a round run by another caller did for this one; None when it did not activate this grant."""
+    activated = None
+    if activation is not None:
+        activated = deps.store.get_request(activation.request.id)
+        if activated.status != RequestStatus.ACTIVE:
+            return None
+    quota = deps.settings.trust_policy_quota
+    return SyncResult(role_arn, False, {}, {}, 0, quota, activated=activated, coalesced=True, waited=waited)
+
+
+def _hold(
+    deps: Dependencies,
+    role_arn: str,
+    owner: str,
+    actor: str,
+    reason: str,
+    started: float,
+    activation: Activation | None,
+    under_lock: Callable[[], Sequence[AccessRequest] | None] | None,
+    proposal: ProposedPolicy | None,
+    exclusive: bool,
+) -> SyncResult:
+    """As the lock's holder: this caller's own round, then rounds for whoever waits, within SERVE_SECONDS."""
+    waited = time.monotonic() - started
+    quota = deps.settings.trust_policy_quota
+    queue = deps.store.sync_queue(role_arn)
+    served = max(queue.wanted - queue.done, 0) + (1 if exclusive else 0)
+    written = list((under_lock() if under_lock is not None else None) or [])
+    if proposal is not None:
+        _recover(deps, role_arn, owner, queue.intent)
         live = deps.roles.read(role_arn)
-        # The indexes may not show what `under_lock` just wrote yet: its own records win (a revoke is rendered).
-        written = {g.id: g for g in changed_now if g.status in SPAN_STATUSES}
-        grants = [written.pop(g.id, g) for g in grants_shaping(deps, role_arn)] + list(written.values())
-        if proposal is not None:
-            return _apply_proposal(deps, role_arn, actor, reason, live, grants, proposal, now)
-        stored = deps.store.get_stored_policy(role_arn)
-        target = target_of(deps, role_arn, stored)
-        candidate = None
-        if activation is not None:
-            # Judge the request as it is now, under the lock: a cancel or revoke may have closed it meanwhile.
-            fresh = deps.store.get_request(activation.request.id)
-            if fresh.status != RequestStatus.PENDING or fresh.decided_at is None:
-                raise ConflictError(f"request {fresh.id} is {fresh.status.value}; nothing to grant")
-            # And by the policy in force under this lock: a change saved since the caller judged it (policy
-            # changes take this lock too) must not let a request it forbids in.
-            effective = target.effective
-            why = nonconforming_reason(fresh, effective, deps.settings) or approval_shortfall(
-                fresh, effective, deps.settings, now
-            )
-            if why:
-                raise RequestNonconformingError(why)
-            activation = replace(
-                activation,
-                request=fresh,
-                max_duration=effective.max_duration,
-                require_mfa=effective.policy.require_mfa,
-            )
-            plan, candidate, _ = _with_activation(deps, role_arn, live, grants, activation, now, target)
-        else:
-            plan = _removal_plan(deps, role_arn, live, grants, target)
-        for grant in plan.orphaned:
-            end_now(deps, grant, RequestStatus.FAILED, "the principal was deleted from IAM")
-        for grant in plan.refused:
-            if candidate is None or grant.id != candidate.id:
-                end_now(deps, grant, RequestStatus.FAILED, "another person holds the same session name on this role")
-        # Recorded before any write: if it cannot be, nothing is written and the next sync tries again.
-        _record_departures(deps, grants, plan.departures)
-        if activation is not None and candidate is not None:
-            # The window is on record before IAM names the person: if anything fails from here on, the
-            # failed request keeps a span (ended by `finalize`) and the guard ends what the writes allowed.
-            activation = replace(
-                activation,
-                request=commit_change(
-                    deps,
-                    activation.request,
-                    {"starts_at": candidate.starts_at, "expires_at": candidate.expires_at},
-                    "trustgate",
-                    "grant.window_recorded",
-                ),
-            )
-        guard_changed = not _same_document(live.guard, plan.guard)
-        if guard_changed:
-            deps.roles.write_session_guard(role_arn, plan.guard)
-            _verify(deps, role_arn, plan.guard, lambda: deps.roles.session_guard(role_arn), "session guard")
-            _audit(deps, actor, role_arn, "guard.synced", live.guard, plan.guard, reason)
-        plan = _write_trust_policy(deps, role_arn, live, grants, plan, target, fallback=activation is None)
-        changed = not same_policy(live.trust_policy, plan.trust_policy)
-        if changed:
-            _audit(deps, actor, role_arn, "role.synced", live.trust_policy, plan.trust_policy, reason)
-        _report(deps, actor, role_arn, reason, live.trust_policy, plan, stored)
-        if plan.guard_full is not None:
-            # The trust policy is written (taking people out is always safe); the guard could not be. Say so
-            # loudly: sessions of people who just lost access live on until they expire.
-            raise SessionGuardFullError(
-                plan.guard_full.quota, plan.guard_full.size, plan.guard_full.others, trust_policy_written=changed
-            )
-        activated = None
-        if activation is not None and candidate is not None:
-            activated = transition(
+        grants = _grants_now(deps, role_arn, written, ())
+        result = _apply_proposal(deps, role_arn, owner, actor, reason, live, grants, proposal, deps.clock.now())
+    else:
+        # An activation in the queue is judged with the batch; one that is not (a grant refused in a batch,
+        # now judged alone; an exclusive sync's) is judged alone and first.
+        own = activation if activation is not None and activation.request.id not in queue.activate else None
+        if own is not None and _is_active(deps, own):
+            own = None  # a round served an earlier attempt of it (a retry queued it again): nothing left to judge
+        done = _round(deps, role_arn, owner, actor, reason, queue, written, own)
+        activated = done.activated.get(activation.request.id) if activation is not None else None
+        if activation is not None and activated is None:
+            activated = deps.store.get_request(activation.request.id)
+            if activated.status != RequestStatus.ACTIVE:  # refused in the batch: judged alone, it says why
+                done = _round(deps, role_arn, owner, actor, reason, deps.store.sync_queue(role_arn), [], activation)
+                activated = done.activated[activation.request.id]
+        result = done.result(quota, activated, waited, served)
+    while time.monotonic() - started < SERVE_SECONDS:
+        queue = deps.store.sync_queue(role_arn)
+        if queue.done >= queue.wanted:
+            break
+        _renew(deps, role_arn, owner)
+        _round(deps, role_arn, owner, actor, "coalesced sync", queue, [], None)
+    return result
+
+
+def _is_active(deps: Dependencies, activation: Activation) -> bool:
+    return deps.store.get_request(activation.request.id).status == RequestStatus.ACTIVE
+
+
+def _renew(deps: Dependencies, role_arn: str, owner: str) -> None:
+    now = deps.clock.now()
+    if not deps.store.try_lock(role_arn, owner, now, now + LOCK_LEASE):
+        raise LockTimeoutError(f"the lock on {role_arn} lapsed while this sync still held it; retry")
+
+
+def _grants_now(
+    deps: Dependencies, role_arn: str, written: Sequence[AccessRequest], changed_ids: Iterable[str]
+) -> list[AccessRequest]:
+    """The role's grants as they are now: the index's view, overridden by records read consistently (those
+    `written` under this lock, those the queue names as changed), which the index may not show yet."""
+    fresh = {g.id: g for g in (*(deps.store.get_request(i) for i in changed_ids), *written)}
+    grants = [fresh.pop(g.id, g) for g in grants_shaping(deps, role_arn)] + list(fresh.values())
+    return [g for g in grants if g.status in SPAN_STATUSES]
+
+
+@dataclass(frozen=True)
+class _Round:
+    """What one round did: the documents before and after, and the grants it activated."""
+
+    role_arn: str
+    live: LiveRole
+    plan: Plan
+    changed: bool
+    activated: dict[str, AccessRequest]
+
+    def result(self, quota: int, activated: AccessRequest | None, waited: float, served: int) -> SyncResult:
+        return SyncResult(
+            self.role_arn,
+            self.changed,
+            self.live.trust_policy,
+            self.plan.trust_policy,
+            policy_size(self.plan.trust_policy),
+            quota,
+            self.plan.grants,
+            activated,
+            self.live.guard,
+            self.plan.guard,
+            waited=waited,
+            served=served,
+        )
+
+
+@dataclass(frozen=True)
+class _Intent:
+    """The IAM writes a round is about to make, recorded before them with the ids of their audit records:
+    a holder that dies between a write and its audit leaves this behind, and the next round audits what IAM
+    shows was written (`_recover`). So every write IAM holds is accounted for."""
+
+    actor: str
+    reason: str
+    at: str
+    trust_id: str
+    trust_before: Document
+    trust_after: Document
+    guard_id: str
+    guard_before: Document | None
+    guard_after: Document | None
+
+    @classmethod
+    def of(cls, actor: str, reason: str, now: datetime, live: LiveRole, plan: Plan) -> _Intent:
+        return cls(
+            actor,
+            reason,
+            now.isoformat(),
+            new_id(now),
+            live.trust_policy,
+            plan.trust_policy,
+            new_id(now),
+            live.guard,
+            plan.guard,
+        )
+
+    def as_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _recover(deps: Dependencies, role_arn: str, owner: str, record: Mapping[str, Any] | None) -> None:
+    """Audit the writes of a holder that stopped before auditing them (its intent is still on the queue).
+    A write IAM shows is recorded under the id the holder chose (so a record it did make is not doubled);
+    one IAM does not show never happened. Drift is the round's business, not this."""
+    if record is None:
+        return
+    intent = _Intent(**record)
+    live = deps.roles.read(role_arn)
+    detail = {"recovered": "written by a sync that stopped before it could record it"}
+    now = deps.clock.now()
+    for action, event_id, before, after, held in (
+        ("guard.synced", intent.guard_id, intent.guard_before, intent.guard_after, live.guard),
+        ("role.synced", intent.trust_id, intent.trust_before, intent.trust_after, live.trust_policy),
+    ):
+        if _same_document(before, after) or not _same_document(held, after):
+            continue
+        event = AuditEvent(
+            id=event_id,
+            at=now,
+            actor=intent.actor,
+            action=action,
+            role_arn=role_arn,
+            before=before,
+            after=after,
+            detail={"reason": intent.reason, **detail},
+        )
+        if not deps.store.put_audit_once(event):
+            continue  # the holder did record it
+        count("AuditRecovered")
+        _publish(deps, event)
+    deps.store.clear_intent(role_arn, owner)
+
+
+def _audit_round(
+    deps: Dependencies,
+    role_arn: str,
+    actor: str,
+    reason: str,
+    live: LiveRole,
+    plan: Plan,
+    stored: StoredPolicy,
+    intent: _Intent | None,
+) -> bool:
+    """Audit what a round wrote (and report drift, fallbacks); False when it could not, leaving the intent."""
+    try:
+        if intent is not None and not _same_document(live.guard, plan.guard):
+            _audit(deps, actor, role_arn, "guard.synced", live.guard, plan.guard, reason, event_id=intent.guard_id)
+        if intent is not None and not same_policy(live.trust_policy, plan.trust_policy):
+            _audit(
                 deps,
-                activation.request,
+                actor,
+                role_arn,
+                "role.synced",
+                live.trust_policy,
+                plan.trust_policy,
+                reason,
+                event_id=intent.trust_id,
+            )
+        _report(deps, actor, role_arn, reason, live.trust_policy, plan, stored)
+    except Exception:
+        logger.exception("could not audit a sync; the next one will", extra={"role_arn": role_arn})
+        count("AuditDeferred")
+        return False
+    return True
+
+
+def _judge(
+    deps: Dependencies,
+    role_arn: str,
+    live: LiveRole,
+    grants: Sequence[AccessRequest],
+    request_id: str,
+    now: datetime,
+    target: Target,
+    before: Plan | None = None,
+) -> tuple[Plan, AccessRequest, AccessRequest]:
+    """May this approved request be activated now, and does the role hold it? (plan, the request, its grant)
+
+    Judged as it is now, under the lock: a cancel or revoke may have closed it, and an admin may have
+    tightened the policy since it was made or approved (policy changes take this lock too).
+    """
+    fresh = deps.store.get_request(request_id)
+    if fresh.status != RequestStatus.PENDING or fresh.decided_at is None:
+        raise ConflictError(f"request {fresh.id} is {fresh.status.value}; nothing to grant")
+    effective = target.effective
+    why = nonconforming_reason(fresh, effective, deps.settings) or approval_shortfall(
+        fresh, effective, deps.settings, now
+    )
+    if why:
+        raise RequestNonconformingError(why)
+    activation = Activation(fresh, effective.max_duration, effective.policy.require_mfa)
+    plan, candidate, _ = _with_activation(deps, role_arn, live, grants, activation, now, target, before)
+    return plan, fresh, candidate
+
+
+def _record_window(deps: Dependencies, request: AccessRequest, grant: AccessRequest) -> AccessRequest:
+    """Put the grant's window on record before IAM names its person; returns the stored request (a window
+    already on record, from a round that stopped before activating it, is kept as it is)."""
+    if (request.starts_at, request.expires_at) == (grant.starts_at, grant.expires_at):
+        return request
+    window = {"starts_at": grant.starts_at, "expires_at": grant.expires_at}
+    return commit_change(deps, request, window, "trustgate", "grant.window_recorded")
+
+
+def _round(
+    deps: Dependencies,
+    role_arn: str,
+    owner: str,
+    actor: str,
+    reason: str,
+    queue: SyncQueue,
+    written: Sequence[AccessRequest],
+    own: Activation | None,
+) -> _Round:
+    """One render-write-verify of the role that serves every change in `queue`, and `own`: an activation
+    judged alone and first, whose refusal is raised with nothing written. The approved requests in the queue
+    are activated in order while the role holds them; one it does not hold stays for its waiter to judge
+    alone. The queue is marked done only once IAM verified the result."""
+    _recover(deps, role_arn, owner, queue.intent)
+    now = deps.clock.now()
+    live = deps.roles.read(role_arn)
+    grants = _grants_now(deps, role_arn, written, queue.changed)
+    stored = deps.store.get_stored_policy(role_arn)
+    target = target_of(deps, role_arn, stored)
+    plan: Plan | None = None
+    accepted: list[tuple[AccessRequest, AccessRequest]] = []  # (the stored request, its grant)
+    if own is not None:
+        plan, request, grant = _judge(deps, role_arn, live, grants, own.request.id, now, target)
+        accepted.append((request, grant))
+    for request_id in sorted(queue.activate - {own.request.id if own else ""}):  # ids sort by time: first come first
+        try:
+            batch = [*grants, *(grant for _, grant in accepted)]
+            plan, request, grant = _judge(deps, role_arn, live, batch, request_id, now, target, plan)
+        except TrustGateError:
+            continue  # not activated: its waiter judges it alone, which says why
+        accepted.append((request, grant))
+    if plan is None:
+        plan = _removal_plan(deps, role_arn, live, grants, target)
+    activating = {grant.id for _, grant in accepted}
+    for grant in plan.orphaned:
+        end_now(deps, grant, RequestStatus.FAILED, "the principal was deleted from IAM")
+    for grant in plan.refused:
+        if grant.id not in activating:
+            end_now(deps, grant, RequestStatus.FAILED, "another person holds the same session name on this role")
+    # Recorded before any write: if it cannot be, nothing is written and the next sync tries again.
+    _record_departures(deps, grants, plan.departures)
+    # Each window is on record before IAM names its person: if anything fails from here on, the request keeps
+    # a span (a failed one is ended by `finalize`), and the guard ends whatever the writes allowed.
+    recorded = [(_record_window(deps, request, grant), grant) for request, grant in accepted]
+    intent = None
+    if not _same_document(live.guard, plan.guard) or not same_policy(live.trust_policy, plan.trust_policy):
+        intent = _Intent.of(actor, reason, now, live, plan)
+        deps.store.record_intent(role_arn, owner, intent.as_record())
+    if not _same_document(live.guard, plan.guard):
+        deps.roles.write_session_guard(role_arn, plan.guard)
+        _verify(deps, role_arn, plan.guard, lambda: deps.roles.session_guard(role_arn), "session guard")
+    written_plan = _write_trust_policy(deps, role_arn, live, grants, plan, target, fallback=not accepted)
+    if intent is not None and written_plan is not plan:  # IAM refused the render: the fallback is what it holds
+        intent = replace(intent, trust_after=written_plan.trust_policy)
+        deps.store.record_intent(role_arn, owner, intent.as_record())
+    plan = written_plan
+    # IAM holds the change: from here on nothing may fail it. What cannot be recorded now stays in the intent
+    # and the queue, and the next round (the reconciler's at the latest) records it.
+    audited = _audit_round(deps, role_arn, actor, reason, live, plan, stored, intent)
+    if plan.guard_full is not None:
+        # The trust policy is written (taking people out is always safe); the guard could not be. Say so
+        # loudly: sessions of people who just lost access live on until they expire.
+        raise SessionGuardFullError(
+            plan.guard_full.quota,
+            plan.guard_full.size,
+            plan.guard_full.others,
+            trust_policy_written=not same_policy(live.trust_policy, plan.trust_policy),
+        )
+    activated: dict[str, AccessRequest] = {}
+    for request, grant in recorded:
+        try:
+            activated[grant.id] = transition(
+                deps,
+                request,
                 RequestStatus.ACTIVE,
                 "trustgate",
-                starts_at=candidate.starts_at,
-                expires_at=candidate.expires_at,
-                require_mfa=candidate.require_mfa,
+                starts_at=grant.starts_at,
+                expires_at=grant.expires_at,
+                require_mfa=grant.require_mfa,
             )
-    return SyncResult(
-        role_arn,
-        changed or guard_changed,
-        live.trust_policy,
-        plan.trust_policy,
-        policy_size(plan.trust_policy),
-        deps.settings.trust_policy_quota,
-        plan.grants,
-        activated,
-        live.guard,
-        plan.guard,
-    )
+        except Exception:  # IAM names it already: its own retry (or the reconciler) marks it active
+            logger.exception("could not mark a verified grant active", extra={"request_id": grant.id})
+            count("ActivationDeferred")
+    if own is not None and own.request.id not in activated:
+        raise ActivationNotRecordedError(
+            f"request {own.request.id} is in IAM but could not be marked active yet; a retry finishes it"
+        )
+    deps.store.finish_round(role_arn, owner, queue.wanted, queue.activate | queue.changed, keep_intent=not audited)
+    count("SyncRounds")
+    changed = intent is not None
+    return _Round(role_arn, live, plan, changed, activated)
 
 
 # -- a new role policy ------------------------------------------------------------------------------
@@ -561,6 +874,7 @@ def _ended_at(grant: AccessRequest, now: datetime) -> datetime:
 def _apply_proposal(
     deps: Dependencies,
     role_arn: str,
+    owner: str,
     actor: str,
     reason: str,
     live: LiveRole,
@@ -589,6 +903,10 @@ def _apply_proposal(
         end_now(deps, grant, RequestStatus.FAILED, "another person holds the same session name on this role")
     _record_departures(deps, grants, {k: v for k, v in plan.departures.items() if k not in ending})
     trust_changed = not same_policy(live.trust_policy, plan.trust_policy)
+    guard_changed = not _same_document(live.guard, plan.guard)
+    intent = _Intent.of(actor, reason, now, live, plan) if trust_changed or guard_changed else None
+    if intent is not None:
+        deps.store.record_intent(role_arn, owner, intent.as_record())
     if trust_changed:
         # A policy change never names anyone new (it only ends grants that no longer conform), so unlike a
         # grant it may write the trust policy before the guard: a refusal by IAM then leaves everything as it was.
@@ -608,8 +926,8 @@ def _apply_proposal(
             _verify(deps, role_arn, plan.trust_policy, lambda: deps.roles.trust_policy(role_arn), "trust policy")
         deps.store.put_role_policy(role_arn, proposal.policy, stored.version, audit, hand_written=record)
     except Exception:
-        if trust_changed:  # not stored: put back what IAM held, so the role matches the stored policy again
-            _put_back(deps, role_arn, live.trust_policy)
+        if intent is not None and trust_changed:  # not stored: put back what IAM held, as the stored policy has it
+            _put_back(deps, role_arn, owner, intent, reason)
         raise
     _publish(deps, audit)
     ended = [
@@ -621,17 +939,14 @@ def _apply_proposal(
         ]
         if revoked is not None
     ]
-    if trust_changed:
-        _audit(deps, actor, role_arn, "role.synced", live.trust_policy, plan.trust_policy, reason)
-    guard_changed = not _same_document(live.guard, plan.guard)
     if guard_changed:
         deps.roles.write_session_guard(role_arn, plan.guard)
         _verify(deps, role_arn, plan.guard, lambda: deps.roles.session_guard(role_arn), "session guard")
-        _audit(deps, actor, role_arn, "guard.synced", live.guard, plan.guard, reason)
     # Statements the admin adopts now leave as part of the change, and so does the baseline the new policy
     # replaces; anything else unrecorded is drift.
     drift = [s for s in plan.drift if s.get("Sid") not in (*proposal.policy.adopt_statements, BASELINE_SID)]
-    _report(deps, actor, role_arn, reason, live.trust_policy, replace(plan, drift=drift), stored)
+    if _audit_round(deps, role_arn, actor, reason, live, replace(plan, drift=drift), stored, intent):
+        deps.store.clear_intent(role_arn, owner)
     if plan.guard_full is not None:
         raise SessionGuardFullError(
             plan.guard_full.quota, plan.guard_full.size, plan.guard_full.others, trust_policy_written=trust_changed
@@ -680,10 +995,35 @@ def _end_nonconforming(
     raise ConflictError(f"could not revoke {grant.id}, which the new role policy no longer allows; sync the role")
 
 
-def _put_back(deps: Dependencies, role_arn: str, document: Document) -> None:
+def _put_back(deps: Dependencies, role_arn: str, owner: str, intent: _Intent, reason: str) -> None:
+    """A policy change's trust policy is in IAM but the policy could not be stored: audit that write (it
+    happened, whatever IAM shows later), then put back what IAM held, under an intent and audited as well."""
     try:
-        deps.roles.write_trust_policy(role_arn, document)
-    except Exception:  # the next sync renders the stored policy again
+        written, held = intent.trust_after, intent.trust_before
+        _audit(
+            deps,
+            intent.actor,
+            role_arn,
+            "role.synced",
+            held,
+            written,
+            f"{reason} (not stored)",
+            event_id=intent.trust_id,
+        )
+        now = deps.clock.now()
+        back = replace(
+            intent,
+            trust_id=new_id(now),
+            trust_before=written,
+            trust_after=held,
+            guard_after=intent.guard_before,  # the guard was not written
+            reason=f"put back: {reason} could not be stored",
+        )
+        deps.store.record_intent(role_arn, owner, back.as_record())
+        deps.roles.write_trust_policy(role_arn, held)
+        _audit(deps, back.actor, role_arn, "role.synced", written, held, back.reason, event_id=back.trust_id)
+        deps.store.clear_intent(role_arn, owner)
+    except Exception:  # the next sync renders the stored policy again (and audits what the intent shows)
         logger.exception("could not put back the trust policy after a failed policy change", extra={"role": role_arn})
 
 
@@ -695,12 +1035,14 @@ def _with_activation(
     activation: Activation,
     now: datetime,
     target: Target | None = None,
+    before: Plan | None = None,
 ) -> tuple[Plan, AccessRequest, Coverage | None]:
-    """The plan with one more grant in it, the grant, and the person's coverage before it.
+    """The plan with one more grant in it, the grant, and the person's coverage before it (`before`: the
+    plan of `grants`, when the caller has it already).
 
     Refuses (409, nothing written) when the role cannot hold it.
     """
-    before = plan_role(deps, role_arn, live, grants, target)
+    before = before or plan_role(deps, role_arn, live, grants, target)
     current = before.coverages.of(activation.request.requester.key)
     candidate = activation.as_grant(current, now)
     plan = plan_role(deps, role_arn, live, [*grants, candidate], target)
@@ -781,10 +1123,12 @@ def _audit(
     after: Document | None,
     reason: str,
     detail: dict[str, Any] | None = None,
+    *,
+    event_id: str | None = None,
 ) -> None:
     now = deps.clock.now()
     event = AuditEvent(
-        id=new_id(now),
+        id=event_id or new_id(now),
         at=now,
         actor=actor,
         action=action,

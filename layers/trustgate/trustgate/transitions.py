@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from trustgate.events import publish_quietly
 from trustgate.ids import new_id
 from trustgate.lifecycle import check_transition, event_name
 from trustgate.models import AccessRequest, AuditEvent, RequestStatus
-from trustgate.observability import count, logger
+from trustgate.observability import count
 from trustgate.wiring import Dependencies
 
 
@@ -36,10 +37,7 @@ def commit_change(
     )
     deps.store.replace_request(before, after, event)
     count(action)
-    try:
-        deps.events.publish(event)
-    except Exception:  # the audit record is already committed; a lost bus event must not undo the change
-        logger.exception("could not publish event", extra={"action": action, "request_id": before.id})
+    publish_quietly(deps.events, event)  # the audit record is committed: a lost bus event must not undo the change
     return after
 
 

@@ -18,6 +18,7 @@ from botocore.config import Config
 
 from trustgate.clock import Clock, system_clock
 from trustgate.events import EventPublisher
+from trustgate.iam import CLIENT_CONFIG as IAM_CONFIG
 from trustgate.iam import RoleEditor
 from trustgate.notify import Notifier
 from trustgate.scheduler import ExpirySchedules
@@ -29,7 +30,35 @@ from trustgate.workflow import ApprovalFlow
 if TYPE_CHECKING:
     from mypy_boto3_iam import IAMClient
 
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20)
+# Retries are counted once (issue 11): one layer retries each kind of error, and each has a bounded worst case.
+# * IAM: botocore makes one attempt; `iam.with_backoff` alone retries, within its time budget (see iam.py:
+#   at most 15 s for one call).
+# * Every other service (DynamoDB, Step Functions, Scheduler, SNS, EventBridge, STS, Secrets Manager): botocore's
+#   standard mode, and nothing above it retries the same errors (`service.decide` retries *conflicts*, which
+#   botocore never retries; a throttle that outlasts these attempts reaches the API as 429 throttled).
+#   Its pause before retry n (0-based) is at most min(2**n, 20) s, raised by an `x-amz-retry-after` header to
+#   at most that plus 5 s. Worst case of one call, every attempt running into its timeouts:
+#     AWS_ATTEMPTS x (connect + read) + pauses = 3 x (1 + 4) + (1 + 5) + (2 + 5) = 15 + 13 = 28 s
+#   (`worst_case_call_seconds`), below the 30 s Timeout of the API (API Gateway: 29 s), the shortest of the
+#   functions that sync; tests/unit/test_retry_budget.py checks both against template.yaml.
+AWS_ATTEMPTS = 3
+AWS_CONNECT_TIMEOUT_SECONDS = 1
+AWS_READ_TIMEOUT_SECONDS = 4  # DynamoDB and the others answer in milliseconds; nothing here long-polls
+BOTOCORE_MAX_PAUSE_SECONDS = 20  # botocore.retries.standard.ExponentialBackoff's defaults
+BOTOCORE_RETRY_AFTER_EXTRA_SECONDS = 5
+_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": AWS_ATTEMPTS},
+    connect_timeout=AWS_CONNECT_TIMEOUT_SECONDS,
+    read_timeout=AWS_READ_TIMEOUT_SECONDS,
+)
+
+
+def worst_case_call_seconds() -> float:
+    """The longest one call to a service other than IAM can take with botocore's retries (see above)."""
+    pauses = sum(
+        min(2.0**n, BOTOCORE_MAX_PAUSE_SECONDS) + BOTOCORE_RETRY_AFTER_EXTRA_SECONDS for n in range(AWS_ATTEMPTS - 1)
+    )
+    return AWS_ATTEMPTS * (AWS_CONNECT_TIMEOUT_SECONDS + AWS_READ_TIMEOUT_SECONDS) + pauses
 
 
 class Dependencies:
@@ -49,7 +78,8 @@ class Dependencies:
         self._editor_clients: dict[str, tuple[IAMClient, datetime]] = {}
 
     def client(self, service: str) -> Any:
-        return self.session.client(service, region_name=self.settings.region, config=_CONFIG)  # type: ignore[call-overload]
+        config = IAM_CONFIG if service == "iam" else _CONFIG
+        return self.session.client(service, region_name=self.settings.region, config=config)  # type: ignore[call-overload]
 
     @cached_property
     def store(self) -> Store:
@@ -101,7 +131,7 @@ class Dependencies:
             aws_access_key_id=credentials["AccessKeyId"],
             aws_secret_access_key=credentials["SecretAccessKey"],
             aws_session_token=credentials["SessionToken"],
-        ).client("iam", config=_CONFIG)
+        ).client("iam", config=IAM_CONFIG)
         self._editor_clients[account] = (client, credentials["Expiration"])
         return client
 

@@ -1,4 +1,4 @@
-"""Step Functions adapter: start the approval flow for a request, resume it with a decision."""
+"""Step Functions adapter: start the approval flow for a request, resume it with a decision, read its status."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
 Decision = Literal["approve", "deny", "cancelled"]
+# What Step Functions says of an execution: RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED (PENDING_REDRIVE).
+ExecutionStatus = str
 
 
 class ApprovalFlow:
@@ -37,3 +39,13 @@ class ApprovalFlow:
         except ClientError as error:
             if error.response["Error"]["Code"] not in ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken"):
                 raise
+
+    def status(self, request_id: str) -> ExecutionStatus | None:
+        """The status of the request's flow (execution name = request id); None when it never started."""
+        arn = self.state_machine_arn.replace(":stateMachine:", ":execution:", 1) + f":{request_id}"
+        try:
+            return self.client.describe_execution(executionArn=arn)["status"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ExecutionDoesNotExist":
+                return None
+            raise

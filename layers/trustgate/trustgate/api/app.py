@@ -19,8 +19,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from trustgate.api import audit, inputs, requests, roles
 from trustgate.api.common import describe_validation_error, error_response
-from trustgate.errors import TrustGateError
-from trustgate.observability import logger
+from trustgate.errors import ThrottledError, TrustGateError
+from trustgate.observability import count, logger
+from trustgate.throttling import throttling_in
 
 TITLE = "TrustGate"
 
@@ -56,11 +57,9 @@ def build_app() -> APIGatewayRestResolver:
 
     @app.exception_handler(TrustGateError)
     def trustgate_error(error: TrustGateError) -> Response[Any]:
-        response = error_response(error.status, error.code, error.message)
-        retry_after = getattr(error, "retry_after_seconds", None)  # e.g. 503 revoke_incomplete
-        if retry_after is not None:
-            response.headers["Retry-After"] = str(retry_after)
-        return response
+        if error.status == 409 and throttling_in(error) is not None:  # a write cancelled only because the
+            return throttled(error)  # table was busy (the store calls it a conflict): nothing changed, retry
+        return error_response(error.status, error.code, error.message, getattr(error, "retry_after_seconds", None))
 
     @app.exception_handler(RequestUnsupportedContentType)
     def unsupported_media(_: RequestUnsupportedContentType) -> Response[Any]:
@@ -91,10 +90,27 @@ def build_app() -> APIGatewayRestResolver:
 
     @app.exception_handler(Exception)
     def unexpected(error: Exception) -> Response[Any]:
+        if throttling_in(error) is not None:  # AWS throttled a call beyond its retries: 429, never a 5xx
+            return throttled(error)
         logger.exception("unhandled error")
         return error_response(500, "internal", "TrustGate failed unexpectedly; the error is logged. Try again.")
 
     return app
+
+
+def throttled(error: Exception) -> Response[Any]:
+    """429 throttled with Retry-After, for an AWS throttle (or a busy table) that reached the API."""
+    cause = throttling_in(error)
+    logger.warning(
+        "throttled by AWS",
+        extra={
+            "aws_error": cause.response.get("Error", {}).get("Code") if cause else None,
+            "operation": cause.operation_name if cause else None,
+        },
+    )
+    count("Throttled")
+    answer = ThrottledError()
+    return error_response(answer.status, answer.code, answer.message, answer.retry_after_seconds)
 
 
 def openapi_document(app: APIGatewayRestResolver) -> dict[str, Any]:

@@ -14,12 +14,19 @@ from pydantic import BaseModel
 from trustgate.identity import Caller, caller_from_identity
 from trustgate.wiring import Dependencies, dependencies
 
+DEFAULT_RETRY_AFTER_SECONDS = 5
 
-def error_response(status: int, code: str, message: str) -> Response[Any]:
+
+def error_response(status: int, code: str, message: str, retry_after: int | None = None) -> Response[Any]:
+    """The API's error body. A 429 or 503 always says when to retry (`Retry-After`, in seconds): the error's
+    own `retry_after_seconds`, or DEFAULT_RETRY_AFTER_SECONDS."""
+    if retry_after is None and status in (429, 503):
+        retry_after = DEFAULT_RETRY_AFTER_SECONDS
     return Response(
         status_code=status,
         content_type="application/json",
         body=json.dumps({"error": {"code": code, "message": message}}),
+        headers={"Retry-After": str(retry_after)} if retry_after is not None else None,
     )
 
 
@@ -67,7 +74,8 @@ STATUS_MEANINGS: dict[int, str] = {
     413: "`body_too_large` (16 KB; 64 KB for a role policy), or API Gateway's `request_too_large`",
     415: "`unsupported_media_type`: a body that is not application/json",
     422: "well-formed input that breaks a rule of the role's policy or the deploy ceiling",
-    429: "`role_busy` (another change holds the role's lock), or API Gateway's `throttled`",
+    429: "busy, nothing was changed; retry after the `Retry-After` seconds: `throttled` (AWS throttled a call "
+    "TrustGate needed, or API Gateway's throttle), `role_busy` (another change held the role's lock)",
     503: "`revoke_incomplete`: recorded, but IAM could not be updated yet; retrying finishes it",
 }
 _GATEWAY_403 = "API Gateway's `forbidden`: unsigned, a bad signature, outside the organization, or no such route"

@@ -17,11 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from trustgate import approval_page, link_decisions
+from trustgate.api.common import DEFAULT_RETRY_AFTER_SECONDS
 from trustgate.approval_page import SECURITY_HEADERS, Page
-from trustgate.errors import ForbiddenError, TrustGateError, ValidationError
+from trustgate.errors import ForbiddenError, ThrottledError, TrustGateError, ValidationError
 from trustgate.link_decisions import LinkRefused
 from trustgate.models import AccessRequest, RequestView
 from trustgate.observability import count, logger
+from trustgate.throttling import throttling_in
 from trustgate.wiring import Dependencies, dependencies
 
 FORM = "application/x-www-form-urlencoded"
@@ -90,7 +92,7 @@ def build_decide_app() -> APIGatewayRestResolver:
             return _refused(app, deps, token, refused, wants_json)
         except TrustGateError as error:
             count("ApprovalLinkRefused")
-            return _problem(deps, error.status, error.code, error.message, None, wants_json)
+            return _problem(deps, error.status, error.code, error.message, None, wants_json, _retry_after(error))
         count("ApprovalLinkDecided")
         if wants_json:
             return _json(200, RequestView.of(outcome.request).model_dump(mode="json", exclude_none=True))
@@ -104,9 +106,15 @@ def build_decide_app() -> APIGatewayRestResolver:
         return _problem(deps, 404, "not_found", "there is no such page; open the link from your notification", None)
 
     @app.exception_handler(Exception)
-    def unexpected(_: Exception) -> Response[str]:
-        logger.exception("approval page failed")
+    def unexpected(error: Exception) -> Response[str]:
         deps = dependencies()
+        if throttling_in(error) is not None:  # AWS throttled a call beyond its retries: 429, never a 5xx
+            logger.warning("approval page throttled by AWS", exc_info=error)
+            count("Throttled")
+            busy = ThrottledError()
+            wants_json = _wants_json(app.current_event.headers.get("accept"), default=False)
+            return _problem(deps, busy.status, busy.code, busy.message, None, wants_json, busy.retry_after_seconds)
+        logger.exception("approval page failed")
         message = "TrustGate failed unexpectedly and nothing may have been recorded; the error is logged. Try again."
         return _problem(deps, 500, "internal", message, None)
 
@@ -229,15 +237,33 @@ def _refused(
         },
     )
     count("ApprovalLinkRefused")
-    return _problem(deps, error.status, error.code, error.message, refused.request, wants_json)
+    return _problem(deps, error.status, error.code, error.message, refused.request, wants_json, _retry_after(error))
+
+
+def _retry_after(error: TrustGateError) -> int | None:
+    seconds = getattr(error, "retry_after_seconds", None)
+    return int(seconds) if seconds is not None else None
 
 
 def _problem(
-    deps: Dependencies, status: int, code: str, message: str, request: AccessRequest | None, wants_json: bool = False
+    deps: Dependencies,
+    status: int,
+    code: str,
+    message: str,
+    request: AccessRequest | None,
+    wants_json: bool = False,
+    retry_after: int | None = None,
 ) -> Response[str]:
+    """An error as a page or a JSON body; a 429 or 503 always says when to retry (`Retry-After`)."""
+    if retry_after is None and status in (429, 503):
+        retry_after = DEFAULT_RETRY_AFTER_SECONDS
     if wants_json:
-        return _json(status, {"error": {"code": code, "message": message}})
-    return _html(approval_page.problem_page(status, code, message, request, deps.clock.now()))
+        response = _json(status, {"error": {"code": code, "message": message}})
+    else:
+        response = _html(approval_page.problem_page(status, code, message, request, deps.clock.now()))
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 def _html(page: Page) -> Response[str]:

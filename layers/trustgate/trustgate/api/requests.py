@@ -67,8 +67,10 @@ class RequestList(BaseModel):
 _DECISION_ERRORS: dict[int, str | None] = {
     403: "`forbidden` (not an approver of the request), `approver_removed`, `own_request`, `not_a_person`",
     404: "`not_found`: no such request, or none you may see",
-    409: "`already_decided`, `already_decided_by_you`, `conflict` (past its approval window, being decided), "
+    409: "`already_decided`, `already_decided_by_you`, `conflict` (past its approval window), "
     "`request_nonconforming` (the role's policy no longer allows the request)",
+    429: "nothing was recorded; send the same decision again after `Retry-After` seconds: `decision_busy` (others "
+    "kept recording decisions on the request at the same moment), `throttled` (AWS, or API Gateway, throttled it)",
 }
 
 
