@@ -42,6 +42,7 @@ from trustgate.errors import (
     TrustGateError,
     TrustPolicyFullError,
 )
+from trustgate.events import publish_quietly
 from trustgate.iam import LiveRole
 from trustgate.ids import new_id
 from trustgate.models import AccessRequest, AuditEvent, RequestStatus, RolePolicy
@@ -1142,10 +1143,7 @@ def _audit(
 
 
 def _publish(deps: Dependencies, event: AuditEvent) -> None:
-    try:  # the audit record is committed; a lost bus event must not fail the sync
-        deps.events.publish(event)
-    except Exception:
-        logger.exception("could not publish event", extra={"action": event.action, "role_arn": event.role_arn})
+    publish_quietly(deps.events, event)  # the audit record is committed; a lost bus event must not fail the sync
 
 
 def _verify(
