@@ -5,6 +5,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from trustgate import service
 from trustgate.observability import logger, metrics, tracer
 from trustgate.steps import RequestStep
+from trustgate.throttling import throttles_as_throttled_error
 from trustgate.wiring import dependencies
 
 
@@ -12,4 +13,6 @@ from trustgate.wiring import dependencies
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict, context: LambdaContext) -> dict:
-    return service.grant(dependencies(), RequestStep.model_validate(event).request_id)
+    # A throttle leaves as ThrottledError, which the state machine retries with backoff.
+    with throttles_as_throttled_error():
+        return service.grant(dependencies(), RequestStep.model_validate(event).request_id)
