@@ -514,10 +514,14 @@ def _hold(
         # An activation in the queue is judged with the batch; one that is not (a grant refused in a batch,
         # now judged alone; an exclusive sync's) is judged alone and first.
         own = activation if activation is not None and activation.request.id not in queue.activate else None
-        if own is not None and _is_active(deps, own):
+        served_before = deps.store.get_request(own.request.id) if own is not None else None
+        if served_before is not None and served_before.status == RequestStatus.ACTIVE:
             own = None  # a round served an earlier attempt of it (a retry queued it again): nothing left to judge
+        else:
+            served_before = None
         done = _round(deps, role_arn, owner, actor, reason, queue, written, own)
         activated = done.activated.get(activation.request.id) if activation is not None else None
+        activated = activated or served_before
         if activation is not None and activated is None:
             activated = deps.store.get_request(activation.request.id)
             if activated.status != RequestStatus.ACTIVE:  # refused in the batch: judged alone, it says why
@@ -531,10 +535,6 @@ def _hold(
         _renew(deps, role_arn, owner)
         _round(deps, role_arn, owner, actor, "coalesced sync", queue, [], None)
     return result
-
-
-def _is_active(deps: Dependencies, activation: Activation) -> bool:
-    return deps.store.get_request(activation.request.id).status == RequestStatus.ACTIVE
 
 
 def _renew(deps: Dependencies, role_arn: str, owner: str) -> None:
