@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.aws import ALICE, BOB, MANAGEMENT, MEMBER, ROLE_ARN, World, running_world
+from tests.support.aws import ALICE, BOB, DAVE, MANAGEMENT, MEMBER, ROLE_ARN, ROLE_NAME, World, running_world
 from tests.support.flows import approve, request_access
 from trustgate import sync
+from trustgate.errors import LockTimeoutError
+from trustgate.iam import serialize
 from trustgate.trust_policy import grant_expiry_in, same_policy
 from trustgate_local.polling import wait_until
 
@@ -127,6 +129,37 @@ def test_an_iam_write_whose_audit_was_lost_is_audited_by_the_next_sync(
     assert any(e.after and same_policy(e.after, world.trust_policy()) for e in trust_audits)
     assert any(e.after == world.session_guard() for e in guard_audits)
     assert [e.detail.get("recovered") is not None for e in events if e.action == lost[0]] == [True]
+
+
+def test_a_holder_that_lost_its_lock_before_an_iam_write_writes_nothing(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    request_id = request_access(world)["id"]
+    approve(world, request_id)
+    world.wait_status(request_id, "active")
+    forged = world.trust_policy()
+    forged["Statement"].append(
+        {"Sid": "Forged", "Effect": "Allow", "Principal": {"AWS": DAVE}, "Action": "sts:AssumeRole"}
+    )
+    world.session.client("iam").update_assume_role_policy(RoleName=ROLE_NAME, PolicyDocument=serialize(forged))
+    audits_before = len(world.deps.store.audit_events(role_arn=ROLE_ARN).items)
+    record_intent = world.deps.store.record_intent
+
+    def stalls_past_its_lease(name: str, owner: str, intent: dict[str, Any]) -> None:
+        record_intent(name, owner, intent)
+        # The holder stalls here until its lease lapses, and another sync takes the lock meanwhile.
+        later = world.deps.clock.now() + sync.LOCK_LEASE + timedelta(seconds=1)
+        assert world.deps.store.try_lock(ROLE_ARN, "the-next-holder", later, later + sync.LOCK_LEASE)
+
+    monkeypatch.setattr(world.deps.store, "record_intent", stalls_past_its_lease)
+    hold_lock(world)
+
+    with pytest.raises(LockTimeoutError):
+        serve_as(world)  # its round would remove the forged statement, but it no longer holds the lock
+
+    assert world.trust_policy() == forged  # nothing written by a holder without a lease
+    assert len(world.deps.store.audit_events(role_arn=ROLE_ARN).items) == audits_before
+    assert world.deps.store.sync_queue(ROLE_ARN).owner == "the-next-holder"
 
 
 @pytest.mark.parametrize("people", [30])

@@ -48,13 +48,17 @@ def throttle_error(operation: str, code: str) -> ClientError:
 
 
 @contextmanager
-def aws_throttles(client: Any, event: str, code: str) -> Iterator[list[str]]:
-    """While inside: every call `event` names (`before-call.<service>.<Operation>`) is answered with throttling,
-    as AWS answers once botocore's retries are spent. Yields the calls made."""
+def aws_throttles(client: Any, event: str, code: str, after: int = 0) -> Iterator[list[str]]:
+    """While inside: every call `event` names (`before-call.<service>.<Operation>`) but the first `after` is
+    answered with throttling, as AWS answers once botocore's retries are spent. Yields the calls refused."""
     calls: list[str] = []
+    passed: list[str] = []
     operation = event.rsplit(".", 1)[-1]
 
     def refuse(**_: Any) -> None:
+        if len(passed) < after:
+            passed.append(operation)
+            return
         calls.append(operation)
         raise throttle_error(operation, code)
 
@@ -250,8 +254,48 @@ def test_a_link_decision_that_loses_every_race_answers_429_and_says_how_to_send_
     assert page.headers.get("Retry-After") == "2"
     message = page.json()["error"]["message"]
     assert "was not recorded" in message
+    assert "use this link again" in message
     assert f"trustgate approve {request_id}" in message
     assert world.deps.store.get_request(request_id).approvals == []
+    monkeypatch.undo()  # the others are done deciding
+    again = call_page(world, "POST", token, json_body={"decision": "approve"})
+    assert again.status == 200, again.body  # the link was given back
+    assert [a.approver_arn for a in world.deps.store.get_request(request_id).approvals] == [BOB]
+
+
+def test_a_link_decision_aws_throttled_gives_the_link_back(world: World) -> None:
+    request_id = request_access(world)["id"]
+    token = approval_links(world, request_id)[BOB]
+
+    with aws_throttles(world.deps.store.client, "before-call.dynamodb.TransactWriteItems", "ThrottlingException"):
+        page = call_page(world, "POST", token, json_body={"decision": "deny"})
+
+    assert (page.status, page.json()["error"]["code"]) == (429, "throttled")
+    assert "use this link again" in page.json()["error"]["message"]
+    assert world.status(request_id) == "pending"
+    again = call_page(world, "POST", token, json_body={"decision": "deny"})
+    assert again.status == 200, again.body
+    assert world.status(request_id) == "denied"
+
+
+def test_a_link_that_cannot_be_given_back_stays_spent_and_the_message_says_how_else_to_decide(world: World) -> None:
+    request_id = request_access(world)["id"]
+    token = approval_links(world, request_id)[BOB]
+    client = world.deps.store.client
+
+    with (
+        aws_throttles(client, "before-call.dynamodb.TransactWriteItems", "ThrottlingException"),
+        aws_throttles(client, "before-call.dynamodb.UpdateItem", "ThrottlingException", after=1),
+    ):
+        page = call_page(world, "POST", token, json_body={"decision": "approve"})
+
+    assert (page.status, page.json()["error"]["code"]) == (429, "throttled")
+    message = page.json()["error"]["message"]
+    assert "could not be given back" in message
+    assert f"trustgate approve {request_id}" in message
+    again = call_page(world, "POST", token, json_body={"decision": "approve"})
+    assert (again.status, again.json()["error"]["code"]) == (409, "link_used")
+    assert world.status(request_id) == "pending"
 
 
 # -- revoking and syncing ----------------------------------------------------------------------------------

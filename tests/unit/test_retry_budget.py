@@ -13,14 +13,19 @@ import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from time import monotonic
 from typing import Any
 
 import boto3
 import pytest
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
 from botocore.stub import Stubber
 
-from trustgate import events, iam, wiring
+from tests.support.aws import api_event
+from trustgate import events, iam, sync, wiring
+from trustgate.api import app as api_app
+from trustgate.api.app import TrustGateResolver
 from trustgate.errors import ConflictError, ThrottledError
 from trustgate.events import EventNotPublishedError, EventPublisher, publish_quietly
 from trustgate.iam import RoleEditor, time_budget, with_backoff
@@ -86,6 +91,36 @@ def test_one_iam_call_with_all_its_retries_ends_before_any_function_that_syncs_t
 
     assert iam.worst_case_seconds() == worst == 15
     assert worst < min(min(sync_function_timeouts().values()), API_GATEWAY_LIMIT_SECONDS)
+
+
+def test_one_iam_write_with_all_its_retries_ends_inside_the_lease_renewed_just_before_it() -> None:
+    # Every IAM write of a sync renews the role's lease first (sync._fenced): it must end before the lease can
+    # lapse, or a second holder could write the same role at the same time.
+    assert iam.worst_case_seconds() < sync.LOCK_LEASE.total_seconds()
+
+
+def test_an_api_call_stops_all_its_iam_retries_after_its_lock_wait_and_before_api_gateways_limit() -> None:
+    app = TrustGateResolver()
+    left: list[float] = []
+
+    @app.get("/probe")
+    def probe() -> dict[str, str]:
+        left.append(iam._deadline.get() - monotonic())
+        return {}
+
+    response = app.resolve(api_event("GET", "/probe", None), LambdaContext())
+
+    assert response["statusCode"] == 200
+    assert sync.LOCK_WAIT_SECONDS < left[0] <= api_app.RETRY_SECONDS < API_GATEWAY_LIMIT_SECONDS
+    assert iam._deadline.get() == float("inf")  # only inside the call
+
+
+def test_a_sync_round_bounds_the_retries_of_all_its_iam_calls() -> None:
+    assert sync.LOCK_LEASE.total_seconds() > sync.ROUND_RETRY_SECONDS
+    # A queued change (Grant, Finalize, Expire: 120 s) waits at most QUEUED_WAIT_SECONDS, then its round's
+    # retries stop after ROUND_RETRY_SECONDS, plus the call under way then.
+    queued = {name: t for name, t in sync_function_timeouts().items() if name not in ("ApiFunction",)}
+    assert sync.QUEUED_WAIT_SECONDS + sync.ROUND_RETRY_SECONDS + iam.worst_case_seconds() < min(queued.values())
 
 
 def test_one_call_to_any_other_service_with_botocores_retries_ends_before_any_function_that_syncs_times_out() -> None:

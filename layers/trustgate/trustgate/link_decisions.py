@@ -13,7 +13,8 @@ Order of checks on POST, and why:
 5. `service.decide` records the decision. If it still refuses, the request changed in the instant
    between 3 and 5 (decided by someone else, timed out): the link stays spent, which is right, because
    a decided request's links are dead anyway. If it could not record it because AWS throttled it or others
-   kept deciding at the same moment (429 throttled / decision_busy, with Retry-After), nothing was recorded.
+   kept deciding at the same moment (429 throttled / decision_busy, with Retry-After), nothing was recorded
+   and the link is given back (`Store.release_token`), so the approver can use it again in a few seconds.
 A GET never gets past step 3 and never writes anything.
 """
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal
 
 from botocore.exceptions import ClientError
@@ -133,11 +135,12 @@ def decide_by_link(
     except (ConflictError, ForbiddenError) as error:  # the request changed since the checks above
         raise LinkRefused(error, _current(deps, request)) from error
     except (DecisionBusyError, ThrottledError) as error:
-        raise LinkRefused(_not_recorded(error, request, decision), request) from error
+        raise LinkRefused(_not_recorded(error, request, decision, _give_back(deps, grant, now)), request) from error
     except ClientError as error:
         if not is_throttling(error):
             raise
-        raise LinkRefused(_not_recorded(ThrottledError(), request, decision), request) from error
+        released = _give_back(deps, grant, now)
+        raise LinkRefused(_not_recorded(ThrottledError(), request, decision, released), request) from error
     effective = service.policy_for(deps, decided.role_arn)
     missing = effective.policy.required_approvals - len(counted_approvals(decided, effective, deps.settings))
     if decision == "approve" and decided.decided_at is not None:
@@ -177,17 +180,27 @@ def _check_open(
         raise LinkRefused(error, request) from error
 
 
-def _not_recorded(error: TrustGateError, request: AccessRequest, decision: Decision) -> TrustGateError:
-    """A decision not recorded for a passing reason (429, with Retry-After): say so, and how to send it again.
+def _give_back(deps: Dependencies, grant: LinkGrant, used_at: datetime) -> bool:
+    """Unspend a link whose decision was not recorded; False if that could not be written either (AWS still
+    busy), and the link stays used: the message then says how else to decide."""
+    try:
+        return deps.store.release_token(grant.token_hash, used_at)
+    except ClientError:
+        logger.warning("could not give back an approval link", extra={"token_hash_prefix": grant.token_hash[:12]})
+        return False
 
-    The link was spent before `service.decide` ran (step 4), so the retry goes through the CLI or the API."""
+
+def _not_recorded(error: TrustGateError, request: AccessRequest, decision: Decision, released: bool) -> TrustGateError:
+    """A decision not recorded for a passing reason (429, with Retry-After): say so, and how to send it again."""
     busy = isinstance(error, DecisionBusyError)
     why = "others were deciding it at the same moment" if busy else "AWS is throttling TrustGate"
-    message = (
-        f"your {decision} of request {request.id} was not recorded because {why}. This link was used up by the "
-        f"attempt: in a few seconds, {decision} it with `trustgate {decision} {request.id}` "
-        f"or POST /requests/{request.id}/{decision}"
+    command = f"`trustgate {decision} {request.id}` (POST /requests/{request.id}/{decision})"
+    again = (
+        f"In a few seconds, use this link again or run {command}"
+        if released
+        else f"This link could not be given back: in a few seconds, run {command}"
     )
+    message = f"your {decision} of request {request.id} was not recorded because {why}; nothing was changed. {again}"
     return DecisionBusyError(message) if busy else ThrottledError(message)
 
 

@@ -145,6 +145,14 @@ def _request_from(item: Mapping[str, Any]) -> AccessRequest:
     return AccessRequest.model_validate({k: v for k, v in values.items() if k in AccessRequest.model_fields})
 
 
+def _request_key(request_id: str) -> dict[str, Any]:
+    return _to_item({"pk": f"REQUEST#{request_id}", "sk": "REQUEST"})
+
+
+def _token_key(token_hash: str) -> dict[str, Any]:
+    return _to_item({"pk": f"TOKEN#{token_hash}", "sk": "TOKEN"})
+
+
 def _lock_key(name: str) -> dict[str, Any]:
     return _to_item({"pk": f"LOCK#{name}", "sk": "LOCK"})
 
@@ -208,9 +216,7 @@ class Store:
             ) from error
 
     def get_request(self, request_id: str) -> AccessRequest:
-        response = self.client.get_item(
-            TableName=self.table, Key=_to_item({"pk": f"REQUEST#{request_id}", "sk": "REQUEST"}), ConsistentRead=True
-        )
+        response = self.client.get_item(TableName=self.table, Key=_request_key(request_id), ConsistentRead=True)
         if "Item" not in response:
             raise NotFoundError(f"no request {request_id}; list yours with GET /requests?mine=true")
         return _request_from(response["Item"])
@@ -253,7 +259,7 @@ class Store:
     def set_task_token(self, request_id: str, token: str) -> None:
         self.client.update_item(
             TableName=self.table,
-            Key=_to_item({"pk": f"REQUEST#{request_id}", "sk": "REQUEST"}),
+            Key=_request_key(request_id),
             UpdateExpression="SET task_token = :t",
             ExpressionAttributeValues=_to_item({":t": token}),
         )
@@ -261,7 +267,7 @@ class Store:
     def get_task_token(self, request_id: str) -> str | None:
         response = self.client.get_item(
             TableName=self.table,
-            Key=_to_item({"pk": f"REQUEST#{request_id}", "sk": "REQUEST"}),
+            Key=_request_key(request_id),
             ProjectionExpression="task_token",
             ConsistentRead=True,
         )
@@ -274,36 +280,25 @@ class Store:
         Taken before the send, so two deciders racing do not both send; a sender that dies before sending
         leaves a lease that lapses, after which the reconciler sends it. (Sending twice is harmless: the flow
         ignores a token that already finished.)"""
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=_to_item({"pk": f"REQUEST#{request_id}", "sk": "REQUEST"}),
-                UpdateExpression="SET decision_claimed_at = :now",
-                ConditionExpression=(
-                    "attribute_exists(pk) AND (attribute_not_exists(decision_claimed_at) OR decision_claimed_at < :stale)"
-                ),
-                ExpressionAttributeValues=_to_item({":now": to_rfc3339(now), ":stale": to_rfc3339(now - lease)}),
+        return (
+            self._update_if(
+                _request_key(request_id),
+                "SET decision_claimed_at = :now",
+                "attribute_exists(pk) AND (attribute_not_exists(decision_claimed_at) OR decision_claimed_at < :stale)",
+                {":now": to_rfc3339(now), ":stale": to_rfc3339(now - lease)},
             )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+            is not None
+        )
 
     def release_decision_delivery(self, request_id: str, claimed_at: datetime) -> None:
         """Give back a lease whose send failed, so the next try (the reconciler's) need not wait for it to lapse;
         a lease someone else took since is theirs."""
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=_to_item({"pk": f"REQUEST#{request_id}", "sk": "REQUEST"}),
-                UpdateExpression="REMOVE decision_claimed_at",
-                ConditionExpression="decision_claimed_at = :claimed",
-                ExpressionAttributeValues=_to_item({":claimed": to_rfc3339(claimed_at)}),
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        self._update_if(
+            _request_key(request_id),
+            "REMOVE decision_claimed_at",
+            "decision_claimed_at = :claimed",
+            {":claimed": to_rfc3339(claimed_at)},
+        )
 
     def requests_by_role(
         self, role_arn: str, status: RequestStatus | None = None, cursor: str | None = None, limit: int = PAGE_LIMIT
@@ -515,36 +510,19 @@ class Store:
 
     def try_lock(self, name: str, owner: str, now: datetime, lease_until: datetime) -> bool:
         """Take a lease unless someone else holds an unexpired one (a dead holder's lease just runs out)."""
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=_lock_key(name),
-                UpdateExpression="SET #o = :owner, lease_until = :lease REMOVE expiration",
-                ConditionExpression="attribute_not_exists(lease_until) OR lease_until < :now OR #o = :owner",
-                ExpressionAttributeNames={"#o": "owner"},
-                ExpressionAttributeValues=_to_item(
-                    {":now": to_rfc3339(now), ":owner": owner, ":lease": to_rfc3339(lease_until)}
-                ),
+        return (
+            self._update_if(
+                _lock_key(name),
+                "SET #o = :owner, lease_until = :lease REMOVE expiration",
+                "attribute_not_exists(lease_until) OR lease_until < :now OR #o = :owner",
+                {":now": to_rfc3339(now), ":owner": owner, ":lease": to_rfc3339(lease_until)},
             )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+            is not None
+        )
 
     def unlock(self, name: str, owner: str) -> None:
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key=_lock_key(name),
-                UpdateExpression="REMOVE #o, lease_until",
-                ConditionExpression="#o = :owner",
-                ExpressionAttributeNames={"#o": "owner"},
-                ExpressionAttributeValues=_to_item({":owner": owner}),
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise  # someone else's lease now: ours had expired, nothing to release
+        # A lease someone else holds now is theirs (ours had lapsed): nothing to release.
+        self._update_if(_lock_key(name), "REMOVE #o, lease_until", "#o = :owner", {":owner": owner})
 
     def mark_dirty(self, name: str, activate: Sequence[str] = (), changed: Sequence[str] = ()) -> int:
         """Record that a change waits for a sync of the role; returns its ticket (the queue's new count)."""
@@ -596,23 +574,10 @@ class Store:
         self, name: str, owner: str, expression: str, values: Mapping[str, Any], returns: str = "NONE"
     ) -> dict[str, Any]:
         """An update only the lock's holder may make: a holder whose lease lapsed must not write over another's."""
-        try:
-            response = self.client.update_item(
-                TableName=self.table,
-                Key=_lock_key(name),
-                UpdateExpression=expression,
-                ConditionExpression="#o = :owner",
-                ExpressionAttributeNames={"#o": "owner"},
-                ExpressionAttributeValues=_to_item({**values, ":owner": owner}),
-                ReturnValues=returns,  # type: ignore[arg-type]
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise LockTimeoutError(
-                    f"the lock on {name} lapsed while its holder was still syncing; retry"
-                ) from error
-            raise
-        return dict(response.get("Attributes", {}))
+        attributes = self._update_if(_lock_key(name), expression, "#o = :owner", {**values, ":owner": owner}, returns)
+        if attributes is None:
+            raise LockTimeoutError(f"the lock on {name} lapsed while its holder was still syncing; retry")
+        return attributes
 
     # -- approval tokens --------------------------------------------------------------------------
 
@@ -632,28 +597,57 @@ class Store:
         )
 
     def get_token(self, token_hash: str) -> dict[str, Any] | None:
-        response = self.client.get_item(
-            TableName=self.table, Key=_to_item({"pk": f"TOKEN#{token_hash}", "sk": "TOKEN"}), ConsistentRead=True
-        )
+        response = self.client.get_item(TableName=self.table, Key=_token_key(token_hash), ConsistentRead=True)
         return _from_item(response["Item"]) if "Item" in response else None
 
     def use_token(self, token_hash: str, now: datetime) -> bool:
         """Mark a token used; False if it was already used (single use, atomically)."""
+        return (
+            self._update_if(
+                _token_key(token_hash),
+                "SET used_at = :now",
+                "attribute_exists(pk) AND attribute_not_exists(used_at)",
+                {":now": to_rfc3339(now)},
+            )
+            is not None
+        )
+
+    def release_token(self, token_hash: str, used_at: datetime) -> bool:
+        """Give back a link spent by a decision that was not recorded (AWS too busy): False when the link was
+        used again since, or the release itself could not be written."""
+        return (
+            self._update_if(_token_key(token_hash), "REMOVE used_at", "used_at = :at", {":at": to_rfc3339(used_at)})
+            is not None
+        )
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _update_if(
+        self,
+        key: Mapping[str, Any],
+        expression: str,
+        condition: str,
+        values: Mapping[str, Any],
+        returns: str = "NONE",
+    ) -> dict[str, Any] | None:
+        """A conditional update: the attributes asked for in `returns` ({} for none), or None when the
+        condition did not hold (and nothing was written). `#o` always names the attribute `owner`."""
+        names = {"#o": "owner"} if "#o" in expression + condition else {}
         try:
-            self.client.update_item(
+            response = self.client.update_item(
                 TableName=self.table,
-                Key=_to_item({"pk": f"TOKEN#{token_hash}", "sk": "TOKEN"}),
-                UpdateExpression="SET used_at = :now",
-                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(used_at)",
-                ExpressionAttributeValues=_to_item({":now": to_rfc3339(now)}),
+                Key=dict(key),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=_to_item(values),
+                ReturnValues=returns,  # type: ignore[arg-type]
+                **({"ExpressionAttributeNames": names} if names else {}),  # type: ignore[arg-type]
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False
+                return None
             raise
-        return True
-
-    # -- helpers ----------------------------------------------------------------------------------
+        return dict(response.get("Attributes", {}))
 
     def _transact(self, writes: list[dict[str, Any]], conflict: str) -> None:
         try:

@@ -43,7 +43,7 @@ from trustgate.errors import (
     TrustPolicyFullError,
 )
 from trustgate.events import publish_quietly
-from trustgate.iam import LiveRole
+from trustgate.iam import LiveRole, time_budget
 from trustgate.ids import new_id
 from trustgate.models import AccessRequest, AuditEvent, RequestStatus, RolePolicy
 from trustgate.observability import count, logger
@@ -67,11 +67,17 @@ from trustgate.trust_policy import (
 )
 from trustgate.wiring import Dependencies
 
-LOCK_LEASE = timedelta(seconds=60)  # longer than any round can take (renewed each round): only a dead holder's lapses
+# A holder renews its lease before each round and right before each IAM write (`_fenced`), and one IAM call
+# with its retries takes at most `iam.worst_case_seconds()` (15 s): every write ends inside a live lease, so two
+# holders never write one role at once, however long a round's retries run. Only a dead holder's lease lapses.
+LOCK_LEASE = timedelta(seconds=60)
 LOCK_WAIT_SECONDS = 20.0  # below API Gateway's 29 s limit, so a busy role answers 429, not 504
 # A queued change (a Grant step, an expiry, a failed grant's clean-up: never an API call) may wait longer for a
 # round to serve it, within its function's 120 s timeout (leaving room for a round of its own).
 QUEUED_WAIT_SECONDS = 75.0
+# The IAM retries of one round together stop this long after it began (`iam.time_budget`); each call still makes
+# its first attempt. So a throttled IAM slows a round down by at most this much, and never past its function.
+ROUND_RETRY_SECONDS = 15.0
 SERVE_SECONDS = 20.0  # a holder starts no new round for others after this long: its own function must finish
 POLL_FIRST_SECONDS = 0.05  # a waiter's first pause; it grows by half each poll, to POLL_MAX_SECONDS
 POLL_MAX_SECONDS = 1.0
@@ -250,6 +256,7 @@ def _write_trust_policy(
     grants: Sequence[AccessRequest],
     plan: Plan,
     target: Target,
+    owner: str,
     *,
     fallback: bool,
 ) -> Plan:
@@ -260,7 +267,7 @@ def _write_trust_policy(
     """
     while not same_policy(live.trust_policy, plan.trust_policy):
         try:
-            deps.roles.write_trust_policy(role_arn, plan.trust_policy)
+            _fenced(deps, role_arn, owner, deps.roles.write_trust_policy, plan.trust_policy)
         except ClientError as error:
             why = iam_refusal(error)
             following = FALLBACK[plan.standing]
@@ -501,46 +508,71 @@ def _hold(
 ) -> SyncResult:
     """As the lock's holder: this caller's own round, then rounds for whoever waits, within SERVE_SECONDS."""
     waited = time.monotonic() - started
-    quota = deps.settings.trust_policy_quota
     queue = deps.store.sync_queue(role_arn)
     served = max(queue.wanted - queue.done, 0) + (1 if exclusive else 0)
     written = list((under_lock() if under_lock is not None else None) or [])
-    if proposal is not None:
-        _recover(deps, role_arn, owner, queue.intent)
-        live = deps.roles.read(role_arn)
-        grants = _grants_now(deps, role_arn, written, ())
-        result = _apply_proposal(deps, role_arn, owner, actor, reason, live, grants, proposal, deps.clock.now())
-    else:
-        # An activation in the queue is judged with the batch; one that is not (a grant refused in a batch,
-        # now judged alone; an exclusive sync's) is judged alone and first.
-        own = activation if activation is not None and activation.request.id not in queue.activate else None
-        served_before = deps.store.get_request(own.request.id) if own is not None else None
-        if served_before is not None and served_before.status == RequestStatus.ACTIVE:
-            own = None  # a round served an earlier attempt of it (a retry queued it again): nothing left to judge
-        else:
-            served_before = None
-        done = _round(deps, role_arn, owner, actor, reason, queue, written, own)
-        activated = done.activated.get(activation.request.id) if activation is not None else None
-        activated = activated or served_before
-        if activation is not None and activated is None:
-            activated = deps.store.get_request(activation.request.id)
-            if activated.status != RequestStatus.ACTIVE:  # refused in the batch: judged alone, it says why
-                done = _round(deps, role_arn, owner, actor, reason, deps.store.sync_queue(role_arn), [], activation)
-                activated = done.activated[activation.request.id]
-        result = done.result(quota, activated, waited, served)
+    with time_budget(ROUND_RETRY_SECONDS):
+        result = _own_round(deps, role_arn, owner, actor, reason, waited, served, queue, written, activation, proposal)
     while time.monotonic() - started < SERVE_SECONDS:
         queue = deps.store.sync_queue(role_arn)
         if queue.done >= queue.wanted:
             break
         _renew(deps, role_arn, owner)
-        _round(deps, role_arn, owner, actor, "coalesced sync", queue, [], None)
+        with time_budget(ROUND_RETRY_SECONDS):
+            _round(deps, role_arn, owner, actor, "coalesced sync", queue, [], None)
     return result
+
+
+def _own_round(
+    deps: Dependencies,
+    role_arn: str,
+    owner: str,
+    actor: str,
+    reason: str,
+    waited: float,
+    served: int,
+    queue: SyncQueue,
+    written: Sequence[AccessRequest],
+    activation: Activation | None,
+    proposal: ProposedPolicy | None,
+) -> SyncResult:
+    """The holder's round for its own change: a policy proposal, or a round that serves the queue and
+    judges this caller's activation (alone, if the batch could not hold it)."""
+    quota = deps.settings.trust_policy_quota
+    if proposal is not None:
+        _recover(deps, role_arn, owner, queue.intent)
+        live = deps.roles.read(role_arn)
+        grants = _grants_now(deps, role_arn, written, ())
+        return _apply_proposal(deps, role_arn, owner, actor, reason, live, grants, proposal, deps.clock.now())
+    # An activation in the queue is judged with the batch; one that is not (a grant refused in a batch,
+    # now judged alone; an exclusive sync's) is judged alone and first.
+    own = activation if activation is not None and activation.request.id not in queue.activate else None
+    served_before = deps.store.get_request(own.request.id) if own is not None else None
+    if served_before is not None and served_before.status == RequestStatus.ACTIVE:
+        own = None  # a round served an earlier attempt of it (a retry queued it again): nothing left to judge
+    else:
+        served_before = None
+    done = _round(deps, role_arn, owner, actor, reason, queue, written, own)
+    activated = done.activated.get(activation.request.id) if activation is not None else None
+    activated = activated or served_before
+    if activation is not None and activated is None:
+        activated = deps.store.get_request(activation.request.id)
+        if activated.status != RequestStatus.ACTIVE:  # refused in the batch: judged alone, it says why
+            done = _round(deps, role_arn, owner, actor, reason, deps.store.sync_queue(role_arn), [], activation)
+            activated = done.activated[activation.request.id]
+    return done.result(quota, activated, waited, served)
 
 
 def _renew(deps: Dependencies, role_arn: str, owner: str) -> None:
     now = deps.clock.now()
     if not deps.store.try_lock(role_arn, owner, now, now + LOCK_LEASE):
         raise LockTimeoutError(f"the lock on {role_arn} lapsed while this sync still held it; retry")
+
+
+def _fenced[D](deps: Dependencies, role_arn: str, owner: str, write: Callable[[str, D], None], document: D) -> None:
+    """Make one IAM write inside a fresh lease (see LOCK_LEASE): a holder that lost its lock writes nothing."""
+    _renew(deps, role_arn, owner)
+    write(role_arn, document)
 
 
 def _grants_now(
@@ -768,9 +800,9 @@ def _round(
         intent = _Intent.of(actor, reason, now, live, plan)
         deps.store.record_intent(role_arn, owner, intent.as_record())
     if not _same_document(live.guard, plan.guard):
-        deps.roles.write_session_guard(role_arn, plan.guard)
+        _fenced(deps, role_arn, owner, deps.roles.write_session_guard, plan.guard)
         _verify(deps, role_arn, plan.guard, lambda: deps.roles.session_guard(role_arn), "session guard")
-    written_plan = _write_trust_policy(deps, role_arn, live, grants, plan, target, fallback=not accepted)
+    written_plan = _write_trust_policy(deps, role_arn, live, grants, plan, target, owner, fallback=not accepted)
     if intent is not None and written_plan is not plan:  # IAM refused the render: the fallback is what it holds
         intent = replace(intent, trust_after=written_plan.trust_policy)
         deps.store.record_intent(role_arn, owner, intent.as_record())
@@ -912,7 +944,7 @@ def _apply_proposal(
         # A policy change never names anyone new (it only ends grants that no longer conform), so unlike a
         # grant it may write the trust policy before the guard: a refusal by IAM then leaves everything as it was.
         try:
-            deps.roles.write_trust_policy(role_arn, plan.trust_policy)
+            _fenced(deps, role_arn, owner, deps.roles.write_trust_policy, plan.trust_policy)
         except ClientError as error:
             why = iam_refusal(error)
             if why is None:
@@ -941,7 +973,7 @@ def _apply_proposal(
         if revoked is not None
     ]
     if guard_changed:
-        deps.roles.write_session_guard(role_arn, plan.guard)
+        _fenced(deps, role_arn, owner, deps.roles.write_session_guard, plan.guard)
         _verify(deps, role_arn, plan.guard, lambda: deps.roles.session_guard(role_arn), "session guard")
     # Statements the admin adopts now leave as part of the change, and so does the baseline the new policy
     # replaces; anything else unrecorded is drift.
@@ -1021,7 +1053,7 @@ def _put_back(deps: Dependencies, role_arn: str, owner: str, intent: _Intent, re
             reason=f"put back: {reason} could not be stored",
         )
         deps.store.record_intent(role_arn, owner, back.as_record())
-        deps.roles.write_trust_policy(role_arn, held)
+        _fenced(deps, role_arn, owner, deps.roles.write_trust_policy, held)
         _audit(deps, back.actor, role_arn, "role.synced", written, held, back.reason, event_id=back.trust_id)
         deps.store.clear_intent(role_arn, owner)
     except Exception:  # the next sync renders the stored policy again (and audits what the intent shows)

@@ -20,10 +20,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from trustgate.api import audit, inputs, requests, roles
 from trustgate.api.common import describe_validation_error, error_response
 from trustgate.errors import ThrottledError, TrustGateError
+from trustgate.iam import time_budget
 from trustgate.observability import count, logger
 from trustgate.throttling import throttling_in
 
 TITLE = "TrustGate"
+# IAM retries of one API call stop this long after it began (a sync's round may begin after 20 s of waiting
+# for the role's lock): the answer comes before API Gateway's 29 s limit, not as its 504.
+RETRY_SECONDS = 22.0
 
 
 class TrustGateResolver(APIGatewayRestResolver):
@@ -41,7 +45,8 @@ class TrustGateResolver(APIGatewayRestResolver):
                 "body": json.dumps({"error": {"code": error.code, "message": error.message}}),
                 "isBase64Encoded": False,
             }
-        return super().resolve(event, context)
+        with time_budget(RETRY_SECONDS):
+            return super().resolve(event, context)
 
 
 def build_app() -> APIGatewayRestResolver:

@@ -138,7 +138,7 @@ def _idempotent_create() -> Any:
         table_name=d.settings.table_name,
         key_attr="pk",
         sort_key_attr="sk",
-        boto3_session=d.session,
+        boto3_client=d.store.client,  # the store's client: the same timeouts and retries as every other call
     )
     config = IdempotencyConfig(
         event_key_jmespath="[key, principal]", payload_validation_jmespath="body", expires_after_seconds=86400
