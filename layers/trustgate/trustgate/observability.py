@@ -6,6 +6,7 @@ import os
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 logger = Logger()
 tracer = Tracer()
@@ -19,5 +20,7 @@ def count(metric: str) -> None:
     never turned into an error for a change that already happened."""
     try:
         metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+        if is_metrics_disabled():  # the local stack, the bench: Powertools would print a set that reaches 100
+            metrics.metric_set.clear()  # values even so, into the demo's output
     except Exception:
         logger.exception("could not record metric", extra={"metric": metric})
