@@ -3,6 +3,6 @@
 from importlib import metadata
 
 try:
-    __version__ = metadata.version("trustgate")
-except metadata.PackageNotFoundError:  # run from a source tree without `pip install -e .`
+    __version__ = metadata.version("trustgate-cli")
+except metadata.PackageNotFoundError:  # run from a source tree without `pip install ./cli`
     __version__ = "dev"

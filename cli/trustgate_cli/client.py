@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
 import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from email.message import Message
+from email.utils import parsedate_to_datetime
 from http.client import HTTPException, HTTPMessage
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import boto3
+import botocore.session
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import ReadOnlyCredentials
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
 from trustgate_cli import __version__
-from trustgate_cli.errors import ApiError, CredentialsError, TransportError, UsageError
+from trustgate_cli.errors import ApiError, CliError, CredentialsError, TransportError, UsageError
 
 SERVICE = "execute-api"
+ENDPOINT_ENV = "TRUSTGATE_ENDPOINT"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_TIMEOUT_SECONDS = 30.0
 USER_AGENT = f"trustgate-cli/{__version__}"
@@ -55,7 +61,11 @@ def load_session(profile: str | None) -> tuple[CredentialSource, str | None]:
     """The standard credential chain (env, profile, SSO, ...) as a source of frozen credentials, and its region."""
     try:
         session = boto3.Session(profile_name=profile)
-    except BotoCoreError as error:  # e.g. ProfileNotFound
+    except ProfileNotFound as error:
+        raise CredentialsError(
+            "unknown_profile", _unknown_profile(profile or os.environ.get("AWS_PROFILE", ""))
+        ) from error
+    except BotoCoreError as error:
         raise CredentialsError("no_credentials", str(error)) from error
     credentials = session.get_credentials()
     if credentials is None:
@@ -73,6 +83,22 @@ def load_session(profile: str | None) -> tuple[CredentialSource, str | None]:
             raise CredentialsError("no_credentials", f"cannot load AWS credentials: {error}{hint}") from error
 
     return frozen, session.region_name
+
+
+def _unknown_profile(profile: str) -> str:
+    """Which profiles there are, when the one asked for is not among them (and the closest one, if any)."""
+    try:
+        known = sorted(botocore.session.Session(profile=None).available_profiles)  # reads the files, needs no profile
+    except BotoCoreError:
+        known = []
+    if not known:
+        return f"there is no AWS profile {profile!r}, nor any other: create it with 'aws configure --profile {profile}'"
+    close = difflib.get_close_matches(profile, known, n=1)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    return (
+        f"there is no AWS profile {profile!r}; {guess}known profiles: {', '.join(known)} "
+        "(from ~/.aws/config and ~/.aws/credentials, or AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE)"
+    )
 
 
 def check_endpoint(endpoint: str) -> str:
@@ -119,6 +145,22 @@ class ApiClient:
     def __post_init__(self) -> None:
         self.endpoint = check_endpoint(self.endpoint)
         self._opener = urllib.request.build_opener(_NoRedirects())
+        # How far the API's clock (its `Date` header) is ahead of this machine's; the local stack's clock moves.
+        self._clock_offset: timedelta | None = None
+
+    def now(self) -> datetime | None:
+        """TrustGate's time now, as its last answer's `Date` header told it; None before any answer."""
+        if self._clock_offset is None:
+            return None
+        return datetime.now(timezone.utc) + self._clock_offset
+
+    def _note_date(self, headers: Message) -> None:
+        try:
+            stamp = parsedate_to_datetime(headers.get("Date") or "")
+        except (TypeError, ValueError):  # no Date header, or one that is no date
+            return
+        if stamp.tzinfo is not None:
+            self._clock_offset = stamp - datetime.now(timezone.utc)
 
     def get(self, path: str, query: Mapping[str, str | int | bool | None] | None = None) -> Any:
         """GET `path` (already encoded, see `api_path`) with optional query parameters."""
@@ -153,19 +195,21 @@ class ApiClient:
         prepared = self._sign(method, url, data, headers or {})
         try:
             with self._opener.open(prepared, timeout=self.timeout) as response:
+                self._note_date(response.headers)
                 return _decode_success(response.status, response.read(), response.headers, url)
         except urllib.error.HTTPError as error:
             raw = error.read()
+            self._note_date(error.headers)
             if 300 <= error.code < 400:
                 raise TransportError(
                     "unexpected_redirect",
                     f"{url} redirected to {error.headers.get('Location')}; point --endpoint at the API itself",
                 ) from error
-            raise _api_error(error.code, raw, error.headers) from error
+            raise _api_error(error.code, raw, error.headers, url) from error
         except TimeoutError as error:
             raise TransportError("timeout", f"no answer from {self.endpoint} within {self.timeout:g} s") from error
         except urllib.error.URLError as error:
-            raise TransportError("connection_failed", f"cannot reach {self.endpoint}: {error.reason}") from error
+            raise _unreachable(self.endpoint, error.reason) from error
         except (HTTPException, OSError) as error:
             raise TransportError("connection_failed", f"connection to {self.endpoint} failed: {error}") from error
 
@@ -223,7 +267,21 @@ def _decode_success(status: int, raw: bytes, headers: Message, url: str) -> Any:
         ) from error
 
 
-def _api_error(status: int, raw: bytes, headers: Message) -> ApiError:
+def _unreachable(endpoint: str, reason: object) -> TransportError:
+    """Nothing answers at the endpoint: say where TrustGate would be (the local stack, or the deployed API)."""
+    where = f"check {ENDPOINT_ENV} (or --endpoint): it is the deployed stack's ApiUrl output"
+    if isinstance(reason, ConnectionRefusedError):
+        if urlsplit(endpoint).hostname in _LOOPBACK_HOSTS:
+            return TransportError(
+                "connection_failed",
+                f"cannot reach {endpoint}: connection refused; is the local stack running? Start it with "
+                f"'make local' in the TrustGate checkout, or point {ENDPOINT_ENV} (or --endpoint) at a deployed API",
+            )
+        return TransportError("connection_failed", f"cannot reach {endpoint}: connection refused; {where}")
+    return TransportError("connection_failed", f"cannot reach {endpoint}: {reason}; {where}")
+
+
+def _api_error(status: int, raw: bytes, headers: Message, url: str = "") -> CliError:
     """The typed error for an HTTP error answer: TrustGate's own body, or API Gateway's, or the bare status."""
     try:
         document = json.loads(raw) if raw.strip() else None
@@ -233,6 +291,18 @@ def _api_error(status: int, raw: bytes, headers: Message) -> ApiError:
         error = document.get("error")
         if isinstance(error, dict) and error.get("code"):
             return ApiError(status, str(error["code"]), str(error.get("message") or ""))
+    if status == 404:
+        # TrustGate answers every 404 (an unknown route too) with its error body: this is some other server.
+        body = raw.decode("utf-8", "replace").strip()[:100]
+        return TransportError(
+            "not_trustgate",
+            f"{url or 'the endpoint'} answered 404 with "
+            + (f"{body!r}" if body else "no body")
+            + f": this is not a TrustGate endpoint; check {ENDPOINT_ENV} (or --endpoint): it is the deployed "
+            "stack's ApiUrl output, stage included (https://abc123.execute-api.us-east-1.amazonaws.com/prod), "
+            "or http://127.0.0.1:3000 for the local stack",
+        )
+    if isinstance(document, dict):
         # API Gateway itself (signature, authorizer, unknown path) answers {"message": …} or {"Message": …}.
         message = document.get("message") or document.get("Message")
         if message:

@@ -39,17 +39,37 @@ def exit_codes_help() -> str:
 
 
 class CliError(Exception):
-    """Anything `trustgate` reports as `trustgate: <code>: <message>` and an exit code."""
+    """Anything `trustgate` reports as `trustgate: <code>: <message>` and an exit code.
+
+    `next_step` is the command that helps next (`trustgate list --mine`); `main` fills it in from the error and
+    the command when the error does not know it itself (see `trustgate_cli.hints`).
+    """
 
     exit_code: int = ExitCode.API_ERROR
     # A poll that fails this way may simply be tried again (see `request --wait`).
     retryable: bool = False
+    status: int | None = None  # the HTTP status, for an answer from the API
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, next_step: str = "") -> None:
         # One line on stderr, whatever the server put in its message.
         self.code = code
         self.message = " ".join(message.split())
+        self.next_step = next_step
         super().__init__(f"{self.code}: {self.message}")
+
+    def line(self) -> str:
+        """The one line on stderr: `trustgate: <code>: <message>; try: <next step>`."""
+        return f"trustgate: {self.code}: {self.message}" + (f"; try: {self.next_step}" if self.next_step else "")
+
+    def document(self) -> dict[str, object]:
+        """The error as `--output json` prints it on stdout."""
+        error: dict[str, object] = {"code": self.code, "message": self.message}
+        if self.next_step:
+            error["next"] = self.next_step
+        if self.status is not None:
+            error["status"] = self.status
+        error["exit_code"] = int(self.exit_code)
+        return {"error": error}
 
 
 class ApiError(CliError):

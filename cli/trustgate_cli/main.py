@@ -3,7 +3,9 @@
 Every request is SigV4-signed (service `execute-api`) with the standard AWS credential chain
 (--profile, environment, SSO). Output is aligned text, or with `--output json` the API's own JSON
 document on stdout (lists that span pages are printed as one `{"items": [...]}`); progress and
-errors go to stderr, an error as one line: `trustgate: <code>: <message>`.
+errors go to stderr, an error as one line that ends with what to try next:
+`trustgate: <code>: <message>; try: <next command>`. With `--output json` an error is also a JSON
+object on stdout: `{"error": {"code", "message", "next", "status", "exit_code"}}`.
 
 Exit codes:
   0  success (with --wait: the request is active)
@@ -23,14 +25,21 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from trustgate_cli import __version__
-from trustgate_cli.client import ApiClient, load_session, resolve_region
+from trustgate_cli.client import ENDPOINT_ENV, ApiClient, load_session, resolve_region
 from trustgate_cli.commands import admin, approver, policy, requester
 from trustgate_cli.commands.base import CommandAdder, Context
 from trustgate_cli.errors import CliError, ExitCode, UsageError, exit_codes_help
+from trustgate_cli.hints import next_step
+from trustgate_cli.render import json_text
 
-ENDPOINT_ENV = "TRUSTGATE_ENDPOINT"
+EXAMPLES = """examples:
+  trustgate roles                          # what you may request, for how long, whether it needs approval
+  trustgate request PumpCustomerAccess --duration "2 hours" --reason "rotate the CloudTrail key" --wait
+  trustgate status                         # your requests; 'trustgate status ID' for one
+  trustgate --profile approver approvals   # what waits for your decision, and until when"""
 
 # The sub-parser registry: each entry adds one family of commands. A new family is a module with a
 # `register(commands: CommandAdder)` function, listed here.
@@ -66,17 +75,28 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that remembers its usage error, so `--output json` can print it as a JSON error too."""
+
+    usage_error: tuple[str, str] | None = None  # the message, and the command whose --help explains it
+
+    def error(self, message: str) -> NoReturn:
+        _Parser.usage_error = (message, self.prog)
+        self.print_usage(sys.stderr)
+        self.exit(ExitCode.USAGE, f"{self.prog}: error: {message}; try: {self.prog} --help\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line: global options, then one sub-command from COMMAND_GROUPS."""
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = _Parser(
         prog="trustgate",
         description="Ask for, decide and administer just-in-time access to AWS IAM roles.",
-        epilog=exit_codes_help(),
+        epilog=f"{EXAMPLES}\n\n{exit_codes_help()}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"trustgate {__version__}")
     _add_global_options(parser, suppress=False)
-    shared = argparse.ArgumentParser(add_help=False)
+    shared = _Parser(add_help=False)
     _add_global_options(shared, suppress=True)
     commands = CommandAdder(parser.add_subparsers(title="commands", metavar="COMMAND", required=True), [shared])
     for register in COMMAND_GROUPS:
@@ -98,10 +118,17 @@ def _client_factory(args: argparse.Namespace) -> Callable[[], ApiClient]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `trustgate` command and return its exit code (see the module docstring)."""
     parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    _Parser.usage_error = None
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
     except SystemExit as stop:  # argparse: 2 after a usage error, 0 after --help/--version
-        return stop.code if isinstance(stop.code, int) else ExitCode.USAGE
+        code = stop.code if isinstance(stop.code, int) else ExitCode.USAGE
+        if code and _Parser.usage_error and _wants_json(words):
+            message, command = _Parser.usage_error
+            error = UsageError("usage", message, f"{command} --help")
+            sys.stdout.write(json_text(error.document()) + "\n")
+        return code
     ctx = Context(
         output=args.output,
         out=sys.stdout,
@@ -110,12 +137,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         make_client=_client_factory(args),
     )
     try:
-        code: int = args.handler(args, ctx)
+        result: int = args.handler(args, ctx)
     except CliError as error:
+        error.next_step = next_step(error, args)
+        if ctx.json and not ctx.wrote_output:  # a script reads stdout: the error is a JSON object there
+            ctx.print_json(error.document())  # (after `request --wait`, the request it printed says how it ended)
         sys.stdout.flush()
-        sys.stderr.write(f"trustgate: {error.code}: {error.message}\n")
+        sys.stderr.write(error.line() + "\n")
         return error.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("trustgate: interrupted\n")
         return 130
-    return code
+    return result
+
+
+def _wants_json(words: list[str]) -> bool:
+    """Did the command line ask for `--output json` (before argparse could say so)?"""
+    pairs = zip(words, [*words[1:], ""], strict=True)
+    return any(word == "--output=json" or (word == "--output" and following == "json") for word, following in pairs)

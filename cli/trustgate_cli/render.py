@@ -5,11 +5,13 @@ from __future__ import annotations
 import difflib
 import json
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from trustgate_cli.arns import role_name
-from trustgate_cli.durations import DurationError, parse_duration
+from trustgate_cli.durations import DurationError, duration_in_words, in_words, parse_duration
+
+UTC = timezone.utc  # datetime.UTC is Python 3.11+; the CLI runs on 3.10
 
 Row = dict[str, Any]
 Column = tuple[str, Callable[[Row], str]]
@@ -60,7 +62,8 @@ def human_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _parse_time(text: object) -> datetime | None:
+def parse_time(text: object) -> datetime | None:
+    """An RFC 3339 time from the API (`2026-11-26T10:00:00Z`), or None."""
     if not isinstance(text, str) or not text:
         return None
     try:
@@ -70,13 +73,57 @@ def _parse_time(text: object) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def time_text(text: object) -> str:
+    """The API's RFC 3339 time as people read it (`2026-11-26 10:00 UTC`); anything unreadable as given."""
+    moment = parse_time(text)
+    return human_time(moment) if moment else ("" if text is None else str(text))
+
+
+def clock_time(moment: datetime, now: datetime) -> str:
+    """`12:35 UTC` on the same (UTC) day as `now`, else `2026-11-27 12:35 UTC`."""
+    same_day = moment.astimezone(UTC).date() == now.astimezone(UTC).date()
+    return moment.astimezone(UTC).strftime("%H:%M UTC") if same_day else human_time(moment)
+
+
+def relative(moment: datetime, now: datetime) -> str:
+    """How far `moment` is from `now`: `in 52 min`, `2 hours 5 min ago`, `in 3 days 2 hours`."""
+    seconds = (moment - now).total_seconds()
+    if abs(seconds) < 60:
+        return "in less than a minute" if seconds > 0 else "less than a minute ago"
+    minutes = round(abs(seconds) / 60)  # to the nearest minute: the clock time beside it is exact
+    span = timedelta(minutes=minutes if minutes < 24 * 60 else minutes - minutes % 60)  # days: to the hour
+    return f"in {in_words(span)}" if seconds > 0 else f"{in_words(span)} ago"
+
+
+def when(text: object, now: datetime) -> str:
+    """The API's time relative to `now` and on the clock: `in 52 min (12:35 UTC)`; '' without one."""
+    moment = parse_time(text)
+    return f"{relative(moment, now)} ({clock_time(moment, now)})" if moment else ""
+
+
+def status_line(request: Row, now: datetime) -> str:
+    """The request's status and what it means now: `active; expires in 52 min (12:35 UTC)`."""
+    status = str(request.get("status", ""))
+    expires, deadline = parse_time(request.get("expires_at")), request.get("approval_deadline")
+    if status == "active" and expires is not None:
+        ending = "ends now" if expires <= now else "expires " + relative(expires, now)
+        return f"active; {ending} ({clock_time(expires, now)})"
+    if status == "expired" and expires is not None:
+        return f"expired {relative(expires, now)} ({clock_time(expires, now)})"
+    if status == "pending" and request.get("decided_at"):  # the last approval is in: the grant is being made
+        return "pending; approved, granting access"
+    if status == "pending" and parse_time(deadline):
+        return f"pending; times out {when(deadline, now)} unless approved"
+    return status
+
+
 def extension_change(request: Row) -> str:
     """For a request made while the person has access (`covered_until`): what approving it changes, or ''.
 
     The wording is the server's (`trustgate.messages.extension_change`), so the CLI, the approval page and
     the approvers' email say the same thing.
     """
-    covered_until = _parse_time(request.get("covered_until"))
+    covered_until = parse_time(request.get("covered_until"))
     if covered_until is None:
         return ""
     try:
@@ -129,20 +176,24 @@ REQUEST_COLUMNS: Sequence[Column] = (
     ("ROLE", lambda row: role_name(str(row.get("role_arn", "")))),
     ("PRINCIPAL", lambda row: short_principal(str(row.get("principal_arn", "")))),
     ("STATUS", _text("status")),
-    ("DURATION", _text("duration")),
-    ("CREATED", _text("created_at")),
-    ("EXPIRES", _text("expires_at")),
+    ("DURATION", lambda row: duration_in_words(row.get("duration"))),
+    ("CREATED", lambda row: time_text(row.get("created_at"))),
+    ("EXPIRES", lambda row: time_text(row.get("expires_at"))),
 )
 
-APPROVAL_COLUMNS: Sequence[Column] = (
-    ("ID", _text("id")),
-    ("ROLE", lambda row: role_name(str(row.get("role_arn", "")))),
-    ("PERSON", person_of),
-    ("DURATION", _text("duration")),
-    ("APPROVALS", approvals_count),
-    ("CREATED", _text("created_at")),
-    ("JUSTIFICATION", lambda row: _truncate(str(row.get("justification", "")), 50)),
-)
+
+def approval_columns(now: datetime) -> Sequence[Column]:
+    """`trustgate approvals`: who asks for what, and by when it must be decided (it times out then)."""
+    return (
+        ("ID", _text("id")),
+        ("ROLE", lambda row: role_name(str(row.get("role_arn", "")))),
+        ("PERSON", person_of),
+        ("DURATION", lambda row: duration_in_words(row.get("duration"))),
+        ("APPROVALS", approvals_count),
+        ("DEADLINE", lambda row: when(row.get("approval_deadline"), now) or "-"),
+        ("JUSTIFICATION", lambda row: _truncate(str(row.get("justification", "")), 50)),
+    )
+
 
 ROLE_COLUMNS: Sequence[Column] = (
     ("ROLE", lambda row: role_name(str(row.get("role_arn", "")))),
@@ -150,6 +201,47 @@ ROLE_COLUMNS: Sequence[Column] = (
     ("MODE", lambda row: str(row.get("mode") or "-")),
     ("ACTIVE", _text("active_grants")),
     ("TRUST POLICY", capacity_of),
+)
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def approval_needed(role: Row) -> str:
+    """Whether asking for a role needs approval: `1 approver`, `no (approved automatically)`, or when not."""
+    if role.get("needs_approval") is False:
+        return "no (approved automatically)"
+    count = role.get("required_approvals", 1)
+    text = f"{count} approver" + ("" if count == 1 else "s")
+    rules = [rule for rule in role.get("auto_approve") or [] if isinstance(rule, dict)]
+    return text + (f"; none {' or '.join(_auto_rule(rule) for rule in rules)}" if rules else "")
+
+
+def _auto_rule(rule: Row) -> str:
+    """When an auto-approve rule decides: `up to 1 hour on Mon-Fri, 09:00-17:00 UTC`."""
+    parts = [f"up to {duration_in_words(rule['max_duration'])}"] if rule.get("max_duration") else []
+    days = [day for day in rule.get("weekdays") or [] if isinstance(day, int) and 0 <= day <= 6]
+    if days:
+        parts.append("on " + ", ".join(_WEEKDAYS[day] for day in sorted(days)))
+    hours = rule.get("hours_utc")
+    if isinstance(hours, list) and len(hours) == 2:
+        parts.append(f"{hours[0]:02}:00-{hours[1]:02}:00 UTC")
+    return " ".join(parts) or "always"
+
+
+def requirements(role: Row) -> str:
+    """What a request for the role must carry besides a reason: a ticket, MFA when using it."""
+    needs = [f"--ticket matching {role['ticket_pattern']}"] if role.get("ticket_pattern") else []
+    needs += ["MFA to use it"] if role.get("require_mfa") else []
+    return ", ".join(needs) or "-"
+
+
+REQUESTABLE_COLUMNS: Sequence[Column] = (
+    ("ROLE", lambda row: str(row.get("role_name") or role_name(str(row.get("role_arn", ""))))),
+    ("ACCOUNT", lambda row: str(row.get("account") or _account(str(row.get("role_arn", ""))))),
+    ("LONGEST", lambda row: duration_in_words(row.get("max_duration"))),
+    ("DEFAULT", lambda row: duration_in_words(row.get("default_duration"))),
+    ("APPROVAL", approval_needed),
+    ("REQUIRES", requirements),
 )
 
 AUDIT_COLUMNS: Sequence[Column] = (
@@ -161,30 +253,36 @@ AUDIT_COLUMNS: Sequence[Column] = (
 )
 
 
-def request_details(request: Row) -> str:
-    """One request as `key: value` lines, the way `status ID` and every request command print it."""
+def request_details(request: Row, now: datetime | None = None) -> str:
+    """One request as `key: value` lines, the way `status ID` and every request command print it.
+
+    Times are for people (`2026-11-26 10:00 UTC`), durations in words (`1 hour`), and the status says what it
+    means at `now` (TrustGate's clock, see `Context.now`): `active; expires in 52 min (12:35 UTC)`.
+    """
+    now = now or datetime.now(UTC)
     approvals = "; ".join(
-        f"{approval.get('decision')} by {approver_of(approval)} at {approval.get('at')}"
+        f"{approval.get('decision')} by {approver_of(approval)} at {time_text(approval.get('at'))}"
         + (f" ({approval['comment']})" if approval.get("comment") else "")
         for approval in request.get("approvals") or []
     )
-    change = extension_change(request) if request.get("status") == "pending" else ""
+    pending = request.get("status") == "pending"
+    change = extension_change(request) if pending else ""
     return key_values(
         [
             ("id", str(request.get("id", ""))),
             ("role", str(request.get("role_arn", ""))),
             ("person", str(request.get("person") or "")),
             ("principal", str(request.get("principal_arn", ""))),
-            ("status", str(request.get("status", ""))),
+            ("status", status_line(request, now)),
             ("reason", str(request.get("reason") or "")),
-            ("duration", str(request.get("duration", ""))),
+            ("duration", duration_in_words(request.get("duration", ""))),
             ("justification", str(request.get("justification", ""))),
             ("ticket", str(request.get("ticket") or "")),
-            ("created", str(request.get("created_at") or "")),
-            ("approve by", str(request.get("approval_deadline") or "") if request.get("status") == "pending" else ""),
-            ("decided", str(request.get("decided_at") or "")),
-            ("starts", str(request.get("starts_at") or "")),
-            ("expires", str(request.get("expires_at") or "")),
+            ("created", time_text(request.get("created_at"))),
+            ("approve by", time_text(request.get("approval_deadline")) if pending else ""),
+            ("decided", time_text(request.get("decided_at"))),
+            ("starts", time_text(request.get("starts_at"))),
+            ("expires", time_text(request.get("expires_at"))),
             ("extends", str(request.get("extends") or "")),
             ("extension", f"{person_of(request)} {change}" if change else ""),
             ("approvals", f"{approvals_count(request)}" + (f": {approvals}" if approvals else "")),

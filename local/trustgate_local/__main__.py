@@ -59,7 +59,7 @@ TrustGate is running locally.
   AWS (moto)   {local.aws_endpoint}
   Organization {org.organization_id}: management account {org.management_account}, member account {", ".join(org.member_accounts)}
   Managed role {org.role_arn}
-               (the vendor's default trust: anyone in the organization)
+               (the vendor's default trust: anyone in the organization, so take it to just-in-time first)
 
 Profiles ({_shown(local.profiles.config)}, {_shown(local.profiles.credentials)}):
 {people}
@@ -67,7 +67,10 @@ Profiles ({_shown(local.profiles.config)}, {_shown(local.profiles.credentials)})
 Use them from another terminal:
   {exports}
 
-First command to try (alice asks for an hour):
+First command to try (carol takes the role to just-in-time, so that a grant is the only way in):
+  trustgate --profile admin policy set PumpCustomerAccess --mode none --adopt PumpOrganizationAccess
+
+Then alice asks for an hour:
   trustgate --profile requester request PumpCustomerAccess --duration 1h --reason "rotate the CloudTrail bucket"
 
 Then bob approves (or opens his approval link, printed below, in a browser), carol looks, time passes:

@@ -142,6 +142,12 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass  # `say` prints one line per call instead, with the caller and without approval tokens
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The `Date` header on the stack's clock, which `/_local/advance` moves (the CLI tells time by it)."""
+        if timestamp is None and self.server.app is not None:
+            timestamp = self.server.app.clock.now().timestamp()
+        return super().date_time_string(timestamp)
+
     def _handle(self) -> None:
         app = self.server.app
         request_id = str(uuid.uuid4())

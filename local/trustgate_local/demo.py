@@ -1,9 +1,11 @@
 """`python -m trustgate_local.demo` (`make demo`): the whole workflow, narrated, against a fresh local stack.
 
-Only the `trustgate` CLI and a browser's two requests are used, as a person would: alice asks for
-PumpCustomerAccess for an hour, bob approves from the link in his notification, the trust policy
-names alice until her expiry, the clock moves past it, and alice is gone. Exits 1 at the first
-step that does not do what it should.
+Only the `trustgate` CLI and a browser's two requests are used, as a person would: carol first takes
+PumpCustomerAccess to just-in-time (the vendor's open statement goes, so a grant is the only way in),
+alice asks for it for an hour, bob approves from the link in his notification, the trust policy names
+alice until her expiry, the clock moves past it, alice is gone, and mallory, outside the organization,
+cannot even call the API. What the stack ran is told in words, never as raw log lines. Exits 1 at the
+first step that does not do what it should.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from trustgate_local.seed import ROLE_NAME, SHARED_MAILBOX
 from trustgate_local.server import LocalStack
 
 CLI_TIMEOUT = 60.0
+VENDOR_STATEMENT = "PumpOrganizationAccess"  # the vendor's open statement (seed.vendor_trust_policy)
 WAIT_TIMEOUT = 30.0
 
 
@@ -107,6 +110,17 @@ class Demo:
             raise DemoFailed(f"`trustgate {shlex.join(args)}` exited {done.returncode}: {done.stderr.strip()}")
         return done.stdout
 
+    def trustgate_refused(self, exit_code: int, *args: str) -> str:
+        """Run a CLI command that must be refused with `exit_code`; print it as a shell would show it."""
+        self.out(f"$ trustgate {shlex.join(args)}; echo $?")
+        done = subprocess.run(  # noqa: S603 - our own CLI, arguments from this file
+            [*self.cli, *args], env=self.env, capture_output=True, text=True, timeout=CLI_TIMEOUT, check=False
+        )
+        self.out(_indent(f"{done.stderr.strip()}\n{done.returncode}"))
+        if done.returncode != exit_code:
+            raise DemoFailed(f"`trustgate {shlex.join(args)}` should exit {exit_code}, not {done.returncode}")
+        return done.stderr
+
     def trustgate_json(self, *args: str, show: bool = False) -> Any:
         output = self.trustgate("--output", "json", *args, show=False)
         if show:
@@ -139,9 +153,20 @@ class Demo:
             f"Today the vendor's role trusts anyone in organization {self.org.organization_id} (carol, the admin, looks)",
         )
         self.trustgate("--profile", "admin", "role", ROLE_NAME)
-        before = self.trust_policy()
+        vendor = self.trust_policy()
 
-        self.step(2, "alice asks for PumpCustomerAccess for one hour")
+        self.step(
+            2,
+            "carol takes the role to just-in-time first, so that a grant is the only way in "
+            "(a deployment can start so: InitialStandingAccess=none)",
+        )
+        self.trustgate("--profile", "admin", "policy", "set", ROLE_NAME, "--mode", "none", "--adopt", VENDOR_STATEMENT)
+        before = self.trust_policy()
+        if any(s.get("Sid") == VENDOR_STATEMENT for s in before.get("Statement", [])) or before == vendor:
+            raise DemoFailed(f"the vendor's open statement {VENDOR_STATEMENT} is still in the trust policy")
+        self.out(_indent("Nobody may assume the role now: only a grant will name someone."))
+
+        self.step(3, "alice asks for PumpCustomerAccess for one hour")
         request = self.trustgate_json(
             "--profile",
             "requester",
@@ -158,7 +183,7 @@ class Demo:
         if request["status"] != "pending":
             raise DemoFailed(f"a new request should wait for approval, but it is {request['status']}")
 
-        self.step(3, "bob gets a notification with his own approval link; the team mailbox gets a copy without it")
+        self.step(4, "bob gets a notification with his own approval link; the team mailbox gets a copy without it")
         notification = self.wait_for(
             "bob's approval notification",
             lambda: next(
@@ -197,10 +222,10 @@ class Demo:
             raise DemoFailed("the shared mailbox received an approval link")
         self.out(_indent(f"Delivered to: {team['subscriber']} (shared): the request, no link"))
 
-        self.step(4, "bob opens the link (GET only shows the page) and clicks Approve (POST)")
+        self.step(5, "bob opens the link (GET only shows the page) and clicks Approve (POST)")
         self.approve_in_browser(notification["link"])
 
-        self.step(5, "the approval flow grants access: alice's request becomes active")
+        self.step(6, "the approval flow grants access: alice's request becomes active")
         active = self.wait_for(
             "the request to become active",
             lambda: (
@@ -209,7 +234,7 @@ class Demo:
         )
         self.trustgate("--profile", "requester", "status", request_id)
 
-        self.step(6, "the trust policy now names alice, until her expiry (carol looks again)")
+        self.step(7, "the trust policy now names alice, until her expiry (carol looks again)")
         # The grant is recorded `active` a moment before the trust policy is written: wait for the write.
         self.wait_for("alice in the trust policy", lambda: _statement_for(self.trust_policy(), alice.arn))
         self.trustgate("--profile", "admin", "role", ROLE_NAME)
@@ -223,14 +248,15 @@ class Demo:
             raise DemoFailed(f"alice's statement should end at {active['expires_at']} (DateLessThan), not {expiry}")
         self.out(_indent(f"alice may assume the role until {expiry}: IAM itself refuses her after that."))
 
-        self.step(7, "time passes: the local clock moves 61 minutes, and what became due runs")
+        self.step(8, "time passes: the local clock moves 61 minutes, and what became due runs")
         self.out(f'$ curl -X POST {self.local.endpoint}/_local/advance -d \'{{"by": "PT61M"}}\'')
         advanced = self.local_api("POST", "/_local/advance", {"by": "PT61M"})
         for run in advanced["ran"]:
-            outcome = run["error"] or json.dumps(run["result"])
-            self.out(_indent(f"{run['kind']} {run['name']} -> {run['function']}: {outcome}"))
+            self.out(_indent(_what_ran(run)))
+            if run["error"]:
+                raise DemoFailed(f"{run['function']} failed when the clock moved: {run['error']}")
 
-        self.step(8, "alice's grant has expired and she is gone from the trust policy")
+        self.step(9, "alice's grant has expired and she is gone from the trust policy")
         self.trustgate("--profile", "requester", "status", request_id)
         status = self.trustgate_json("--profile", "requester", "status", request_id)["status"]
         if status != "expired":
@@ -242,7 +268,15 @@ class Demo:
         if after != before:
             raise DemoFailed("the trust policy did not return to what it was before the grant")
 
-        self.out("\nDemo complete: asked, approved from a link, granted with an expiry, and removed on time.")
+        self.step(10, "mallory, outside the organization, cannot even call the API (its resource policy)")
+        refusal = self.trustgate_refused(3, "--profile", "outsider", "list")
+        if "forbidden" not in refusal:
+            raise DemoFailed(f"mallory should be refused as forbidden, not: {refusal.strip()}")
+
+        self.out(
+            "\nDemo complete: just-in-time first, asked, approved from a link, granted with an expiry, removed on "
+            "time, and the outsider refused."
+        )
 
     def approve_in_browser(self, link: str) -> None:
         """What bob's browser does: GET the page (which never decides), then POST its form with Approve."""
@@ -270,6 +304,25 @@ class Demo:
             answer = _FormReader()
             answer.feed(result.read().decode())
         self.out(_indent(f"page: {answer.title!r}"))
+
+
+def _what_ran(run: dict[str, Any]) -> str:
+    """One line, in words, for a schedule or rule the clock ran (never the raw result)."""
+    result = run["result"] if isinstance(run.get("result"), dict) else {}
+    if run["error"]:
+        return f"{run['function']} ({run['name']}) failed: {run['error']}"
+    if "reminded" in result:
+        told = "told" if result["reminded"] else "not told (nothing to remind)"
+        return f"reminder: the requester of {result.get('request_id')} was {told} that their access ends soon"
+    if result.get("status") == "expired":
+        return f"expiry: {result.get('request_id')} ended, and its principal was taken out of the trust policy"
+    if "roles" in result:
+        roles, failures = result["roles"], result.get("failures", [])
+        changed = sum(1 for role in roles if role.get("changed"))
+        return (
+            f"reconcile (every 5 minutes): {len(roles)} role(s) checked, {changed} repaired, {len(failures)} failure(s)"
+        )
+    return f"{run['kind']} {run['name']} ran {run['function']}"
 
 
 def _statement_for(policy: dict[str, Any], principal: str) -> dict[str, Any] | None:

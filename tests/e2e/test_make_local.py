@@ -61,19 +61,27 @@ def test_banner_first_command_works_and_ctrl_c_frees_the_ports(tmp_path: Path) -
         lines = banner.splitlines()
         exports = next(line.strip() for line in lines if line.strip().startswith("export "))
         first = lines[next(i for i, line in enumerate(lines) if line.startswith("First command to try")) + 1].strip()
+        then = lines[next(i for i, line in enumerate(lines) if line.startswith("Then alice asks")) + 1].strip()
         assert f"TRUSTGATE_ENDPOINT=http://127.0.0.1:{port}" in exports
-        assert first.startswith("trustgate --profile requester request PumpCustomerAccess")
+        # The role goes to just-in-time first, so that alice's grant means something.
+        assert (
+            first
+            == "trustgate --profile admin policy set PumpCustomerAccess --mode none --adopt PumpOrganizationAccess"
+        )
+        assert then.startswith("trustgate --profile requester request PumpCustomerAccess")
 
-        # WHEN someone pastes the two lines into a shell
+        # WHEN someone pastes the lines into a shell
         shell = subprocess.run(
-            ["bash", "-c", f"{exports} && {first} --output json"],
+            ["bash", "-c", f"{exports} && {first} && {then} --output json"],
             env={k: v for k, v in environment.items() if not k.startswith("TRUSTGATE_")},
             capture_output=True,
             text=True,
             timeout=60,
             check=False,
         )
-        assert shell.returncode == 0, f"{shlex.quote(first)} failed: {shell.stderr}"
+        assert shell.returncode == 0, f"{shlex.quote(first)} && {shlex.quote(then)} failed: {shell.stderr}"
+        assert "updated the rules of PumpCustomerAccess" in shell.stdout
+        assert '-      "Sid": "PumpOrganizationAccess",' in shell.stdout
         assert '"status": "pending"' in shell.stdout
 
         # THEN Ctrl-C stops it cleanly

@@ -58,6 +58,7 @@ FOR_REQUESTER = [
     "POST /requests/{request_id}/cancel",
     "POST /requests/{request_id}/extend",
     "POST /requests/{request_id}/revoke",
+    "GET /requestable-roles",
 ]
 FOR_APPROVER = [
     "GET /approvals",

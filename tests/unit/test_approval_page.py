@@ -14,8 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trustgate import approval_page, messages
+from trustgate import approval_page, messages, rules
 from trustgate.approval_links import LinkGrant, csrf_for, csrf_matches
+from trustgate.errors import AlreadyDecidedError
+from trustgate.identity import CallerPolicy, caller_for_arn
 from trustgate.models import AccessRequest, Approval, RequestStatus
 
 pytestmark = pytest.mark.unit
@@ -319,3 +321,107 @@ def test_other_approvers_learn_how_the_request_was_closed(changes: dict[str, obj
 def test_a_session_principal_is_shown_by_its_session_name() -> None:
     arn = "arn:aws:sts::222222222222:assumed-role/AWSReservedSSO_Admin_abc/jane@example.com"
     assert messages.short_principal(arn) == "jane@example.com (AWSReservedSSO_Admin_abc, 222222222222)"
+
+
+# -- wording (issue 12, section 7) ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "subject_end", "body_phrase"),
+    [
+        (RequestStatus.TIMED_OUT, "request for PumpCustomerAccess timed out", "already timed out."),
+        (RequestStatus.FAILED, "request for PumpCustomerAccess failed", "already failed."),
+        (RequestStatus.CANCELLED, "request for PumpCustomerAccess was cancelled", "was already cancelled."),
+        (RequestStatus.DENIED, "request for PumpCustomerAccess was denied", "was already denied"),
+    ],
+)
+def test_a_closed_request_reads_timed_out_never_was_timed_out(
+    status: RequestStatus, subject_end: str, body_phrase: str
+) -> None:
+    message = messages.already_decided(a_request(status=status), "arn:aws:iam::222222222222:user/dave")
+
+    assert message.subject.endswith(subject_end)
+    assert body_phrase in message.text
+    assert "was timed out" not in message.text + message.subject
+    assert "was already timed out" not in message.text
+    assert "was failed" not in message.text + message.subject
+
+
+def test_deciding_a_timed_out_request_is_refused_in_plain_words() -> None:
+    caller = caller_for_arn(BOB, CallerPolicy("aws", frozenset(), frozenset()))
+
+    with pytest.raises(AlreadyDecidedError) as refused:
+        rules.check_decidable(a_request(status=RequestStatus.TIMED_OUT), caller, NOW)
+
+    assert refused.value.message == "request 01JREQUEST already timed out; nothing more is needed from you"
+
+
+@pytest.mark.parametrize(
+    ("changes", "tone", "label"),
+    [
+        ({"status": RequestStatus.DENIED}, "bad", "Denied"),
+        ({"status": RequestStatus.FAILED}, "bad", "Failed"),
+        ({"status": RequestStatus.ACTIVE, "decided_at": NOW}, "ok", "Access granted"),
+        ({"decided_at": NOW}, "ok", "Approved"),
+        ({}, "warn", "Waiting for approval"),
+        ({"status": RequestStatus.TIMED_OUT}, "", "Timed out"),
+        ({"status": RequestStatus.CANCELLED}, "", "Cancelled"),
+    ],
+)
+def test_the_badge_of_a_problem_page_is_coloured_as_the_request_status(
+    changes: dict[str, object], tone: str, label: str
+) -> None:
+    page = approval_page.problem_page(409, "already_decided", "the reason", a_request(**changes), NOW)
+
+    assert f'<span class="badge {tone}">{label}</span>' in page.html
+
+
+# Each code with the message its error really carries (errors raised in link_decisions, rules and decide).
+REFUSALS = [
+    (409, "link_used", "this approval link was already used; nothing was changed"),
+    (409, "already_decided", "request 01JREQUEST was already denied; nothing more is needed from you"),
+    (403, "csrf_failed", "the form was not sent from the approval page this link opens; nothing was changed"),
+    (403, "cross_site", "this form was sent from another site; nothing was changed"),
+    (409, "request_nonconforming", "request 01JREQUEST no longer conforms … Nothing was changed; deny it"),
+    (403, "link_expired", "this approval link has expired with the request's approval window"),
+    (429, "decision_busy", "your approve of request 01JREQUEST was not recorded …; nothing was changed. In a few"),
+]
+
+
+@pytest.mark.parametrize(("status", "code", "message"), REFUSALS)
+def test_a_problem_page_says_nothing_was_changed_at_most_once(status: int, code: str, message: str) -> None:
+    denied = a_request(status=RequestStatus.DENIED, approvals=[Approval(approver_arn=BOB, decision="deny", at=NOW)])
+    for request in (None, a_request(), denied):
+        page = approval_page.problem_page(status, code, message, request, NOW)
+
+        assert page.html.lower().count("nothing was changed") <= 1, (code, request)
+        if code in ("link_used", "already_decided", "csrf_failed", "cross_site", "request_nonconforming"):
+            assert page.html.lower().count("nothing was changed") == 1, code
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        (
+            {"status": RequestStatus.DENIED, "approvals": [Approval(approver_arn=BOB, decision="deny", at=NOW)]},
+            "bob (IAM user, 222222222222) denied it at 2026-11-26 10:00 UTC.",
+        ),
+        (
+            {
+                "status": RequestStatus.ACTIVE,
+                "decided_at": NOW + timedelta(minutes=5),
+                "approvals": [Approval(approver_arn=BOB, decision="approve", at=NOW + timedelta(minutes=5))],
+            },
+            "bob (IAM user, 222222222222) approved it at 2026-11-26 10:05 UTC.",
+        ),
+        (
+            {"status": RequestStatus.ACTIVE, "decided_at": NOW, "auto_approved": True},
+            "An auto-approve rule of the role approved it at 2026-11-26 10:00 UTC.",
+        ),
+        ({"status": RequestStatus.TIMED_OUT}, "Nobody decided it in time: it timed out at 2026-11-26 12:00 UTC."),
+        ({"status": RequestStatus.CANCELLED, "decided_at": NOW}, "The requester cancelled it at 2026-11-26 10:00 UTC."),
+        ({}, None),
+    ],
+)
+def test_how_a_request_ended_names_who_decided_it_and_when(changes: dict[str, object], said: str | None) -> None:
+    assert approval_page.decided_by(a_request(**changes)) == said

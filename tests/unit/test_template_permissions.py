@@ -4,6 +4,7 @@ that the real flows stay within these grants."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -153,10 +154,34 @@ def test_each_function_writes_only_its_own_kinds_of_items(
 def test_only_the_api_creates_requests_or_changes_role_policies(document: dict[str, Any]) -> None:
     for function in FUNCTIONS:
         creates = grants_on(document, function, "dynamodb:PutItem") & {"REQUEST#*", "ROLE#*", "OPEN#*"}
-        assert bool(creates) is (function == "ApiFunction"), function
+        # The reconciler saves a role's first policy, and only in a deployment with InitialStandingAccess=none.
+        expected = {"ApiFunction": {"REQUEST#*", "ROLE#*", "OPEN#*"}, "ReconcileFunction": {"ROLE#*"}}
+        assert creates == expected.get(function, set()), function
         # The sync path only notes on a role policy that it no longer renders (Store.mark_policy_unrenderable).
         notes = "ROLE#*" in grants_on(document, function, "dynamodb:UpdateItem")
         assert notes is (function in SYNC_FUNCTIONS), function
+
+
+def test_the_reconciler_may_save_a_first_role_policy_only_when_deployed_just_in_time(document: dict[str, Any]) -> None:
+    policies = document["Resources"]["ReconcileFunction"]["Properties"]["Policies"]
+    inline = [s for p in policies if isinstance(p, dict) and "Statement" in p for s in p["Statement"]]
+    writes = [s for s in inline if "ROLE#*" in json.dumps(s) and "PutItem" in json.dumps(s)]
+    assert writes == [
+        {
+            "Fn::If": [
+                "StartsJustInTime",
+                {
+                    "Sid": "InitialRolePolicies",
+                    "Effect": "Allow",
+                    "Action": "dynamodb:PutItem",
+                    "Resource": {"Fn::GetAtt": ["Table", "Arn"]},
+                    "Condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["ROLE#*"]}},
+                },
+                {"Ref": "AWS::NoValue"},
+            ]
+        }
+    ]
+    assert document["Conditions"]["StartsJustInTime"] == {"Fn::Equals": [{"Ref": "InitialStandingAccess"}, "none"]}
 
 
 def test_the_editor_role_trusts_only_trustgates_sync_roles(document: dict[str, Any]) -> None:

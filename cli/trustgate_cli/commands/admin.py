@@ -1,9 +1,9 @@
-"""Admin commands: roles, role, audit, sync."""
+"""Admin commands: role, audit, sync (and `roles --managed`, with the requester's `roles`)."""
 
 from __future__ import annotations
 
 import argparse
-from datetime import UTC, datetime
+from datetime import datetime
 
 from trustgate_cli.client import api_path
 from trustgate_cli.commands.base import (
@@ -14,12 +14,11 @@ from trustgate_cli.commands.base import (
     positive_int,
     print_list,
 )
-from trustgate_cli.durations import DurationError, parse_duration
+from trustgate_cli.durations import DurationError, to_iso8601
 from trustgate_cli.errors import ExitCode
 from trustgate_cli.render import (
     AUDIT_COLUMNS,
     REQUEST_COLUMNS,
-    ROLE_COLUMNS,
     capacity_of,
     json_text,
     key_values,
@@ -28,42 +27,54 @@ from trustgate_cli.render import (
 
 
 def register(commands: CommandAdder) -> None:
-    """Add the admin commands."""
-    commands.add("roles", run_roles, "list the managed roles")
-
-    parser = commands.add("role", run_role, "show a role: mode, live trust policy, capacity, active grants")
+    """Add the admin commands (`roles --managed` is with the requester's `roles`)."""
+    parser = commands.add(
+        "role",
+        run_role,
+        "show a role: mode, live trust policy, capacity, active grants",
+        examples=["role PumpCustomerAccess"],
+    )
     parser.add_argument("role", metavar="ROLE", help="role name or ARN")
 
-    parser = commands.add("audit", run_audit, "show the audit log")
+    parser = commands.add(
+        "audit",
+        run_audit,
+        "show the audit log",
+        examples=["audit --role PumpCustomerAccess --since 1h", "audit --since 2026-11-26T00:00:00Z --limit 100"],
+    )
     parser.add_argument("--role", metavar="ROLE", help="role name or ARN")
-    parser.add_argument("--since", type=time_arg, metavar="T", help="RFC 3339 time, or an age like 24h or 7d")
+    parser.add_argument(
+        "--since", type=time_arg, metavar="T", help="RFC 3339 time, or an age like 1h or 7d (on TrustGate's clock)"
+    )
     parser.add_argument("--until", type=time_arg, metavar="T", help="RFC 3339 time, or an age like 1h")
     parser.add_argument("--actor", metavar="ARN", help="only events by this principal")
     parser.add_argument("--limit", type=positive_int, metavar="N", help="show at most N events")
 
-    parser = commands.add("sync", run_sync, "re-render the role's trust policy from its grants now")
+    parser = commands.add(
+        "sync",
+        run_sync,
+        "re-render the role's trust policy from its grants now",
+        examples=["sync PumpCustomerAccess"],
+    )
     parser.add_argument("role", metavar="ROLE", help="role name or ARN")
 
 
 def time_arg(text: str) -> str:
-    """argparse type: an RFC 3339 time as given, or an age (`24h`, `7d`) turned into the RFC 3339 time that long ago."""
+    """argparse type: an RFC 3339 time as given, or an age (`24h`, `7d`) as ISO 8601 (`PT24H`, `P7D`).
+
+    An age is sent as it is, and TrustGate counts it back from its own clock: `--since 1h` means the last hour
+    of the stack's time, also after the local stack's clock was moved on (`/_local/advance`).
+    """
     try:
-        age = parse_duration(text)
+        return to_iso8601(text)
     except DurationError:
         try:
             datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"{text!r} is not an RFC 3339 time (2026-11-26T10:00:00Z) or an age (24h, 7d)"
+                f"{text!r} is not an RFC 3339 time (2026-11-26T10:00:00Z) or an age (1h, 24h, 7d)"
             ) from None
         return text
-    return (datetime.now(UTC) - age).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def run_roles(args: argparse.Namespace, ctx: Context) -> int:
-    """GET /roles."""
-    document = as_object(ctx.client.get("/roles"), "the roles")
-    return print_list(ctx, document.get("items") or [], ROLE_COLUMNS, "no managed roles", document=document)
 
 
 def run_role(args: argparse.Namespace, ctx: Context) -> int:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import shutil
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any, TextIO
 
 from trustgate_cli.client import ApiClient
@@ -25,6 +28,7 @@ class Context:
     profile: str | None
     make_client: Callable[[], ApiClient]
     _client: ApiClient | None = field(default=None, init=False)
+    wrote_output: bool = field(default=False, init=False)  # stdout holds the command's answer already
 
     @property
     def client(self) -> ApiClient:
@@ -32,6 +36,12 @@ class Context:
         if self._client is None:
             self._client = self.make_client()
         return self._client
+
+    def now(self) -> datetime:
+        """TrustGate's time now (its answers' `Date`), so "expires in 52 min" is right even when the local
+        stack's clock was moved; this machine's clock before any answer."""
+        server_now = self._client.now() if self._client is not None else None
+        return server_now or datetime.now(timezone.utc)
 
     @property
     def json(self) -> bool:
@@ -41,6 +51,7 @@ class Context:
     def print(self, text: str = "") -> None:
         """Write a line to stdout."""
         self.out.write(text + "\n")
+        self.wrote_output = True
 
     def print_json(self, document: Any) -> None:
         """Write the API's document to stdout as JSON."""
@@ -58,27 +69,55 @@ class CommandAdder:
     """Adds sub-commands to a sub-parser group, each with the global options and its handler attached."""
 
     def __init__(
-        self, subparsers: argparse._SubParsersAction[argparse.ArgumentParser], parents: list[argparse.ArgumentParser]
+        self,
+        subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+        parents: list[argparse.ArgumentParser],
+        prefix: str = "",
     ):
         self._subparsers = subparsers
         self._parents = parents
+        self._prefix = prefix  # `policy ` for the commands of a group
 
-    def add(self, name: str, handler: Handler, help_text: str, epilog: str | None = None) -> argparse.ArgumentParser:
-        """A sub-command `name` run by `handler`; returns its parser for the command's own arguments."""
+    def add(
+        self, name: str, handler: Handler, help_text: str, *, examples: Sequence[str], epilog: str | None = None
+    ) -> argparse.ArgumentParser:
+        """A sub-command `name` run by `handler`, its `--help` ending with `examples` (command lines without the
+        leading `trustgate`); returns its parser for the command's own arguments."""
+        command = f"{self._prefix}{name}"
         parser = self._subparsers.add_parser(
             name,
             help=help_text,
             description=help_text,
-            epilog=epilog,
+            epilog=_epilog(epilog, examples, command),
             parents=self._parents,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        parser.set_defaults(handler=handler)
+        parser.set_defaults(handler=handler, command_name=command)
         return parser
 
-    def group(self, name: str, help_text: str) -> CommandAdder:
+    def group(self, name: str, help_text: str, *, examples: Sequence[str]) -> CommandAdder:
         """A command with sub-commands of its own, e.g. `policy show|set`."""
-        parser = self._subparsers.add_parser(name, help=help_text, description=help_text)
-        return CommandAdder(parser.add_subparsers(title="commands", metavar="COMMAND", required=True), self._parents)
+        parser = self._subparsers.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=_epilog(None, examples, name),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        parser.set_defaults(command_name=name)
+        subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+        return CommandAdder(subparsers, self._parents, prefix=f"{self._prefix}{name} ")
+
+
+def _epilog(text: str | None, examples: Sequence[str], command: str) -> str:
+    """A command's epilog: its explanation wrapped to the terminal, then its examples as typed."""
+    if not examples:
+        raise ValueError(f"'trustgate {command} --help' needs an example")
+    width = min(shutil.get_terminal_size().columns, 100) - 2
+    lines = [textwrap.fill(text, width), ""] if text else []
+    lines.append("example:" if len(examples) == 1 else "examples:")
+    lines += [f"  trustgate {example}" for example in examples]
+    return "\n".join(lines)
 
 
 def as_object(document: Any, what: str) -> JsonObject:
@@ -129,7 +168,7 @@ def print_list(
 
 
 def duration_arg(text: str) -> str:
-    """argparse type: a duration (`1h`, `30m`, `90`, `PT1H`) as ISO 8601."""
+    """argparse type: a duration (`2 hours`, `1h30m`, `90`, `PT1H`) as ISO 8601."""
     try:
         return to_iso8601(text)
     except DurationError as error:

@@ -101,9 +101,15 @@ POLICY_FLAGS: tuple[PolicyFlag, ...] = (
 
 def register(commands: CommandAdder) -> None:
     """Add `policy show` and `policy set`."""
-    policy = commands.group("policy", "show or change a role's access rules")
+    policy = commands.group(
+        "policy",
+        "show or change a role's access rules",
+        examples=["policy show PumpCustomerAccess", "policy set PumpCustomerAccess --max-duration 2h --dry-run"],
+    )
 
-    parser = policy.add("show", run_show, "show a role's access rules (RolePolicy)")
+    parser = policy.add(
+        "show", run_show, "show a role's access rules (RolePolicy)", examples=["policy show PumpCustomerAccess"]
+    )
     parser.add_argument("role", metavar="ROLE", help="role name or ARN")
 
     parser = policy.add(
@@ -114,6 +120,10 @@ def register(commands: CommandAdder) -> None:
         "removes a field, so the deploy ceiling's default applies), then each option replaces its field. "
         "The change is sent with If-Match: if someone changed the rules since they were read, nothing is "
         "changed (exit 5, precondition_failed) and you run the command again.",
+        examples=[
+            "policy set PumpCustomerAccess --dry-run --mode none --adopt PumpOrganizationAccess --require-mfa",
+            "policy set PumpCustomerAccess --file policy.json",
+        ],
     )
     parser.add_argument("role", metavar="ROLE", help="role name or ARN")
     parser.add_argument("--file", metavar="FILE", help="RolePolicy JSON to apply ('-' reads stdin)")

@@ -1,8 +1,9 @@
-"""Requester commands: request, status, list, cancel, revoke, extend, switch-url."""
+"""Requester commands: roles, request, status, list, cancel, revoke, extend, switch-url."""
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import shlex
 import time
 from typing import Any
@@ -27,6 +28,7 @@ from trustgate_cli.commands.base import (
     positive_int,
     print_list,
 )
+from trustgate_cli.durations import DURATION_FORMS, duration_in_words
 from trustgate_cli.errors import (
     ApiError,
     CliError,
@@ -38,7 +40,16 @@ from trustgate_cli.errors import (
     WaitTimedOutError,
 )
 from trustgate_cli.progress import Progress
-from trustgate_cli.render import REQUEST_COLUMNS, approvals_count, key_values, request_details, way_in_lines
+from trustgate_cli.render import (
+    REQUEST_COLUMNS,
+    REQUESTABLE_COLUMNS,
+    ROLE_COLUMNS,
+    approvals_count,
+    key_values,
+    request_details,
+    time_text,
+    way_in_lines,
+)
 
 STATUSES = ("pending", "active", "expired", "revoked", "denied", "cancelled", "timed_out", "failed")
 POLL_INTERVAL_SECONDS = 1.0
@@ -56,8 +67,26 @@ _ENDED_PHRASES = {
 
 def register(commands: CommandAdder) -> None:
     """Add the requester commands."""
-    parser = commands.add("request", run_request, "ask for time-boxed access to a role")
-    parser.add_argument("role", metavar="ROLE", help="role name or ARN")
+    parser = commands.add(
+        "roles",
+        run_roles,
+        "list the roles you may request: each one's longest duration and whether it needs approval",
+        examples=["roles", "roles --output json", "roles --managed   # admins: the roles you administer"],
+    )
+    parser.add_argument(
+        "--managed", action="store_true", help="admins: the roles you administer, with mode and capacity"
+    )
+
+    parser = commands.add(
+        "request",
+        run_request,
+        "ask for time-boxed access to a role",
+        examples=[
+            'request PumpCustomerAccess --duration "2 hours" --reason "rotate the CloudTrail bucket key"',
+            'request pumpcustomeraccess --duration 30m --reason "read the audit logs" --ticket CHG-1234 --wait',
+        ],
+    )
+    parser.add_argument("role", metavar="ROLE", help="role name (any case) or ARN; 'trustgate roles' lists them")
     _add_duration_and_reason(parser, duration_required=False)
     parser.add_argument("--ticket", help="change or incident ticket, if the role asks for one")
     parser.add_argument(
@@ -65,16 +94,28 @@ def register(commands: CommandAdder) -> None:
     )
     _add_wait(parser)
 
-    parser = commands.add("status", run_status, "show one request, or all of yours without ID")
+    parser = commands.add(
+        "status",
+        run_status,
+        "show one request, or all of yours without ID",
+        examples=["status", "status 01JD7X4T9Q8W2N5R6S3V1Y0Z9A"],
+    )
     parser.add_argument("id", metavar="ID", nargs="?", help="request id")
 
-    parser = commands.add("list", run_list, "list requests")
+    parser = commands.add(
+        "list",
+        run_list,
+        "list requests",
+        examples=["list --mine --status pending", "list --role PumpCustomerAccess --limit 20"],
+    )
     parser.add_argument("--status", choices=STATUSES)
     parser.add_argument("--role", metavar="ROLE", help="role name or ARN")
     parser.add_argument("--mine", action="store_true", help="only requests you made")
     parser.add_argument("--limit", type=positive_int, metavar="N", help="show at most N requests")
 
-    parser = commands.add("cancel", run_cancel, "cancel your pending request")
+    parser = commands.add(
+        "cancel", run_cancel, "cancel your pending request", examples=["cancel 01JD7X4T9Q8W2N5R6S3V1Y0Z9A"]
+    )
     parser.add_argument("id", metavar="ID")
 
     parser = commands.add(
@@ -84,6 +125,10 @@ def register(commands: CommandAdder) -> None:
         epilog="'trustgate revoke ID' ends the active grant ID, with the rest of its holder's access to the role. "
         "'trustgate revoke --role ROLE --principal ARN_OR_PERSON' (admins of the role) ends every grant that "
         "person holds on the role and cancels their pending requests, then prints exactly what changed.",
+        examples=[
+            'revoke 01JD7X4T9Q8W2N5R6S3V1Y0Z9A --reason "done early"',
+            'revoke --role PumpCustomerAccess --principal iam:222222222222:alice --reason "left the team"',
+        ],
     )
     parser.add_argument("id", metavar="ID", nargs="?", help="id of the active request to revoke")
     parser.add_argument("--role", metavar="ROLE", help="with --principal: the role, by name or ARN")
@@ -95,12 +140,22 @@ def register(commands: CommandAdder) -> None:
     )
     parser.add_argument("--reason", help="why, for the audit log and the person's notification")
 
-    parser = commands.add("extend", run_extend, "ask for more time on an active grant (a new linked request)")
+    parser = commands.add(
+        "extend",
+        run_extend,
+        "ask for more time on an active grant (a new linked request)",
+        examples=['extend 01JD7X4T9Q8W2N5R6S3V1Y0Z9A --duration "30 min" --reason "the rotation takes longer"'],
+    )
     parser.add_argument("id", metavar="ID", help="id of the active request to extend")
     _add_duration_and_reason(parser, duration_required=True)
     _add_wait(parser)
 
-    parser = commands.add("switch-url", run_switch_url, "print the console Switch Role link for a role")
+    parser = commands.add(
+        "switch-url",
+        run_switch_url,
+        "print the console Switch Role link for a role",
+        examples=["switch-url PumpCustomerAccess", "switch-url arn:aws:iam::111122223333:role/PumpCustomerAccess"],
+    )
     parser.add_argument("role", metavar="ROLE_ARN_OR_NAME")
     parser.add_argument("--account", metavar="ID", help="account id, for a bare role name")
     parser.add_argument("--display-name", metavar="NAME", help="label the console shows (default: role name)")
@@ -111,8 +166,7 @@ def _add_duration_and_reason(parser: argparse.ArgumentParser, *, duration_requir
         "--duration",
         required=duration_required,
         type=duration_arg,
-        help="1h, 30m, 1h30m, 90 (minutes) or ISO 8601 (PT1H)"
-        + ("" if duration_required else "; default: the role's default_duration"),
+        help=DURATION_FORMS + ("" if duration_required else "; default: the role's default duration"),
     )
     parser.add_argument(
         "--reason", "--justification", dest="justification", metavar="TEXT", required=True, help="why you need access"
@@ -128,6 +182,25 @@ def _add_wait(parser: argparse.ArgumentParser) -> None:
         help="with --wait: give up after SECONDS (exit 8); default: "
         "until the request is decided or its approval window ends",
     )
+
+
+def run_roles(args: argparse.Namespace, ctx: Context) -> int:
+    """GET /requestable-roles: what the caller may request; with --managed, GET /roles (admins)."""
+    if args.managed:
+        document = as_object(ctx.client.get("/roles"), "the roles")
+        return print_list(ctx, document.get("items") or [], ROLE_COLUMNS, "no managed roles", document=document)
+    document = as_object(ctx.client.get("/requestable-roles"), "the roles you may request")
+    items = [item for item in document.get("items") or [] if isinstance(item, dict)]
+    empty = (
+        "you may not request any role TrustGate manages; ask an admin of the role to add you to its "
+        "requester_accounts or requester_patterns"
+    )
+    code = print_list(ctx, items, REQUESTABLE_COLUMNS, empty, document=document)
+    if items and not ctx.json:
+        name = str(items[0].get("role_name") or role_name(str(items[0].get("role_arn", ""))))
+        who = f" as {document['person']}" if document.get("person") else ""
+        ctx.note(f'you may request these{who}; e.g. trustgate request {name} --duration "1 hour" --reason TEXT')
+    return code
 
 
 def run_request(args: argparse.Namespace, ctx: Context) -> int:
@@ -216,8 +289,8 @@ def revocation_details(result: JsonObject) -> str:
             ("revoked", f"{person} on {role_name(str(result.get('role_arn', '')))}"),
             ("person key", key if key != person else ""),
             ("grants ended", ", ".join(str(item.get("id", "")) for item in ended) or "none"),
-            ("had access until", str(result.get("was_until") or "") if ended else ""),
-            ("access ended at", ends[-1] if ends else ""),
+            ("had access until", time_text(result.get("was_until")) if ended else ""),
+            ("access ended at", time_text(ends[-1]) if ends else ""),
             ("cancelled", ", ".join(_cancelled(item) for item in cancelled) or "none"),
             ("reason", reason),
         ]
@@ -226,21 +299,22 @@ def revocation_details(result: JsonObject) -> str:
 
 def _cancelled(request: JsonObject) -> str:
     what = f"pending extension of {request['extends']}" if request.get("extends") else "pending request"
-    return f"{request.get('id', '')} ({what}, {request.get('duration', '?')})"
+    return f"{request.get('id', '')} ({what}, {duration_in_words(request.get('duration', '?'))})"
 
 
 def run_switch_url(args: argparse.Namespace, ctx: Context) -> int:
-    """Build the Switch Role link locally; a bare name needs --account or is looked up with GET /roles."""
+    """Build the Switch Role link; a bare name needs --account or is looked up (GET /requestable-roles)."""
     role = parse_role_arn(args.role)
+    server_url = None
     if role is None:
         if ":" in args.role:
             raise UsageError("bad_role", f"{args.role!r} is not a role ARN like arn:aws:iam::111122223333:role/Name")
-        role = (
-            RoleRef(account=check_account_id(args.account), path_name=args.role)
-            if args.account
-            else _find_managed_role(ctx, args.role)
-        )
-    url = switch_role_url(role, args.display_name)
+        if args.account:
+            role = RoleRef(account=check_account_id(args.account), path_name=args.role)
+        else:
+            role, server_url = _find_role(ctx, args.role)
+    # The server's link for the role, unless a display name of one's own is asked for (the links are the same).
+    url = server_url if server_url and not args.display_name else switch_role_url(role, args.display_name)
     if ctx.json:
         ctx.print_json({"url": url, "role_arn": role.arn, "account": role.account, "role_name": role.name})
     else:
@@ -248,26 +322,49 @@ def run_switch_url(args: argparse.Namespace, ctx: Context) -> int:
     return ExitCode.OK
 
 
-def _find_managed_role(ctx: Context, name: str) -> RoleRef:
-    """The one managed role called `name` (GET /roles)."""
+def _find_role(ctx: Context, name: str) -> tuple[RoleRef, str | None]:
+    """The role called `name` (any case, as IAM names go) among those the caller may request, else among those
+    they administer; with the server's Switch Role link when it gave one."""
+    candidates = _roles_for_lookup(ctx)
+    for exact in (True, False):
+        matches = [(ref, url) for ref, url in candidates if _same_name(name, ref, exact=exact)]
+        if len({ref.arn for ref, _ in matches}) > 1:
+            accounts = ", ".join(sorted({ref.account for ref, _ in matches}))
+            raise UsageError("ambiguous_role", f"roles named {name!r} exist in accounts {accounts}; pass --account")
+        if matches:
+            return matches[0]
+    names = sorted({ref.name for ref, _ in candidates})
+    close = difflib.get_close_matches(name.casefold(), [known.casefold() for known in names], n=1)
+    guess = next((f"did you mean {known}? " for known in names if close and known.casefold() == close[0]), "")
+    raise NotFoundError(
+        "not_found",
+        f"no role you may request or administer is named {name!r}; {guess}"
+        + (f"roles: {', '.join(names)}" if names else "you may request none")
+        + "; pass --account to build the link anyway",
+    )
+
+
+def _same_name(given: str, role: RoleRef, *, exact: bool) -> bool:
+    if exact:
+        return given in (role.name, role.path_name)
+    return given.casefold() in (role.name.casefold(), role.path_name.casefold())
+
+
+def _roles_for_lookup(ctx: Context) -> list[tuple[RoleRef, str | None]]:
+    """The roles the caller may request (with the server's link), then those they administer (GET /roles)."""
+    found: list[tuple[RoleRef, str | None]] = []
+    documents = [as_object(ctx.client.get("/requestable-roles"), "the roles you may request")]
     try:
-        roles = as_object(ctx.client.get("/roles"), "the roles")
+        documents.append(as_object(ctx.client.get("/roles"), "the roles"))
     except ApiError as error:
-        if error.status != 403:
+        if error.status != 403:  # 403: administers none, which is the usual case
             raise
-        # GET /roles is for admins; a requester can still build the link from the account id.
-        raise ApiError(error.status, error.code, f"{error.message}; pass --account to skip the lookup") from error
-    matches = [
-        ref
-        for item in roles.get("items") or []
-        if (ref := parse_role_arn(str(item.get("role_arn", "")))) is not None and name in (ref.name, ref.path_name)
-    ]
-    if not matches:
-        raise NotFoundError("not_found", f"no managed role is named {name!r}; see 'trustgate roles' or pass --account")
-    if len(matches) > 1:
-        accounts = ", ".join(ref.account for ref in matches)
-        raise UsageError("ambiguous_role", f"roles named {name!r} exist in accounts {accounts}; pass --account")
-    return matches[0]
+    for document in documents:
+        for item in document.get("items") or []:
+            ref = parse_role_arn(str(item.get("role_arn", ""))) if isinstance(item, dict) else None
+            if ref is not None and ref.arn not in {known.arn for known, _ in found}:
+                found.append((ref, str(item["switch_url"]) if item.get("switch_url") else None))
+    return found
 
 
 def _print_requests(ctx: Context, query: dict[str, Any], limit: int | None) -> int:
@@ -291,13 +388,18 @@ def _finish(ctx: Context, request: JsonObject, *, wait: bool, timeout: float | N
     status = request.get("status")
     if not wait:
         if status == "pending" and not ctx.json:
-            ctx.note(f"waiting for approval; check with: trustgate status {request.get('id')}")
+            request_id = request.get("id")
+            ctx.note(
+                f"waiting for approval; check with: trustgate status {request_id} (cancel: trustgate cancel {request_id})"
+            )
         return ExitCode.OK
     if status != "active":
         phrase = _ENDED_PHRASES.get(str(status), f"is {status}")
         reason = _ended_reason(request)
         raise RequestEndedError(
-            str(status), f"request {request.get('id')} {phrase}" + (f": {reason}" if reason else "")
+            str(status),
+            f"request {request.get('id')} {phrase}" + (f": {reason}" if reason else ""),
+            f"trustgate status {request.get('id')}",
         )
     return ExitCode.OK
 
@@ -355,7 +457,7 @@ def _show_request(ctx: Context, request: JsonObject, *, instructions: bool = Tru
     if ctx.json:
         ctx.print_json(request)
         return
-    ctx.print(request_details(request))
+    ctx.print(request_details(request, ctx.now()))
     if instructions and request.get("status") == "active":
         ctx.print()
         ctx.print(access_instructions(request, ctx.profile))

@@ -13,6 +13,7 @@ from trustgate.identity import Caller
 from trustgate.ids import new_id
 from trustgate.models import AccessRequest, AuditEvent, RolePolicy
 from trustgate.rules import check_within_ceiling, effective_policy
+from trustgate.standing import open_statements, start_just_in_time
 from trustgate.sync import (
     ProposedPolicy,
     SyncResult,
@@ -22,7 +23,7 @@ from trustgate.sync import (
     proposed_target,
     sync_role,
 )
-from trustgate.trust_policy import Document, Statement, aws_principals, policy_size, unmanaged_statements
+from trustgate.trust_policy import Document, Statement, policy_size, unmanaged_statements
 from trustgate.wiring import Dependencies
 
 
@@ -69,18 +70,6 @@ class PolicyChange:
     revoked: list[AccessRequest]
     applied: bool
     version: int | None = None  # the stored policy's version after the change (before it, for a dry run)
-
-
-def open_statements(statements: Sequence[Statement], adopted: Sequence[str]) -> list[str]:
-    """Hand-written statements letting any principal in (the vendor's default), not adopted."""
-    found = []
-    for index, statement in enumerate(statements):
-        sid = statement.get("Sid", "")
-        if isinstance(sid, str) and sid.startswith("TrustGate"):
-            continue
-        if statement.get("Effect") == "Allow" and "*" in aws_principals(statement) and sid not in adopted:
-            found.append(sid or f"#{index} (no Sid)")
-    return found
 
 
 def check_adoptable(policy: RolePolicy, hand_written: Sequence[Statement]) -> None:
@@ -156,7 +145,10 @@ def change_policy(
 
 
 def sync_now(deps: Dependencies, caller: Caller, role_arn: str) -> SyncResult:
-    return sync_role(deps, role_arn, caller.arn, "manual sync", alone=True)
+    """A manual sync; under InitialStandingAccess=none it first takes a role nobody set a policy for to
+    just-in-time (that change syncs the role as well)."""
+    started = start_just_in_time(deps, role_arn)
+    return started or sync_role(deps, role_arn, caller.arn, "manual sync", alone=True)
 
 
 def policy_view(deps: Dependencies, role_arn: str) -> dict[str, Any]:

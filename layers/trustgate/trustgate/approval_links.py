@@ -33,6 +33,10 @@ class ExpiredLinkError(ForbiddenError):
 
     code = "link_expired"
 
+    def __init__(self, message: str, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.request_id = request_id  # the link's request: its page can say how the request ended
+
 
 def token_hash(token: str) -> str:
     """The only form of a token that is ever stored or logged (as a prefix)."""
@@ -76,7 +80,9 @@ def look_up(store: Store, token: str, now: datetime) -> LinkGrant:
         raise InvalidLinkError("this approval link is not valid")
     expires_at = parse_rfc3339(str(item["expires_at"]))
     if expires_at <= now:
-        raise ExpiredLinkError("this approval link has expired with the request's approval window")
+        raise ExpiredLinkError(
+            "this approval link has expired with the request's approval window", str(item["request_id"])
+        )
     key = item.get("csrf_key")
     return LinkGrant(
         digest,

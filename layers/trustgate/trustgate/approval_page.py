@@ -211,29 +211,63 @@ PROBLEM_HEADINGS: dict[str, str] = {
 _PROBLEM_HINTS: dict[str, str] = {
     "invalid_link": "Check that you opened the whole link from your notification. Links are personal and cannot be guessed.",
     "link_expired": "Links stop working when the request's approval window ends. The requester can ask again.",
-    "link_used": "Each link decides once. Nothing was changed by opening it again.",
-    "already_decided": "Nothing was changed. Your link no longer works for this request.",
+    "link_used": "Each link decides once.",
+    "already_decided": "Your link no longer works for this request.",
     "own_request": "Someone else must approve access you asked for.",
     "approver_removed": "Your approval link stopped working when the role's approvers changed.",
-    "request_nonconforming": "Nothing was changed, and your link still works to deny it.",
-    "csrf_failed": "Nothing was changed. Open the link from your notification again and decide on that page.",
-    "cross_site": "Nothing was changed. Open the link from your notification again and decide on that page.",
+    "request_nonconforming": "Your link still works to deny it.",
+    "csrf_failed": "Open the link from your notification again and decide on that page.",
+    "cross_site": "Open the link from your notification again and decide on that page.",
 }
+# A refusal changes nothing; these pages say so once (the error's own message may already have).
+_SAYS_NOTHING_CHANGED = frozenset({"already_decided", "request_nonconforming", "csrf_failed", "cross_site"})
+NOTHING_CHANGED = "Nothing was changed."
 
 
 def problem_page(status: int, code: str, message: str, request: AccessRequest | None, now: datetime) -> Page:
-    """A clear page for a link that cannot be used as it was: invalid, expired, used, decided, forbidden."""
+    """A clear page for a link that cannot be used as it was: invalid, expired, used, decided, forbidden.
+
+    With the request, it says how the request ended (who decided it and when) and shows it; the badge is the
+    request's status, coloured as the status is (a red `Denied`).
+    """
     heading = PROBLEM_HEADINGS.get(code, "This request cannot be completed")
+    outcome = decided_by(request) if request is not None else None
     hint = _PROBLEM_HINTS.get(code, "")
+    if code == "link_expired" and outcome and request is not None and request.status != RequestStatus.TIMED_OUT:
+        hint = "Nothing more is needed from you."  # someone decided it: nobody needs to ask again
+    if code in _SAYS_NOTHING_CHANGED and NOTHING_CHANGED[:-1].lower() not in message.lower():
+        hint = f"{NOTHING_CHANGED} {hint}"
     parts = [f"<p>{_e(_sentence(message))}</p>"]
+    if outcome:
+        parts.append(f"<p>{_e(outcome)}</p>")
     if hint:
         parts.append(f'<p class="muted">{_e(hint)}</p>')
     if request is not None:
         parts.append(_details(request, now))
-    tone = "bad" if status >= 500 or status in (401, 403) else "warn"
-    return _page(
-        status, heading, heading, (_status_label(request) if request else "Not available", tone), "".join(parts)
-    )
+        badge = (_status_label(request), _status_tone(request))
+    else:
+        badge = ("Not available", "bad" if status >= 500 or status in (401, 403) else "warn")
+    return _page(status, heading, heading, badge, "".join(parts))
+
+
+def decided_by(request: AccessRequest) -> str | None:
+    """How a request that no longer waits for a decision ended: who decided it and when (None while it waits)."""
+    if request.status == RequestStatus.PENDING and request.decided_at is None:
+        return None
+    denials = request.approvals_by("deny")
+    approvals = request.approvals_by("approve")
+    if denials:
+        return f"{_person(denials[-1].approver_arn)} denied it at {human_time(denials[-1].at)}."
+    if request.status == RequestStatus.TIMED_OUT:
+        return f"Nobody decided it in time: it timed out at {human_time(request.approval_deadline)}."
+    if request.status == RequestStatus.CANCELLED:
+        return "The requester cancelled it" + (f" at {human_time(request.decided_at)}." if request.decided_at else ".")
+    if request.auto_approved:
+        return f"An auto-approve rule of the role approved it at {human_time(request.decided_at)}."
+    if approvals:
+        names = ", ".join(_person(a.approver_arn) for a in approvals)
+        return f"{names} approved it at {human_time(request.decided_at or approvals[-1].at)}."
+    return None
 
 
 # -- pieces --------------------------------------------------------------------------------------
@@ -293,6 +327,17 @@ def _way_in(request: AccessRequest) -> str:
         '<p>How they get in <span class="muted">(their "granted" email says the same)</span>:</p>'
         f'<ul class="way-in">{items}</ul>'
     )
+
+
+def _status_tone(request: AccessRequest) -> str:
+    """The badge colour of a request's status: red for refused, green for approved, amber while it waits."""
+    if request.status in (RequestStatus.DENIED, RequestStatus.FAILED):
+        return "bad"
+    if request.status == RequestStatus.ACTIVE or (
+        request.status == RequestStatus.PENDING and request.decided_at is not None
+    ):
+        return "ok"
+    return "warn" if request.status == RequestStatus.PENDING else ""
 
 
 def _status_label(request: AccessRequest) -> str:

@@ -329,17 +329,26 @@ def already_decided(request: AccessRequest, approver: str) -> Notification:
     by = ", ".join(short_principal(a.approver_arn) for a in request.approvals if a.decision == decisive)
     detail = f" by {by}" if by else ""
     body = (
-        f"Request {request.id} for {role} was already {outcome}{detail}. No action is needed from you; "
-        "your approval link no longer works.\n\n" + _summary(request)
+        f"Request {request.id} for {role} {ended_phrase(outcome, already=True)}{detail}. No action is needed from "
+        "you; your approval link no longer works.\n\n" + _summary(request)
     )
     return Notification(
         "approval.closed",
-        f"{BRAND} No action needed: {short_principal(request.principal_arn)}'s request for {role} was {outcome}",
+        f"{BRAND} No action needed: {short_principal(request.principal_arn)}'s request for {role} "
+        f"{ended_phrase(outcome)}",
         body,
         approver,
         "approver",
         request,
     )
+
+
+def ended_phrase(outcome: str, *, already: bool = False) -> str:
+    """How a request ended, as a verb phrase: "was (already) denied", but "(already) timed out", "failed"."""
+    adverb = "already " if already else ""
+    if outcome in ("timed out", "failed"):  # things that happened to it, not something someone did
+        return f"{adverb}{outcome}"
+    return f"was {adverb}{outcome}"
 
 
 def _outcome(request: AccessRequest) -> str:

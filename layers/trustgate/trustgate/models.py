@@ -7,6 +7,7 @@ import re
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlencode
 
 from pydantic import (
     AfterValidator,
@@ -184,11 +185,30 @@ class WayIn(BaseModel):
     mfa_required: bool = False
 
 
+# The console's sign-in host differs per partition; a link to the wrong one just fails to load.
+_SIGNIN_HOSTS = {
+    "aws": "signin.aws.amazon.com",
+    "aws-us-gov": "signin.amazonaws-us-gov.com",
+    "aws-cn": "signin.amazonaws.cn",
+}
+
+
+def switch_role_url(role_arn: str) -> str:
+    """The console's Switch Role link for a role: the same link the `trustgate switch-url` CLI builds.
+
+    The console's roleName is the role's path and name (`path/Name`); the display name is the bare name.
+    """
+    partition, account, path_and_name = role_arn.split(":")[1], role_arn.split(":")[4], role_arn.split(":role/", 1)[-1]
+    query = urlencode(
+        {"roleName": path_and_name, "account": account, "displayName": path_and_name.rsplit("/", 1)[-1]},
+        quote_via=quote,
+        safe="/",
+    )
+    return f"https://{_SIGNIN_HOSTS.get(partition, _SIGNIN_HOSTS['aws'])}/switchrole?{query}"
+
+
 def way_in(request: AccessRequest) -> WayIn:
     """One rendering of the way in, used by the API (CLI `status`), the 'granted' email and the approval result."""
-    # The console's roleName is the role's path and name (`path/Name`); the display name is the bare name.
-    account, path_and_name = request.role_arn.split(":")[4], request.role_arn.split(":role/", 1)[-1]
-    name = path_and_name.rsplit("/", 1)[-1]
     person = request.requester
     command = f"aws sts assume-role --role-arn {request.role_arn} --role-session-name {person.session_name}"
     if request.require_mfa:
@@ -200,9 +220,7 @@ def way_in(request: AccessRequest) -> WayIn:
     return WayIn(
         role_arn=request.role_arn,
         session_name=person.session_name,
-        console_url=(
-            f"https://signin.aws.amazon.com/switchrole?roleName={path_and_name}&account={account}&displayName={name}"
-        ),
+        console_url=switch_role_url(request.role_arn),
         assume_role_command=command,
         mfa_required=request.require_mfa,
     )

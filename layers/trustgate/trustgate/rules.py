@@ -36,6 +36,7 @@ from trustgate.identity import (
     person_of,
     role_name_of,
 )
+from trustgate.messages import ended_phrase
 from trustgate.models import AccessRequest, Approval, AutoApproveRule, RequestStatus, RolePolicy
 from trustgate.patterns import PatternError, regex_fullmatch
 from trustgate.settings import Settings
@@ -419,7 +420,9 @@ def check_decidable(
             if request.status in (RequestStatus.PENDING, RequestStatus.ACTIVE, RequestStatus.EXPIRED)
             else request.status.value.replace("_", " ")
         )
-        raise AlreadyDecidedError(f"request {request.id} was already {outcome}; nothing more is needed from you")
+        raise AlreadyDecidedError(
+            f"request {request.id} {ended_phrase(outcome, already=True)}; nothing more is needed from you"
+        )
     if request.approval_deadline and request.approval_deadline <= now:
         raise AlreadyDecidedError(f"request {request.id} is past its approval window")
     person = check_may_decide(approver, request, effective)
@@ -494,8 +497,24 @@ def auto_approves(request: AccessRequest, rules: Sequence[AutoApproveRule], at: 
     return any(_rule_holds(rule, request, at) for rule in rules)
 
 
+def rule_names(rule: AutoApproveRule, principal_arn: str) -> bool:
+    """Does an auto-approve rule apply to this requester? Its other conditions are about the request itself."""
+    return not rule.principals or matches_person(principal_arn, rule.principals)
+
+
+def always_auto_approved(principal_arn: str, effective: EffectivePolicy) -> bool:
+    """Is every request this requester may make for the role approved by a rule, whatever its duration or time?"""
+    return any(
+        rule_names(rule, principal_arn)
+        and (rule.max_duration is None or rule.max_duration >= effective.max_duration)
+        and set(rule.weekdays or range(7)) == set(range(7))
+        and tuple(rule.hours_utc or (0, 24)) == (0, 24)
+        for rule in effective.policy.auto_approve
+    )
+
+
 def _rule_holds(rule: AutoApproveRule, request: AccessRequest, at: datetime) -> bool:
-    if rule.principals and not matches_person(request.principal_arn, rule.principals):
+    if not rule_names(rule, request.principal_arn):
         return False
     if rule.max_duration is not None and request.duration > rule.max_duration:
         return False

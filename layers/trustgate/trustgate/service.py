@@ -6,6 +6,7 @@ goes through `sync_role`; every request change through `transitions.transition`/
 
 from __future__ import annotations
 
+import difflib
 import json
 import random
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ from trustgate.rules import (
     is_admin,
 )
 from trustgate.session_guard import guard_window
+from trustgate.standing import start_just_in_time
 from trustgate.store import iterate_pages
 from trustgate.sync import (
     Activation,
@@ -80,13 +82,26 @@ FLOW_GRACE = timedelta(minutes=2)  # the reconciler leaves a younger request or 
 
 
 def resolve_role(deps: Dependencies, role: str) -> str:
-    """A managed role ARN from its ARN or its name (API Gateway passes path parameters still URL-encoded)."""
+    """A managed role ARN from its ARN or its name (API Gateway passes path parameters still URL-encoded).
+
+    Names match without regard to case, as IAM's do (`pumpcustomeraccess` is `PumpCustomerAccess`); the answer
+    is always the managed role's own ARN, so whatever is rendered names the real role.
+    """
     role = unquote(role)
-    for arn in deps.settings.managed_role_arns:
+    arns = deps.settings.managed_role_arns
+    for arn in arns:
         if role in (arn, arn.rsplit("/", 1)[-1]):
             return arn
-    names = ", ".join(arn.rsplit("/", 1)[-1] for arn in deps.settings.managed_role_arns) or "none"
-    raise NotFoundError(f"{role!r} is not a role TrustGate manages (managed roles: {names})")
+    for arn in arns:
+        prefix, name = arn.rsplit("/", 1)
+        given_prefix, _, given_name = role.rpartition("/")
+        if given_name.casefold() == name.casefold() and given_prefix in ("", prefix):
+            return arn
+    names = [arn.rsplit("/", 1)[-1] for arn in arns]
+    by_folded = {name.casefold(): name for name in names}
+    close = difflib.get_close_matches(role.rsplit("/", 1)[-1].casefold(), list(by_folded), n=1, cutoff=0.6)
+    hint = f"; did you mean {by_folded[close[0]]}?" if close else ""
+    raise NotFoundError(f"{role!r} is not a role TrustGate manages{hint} (managed roles: {', '.join(names) or 'none'})")
 
 
 def policy_for(deps: Dependencies, role_arn: str) -> EffectivePolicy:
@@ -843,8 +858,14 @@ def _failed(failures: list[dict[str, str]], what: str, error: Exception) -> None
 
 
 def _reconcile_role(deps: Dependencies, role_arn: str, now: datetime, failures: list[dict[str, str]]) -> dict[str, Any]:
-    """End what is due (even if its schedule was lost) and grants the stored policy no longer allows; repair drift."""
+    """End what is due (even if its schedule was lost) and grants the stored policy no longer allows; repair drift.
+    Under InitialStandingAccess=none, first take a role nobody set a policy for to just-in-time."""
     expired: list[str] = []
+    started = None
+    try:
+        started = start_just_in_time(deps, role_arn)
+    except Exception as error:  # e.g. an open statement without a Sid: reported each run, the sync still runs
+        _failed(failures, f"initial standing access of {role_arn}", error)
     try:
         for request in deps.store.active_grants(role_arn):
             if request.expires_at is not None and request.expires_at <= now:
@@ -863,7 +884,10 @@ def _reconcile_role(deps: Dependencies, role_arn: str, now: datetime, failures: 
     except Exception as error:  # a TrustGate error or an AWS one (AccessDenied, throttling): report it, go on
         _failed(failures, f"role {role_arn}", error)
         return {"role_arn": role_arn, "error": failures[-1]["error"], "expired": expired}
-    return {"role_arn": role_arn, "changed": result.changed, "expired": expired}
+    if started is None:
+        return {"role_arn": role_arn, "changed": result.changed, "expired": expired}
+    changed = started.changed or result.changed
+    return {"role_arn": role_arn, "changed": changed, "expired": expired, "started_just_in_time": True}
 
 
 def _finish_flows(deps: Dependencies, now: datetime, failures: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +30,7 @@ ENV = {
     "max_approval_window": "MAX_APPROVAL_WINDOW",
     "default_approval_window": "DEFAULT_APPROVAL_WINDOW",
     "trust_policy_quota": "TRUST_POLICY_QUOTA",
+    "initial_standing_access": "INITIAL_STANDING_ACCESS",
     "partition": "AWS_PARTITION",
     "region": "AWS_REGION",
     "state_machine_arn": "STATE_MACHINE_ARN",
@@ -84,6 +86,11 @@ class Settings(BaseModel):
     max_approval_window: timedelta = timedelta(hours=24)
     default_approval_window: timedelta = timedelta(hours=2)
     trust_policy_quota: int = Field(default=2048, ge=1, le=4096)
+    initial_standing_access: Literal["unmanaged", "none"] = Field(
+        default="unmanaged",
+        description="standing access of a role no admin has saved a policy for (InitialStandingAccess): "
+        "`none` takes it to just-in-time (trustgate.standing)",
+    )
     partition: str = "aws"
     region: str = "us-east-1"
     state_machine_arn: str = ""

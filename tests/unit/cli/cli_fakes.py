@@ -100,7 +100,9 @@ def handler_for(api: FakeApi) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {name.lower(): value for name, value in self.headers.items()}
             status, raw, answer_headers = api.answer(Received(self.command, self.path, headers, body))
-            self.send_response(status)
+            self.send_response_only(status)
+            if "Date" not in answer_headers:  # a canned Date stands for the API's clock (see Context.now)
+                self.send_header("Date", self.date_time_string())
             for name, value in answer_headers.items():
                 self.send_header(name, value)
             self.send_header("Content-Length", str(len(raw)))

@@ -15,20 +15,22 @@ pytestmark = pytest.mark.unit
 
 
 @pytest.mark.parametrize(
-    ("status", "code", "exit_code"),
+    ("status", "code", "exit_code", "next_step"),
     [
-        (400, "invalid_input", 1),
-        (401, "unauthenticated", 3),
-        (403, "forbidden", 3),
-        (404, "not_found", 4),
-        (409, "already_decided", 5),
-        (422, "rule_violation", 6),
-        (429, "role_busy", 1),
-        (500, "internal", 7),
-        (503, "unavailable", 7),
+        (400, "invalid_input", 1, "trustgate approve --help"),
+        (401, "unauthenticated", 3, "trustgate approve --help"),
+        (403, "forbidden", 3, "trustgate approvals (the requests you may decide)"),
+        (404, "not_found", 4, "trustgate approvals (the requests you may decide)"),
+        (409, "already_decided", 5, "trustgate status req-1"),
+        (422, "rule_violation", 6, "trustgate approve --help"),
+        (429, "role_busy", 1, "run the same command again in a few seconds"),
+        (500, "internal", 7, "run the same command again in a few seconds"),
+        (503, "unavailable", 7, "run the same command again in a few seconds"),
     ],
 )
-def test_exit_code_with_api_error_status(cli, api: FakeApi, status: int, code: str, exit_code: int) -> None:
+def test_exit_code_with_api_error_status(
+    cli, api: FakeApi, status: int, code: str, exit_code: int, next_step: str
+) -> None:
     api.reply(
         "POST",
         "/requests/req-1/approve",
@@ -39,7 +41,7 @@ def test_exit_code_with_api_error_status(cli, api: FakeApi, status: int, code: s
     result = cli("approve", "req-1")
 
     assert result.code == exit_code
-    assert result.err == f"trustgate: {code}: what went wrong and how to fix\n"
+    assert result.err == f"trustgate: {code}: what went wrong and how to fix; try: {next_step}\n"
     assert result.out == ""
 
 
@@ -52,11 +54,12 @@ def test_error_line_with_api_gateway_body_uses_its_error_type(cli, api: FakeApi)
         headers={"x-amzn-ErrorType": "UnrecognizedClientException:http://internal.amazon.com/coral/"},
     )
 
-    result = cli("roles")
+    result = cli("roles", "--managed")
 
     assert result.code == 3
-    assert (
-        result.err == "trustgate: UnrecognizedClientException: The security token included in the request is invalid.\n"
+    assert result.err == (
+        "trustgate: UnrecognizedClientException: The security token included in the request is invalid.; "
+        "try: aws sts get-caller-identity (which credentials sign)\n"
     )
 
 
@@ -69,7 +72,7 @@ def test_error_line_with_unknown_path_hints_at_the_stage(cli, api: FakeApi) -> N
         headers={"x-amzn-ErrorType": "MissingAuthenticationTokenException"},
     )
 
-    result = cli("roles")
+    result = cli("roles", "--managed")
 
     assert result.code == 3
     assert "does --endpoint include the stage" in result.err
@@ -79,25 +82,28 @@ def test_error_line_with_unknown_path_hints_at_the_stage(cli, api: FakeApi) -> N
 def test_error_line_with_non_json_error_body_keeps_status(cli, api: FakeApi) -> None:
     api.reply("GET", "/roles", b"<html>Bad Gateway</html>", 502, headers={"Content-Type": "text/html"})
 
-    result = cli("roles")
+    result = cli("roles", "--managed")
 
     assert result.code == 7
-    assert result.err == "trustgate: http_502: <html>Bad Gateway</html>\n"
+    assert result.err == (
+        "trustgate: http_502: <html>Bad Gateway</html>; try: run the same command again in a few seconds\n"
+    )
 
 
 def test_exit_code_with_success_that_is_not_json_is_7(cli, api: FakeApi) -> None:
     api.reply("GET", "/roles", b"<html>hello</html>", 200, headers={"Content-Type": "text/html"})
 
-    result = cli("roles")
+    result = cli("roles", "--managed")
 
     assert result.code == 7
     assert result.err.startswith("trustgate: invalid_response: ")
+    assert result.err.endswith("; try: check TRUSTGATE_ENDPOINT (or --endpoint)\n")
 
 
 def test_exit_code_with_redirect_is_7_and_not_followed(cli, api: FakeApi) -> None:
     api.reply("GET", "/roles", b"", 302, headers={"Location": "https://elsewhere.example.com/roles"})
 
-    result = cli("roles")
+    result = cli("roles", "--managed")
 
     assert result.code == 7
     assert "redirected to https://elsewhere.example.com/roles" in result.err
@@ -112,7 +118,11 @@ def test_exit_code_with_connection_refused_is_7(cli) -> None:
     result = cli("roles", endpoint=f"http://127.0.0.1:{port}")
 
     assert result.code == 7
-    assert result.err.startswith(f"trustgate: connection_failed: cannot reach http://127.0.0.1:{port}")
+    assert result.err == (
+        f"trustgate: connection_failed: cannot reach http://127.0.0.1:{port}: connection refused; is the local "
+        "stack running? Start it with 'make local' in the TrustGate checkout, or point TRUSTGATE_ENDPOINT "
+        "(or --endpoint) at a deployed API\n"
+    )
 
 
 def test_exit_code_with_unknown_command_is_2(capsys: pytest.CaptureFixture[str]) -> None:
@@ -124,14 +134,15 @@ def test_exit_code_with_bad_duration_is_2_and_nothing_sent(cli, api: FakeApi) ->
     result = cli("request", "PumpCustomerAccess", "--duration", "1x", "--reason", "rotate the key")
 
     assert result.code == 2
-    assert "duration '1x' is not like 1h, 30m" in result.err
+    assert "duration '1x' is not like 2 hours, 1h30m, 45m" in result.err
     assert api.received == []
 
 
 def test_exit_code_with_no_endpoint_is_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["approvals"]) == 2
     assert capsys.readouterr().err == (
-        "trustgate: no_endpoint: pass --endpoint or set TRUSTGATE_ENDPOINT (e.g. http://127.0.0.1:3000)\n"
+        "trustgate: no_endpoint: pass --endpoint or set TRUSTGATE_ENDPOINT (e.g. http://127.0.0.1:3000); "
+        "try: trustgate approvals --help\n"
     )
 
 

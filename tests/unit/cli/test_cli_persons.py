@@ -102,9 +102,9 @@ def test_revoke_by_person_posts_to_the_role_and_prints_exactly_what_changed(cli,
         "revoked:          alice (IAM user, 444455556666) on PumpCustomerAccess\n"
         "person key:       iam:444455556666:alice\n"
         "grants ended:     01GRANT\n"
-        "had access until: 2026-11-26T11:00:00Z\n"
-        "access ended at:  2026-11-26T10:20:00Z\n"
-        "cancelled:        01EXT (pending extension of 01GRANT, PT30M)\n"
+        "had access until: 2026-11-26 11:00 UTC\n"
+        "access ended at:  2026-11-26 10:20 UTC\n"
+        "cancelled:        01EXT (pending extension of 01GRANT, 30 min)\n"
         "reason:           left the on-call rotation\n"
     )
 
@@ -119,7 +119,7 @@ def test_revoke_by_person_key_with_only_a_pending_request_says_no_grant_ended(cl
     assert api.received[0].json == {"principal": "iam:444455556666:alice"}
     assert re.search(r"^grants ended: +none$", result.out, re.M)
     assert "had access until" not in result.out
-    assert re.search(r"^cancelled: +01EXT \(pending request, PT30M\)$", result.out, re.M)
+    assert re.search(r"^cancelled: +01EXT \(pending request, 30 min\)$", result.out, re.M)
 
 
 def test_revoke_by_person_with_role_arn_encodes_it_in_the_path(cli, api: FakeApi) -> None:
@@ -141,7 +141,10 @@ def test_revoke_by_person_who_holds_nothing_exits_4_with_the_servers_message(cli
     result = cli("revoke", "--role", "PumpCustomerAccess", "--principal", ALICE)
 
     assert result.code == 4
-    assert result.err == f"trustgate: not_found: {message}\n"
+    assert (
+        result.err
+        == f"trustgate: not_found: {message}; try: trustgate list --role PumpCustomerAccess --status active\n"
+    )
     assert result.out == ""
 
 
@@ -152,7 +155,9 @@ def test_revoke_by_person_as_a_non_admin_exits_3(cli, api: FakeApi) -> None:
     result = cli("revoke", "--role", "PumpCustomerAccess", "--principal", ALICE)
 
     assert result.code == 3
-    assert result.err == f"trustgate: forbidden: {message}\n"
+    assert result.err == (
+        f"trustgate: forbidden: {message}; try: ask an admin of the role; trustgate roles shows what you may request\n"
+    )
 
 
 @pytest.mark.parametrize(
@@ -254,7 +259,7 @@ def test_status_shows_the_person_and_each_approval_as_a_person_with_the_arn_used
     assert "person:        jane@example.com (Identity Center)\n" in result.out
     assert f"principal:     {JANE}\n" in result.out
     assert (
-        f"approvals:     1/1: approve by bob (IAM user, 444455556666) via {BOB} at 2026-11-26T09:59:00Z (ok)\n"
+        f"approvals:     1/1: approve by bob (IAM user, 444455556666) via {BOB} at 2026-11-26 09:59 UTC (ok)\n"
         in result.out
     )
 

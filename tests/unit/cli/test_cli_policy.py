@@ -189,7 +189,7 @@ def test_policy_set_with_ceiling_violation_exits_6(cli, api: FakeApi) -> None:
     result = cli("policy", "set", "PumpCustomerAccess", "--max-duration", "8h")
 
     assert result.code == 6
-    assert result.err == f"trustgate: exceeds_ceiling: {message}\n"
+    assert result.err == f"trustgate: exceeds_ceiling: {message}; try: trustgate policy show PumpCustomerAccess\n"
 
 
 def test_policy_show_with_role_prints_fields_and_what_is_in_effect(cli, api: FakeApi) -> None:
@@ -226,4 +226,6 @@ def test_policy_set_when_the_rules_changed_since_read_exits_5_and_says_to_read_a
     result = cli("policy", "set", "PumpCustomerAccess", "--require-mfa")
 
     assert result.code == 5
-    assert result.err == f"trustgate: precondition_failed: {message}\n"
+    assert result.err == (
+        f"trustgate: precondition_failed: {message}; try: run the same command again: it reads the current rules first\n"
+    )

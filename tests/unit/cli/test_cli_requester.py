@@ -111,7 +111,9 @@ def test_request_wait_with_denial_exits_1_with_the_reason(cli, api: FakeApi) -> 
     result = cli("request", "PumpCustomerAccess", "--duration", "1h", "--reason", "rotate", "--wait")
 
     assert result.code == 1
-    assert result.err.splitlines()[-1] == "trustgate: denied: request req-1 was denied: change freeze until Monday"
+    assert result.err.splitlines()[-1] == (
+        "trustgate: denied: request req-1 was denied: change freeze until Monday; try: trustgate status req-1"
+    )
     assert "switchrole" not in result.out
 
 
@@ -122,7 +124,9 @@ def test_request_wait_with_failed_grant_exits_1_with_its_reason(cli, api: FakeAp
 
     assert result.code == 1
     assert json.loads(result.out)["status"] == "failed"
-    assert result.err == "trustgate: failed: request req-1 failed: trust policy full (2048)\n"
+    assert (
+        result.err == "trustgate: failed: request req-1 failed: trust policy full (2048); try: trustgate status req-1\n"
+    )
     assert api.calls("GET", "/requests/req-1") == []
 
 
@@ -158,7 +162,7 @@ def test_request_wait_with_lasting_outage_gives_up_with_7(cli, api: FakeApi) -> 
     result = cli("request", "PumpCustomerAccess", "--duration", "1h", "--reason", "r", "--wait")
 
     assert result.code == 7
-    assert result.err.splitlines()[-1] == "trustgate: internal: down"
+    assert result.err.splitlines()[-1] == "trustgate: internal: down; try: run the same command again in a few seconds"
     assert len(api.calls("GET", "/requests/req-1")) == requester.MAX_POLL_FAILURES + 1
 
 
@@ -197,7 +201,7 @@ def test_status_without_id_lists_my_requests_as_a_table(cli, api: FakeApi) -> No
         ("ROLE", "PumpCustomerAccess", "PumpCustomerAccess"),
         ("PRINCIPAL", "444455556666:assumed-role/AWSReservedSSO_Dev_0123/alice@example.com", "444455556666:"),
         ("STATUS", "pending", "active"),
-        ("EXPIRES", None, "2026-11-26T11:01:00Z"),
+        ("EXPIRES", None, "2026-11-26 11:01 UTC"),
     ]:
         column = header.index(title)
         if value_1:
@@ -280,33 +284,59 @@ def test_switch_url_with_name_and_account_builds_locally(cli, api: FakeApi) -> N
     assert api.received == []
 
 
-def test_switch_url_with_bare_name_looks_up_the_account(cli, api: FakeApi) -> None:
-    api.reply(
-        "GET", "/roles", {"items": [{"role_arn": "arn:aws:iam::999988887777:role/Other"}, {"role_arn": ROLE_ARN}]}
-    )
-
-    result = cli("switch-url", "PumpCustomerAccess")
-
-    assert result.code == 0
-    assert result.out == SWITCH_URL + "\n"
-
-
-def test_switch_url_with_unknown_name_exits_4(cli, api: FakeApi) -> None:
-    api.reply("GET", "/roles", {"items": [{"role_arn": ROLE_ARN}]})
-
-    result = cli("switch-url", "NoSuchRole")
-
-    assert result.code == 4
-    assert result.err.startswith("trustgate: not_found: no managed role is named 'NoSuchRole'")
-
-
-def test_switch_url_with_lookup_forbidden_suggests_account(cli, api: FakeApi) -> None:
+def test_switch_url_with_bare_name_looks_it_up_among_the_roles_the_requester_may_request(cli, api: FakeApi) -> None:
+    other = "arn:aws:iam::999988887777:role/Other"
+    api.reply("GET", "/requestable-roles", {"items": [{"role_arn": other}, {"role_arn": ROLE_ARN}]})
     api.reply("GET", "/roles", {"error": {"code": "forbidden", "message": "alice is not a TrustGate admin"}}, 403)
 
     result = cli("switch-url", "PumpCustomerAccess")
 
-    assert result.code == 3
-    assert result.err == "trustgate: forbidden: alice is not a TrustGate admin; pass --account to skip the lookup\n"
+    assert result.code == 0, result.err
+    assert result.out == SWITCH_URL + "\n"
+
+
+def test_switch_url_with_a_name_in_another_case_finds_the_role(cli, api: FakeApi) -> None:
+    api.reply("GET", "/requestable-roles", {"items": [{"role_arn": ROLE_ARN, "switch_url": SWITCH_URL}]})
+    api.reply("GET", "/roles", {"error": {"code": "forbidden", "message": "not an admin"}}, 403)
+
+    result = cli("switch-url", "pumpcustomeraccess")
+
+    assert result.code == 0, result.err
+    assert result.out == SWITCH_URL + "\n"  # the real name, from the server's own link
+
+
+def test_switch_url_with_a_role_only_administered_finds_it_through_the_admin_list(cli, api: FakeApi) -> None:
+    api.reply("GET", "/requestable-roles", {"items": []})
+    api.reply("GET", "/roles", {"items": [{"role_arn": ROLE_ARN}]})
+
+    result = cli("switch-url", "PumpCustomerAccess")
+
+    assert result.out == SWITCH_URL + "\n"
+
+
+def test_switch_url_with_unknown_name_exits_4_and_says_which_was_meant(cli, api: FakeApi) -> None:
+    api.reply("GET", "/requestable-roles", {"items": [{"role_arn": ROLE_ARN}]})
+    api.reply("GET", "/roles", {"error": {"code": "forbidden", "message": "not an admin"}}, 403)
+
+    result = cli("switch-url", "PumpCustomerAcess")
+
+    assert result.code == 4
+    assert result.err == (
+        "trustgate: not_found: no role you may request or administer is named 'PumpCustomerAcess'; did you mean "
+        "PumpCustomerAccess? roles: PumpCustomerAccess; pass --account to build the link anyway; "
+        "try: trustgate roles (the roles you may request)\n"
+    )
+
+
+def test_switch_url_with_same_name_in_two_accounts_asks_for_the_account(cli, api: FakeApi) -> None:
+    twin = "arn:aws:iam::999988887777:role/PumpCustomerAccess"
+    api.reply("GET", "/requestable-roles", {"items": [{"role_arn": ROLE_ARN}, {"role_arn": twin}]})
+    api.reply("GET", "/roles", {"error": {"code": "forbidden", "message": "not an admin"}}, 403)
+
+    result = cli("switch-url", "PumpCustomerAccess")
+
+    assert result.code == 2
+    assert "exist in accounts 111122223333, 999988887777; pass --account" in result.err
 
 
 def test_switch_url_with_bad_account_exits_2(cli) -> None:

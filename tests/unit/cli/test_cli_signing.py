@@ -106,7 +106,7 @@ def test_profile_with_own_keys_and_region_signs_with_them(cli, api: FakeApi, aws
 
 
 def test_region_with_flag_after_the_command_is_the_signing_region(cli, api: FakeApi) -> None:
-    api.reply("GET", "/roles", {"items": []})
+    api.reply("GET", "/requestable-roles", {"person": "alice", "items": []})
 
     assert cli("roles", "--region", "ap-southeast-2").code == 0
 

@@ -17,7 +17,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from trustgate.api import audit, inputs, requests, roles
+from trustgate.api import audit, inputs, requestable, requests, roles
 from trustgate.api.common import describe_validation_error, error_response
 from trustgate.errors import ThrottledError, TrustGateError
 from trustgate.iam import time_budget
@@ -54,6 +54,7 @@ def build_app() -> APIGatewayRestResolver:
     app.use([inputs.refuse_unknown_parameters])
     app.include_router(requests.router)
     app.include_router(roles.router)
+    app.include_router(requestable.router)
     app.include_router(audit.router)
 
     @app.get("/openapi.json", include_in_schema=False)

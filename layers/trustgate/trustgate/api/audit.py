@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -10,10 +11,24 @@ from pydantic import BaseModel
 
 from trustgate import admin, rules, service
 from trustgate.api.common import caller_of, deps, documented
+from trustgate.durations import parse_duration
 from trustgate.errors import ValidationError
 from trustgate.models import AuditEvent
 
 router = Router()
+_TIME = "RFC 3339 (2026-11-26T10:00:00Z), or an age as an ISO 8601 duration (PT1H: one hour before now)"
+
+
+def _time_or_age(value: str | None, name: str, now: datetime) -> datetime | None:
+    """An RFC 3339 time, or an age (`PT1H`) counted back from TrustGate's own clock, not the caller's."""
+    if not value or not value.strip().upper().startswith("P"):
+        return service.parse_time(value, name)
+    try:
+        return now - parse_duration(value)
+    except ValidationError as error:
+        raise ValidationError(
+            f"{name}: {error.message}; or give an RFC 3339 time such as 2026-11-26T10:00:00Z"
+        ) from error
 
 
 class AuditList(BaseModel):
@@ -32,8 +47,8 @@ class AuditList(BaseModel):
 )
 def list_audit(
     role: Annotated[str | None, Query()] = None,
-    since: Annotated[str | None, Query(description="RFC 3339")] = None,
-    until: Annotated[str | None, Query(description="RFC 3339")] = None,
+    since: Annotated[str | None, Query(description=_TIME)] = None,
+    until: Annotated[str | None, Query(description=_TIME)] = None,
     actor: Annotated[str | None, Query()] = None,
     next: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -45,7 +60,8 @@ def list_audit(
     """
     d = deps()
     caller = caller_of(router)
-    start, end = service.parse_time(since, "since"), service.parse_time(until, "until")
+    now = d.clock.now()
+    start, end = _time_or_age(since, "since", now), _time_or_age(until, "until", now)
     if start and end and start > end:
         raise ValidationError("since must not be later than until")
     role_arn = service.resolve_role(d, role) if role else None

@@ -18,8 +18,9 @@ from pydantic import ValidationError as PydanticValidationError
 
 from trustgate import approval_page, link_decisions
 from trustgate.api.common import DEFAULT_RETRY_AFTER_SECONDS
+from trustgate.approval_links import ExpiredLinkError
 from trustgate.approval_page import SECURITY_HEADERS, Page
-from trustgate.errors import ForbiddenError, ThrottledError, TrustGateError, ValidationError
+from trustgate.errors import ForbiddenError, NotFoundError, ThrottledError, TrustGateError, ValidationError
 from trustgate.link_decisions import LinkRefused
 from trustgate.models import AccessRequest, RequestView
 from trustgate.observability import count, logger
@@ -237,7 +238,17 @@ def _refused(
         },
     )
     count("ApprovalLinkRefused")
-    return _problem(deps, error.status, error.code, error.message, refused.request, wants_json, _retry_after(error))
+    request = refused.request
+    if request is None and isinstance(error, ExpiredLinkError) and error.request_id:
+        request = _request_of(deps, error.request_id)  # an expired link still shows how its request ended
+    return _problem(deps, error.status, error.code, error.message, request, wants_json, _retry_after(error))
+
+
+def _request_of(deps: Dependencies, request_id: str) -> AccessRequest | None:
+    try:
+        return deps.store.get_request(request_id)
+    except NotFoundError:
+        return None
 
 
 def _retry_after(error: TrustGateError) -> int | None:

@@ -1,0 +1,113 @@
+"""Requester route: the roles the caller may request, judged by the same rules `POST /requests` applies."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from pydantic import BaseModel, Field
+
+from trustgate import rules, service
+from trustgate.api.common import caller_of, deps, documented
+from trustgate.errors import ForbiddenError, NotAPersonError
+from trustgate.identity import Person, check_person
+from trustgate.models import Duration, switch_role_url
+
+router = Router()
+
+
+class AutoApproveWhen(BaseModel):
+    """The conditions of an auto-approve rule that names the caller (who else it names is not shown)."""
+
+    max_duration: Duration | None = None
+    weekdays: list[int] = Field(default_factory=list, description="0 = Monday … 6 = Sunday (UTC); empty: any day")
+    hours_utc: tuple[int, int] | None = Field(default=None, description="[start, end) hours, UTC; null: any hour")
+
+
+class RequestableRole(BaseModel):
+    role_arn: str
+    role_name: str
+    account: str
+    default_duration: Duration = Field(description="what a request without `duration` asks for")
+    max_duration: Duration = Field(description="the longest duration the caller may ask for")
+    min_duration: Duration
+    needs_approval: bool = Field(
+        description="false only when an auto-approve rule approves every request the caller may make, at any time"
+    )
+    required_approvals: int = Field(description="distinct approvers a request needs when no rule approves it")
+    auto_approve: list[AutoApproveWhen] = Field(
+        description="the auto-approve rules that apply to the caller; a request meeting one needs no approver"
+    )
+    justification_min_length: int
+    ticket_pattern: str | None = Field(default=None, description="RE2 pattern a `ticket` must match; null: none")
+    require_mfa: bool
+    switch_url: str = Field(description="the console's Switch Role link, for use once a grant is active")
+
+
+class RequestableRoleList(BaseModel):
+    person: str = Field(description="who the caller is, as a person: requests are theirs")
+    items: list[RequestableRole]
+
+
+@router.get(
+    "/requestable-roles",
+    summary="The roles you may request, with each one's longest duration and whether it needs approval",
+    responses=documented(
+        200,
+        "the roles (possibly none)",
+        {403: "`not_a_person`: the caller is no person any role accepts (the message lists who is)"},
+    ),
+)
+def list_requestable_roles() -> RequestableRoleList:
+    d = deps()
+    caller = caller_of(router)
+    person: Person | None = None
+    not_a_person: NotAPersonError | None = None
+    items = []
+    for role_arn in d.settings.managed_role_arns:
+        effective = service.policy_for(d, role_arn)
+        try:  # the very check `POST /requests` makes, so this list never promises what a request would refuse
+            person = rules.check_may_request(caller, effective, d.settings)
+        except NotAPersonError as error:
+            not_a_person = not_a_person or error
+            continue
+        except ForbiddenError:
+            continue
+        items.append(_requestable(role_arn, caller.arn, effective))
+    if person is None:
+        if not_a_person is not None:
+            raise not_a_person  # no role accepts this identity: say why, as `GET /requests?mine=true` does
+        person = check_person(caller, d.settings.identity_role_arns)  # a person, whom no role lets ask
+    return RequestableRoleList(person=person.label, items=items)
+
+
+def _requestable(role_arn: str, caller_arn: str, effective: rules.EffectivePolicy) -> RequestableRole:
+    policy = effective.policy
+    applying = [rule for rule in policy.auto_approve if rules.rule_names(rule, caller_arn)]
+    return RequestableRole(
+        role_arn=role_arn,
+        role_name=role_arn.rsplit("/", 1)[-1],
+        account=role_arn.split(":")[4],
+        default_duration=effective.default_duration,
+        max_duration=effective.max_duration,
+        min_duration=effective.min_duration,
+        needs_approval=not rules.always_auto_approved(caller_arn, effective),
+        required_approvals=policy.required_approvals,
+        auto_approve=[
+            AutoApproveWhen(
+                max_duration=_within(rule.max_duration, effective.max_duration),
+                weekdays=sorted(rule.weekdays),
+                hours_utc=rule.hours_utc,
+            )
+            for rule in applying
+        ],
+        justification_min_length=policy.justification_min_length,
+        ticket_pattern=policy.ticket_pattern,
+        require_mfa=policy.require_mfa,
+        switch_url=switch_role_url(role_arn),
+    )
+
+
+def _within(rule_max: timedelta | None, role_max: timedelta) -> timedelta | None:
+    """A rule's duration limit as it applies: never above the role's own longest duration (None: no limit)."""
+    return None if rule_max is None or rule_max >= role_max else rule_max

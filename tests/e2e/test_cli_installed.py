@@ -1,0 +1,191 @@
+"""Issue 12, sections 4, 5 and 7: the CLI as a colleague installs it — `pip install ./cli` into a fresh venv of
+this machine's own `python3` (Debian's, not the project's 3.13) — driving a request through the local stack.
+
+The package must install with its declared dependencies only (no server, local stack or bench), run on the
+system Python, and say things people read at a glance: `roles`, human times, `approve` that reads as a success,
+errors that point the way, and `audit --since 1h` on the stack's clock after `/_local/advance`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.drive import ROLE, advance, outbox, wait_for
+from trustgate_local.server import LocalStack
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+REASON = "rotate the CloudTrail bucket key after the audit"
+INSTALL_TIMEOUT = 900  # boto3 and botocore come from the registry
+CLOCK = r"(\d{4}-\d\d-\d\d )?\d\d:\d\d UTC"  # `12:35 UTC`, or with the date when it is another day
+
+
+def system_python() -> Path:
+    """The machine's own `python3` — what `command -v python3` finds outside the project's venvs and pyenv
+    (the Makefile puts .venv/bin and the 3.13 interpreter first on PATH)."""
+    if Path("/usr/bin/python3").exists():
+        return Path("/usr/bin/python3")
+    project = {Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), REPO.resolve()}
+    outside = [
+        entry
+        for entry in os.environ.get("PATH", "").split(os.pathsep)
+        if entry and not any(Path(entry).resolve().is_relative_to(root) for root in project) and ".pyenv" not in entry
+    ]
+    found = shutil.which("python3", path=os.pathsep.join(outside))
+    assert found, "no python3 outside the project's venv on PATH; install Debian's python3"
+    return Path(found)
+
+
+@pytest.fixture(scope="module")
+def installed_cli(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`trustgate` installed from ./cli, with its declared dependencies, into a fresh venv of the system python3."""
+    python = system_python()
+    version = subprocess.run(
+        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    if tuple(int(part) for part in version.split(".")) < (3, 10):
+        pytest.skip(f"the system python3 is {version}; trustgate-cli needs 3.10 or later")
+    root = tmp_path_factory.mktemp("system-python-cli")
+    source = root / "cli"  # a copy: building in place would leave build/ and egg-info in the checkout
+    shutil.copytree(REPO / "cli", source, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__", "build"))
+    venv = root / "venv"
+    venv_python = venv / "bin" / "python"
+    made = subprocess.run([python, "-m", "venv", venv], capture_output=True, text=True, check=False)
+    if made.returncode == 0:
+        install = [venv_python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", source]
+    else:  # Debian without python3-venv has no ensurepip: a venv without pip, filled by the project's pip
+        subprocess.run([python, "-m", "venv", "--without-pip", venv], capture_output=True, text=True, check=True)
+        install = [sys.executable, "-m", "pip", "--python", venv_python, "install", "--quiet", source]
+    done = subprocess.run(install, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, check=False)
+    assert done.returncode == 0, f"pip install ./cli failed:\n{done.stdout}\n{done.stderr}"
+    return venv
+
+
+def run(venv: Path, local: LocalStack, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`trustgate ARGS` as the installed console script, with the local stack's profiles."""
+    return subprocess.run(
+        [venv / "bin" / "trustgate", *args],
+        env=local.client_environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def ok(venv: Path, local: LocalStack, *args: str) -> str:
+    done = run(venv, local, *args)
+    assert done.returncode == 0, f"trustgate {' '.join(args)} exited {done.returncode}: {done.stderr}"
+    return done.stdout
+
+
+def as_json(venv: Path, local: LocalStack, profile: str, *args: str) -> Any:
+    return json.loads(ok(venv, local, "--profile", profile, "--output", "json", *args))
+
+
+def test_the_package_installs_on_the_system_python_with_only_the_cli(installed_cli: Path) -> None:
+    python = installed_cli / "bin" / "python"
+    probe = (
+        "import importlib.util as u, sys, trustgate_cli; "
+        "print(sys.version_info[:2] >= (3, 10), trustgate_cli.__version__, "
+        "[m for m in ('trustgate', 'trustgate_local', 'bench', 'boto3') if u.find_spec(m)])"
+    )
+    # Run away from the checkout, whose directories (bench/, …) `python -c` would otherwise find.
+    done = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True, cwd=installed_cli)
+
+    assert done.stdout.split(" ", 2) == ["True", "0.1.0", "['boto3']\n"]
+    assert Path(python).resolve().parent != Path(sys.executable).resolve().parent  # not the project's 3.13
+    version = subprocess.run([installed_cli / "bin" / "trustgate", "--version"], capture_output=True, text=True)
+    assert version.stdout == "trustgate 0.1.0\n"
+
+
+def test_the_installed_cli_drives_a_request_through_the_local_stack(
+    installed_cli: Path, local_stack: LocalStack
+) -> None:
+    venv, local = installed_cli, local_stack
+
+    # WHEN alice asks what she may request
+    [role] = as_json(venv, local, "requester", "roles")["items"]
+    assert (role["role_name"], role["needs_approval"]) == (ROLE, True)
+    table = ok(venv, local, "--profile", "requester", "roles")
+    assert re.search(rf"^{ROLE} +\d{{12}} +\d+ hours? +1 hour +1 approver +-$", table, re.M), table
+
+    # AND asks for two hours, naming the role in lower case
+    request = as_json(venv, local, "requester", "request", ROLE.lower(), "--duration", "2 hours", "--reason", REASON)
+    assert (request["role_arn"].rsplit("/", 1)[-1], request["duration"]) == (ROLE, "PT2H")
+    request_id = request["id"]
+
+    # THEN bob sees it with its deadline, and approving reads as a success
+    wait_for(lambda: request_id in ok(venv, local, "--profile", "approver", "approvals"), "the request to be listed")
+    approvals = ok(venv, local, "--profile", "approver", "approvals")
+    assert re.search(rf"^{request_id} .* in \d+ (hours?|min)[^(]*\({CLOCK}\)", approvals, re.M), approvals
+    wait_for(lambda: outbox(local, request_id=request_id, event="approval.requested"), "the approvers' notifications")
+    approved = run(venv, local, "--profile", "approver", "approve", request_id, "--comment", "go ahead")
+    assert approved.returncode == 0, approved.stderr
+    first, second = approved.stdout.splitlines()[:2]
+    assert first == "approved; granting…"
+    assert second.startswith(f"granted: alice (IAM user, {local.organization.user('requester').account}) has access")
+
+    # AND her status says when it ends, in words and on the stack's clock
+    active = as_json(venv, local, "requester", "status", request_id)
+    status = ok(venv, local, "--profile", "requester", "status", request_id)
+    ends = active["expires_at"][11:16]
+    assert re.search(
+        rf"^status: +active; expires in (2 hours|1 hour 59 min) \(([-0-9]+ )?{ends} UTC\)$", status, re.M
+    ), status
+    assert re.search(r"^duration: +2 hours$", status, re.M), status
+
+    # AND switch-url works for her, a requester
+    assert ok(venv, local, "--profile", "requester", "switch-url", ROLE.lower()).strip() == role["switch_url"]
+
+    # WHEN the stack's clock moves on three hours (her grant expires)
+    advance(local, "PT3H")
+
+    # THEN `audit --since 1h` counts on the stack's clock: nothing of hers in the last hour, all of it in four
+    def created(since: str) -> list[str]:
+        events = as_json(venv, local, "admin", "audit", "--role", ROLE, "--since", since)["items"]
+        return [e["request_id"] for e in events if e["action"] == "request.created"]
+
+    assert request_id not in created("1h")
+    assert request_id in created("4h")
+    expired = ok(venv, local, "--profile", "requester", "status", request_id)
+    assert re.search(rf"^status: +expired (1 hour|5\d min) ago \({CLOCK}\)$", expired, re.M), expired
+
+
+def test_the_installed_cli_errors_point_the_way(installed_cli: Path, local_stack: LocalStack) -> None:
+    venv, local = installed_cli, local_stack
+
+    missing = run(venv, local, "--profile", "requester", "status", "01NOSUCHREQUEST")
+    assert missing.returncode == 4
+    assert missing.stderr.endswith("; try: trustgate list --mine (your requests and their IDs)\n")
+
+    misspelt = run(venv, local, "--profile", "requester", "request", "PumpCustomerAcess", "--reason", REASON)
+    assert misspelt.returncode == 4
+    assert f"did you mean {ROLE}?" in misspelt.stderr
+
+    unknown = run(venv, local, "--profile", "nobody", "roles")
+    assert unknown.returncode == 3
+    assert "known profiles: " in unknown.stderr
+    assert "requester" in unknown.stderr
+
+    as_object = run(venv, local, "--profile", "requester", "--output", "json", "status", "01NOSUCHREQUEST")
+    assert json.loads(as_object.stdout)["error"]["code"] == "not_found"
+
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    refused = run(venv, local, "--endpoint", f"http://127.0.0.1:{port}", "--profile", "requester", "roles")
+    assert refused.returncode == 7
+    assert "'make local'" in refused.stderr
+    assert "TRUSTGATE_ENDPOINT" in refused.stderr
