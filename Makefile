@@ -54,7 +54,7 @@ lint: venv ## ruff check and ruff format --check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-typecheck: venv ## mypy --strict
+typecheck: venv ## mypy --strict: the layer, the local stack and the bench; the CLI as Python 3.10
 	$(VENV)/bin/mypy
 	$(VENV)/bin/mypy --config-file cli/pyproject.toml
 

@@ -18,11 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # tests.support (the moto world) lives beside the package, not inside it
-    sys.path.insert(0, str(ROOT))
-
-from bench import (  # noqa: E402
+from bench import (
     capacity,
     cold_init,
     docs,
@@ -33,9 +29,10 @@ from bench import (  # noqa: E402
     reconcile_scaling,
     warm_requests,
 )
-from bench.results import Row, Section, markdown, table, write_json  # noqa: E402
-from bench.world import BenchWorld, bench_world  # noqa: E402
+from bench.results import Row, Section, markdown, table, write_json
+from bench.world import BenchWorld, bench_world
 
+ROOT = Path(__file__).resolve().parents[1]
 MEASURES = ("cold", "warm", "lifecycle", "capacity", "latency", "reconcile", "load")
 DEFAULT_OUT = ROOT / "bench" / "results.json"
 

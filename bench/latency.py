@@ -30,6 +30,7 @@ from bench.world import BenchWorld
 from trustgate.clock import parse_rfc3339
 from trustgate.store import Store
 from trustgate.trust_policy import aws_principals, is_managed, statements_of
+from trustgate_local.world import ALICE, BOB
 
 GOAL_SECONDS = 1.0
 POLL_SECONDS = 0.005
@@ -166,8 +167,6 @@ class InProcessDriver:
     name = "in-process (running_world, moto decorator mode)"
 
     def __init__(self, bench: BenchWorld) -> None:
-        from tests.support.aws import ALICE, BOB
-
         self.bench = bench
         self.requester_arn, self.approver_arn = ALICE, BOB
         self.store = bench.observer_store()

@@ -20,10 +20,10 @@ from bench.counting import Call, per_operation, per_service, repeated_reads
 from bench.dynamodb_units import indexes_from_template, units_of
 from bench.results import Section
 from bench.world import BenchWorld
-from tests.support.aws import ALICE, BOB, ROLE_ARN
 from trustgate.ids import new_id
 from trustgate.models import AuditEvent, AutoApproveRule, RolePolicy
 from trustgate_local.template import load_template
+from trustgate_local.world import ALICE, BOB, ROLE_ARN
 
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_TRANSITIONS = 10

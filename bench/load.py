@@ -28,11 +28,11 @@ from string import ascii_lowercase
 from typing import Any
 
 from bench.results import Section, median, percentile
-from tests.support.aws import BOB, CAROL, DAVE, MEMBER, ROLE_ARN, ROLE_NAME, World, running_world
 from trustgate import service, sync
 from trustgate.errors import LockTimeoutError
 from trustgate.ids import _ALPHABET
 from trustgate.trust_policy import grant_expiry_in, policy_size
+from trustgate_local.world import BOB, CAROL, DAVE, MEMBER, ROLE_ARN, ROLE_NAME, World, running_world
 
 FULL_REQUESTS = 100
 QUICK_REQUESTS = 20

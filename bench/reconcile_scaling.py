@@ -19,7 +19,6 @@ from bench.capacity import principal
 from bench.counting import per_service, seconds_in_calls
 from bench.results import Section
 from bench.world import BenchWorld, rewired
-from tests.support.aws import VENDOR_TRUST
 from trustgate import service
 from trustgate.coverage import coverages_of
 from trustgate.models import AccessRequest, RequestStatus, RolePolicy
@@ -28,6 +27,7 @@ from trustgate.session_guard import GUARD_POLICY_NAME, GuardSpec, render_session
 from trustgate.store import request_item
 from trustgate.sync import span_of
 from trustgate.trust_policy import render_trust_policy
+from trustgate_local.world import VENDOR_TRUST
 
 GRANTS_PER_ROLE = 10
 

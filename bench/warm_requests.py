@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 from bench.counting import Call, per_operation
 from bench.results import Section, median, percentile
 from bench.world import BenchWorld, rewired
-from tests.support.aws import ALICE
+from trustgate_local.world import ALICE
 
 GOAL_RATIO = 1.25
 ULID = re.compile(r"\b[0-9A-HJKMNP-TV-Z]{26}\b")

@@ -1,10 +1,10 @@
-"""The moto world the in-process measures share: tests/support/aws.py's `running_world()` (the real stack,
-provisioned from template.yaml into moto, handlers hosted in-process), with every AWS call the handlers make
-counted, every Lambda invocation timed, and a separate, uncounted session for the bench's own polling."""
+"""The moto world the in-process measures share: `trustgate_local.world.running_world()` (the real stack,
+provisioned from template.yaml into moto, handlers hosted in-process; the tests run in it too), with every AWS
+call the handlers make counted, every Lambda invocation timed, and a separate, uncounted session for the
+bench's own polling."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,11 +13,11 @@ from typing import Any
 import boto3
 
 from bench.counting import CallRecorder
-from tests.support.aws import World, running_world
 from trustgate import wiring
 from trustgate.settings import Settings
 from trustgate.store import Store
 from trustgate_local.polling import wait_until
+from trustgate_local.world import World, running_world
 
 
 @dataclass
@@ -56,20 +56,15 @@ def bench_world() -> Iterator[BenchWorld]:
         recorder = CallRecorder().attach(world.session)
         observer = boto3.Session(region_name=world.session.region_name)
         bench = BenchWorld(world, recorder, observer)
-        host = world.host
-        original = host.invoke
 
-        def timed(function: Any, event: Any) -> Any:
-            started = time.perf_counter()
-            try:
-                return original(function, event)
-            finally:
-                bench.invocations.append(Invocation(function.logical_id, time.perf_counter() - started))
+        def timed(function: str, seconds: float) -> None:
+            bench.invocations.append(Invocation(function, seconds))
 
-        host.invoke = timed  # instance attribute: invoke_by_arn goes through it too
+        world.host.on_invoked = timed  # every invocation: the API's, the state machine's, the schedules'
         try:
             yield bench
         finally:
+            world.host.on_invoked = None
             recorder.detach()
 
 

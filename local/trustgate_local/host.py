@@ -15,6 +15,7 @@ import os
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -44,6 +45,8 @@ class FunctionHost:
         # instead. The workflow handlers, which hold no such state, run concurrently as Lambda would.
         self.http_turn = threading.Lock()
         self.http_functions = {route.function for route in stack.routes}
+        # Told of every invocation, however it ended: the function's logical id and its seconds (the bench's timer).
+        self.on_invoked: Callable[[str, float], None] | None = None
 
     def module(self, function: LocalFunction) -> ModuleType:
         with self.lock:
@@ -53,13 +56,18 @@ class FunctionHost:
 
     def invoke(self, function: LocalFunction, event: Any) -> Any:
         """Call the handler; exceptions propagate as they would end a Lambda invocation."""
-        handler = handler_of(self.module(function), function)
-        context = new_context(function)
-        self.invocations.append((function.logical_id, time.time()))
-        if function.logical_id in self.http_functions:
-            with self.http_turn:
-                return handler(event, context)
-        return handler(event, context)
+        started = time.perf_counter()
+        try:
+            handler = handler_of(self.module(function), function)
+            context = new_context(function)
+            self.invocations.append((function.logical_id, time.time()))
+            if function.logical_id in self.http_functions:
+                with self.http_turn:
+                    return handler(event, context)
+            return handler(event, context)
+        finally:
+            if self.on_invoked is not None:
+                self.on_invoked(function.logical_id, time.perf_counter() - started)
 
     def invoke_by_arn(self, arn: str, event: Any) -> Any:
         return self.invoke(self.stack.function_by_arn(arn), event)

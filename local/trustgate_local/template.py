@@ -42,8 +42,10 @@ def _construct(name: str) -> Callable[[yaml.SafeLoader, yaml.Node], dict[str, An
                 value = value.split(".", 1)
         elif isinstance(node, yaml.SequenceNode):
             value = loader.construct_sequence(node, deep=True)
-        else:
-            value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+        elif isinstance(node, yaml.MappingNode):
+            value = loader.construct_mapping(node, deep=True)
+        else:  # YAML has no fourth kind of node
+            raise yaml.constructor.ConstructorError(None, None, f"{name} on a {type(node).__name__}", node.start_mark)
         return {name: value}
 
     return construct

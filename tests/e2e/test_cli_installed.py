@@ -146,8 +146,9 @@ def test_the_installed_cli_drives_a_request_through_the_local_stack(
     ), status
     assert re.search(r"^duration: +2 hours$", status, re.M), status
 
-    # AND switch-url works for her, a requester
+    # AND switch-url prints the server's link for her, a requester: the one her active grant carries
     assert ok(venv, local, "--profile", "requester", "switch-url", ROLE.lower()).strip() == role["switch_url"]
+    assert active["switch_url"] == role["switch_url"]
 
     # WHEN the stack's clock moves on three hours (her grant expires)
     advance(local, "PT3H")

@@ -75,6 +75,10 @@ class CallRecorder:
                     ((kind, spec),) = item.items()
                     action = {"ConditionCheck": "ConditionCheckItem"}.get(kind, f"{kind}Item")
                     yield Call(f"dynamodb:{action}", table, _partition_key(spec))
+            elif operation == "BatchGetItem":  # dynamodb:LeadingKeys holds every key's partition key
+                for request in params["RequestItems"].values():
+                    for key in request["Keys"]:
+                        yield Call("dynamodb:BatchGetItem", table, _partition_key({"Key": key}))
             elif operation == "Query" and params.get("IndexName"):
                 yield Call("dynamodb:Query", f"{table}/index/{params['IndexName']}")
             else:

@@ -20,8 +20,8 @@ from tests.support.flows import granted
 from trustgate import sync
 from trustgate.clock import parse_rfc3339
 from trustgate.models import AccessRequest
+from trustgate.records import Page
 from trustgate.session_guard import guard_window
-from trustgate.store import Page
 from trustgate.trust_policy import grant_expiry_in
 
 pytestmark = pytest.mark.functional

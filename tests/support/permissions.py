@@ -36,6 +36,7 @@ IAM_WRITES = frozenset({"iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:
 ITEM_ACTIONS = frozenset(
     {
         "dynamodb:GetItem",
+        "dynamodb:BatchGetItem",  # reads items by key like GetItem (a role's grants, read again consistently)
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",

@@ -20,7 +20,7 @@ JsonObject = dict[str, Any]
 
 @dataclass
 class Context:
-    """The output settings and a lazily built API client (`switch-url ARN` needs neither endpoint nor credentials)."""
+    """The output settings and a lazily built API client (a usage error needs neither endpoint nor credentials)."""
 
     output: str
     out: TextIO

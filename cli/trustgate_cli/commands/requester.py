@@ -7,16 +7,9 @@ import difflib
 import shlex
 import time
 from typing import Any
+from urllib.parse import parse_qsl, quote, urlencode
 
-from trustgate_cli.arns import (
-    RoleRef,
-    assume_role_command,
-    check_account_id,
-    parse_role_arn,
-    role_name,
-    session_name_for,
-    switch_role_url,
-)
+from trustgate_cli.arns import RoleRef, check_account_id, parse_role_arn, role_name
 from trustgate_cli.client import api_path
 from trustgate_cli.commands.base import (
     CommandAdder,
@@ -153,11 +146,11 @@ def register(commands: CommandAdder) -> None:
     parser = commands.add(
         "switch-url",
         run_switch_url,
-        "print the console Switch Role link for a role",
+        "print the console Switch Role link TrustGate gives for a role you may request or administer",
         examples=["switch-url PumpCustomerAccess", "switch-url arn:aws:iam::111122223333:role/PumpCustomerAccess"],
     )
     parser.add_argument("role", metavar="ROLE_ARN_OR_NAME")
-    parser.add_argument("--account", metavar="ID", help="account id, for a bare role name")
+    parser.add_argument("--account", metavar="ID", help="account id, when roles of that name exist in several")
     parser.add_argument("--display-name", metavar="NAME", help="label the console shows (default: role name)")
 
 
@@ -303,18 +296,14 @@ def _cancelled(request: JsonObject) -> str:
 
 
 def run_switch_url(args: argparse.Namespace, ctx: Context) -> int:
-    """Build the Switch Role link; a bare name needs --account or is looked up (GET /requestable-roles)."""
-    role = parse_role_arn(args.role)
-    server_url = None
-    if role is None:
-        if ":" in args.role:
-            raise UsageError("bad_role", f"{args.role!r} is not a role ARN like arn:aws:iam::111122223333:role/Name")
-        if args.account:
-            role = RoleRef(account=check_account_id(args.account), path_name=args.role)
-        else:
-            role, server_url = _find_role(ctx, args.role)
-    # The server's link for the role, unless a display name of one's own is asked for (the links are the same).
-    url = server_url if server_url and not args.display_name else switch_role_url(role, args.display_name)
+    """The server's Switch Role link for a role the caller may request or administer (GET /requestable-roles,
+    GET /roles): TrustGate knows each partition's console and how a role's path goes into the link."""
+    if ":" in args.role and parse_role_arn(args.role) is None:
+        raise UsageError("bad_role", f"{args.role!r} is not a role ARN like arn:aws:iam::111122223333:role/Name")
+    account = check_account_id(args.account) if args.account else None
+    role, url = _find_role(ctx, args.role, account)
+    if args.display_name:
+        url = with_display_name(url, args.display_name)
     if ctx.json:
         ctx.print_json({"url": url, "role_arn": role.arn, "account": role.account, "role_name": role.name})
     else:
@@ -322,32 +311,47 @@ def run_switch_url(args: argparse.Namespace, ctx: Context) -> int:
     return ExitCode.OK
 
 
-def _find_role(ctx: Context, name: str) -> tuple[RoleRef, str | None]:
-    """The role called `name` (any case, as IAM names go) among those the caller may request, else among those
-    they administer; with the server's Switch Role link when it gave one."""
-    candidates = _roles_for_lookup(ctx)
+def _find_role(ctx: Context, given: str, account: str | None) -> tuple[RoleRef, str]:
+    """The role `given` names (its ARN, or its name in any case, as IAM names go) among those the caller may
+    request, else among those they administer, with the server's Switch Role link for it."""
+    candidates = [(ref, url) for ref, url in _roles_for_lookup(ctx) if account is None or ref.account == account]
     for exact in (True, False):
-        matches = [(ref, url) for ref, url in candidates if _same_name(name, ref, exact=exact)]
+        matches = [(ref, url) for ref, url in candidates if _names(given, ref, exact=exact)]
         if len({ref.arn for ref, _ in matches}) > 1:
             accounts = ", ".join(sorted({ref.account for ref, _ in matches}))
-            raise UsageError("ambiguous_role", f"roles named {name!r} exist in accounts {accounts}; pass --account")
+            raise UsageError("ambiguous_role", f"roles named {given!r} exist in accounts {accounts}; pass --account")
         if matches:
-            return matches[0]
+            ref, url = matches[0]
+            if url is None:
+                raise TransportError(
+                    "invalid_response", f"the API gave no Switch Role link for {ref.arn}: it is older than this CLI"
+                )
+            return ref, url
     names = sorted({ref.name for ref, _ in candidates})
-    close = difflib.get_close_matches(name.casefold(), [known.casefold() for known in names], n=1)
+    close = difflib.get_close_matches(given.casefold(), [known.casefold() for known in names], n=1)
     guess = next((f"did you mean {known}? " for known in names if close and known.casefold() == close[0]), "")
+    where = f" in account {account}" if account else ""
     raise NotFoundError(
         "not_found",
-        f"no role you may request or administer is named {name!r}; {guess}"
-        + (f"roles: {', '.join(names)}" if names else "you may request none")
-        + "; pass --account to build the link anyway",
+        f"no role you may request or administer{where} is named {given!r}; {guess}"
+        + (f"roles: {', '.join(names)}" if names else "you may request none"),
     )
 
 
-def _same_name(given: str, role: RoleRef, *, exact: bool) -> bool:
+def _names(given: str, role: RoleRef, *, exact: bool) -> bool:
+    """Does `given` name `role`: its name, `path/name` or ARN?"""
+    forms = (role.name, role.path_name, role.arn)
     if exact:
-        return given in (role.name, role.path_name)
-    return given.casefold() in (role.name.casefold(), role.path_name.casefold())
+        return given in forms
+    return given.casefold() in {form.casefold() for form in forms}
+
+
+def with_display_name(url: str, display_name: str) -> str:
+    """The server's Switch Role link with another label for the console to show (its `displayName`); every other
+    part as the server wrote it."""
+    base, _, query = url.partition("?")
+    fields = [(key, value) for key, value in parse_qsl(query, keep_blank_values=True) if key != "displayName"]
+    return f"{base}?{urlencode([*fields, ('displayName', display_name)], quote_via=quote, safe='/')}"
 
 
 def _roles_for_lookup(ctx: Context) -> list[tuple[RoleRef, str | None]]:
@@ -458,28 +462,20 @@ def _show_request(ctx: Context, request: JsonObject, *, instructions: bool = Tru
         ctx.print_json(request)
         return
     ctx.print(request_details(request, ctx.now()))
-    if instructions and request.get("status") == "active":
+    way_in = access_instructions(request, ctx.profile) if instructions and request.get("status") == "active" else ""
+    if way_in:
         ctx.print()
-        ctx.print(access_instructions(request, ctx.profile))
+        ctx.print(way_in)
 
 
 def access_instructions(request: JsonObject, profile: str | None) -> str:
     """How to use an active grant: the server's `access` (the session name it pins, the console link and the
-    `aws sts assume-role` command), line for line as the "granted" email shows it."""
+    `aws sts assume-role` command), line for line as the "granted" email shows it; nothing without it."""
     access = request.get("access")
-    if isinstance(access, dict):
-        lines = way_in_lines(access)
-        if profile:
-            # The grant names the identity behind the profile these credentials came from.
-            lines.append(f"Add --profile {shlex.quote(profile)} to the CLI command to assume from this same profile.")
-        return "\n".join(lines)
-    # A server from before `access`: build the link and the command here, with the session name it names.
-    role = parse_role_arn(str(request.get("role_arn", "")))
-    if role is None:
+    if not isinstance(access, dict):
         return ""
-    # The server may pin the session name in the trust statement; use its choice when it says so.
-    session = str(request.get("session_name") or session_name_for(str(request.get("principal_arn", ""))))
-    return (
-        f"Switch role in the console:\n  {switch_role_url(role)}\n"
-        f"Or from the command line:\n  {assume_role_command(role.arn, session, profile)}"
-    )
+    lines = way_in_lines(access)
+    if profile:
+        # The grant names the identity behind the profile these credentials came from.
+        lines.append(f"Add --profile {shlex.quote(profile)} to the CLI command to assume from this same profile.")
+    return "\n".join(lines)

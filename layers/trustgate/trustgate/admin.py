@@ -12,6 +12,7 @@ from trustgate.errors import PreconditionFailedError, RuleViolationError
 from trustgate.identity import Caller
 from trustgate.ids import new_id
 from trustgate.models import AccessRequest, AuditEvent, RolePolicy
+from trustgate.ports import Dependencies
 from trustgate.rules import check_within_ceiling, effective_policy
 from trustgate.standing import open_statements, start_just_in_time
 from trustgate.sync import (
@@ -24,7 +25,6 @@ from trustgate.sync import (
     sync_role,
 )
 from trustgate.trust_policy import Document, Statement, policy_size, unmanaged_statements
-from trustgate.wiring import Dependencies
 
 
 @dataclass(frozen=True)

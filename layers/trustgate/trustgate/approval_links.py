@@ -16,7 +16,7 @@ from datetime import datetime
 
 from trustgate.clock import parse_rfc3339
 from trustgate.errors import ForbiddenError
-from trustgate.store import Store
+from trustgate.ports import RequestStore
 
 TOKEN_BYTES = 32  # 256 bits
 CSRF_KEY_BYTES = 32
@@ -55,7 +55,7 @@ class LinkGrant:
     csrf_key: str | None = None
 
 
-def mint(store: Store, request_id: str, approver_arn: str, expires_at: datetime) -> str:
+def mint(store: RequestStore, request_id: str, approver_arn: str, expires_at: datetime) -> str:
     """Create a link token for one approver of one request; only its hash (and a CSRF key) is stored."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
     store.put_token(
@@ -70,7 +70,7 @@ def mint(store: Store, request_id: str, approver_arn: str, expires_at: datetime)
     return token
 
 
-def look_up(store: Store, token: str, now: datetime) -> LinkGrant:
+def look_up(store: RequestStore, token: str, now: datetime) -> LinkGrant:
     """The grant behind a token; a forged, unknown or expired token is refused (used ones are reported)."""
     if not 20 <= len(token) <= 100:
         raise InvalidLinkError("this approval link is not valid")

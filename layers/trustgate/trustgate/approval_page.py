@@ -27,6 +27,7 @@ from trustgate.messages import (
     way_in_lines,
 )
 from trustgate.models import AccessRequest, RequestStatus
+from trustgate.wording import DECISION_WORDS, status_label
 
 CSS = """
 :root{color-scheme:light dark;--bg:#f4f5f7;--card:#fff;--text:#16191f;--muted:#5f6b7a;--line:#e3e6ea;
@@ -244,7 +245,7 @@ def problem_page(status: int, code: str, message: str, request: AccessRequest | 
         parts.append(f'<p class="muted">{_e(hint)}</p>')
     if request is not None:
         parts.append(_details(request, now))
-        badge = (_status_label(request), _status_tone(request))
+        badge = (status_label(request), _status_tone(request))
     else:
         badge = ("Not available", "bad" if status >= 500 or status in (401, 403) else "warn")
     return _page(status, heading, heading, badge, "".join(parts))
@@ -340,15 +341,6 @@ def _status_tone(request: AccessRequest) -> str:
     return "warn" if request.status == RequestStatus.PENDING else ""
 
 
-def _status_label(request: AccessRequest) -> str:
-    if request.status == RequestStatus.PENDING:
-        return "Approved" if request.decided_at is not None else "Waiting for approval"
-    return {
-        RequestStatus.ACTIVE: "Access granted",
-        RequestStatus.TIMED_OUT: "Timed out",
-    }.get(request.status, request.status.value.capitalize())
-
-
 def _details(request: AccessRequest, now: datetime) -> str:
     rows: list[tuple[str, str]] = [
         (
@@ -376,14 +368,14 @@ def _details(request: AccessRequest, now: datetime) -> str:
     elif request.status == RequestStatus.ACTIVE and request.expires_at:
         rows.append(("Access until", _e(human_time(request.expires_at))))
     else:
-        rows.append(("Status", _e(_status_label(request))))
+        rows.append(("Status", _e(status_label(request))))
     rows.append(("Request id", f"<code>{_e(request.id)}</code>"))
     return "<dl>" + "".join(f"<dt>{_e(name)}</dt><dd>{value}</dd>" for name, value in rows) + "</dl>"
 
 
 def _approval_list(request: AccessRequest) -> str:
     items: Iterable[str] = (
-        f"<li>{_e(a.decision + 'd' if a.decision == 'approve' else 'denied')} by "
+        f"<li>{_e(DECISION_WORDS[a.decision])} by "
         f"{_e(_person(a.approver_arn))} <span class='muted'>via</span> <code>{_e(a.approver_arn)}</code> "
         f"at {_e(human_time(a.at))}" + (f' — <span class="text">{_e(a.comment)}</span>' if a.comment else "") + "</li>"
         for a in request.approvals

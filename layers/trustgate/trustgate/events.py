@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from trustgate import ports
 from trustgate.models import AuditEvent
 from trustgate.observability import count, logger
 
@@ -54,7 +55,7 @@ class EventPublisher:
             raise EventNotPublishedError(event.action, code, reason)
 
 
-def publish_quietly(publisher: EventPublisher, event: AuditEvent) -> bool:
+def publish_quietly(publisher: ports.EventPublisher, event: AuditEvent) -> bool:
     """Publish an event whose change is already committed: a failure is logged and counted, never raised.
 
     Returns whether it was published."""

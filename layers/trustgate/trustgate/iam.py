@@ -10,7 +10,6 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
@@ -19,6 +18,7 @@ from botocore.exceptions import ConnectionError as TransportError
 
 from trustgate.errors import NotFoundError
 from trustgate.identity import account_of, role_name_of
+from trustgate.records import LiveRole
 from trustgate.session_guard import GUARD_POLICY_NAME
 from trustgate.throttling import THROTTLING_CODES
 from trustgate.trust_policy import Document, policy_size, serialize
@@ -120,16 +120,6 @@ def with_backoff[T](
                 raise
             sleep(pause)
     raise AssertionError("unreachable")
-
-
-@dataclass(frozen=True)
-class LiveRole:
-    """What IAM holds for a managed role, as far as TrustGate renders it."""
-
-    trust_policy: Document
-    role_id: str  # AROA…: inside the role a session's aws:userid is <role_id>:<session name>
-    guard: Document | None  # TrustGate's session-guard inline policy, if present
-    other_inline_size: int  # characters the role's other inline policies use (shared 10,240 quota)
 
 
 def _decoded(document: Any) -> Document:

@@ -1,4 +1,6 @@
-"""Who is calling: turn the verified SigV4 identity into a principal a trust policy may name."""
+"""Who is calling, and the ARNs TrustGate reads: the verified SigV4 identity turned into a principal a trust
+policy may name; role ARNs (partition, account, path, name) and the console's Switch Role link for each partition.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import quote, urlencode
 
 from trustgate.errors import ForbiddenError, InvalidPrincipalError, NotAPersonError, UnauthenticatedError
 from trustgate.patterns import glob_matches
@@ -21,7 +24,7 @@ _SESSION = re.compile(
     re.ASCII,
 )
 _ROLE = re.compile(
-    r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):role/(?:[\w+=,.@-]+/)*(?P<name>[\w+=,.@-]+)\Z",
+    r"^arn:(?P<partition>aws[a-z-]*):iam::(?P<account>\d{12}):role/(?P<path>(?:[\w+=,.@-]+/)*)(?P<name>[\w+=,.@-]+)\Z",
     re.ASCII,
 )
 _ROOT = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:root\Z", re.ASCII)
@@ -97,12 +100,8 @@ def is_identity_role_session(arn: str, identity_roles: Iterable[str]) -> bool:
     if not session:
         return False
     for role_arn in identity_roles:
-        role = _ROLE.match(role_arn)
-        if (
-            role
-            and role.group("name") == session.group("role")
-            and account_of_or_none(role_arn) == session.group("account")
-        ):
+        role = role_arn_or_none(role_arn)
+        if role and role.name == session.group("role") and role.account == session.group("account"):
             return True
     return False
 
@@ -236,10 +235,96 @@ def account_of(arn: str) -> str:
 
 
 def role_name_of(role_arn: str) -> str:
-    match = _ROLE.match(role_arn)
+    """The role's name without its path: what IAM's role APIs take as `RoleName`."""
+    return parse_role_arn(role_arn).name
+
+
+# -- role ARNs and the console ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoleArn:
+    """An IAM role ARN taken apart: `arn:<partition>:iam::<account>:role/<path><name>`."""
+
+    partition: str
+    account: str
+    path: str  # "" or "vendor/team/": IAM's path without its leading "/"
+    name: str
+
+    @property
+    def path_and_name(self) -> str:
+        """`vendor/team/Name`: what the console's Switch Role asks for as the role (path included)."""
+        return self.path + self.name
+
+    @property
+    def arn(self) -> str:
+        return f"arn:{self.partition}:iam::{self.account}:role/{self.path_and_name}"
+
+
+def role_arn_or_none(text: str) -> RoleArn | None:
+    """The role `text` names, or None when it is no IAM role ARN (ASCII names, no wildcards)."""
+    match = _ROLE.match(text)
     if not match:
-        raise InvalidPrincipalError(f"{role_arn} is not an IAM role ARN")
-    return match.group("name")
+        return None
+    return RoleArn(match.group("partition"), match.group("account"), match.group("path"), match.group("name"))
+
+
+def parse_role_arn(text: str) -> RoleArn:
+    """The role an IAM role ARN names; `invalid_principal` (403) for anything else."""
+    role = role_arn_or_none(text)
+    if role is None:
+        raise InvalidPrincipalError(f"{text} is not an IAM role ARN")
+    return role
+
+
+@dataclass(frozen=True)
+class ConsoleHosts:
+    """Where a partition's AWS Management Console lives: its sign-in host (which serves Switch Role) and itself."""
+
+    signin: str
+    console: str
+
+
+# Each partition has a console of its own; a link to another partition's console just fails to load.
+# * aws: signin.aws.amazon.com (Switch Role links), console.aws.amazon.com.
+# * aws-us-gov: the AWS GovCloud (US) User Guide links "the AWS Management Console for AWS GovCloud (US)" as
+#   https://signin.amazonaws-us-gov.com ("AWS Identity and Access Management in AWS GovCloud (US)",
+#   https://docs.aws.amazon.com/govcloud-us/latest/UserGuide/govcloud-iam.html); the console is
+#   console.amazonaws-us-gov.com (which that page does not name).
+# * aws-cn: "The domain for Amazon Web Services China is www.amazonaws.cn" ("General Information About Amazon
+#   Web Services China", https://docs.amazonaws.cn/en_us/aws/latest/userguide/general-info.html); sign-in and
+#   console are signin.amazonaws.cn and console.amazonaws.cn under it (hosts that page does not name either).
+CONSOLE_HOSTS: dict[str, ConsoleHosts] = {
+    "aws": ConsoleHosts("signin.aws.amazon.com", "console.aws.amazon.com"),
+    "aws-us-gov": ConsoleHosts("signin.amazonaws-us-gov.com", "console.amazonaws-us-gov.com"),
+    "aws-cn": ConsoleHosts("signin.amazonaws.cn", "console.amazonaws.cn"),
+}
+
+
+def console_hosts(partition: str) -> ConsoleHosts:
+    """The console of `partition`; a partition without a public console (the ISO ones) gets the commercial one's,
+    as TrustGate always gave: a link there cannot work, and the `aws sts assume-role` command still does."""
+    return CONSOLE_HOSTS.get(partition, CONSOLE_HOSTS["aws"])
+
+
+def switch_role_url(role_arn: str, display_name: str | None = None) -> str:
+    """The console's Switch Role link for a role, on its partition's sign-in host; `displayName` defaults to the
+    role's name.
+
+    `roleName` carries the role's path and name (`vendor/team/Name`): the console's Switch Role takes the role
+    as path and name, which is why IAM limits the two together to 64 characters for roles used there ("if you
+    intend to use a role with the Switch Role feature in the AWS Management Console, then the combined Path and
+    RoleName cannot exceed 64 characters", IAM User Guide, "Methods to assume a role",
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/id_roles_use.html). Every value is percent-encoded but the
+    path's `/` (`+` becomes %2B, `=` %3D, `,` %2C, `@` %40, a space %20).
+    """
+    role = parse_role_arn(role_arn)
+    query = urlencode(
+        {"roleName": role.path_and_name, "account": role.account, "displayName": display_name or role.name},
+        quote_via=quote,
+        safe="/",
+    )
+    return f"https://{console_hosts(role.partition).signin}/switchrole?{query}"
 
 
 def matches_any(arn: str, patterns: Iterable[str]) -> bool:

@@ -40,9 +40,9 @@ from trustgate.errors import (
 from trustgate.identity import Caller, caller_for_arn
 from trustgate.models import AccessRequest, RequestStatus
 from trustgate.observability import logger
+from trustgate.ports import Dependencies
 from trustgate.rules import counted_approvals, nonconforming_reason
 from trustgate.throttling import is_throttling
-from trustgate.wiring import Dependencies
 
 Decision = Literal["approve", "deny"]
 GRANT_WAIT_SECONDS = 5.0  # show "Access granted" when the flow is quick; API Gateway allows 29 s

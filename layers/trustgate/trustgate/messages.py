@@ -19,6 +19,7 @@ from trustgate.durations import format_duration
 from trustgate.identity import role_name_of
 from trustgate.models import AccessRequest, RequestStatus, way_in
 from trustgate.user_text import inert
+from trustgate.wording import DECISION_WORDS, ended_phrase, outcome_of
 
 BRAND = "[TrustGate]"
 TEAM = "*"  # the recipient of a team copy: what shared subscribers (a team mailbox, a channel) receive
@@ -322,10 +323,10 @@ def links_withheld(request: AccessRequest, approver: str, why: str) -> Notificat
 
 def already_decided(request: AccessRequest, approver: str) -> Notification:
     """Tell an approver their earlier message is stale: the request was decided (or closed) already."""
-    outcome = _outcome(request)
+    outcome = outcome_of(request)
     role = role_name_of(request.role_arn)
     # Only approvals and denials have deciders; a cancel or a timeout is nobody's approval.
-    decisive = {"approved": "approve", "denied": "deny"}.get(outcome)
+    decisive = next((decision for decision, word in DECISION_WORDS.items() if word == outcome), None)
     by = ", ".join(short_principal(a.approver_arn) for a in request.approvals if a.decision == decisive)
     detail = f" by {by}" if by else ""
     body = (
@@ -341,23 +342,6 @@ def already_decided(request: AccessRequest, approver: str) -> Notification:
         "approver",
         request,
     )
-
-
-def ended_phrase(outcome: str, *, already: bool = False) -> str:
-    """How a request ended, as a verb phrase: "was (already) denied", but "(already) timed out", "failed"."""
-    adverb = "already " if already else ""
-    if outcome in ("timed out", "failed"):  # things that happened to it, not something someone did
-        return f"{adverb}{outcome}"
-    return f"was {adverb}{outcome}"
-
-
-def _outcome(request: AccessRequest) -> str:
-    """The word for how a request left `pending` (approved while the grant is still being made)."""
-    if request.status == RequestStatus.PENDING:
-        return "approved" if request.decided_at is not None else "pending"
-    if request.status in (RequestStatus.ACTIVE, RequestStatus.EXPIRED, RequestStatus.REVOKED):
-        return "approved"
-    return {RequestStatus.TIMED_OUT: "timed out"}.get(request.status, request.status.value)
 
 
 # -- to the requester ----------------------------------------------------------------------------

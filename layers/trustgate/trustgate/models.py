@@ -7,7 +7,6 @@ import re
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
-from urllib.parse import quote, urlencode
 
 from pydantic import (
     AfterValidator,
@@ -25,7 +24,15 @@ from pydantic_core import PydanticCustomError
 from trustgate.clock import parse_rfc3339, to_rfc3339
 from trustgate.durations import format_duration, parse_duration
 from trustgate.errors import InvalidPrincipalError
-from trustgate.identity import Person, PersonKind, person_of
+from trustgate.identity import (
+    Person,
+    PersonKind,
+    account_of,
+    parse_role_arn,
+    person_of,
+    role_arn_or_none,
+    switch_role_url,
+)
 from trustgate.patterns import PatternError, check_glob, compile_regex
 
 
@@ -161,16 +168,22 @@ class RequestView(BaseModel):
     person: str = Field(default="", description="who asked, as a person")
     session_name: str = Field(default="", description="the session name the role's trust policy pins for them")
     access: WayIn | None = Field(default=None, description="how to use an active grant")
+    switch_url: str | None = Field(
+        default=None,
+        description="for an active grant: the console's Switch Role link (the same as `access.console_url`)",
+    )
 
     @classmethod
     def of(cls, request: AccessRequest) -> RequestView:
         view = cls.model_validate(request.model_dump(include=set(cls.model_fields)))
         person = request.requester
+        access = way_in(request) if request.status == RequestStatus.ACTIVE else None
         return view.model_copy(
             update={
                 "person": person.label,
                 "session_name": person.session_name,
-                "access": way_in(request) if request.status == RequestStatus.ACTIVE else None,
+                "access": access,
+                "switch_url": access.console_url if access else None,
             }
         )
 
@@ -185,36 +198,14 @@ class WayIn(BaseModel):
     mfa_required: bool = False
 
 
-# The console's sign-in host differs per partition; a link to the wrong one just fails to load.
-_SIGNIN_HOSTS = {
-    "aws": "signin.aws.amazon.com",
-    "aws-us-gov": "signin.amazonaws-us-gov.com",
-    "aws-cn": "signin.amazonaws.cn",
-}
-
-
-def switch_role_url(role_arn: str) -> str:
-    """The console's Switch Role link for a role: the same link the `trustgate switch-url` CLI builds.
-
-    The console's roleName is the role's path and name (`path/Name`); the display name is the bare name.
-    """
-    partition, account, path_and_name = role_arn.split(":")[1], role_arn.split(":")[4], role_arn.split(":role/", 1)[-1]
-    query = urlencode(
-        {"roleName": path_and_name, "account": account, "displayName": path_and_name.rsplit("/", 1)[-1]},
-        quote_via=quote,
-        safe="/",
-    )
-    return f"https://{_SIGNIN_HOSTS.get(partition, _SIGNIN_HOSTS['aws'])}/switchrole?{query}"
-
-
 def way_in(request: AccessRequest) -> WayIn:
     """One rendering of the way in, used by the API (CLI `status`), the 'granted' email and the approval result."""
     person = request.requester
     command = f"aws sts assume-role --role-arn {request.role_arn} --role-session-name {person.session_name}"
     if request.require_mfa:
-        account_of_person = request.principal_arn.split(":")[4]
+        partition = parse_role_arn(request.role_arn).partition
         command += (
-            f" --serial-number arn:{request.role_arn.split(':')[1]}:iam::{account_of_person}:mfa/<your MFA device name>"
+            f" --serial-number arn:{partition}:iam::{account_of(request.principal_arn)}:mfa/<your MFA device name>"
             " --token-code <6-digit code>"
         )
     return WayIn(
@@ -328,7 +319,6 @@ def _check_cidrs(values: list[str]) -> list[str]:
 # TrustGate's own checks of ARNs and tag keys: ASCII only (re.ASCII: `\w` is [A-Za-z0-9_], as in IAM names),
 # anchored with \Z (`$` also matches before a trailing newline), and bounded (IAM's longest ARN is 2048).
 MAX_ARN = 2048
-_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/(?:[\w+=,.@-]+/)*[\w+=,.@-]+\Z", re.ASCII)
 _STANDING = re.compile(
     r"([0-9]{12}|arn:aws[a-z-]*:(iam::[0-9]{12}:(user|role)/[\w+=,.@/-]+|sts::[0-9]{12}:assumed-role/[\w+=,.@-]+/[\w+=,.@-]+))\Z",
     re.ASCII,
@@ -373,7 +363,7 @@ def _check_standing(values: list[str], info: ValidationInfo) -> list[str]:
 def _check_role_arns(values: list[str], info: ValidationInfo) -> list[str]:
     if not _stored(info):
         for value in values:
-            if len(value) > MAX_ARN or not _ROLE_ARN.match(value):
+            if len(value) > MAX_ARN or role_arn_or_none(value) is None:
                 raise ValueError(
                     f"{_shown(value)} is not an IAM role ARN such as arn:aws:iam::111122223333:role/SamlUsers "
                     "(ASCII, no wildcards, nothing after the name)"

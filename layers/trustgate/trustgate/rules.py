@@ -36,12 +36,12 @@ from trustgate.identity import (
     person_of,
     role_name_of,
 )
-from trustgate.messages import ended_phrase
 from trustgate.models import AccessRequest, Approval, AutoApproveRule, RequestStatus, RolePolicy
 from trustgate.patterns import PatternError, regex_fullmatch
 from trustgate.settings import Settings
 from trustgate.trust_policy import Baseline, GrantConditions, RenderSpec
 from trustgate.user_text import visible_length
+from trustgate.wording import ended_phrase, outcome_of
 
 
 @dataclass(frozen=True)
@@ -415,13 +415,8 @@ def check_decidable(
     The services always pass the policy in force; without it only the request's snapshot judges.
     """
     if request.status != RequestStatus.PENDING or request.decided_at is not None:
-        outcome = (
-            "approved"
-            if request.status in (RequestStatus.PENDING, RequestStatus.ACTIVE, RequestStatus.EXPIRED)
-            else request.status.value.replace("_", " ")
-        )
         raise AlreadyDecidedError(
-            f"request {request.id} {ended_phrase(outcome, already=True)}; nothing more is needed from you"
+            f"request {request.id} {ended_phrase(outcome_of(request), already=True)}; nothing more is needed from you"
         )
     if request.approval_deadline and request.approval_deadline <= now:
         raise AlreadyDecidedError(f"request {request.id} is past its approval window")
@@ -438,6 +433,18 @@ def check_decidable(
             f"changed after it was made: {why}. Nothing was changed; deny it, or the requester cancels it "
             f"(trustgate cancel {request.id}) and asks again within the current policy"
         )
+
+
+def may_decide_now(
+    request: AccessRequest, approver: Caller, now: datetime, effective: EffectivePolicy, settings: Settings
+) -> bool:
+    """`check_decidable` as a yes/no, for listing what an approver may decide: a deny at least (an approval may
+    still be refused as nonconforming)."""
+    try:
+        check_decidable(request, approver, now, effective, settings, approving=False)
+    except TrustGateError:
+        return False
+    return True
 
 
 def nonconforming_reason(request: AccessRequest, effective: EffectivePolicy, settings: Settings) -> str | None:

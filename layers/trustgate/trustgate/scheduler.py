@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
+
+from trustgate.records import ScheduleRef
 
 if TYPE_CHECKING:
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
@@ -21,14 +22,6 @@ REMIND_PREFIX = f"{PREFIX}remind-"
 
 def schedule_name(request_id: str, reminder: bool = False) -> str:
     return f"{REMIND_PREFIX if reminder else EXPIRE_PREFIX}{request_id}"
-
-
-@dataclass(frozen=True)
-class ScheduleRef:
-    """One of TrustGate's schedules, as the group lists it."""
-
-    request_id: str
-    reminder: bool
 
 
 def parse_schedule_name(name: str) -> ScheduleRef | None:

@@ -40,6 +40,7 @@ from trustgate.ids import new_id
 from trustgate.messages import Notification
 from trustgate.models import AccessRequest, Approval, AuditEvent, RequestStatus, notify_targets
 from trustgate.observability import count, logger
+from trustgate.ports import Dependencies
 from trustgate.rules import (
     EffectivePolicy,
     approver_removed_message,
@@ -50,6 +51,8 @@ from trustgate.rules import (
     counted_approvals,
     effective_policy,
     is_admin,
+    may_decide_now,
+    same_human,
 )
 from trustgate.session_guard import guard_window
 from trustgate.standing import start_just_in_time
@@ -67,7 +70,6 @@ from trustgate.sync import (
 from trustgate.throttling import throttling_in
 from trustgate.transitions import commit_change, transition
 from trustgate.trust_policy import Document, grant_expiry_in, statements_of
-from trustgate.wiring import Dependencies
 
 SYSTEM = "trustgate"
 OPTIMISTIC_RETRIES = 8  # decide's attempts when others record decisions on the same request at the same moment
@@ -322,6 +324,9 @@ def revoke_person(
                     was_until.append(held.expires_at)
                 ended.append(end_now(deps, held, RequestStatus.REVOKED, why, actor))
         for pending in _pending_of(deps, key, role_arn):
+            if pending.starts_at is not None:  # being granted (IAM may name them already): its span must end
+                ended.append(end_now(deps, pending, RequestStatus.FAILED, f"revoked while being granted: {why}", actor))
+                continue
             cancelled.append(
                 transition(deps, pending, RequestStatus.CANCELLED, actor, reason=f"cancelled by a revoke: {why}")
             )
@@ -457,20 +462,9 @@ def pending_for_approver(deps: Dependencies, caller: Caller) -> list[AccessReque
     for request in iterate_pages(lambda cursor: deps.store.requests_by_status(RequestStatus.PENDING, cursor)):
         if request.role_arn not in policies:
             policies[request.role_arn] = policy_for(deps, request.role_arn)
-        if _may_decide_now(deps, request, caller, now, policies[request.role_arn]):
+        if may_decide_now(request, caller, now, policies[request.role_arn], deps.settings):
             found.append(request)
     return found
-
-
-def _may_decide_now(
-    deps: Dependencies, request: AccessRequest, caller: Caller, now: datetime, effective: EffectivePolicy
-) -> bool:
-    """The same judgement as deciding (persons, not ARNs), as a yes/no for listing."""
-    try:
-        check_decidable(request, caller, now, effective, deps.settings, approving=False)
-    except TrustGateError:
-        return False
-    return True
 
 
 def check_decision(
@@ -672,7 +666,7 @@ def concrete_approvers(request: AccessRequest) -> list[str]:
 
 def _same_person(arn: str, request: AccessRequest) -> bool:
     try:
-        return person_of(arn).key == request.requester.key
+        return same_human(person_of(arn), request.requester)
     except TrustGateError:
         return False
 

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from trustgate.errors import PreconditionFailedError, RuleViolationError
 from trustgate.ids import new_id
 from trustgate.models import AuditEvent, RolePolicy
+from trustgate.ports import Dependencies
 from trustgate.sync import ProposedPolicy, SyncResult, sync_role
 from trustgate.trust_policy import Statement, aws_principals, is_managed, unmanaged_statements
-from trustgate.wiring import Dependencies
 
 ACTOR = "trustgate"
 REASON = "InitialStandingAccess=none: the role starts just-in-time"

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -17,8 +17,10 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from trustgate.clock import parse_rfc3339, to_rfc3339
-from trustgate.errors import ConflictError, InvalidCursorError, LockTimeoutError, NotFoundError
+from trustgate.errors import ConflictError, InvalidCursorError, LockTimeoutError, NotFoundError, ThrottledError
 from trustgate.models import STORED, AccessRequest, AuditEvent, RequestStatus, RolePolicy
+from trustgate.records import Page, StoredPolicy, SyncQueue
+from trustgate.throttling import throttling_in
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -73,26 +75,6 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
     return decoded
 
 
-@dataclass(frozen=True)
-class Page[T]:
-    items: list[T]
-    next: str | None
-
-
-@dataclass(frozen=True)
-class StoredPolicy:
-    """A role policy as stored: its version (0 = never saved), and what TrustGate keeps on record with it."""
-
-    policy: RolePolicy
-    version: int
-    # The role's hand-written statements when an admin set a mode (see trust_policy.drift_in); None without a mode.
-    hand_written: tuple[dict[str, Any], ...] | None = None
-    # Why this version could not be rendered (then syncs keep the standing access IAM holds until it is saved again).
-    unrenderable: str | None = None
-    # When this version was saved (None for versions saved before TrustGate kept it).
-    changed_at: datetime | None = None
-
-
 def _request_keys(request: AccessRequest) -> dict[str, Any]:
     created = f"{to_rfc3339(request.created_at)}#{request.id}"
     return {
@@ -145,6 +127,10 @@ def _request_from(item: Mapping[str, Any]) -> AccessRequest:
     return AccessRequest.model_validate({k: v for k, v in values.items() if k in AccessRequest.model_fields})
 
 
+BATCH_GET_LIMIT = 100  # DynamoDB's most keys in one BatchGetItem
+BATCH_GET_ATTEMPTS = 5
+
+
 def _request_key(request_id: str) -> dict[str, Any]:
     return _to_item({"pk": f"REQUEST#{request_id}", "sk": "REQUEST"})
 
@@ -155,22 +141,6 @@ def _token_key(token_hash: str) -> dict[str, Any]:
 
 def _lock_key(name: str) -> dict[str, Any]:
     return _to_item({"pk": f"LOCK#{name}", "sk": "LOCK"})
-
-
-@dataclass(frozen=True)
-class SyncQueue:
-    """A role's lock and its queue of changes waiting for a sync (see sync.sync_role)."""
-
-    wanted: int  # changes recorded so far (each change's ticket is the count after it)
-    done: int  # every change up to this ticket was verified in IAM by a round that started after it
-    activate: frozenset[str]  # approved requests waiting to be activated
-    changed: frozenset[str]  # requests whose changed record the next round must read consistently
-    owner: str | None
-    lease_until: datetime | None
-    intent: dict[str, Any] | None  # IAM writes a holder began and had not yet audited
-
-    def is_free(self, now: datetime) -> bool:
-        return self.owner is None or self.lease_until is None or self.lease_until < now
 
 
 class Store:
@@ -255,6 +225,27 @@ class Store:
                 "ExpressionAttributeValues": attribute_values,
             }
         }
+
+    def get_requests(self, request_ids: Iterable[str]) -> list[AccessRequest]:
+        """The requests as stored now (consistent reads, 100 a call, in no particular order); ids that name no
+        request are left out. Keys DynamoDB leaves unprocessed (too busy) are asked again, a few times."""
+        keys = [_request_key(i) for i in dict.fromkeys(request_ids)]
+        found: list[AccessRequest] = []
+        for start in range(0, len(keys), BATCH_GET_LIMIT):
+            pending: list[dict[str, Any]] = keys[start : start + BATCH_GET_LIMIT]
+            for attempt in range(BATCH_GET_ATTEMPTS):
+                response = self.client.batch_get_item(
+                    RequestItems={self.table: {"Keys": pending, "ConsistentRead": True}}
+                )
+                found += [_request_from(item) for item in response.get("Responses", {}).get(self.table, [])]
+                unprocessed = response.get("UnprocessedKeys", {}).get(self.table)
+                pending = [dict(key) for key in unprocessed["Keys"]] if unprocessed else []
+                if not pending:
+                    break
+                time.sleep(0.05 * 2**attempt)
+            if pending:
+                raise ThrottledError()
+        return found
 
     def set_task_token(self, request_id: str, token: str) -> None:
         self.client.update_item(
@@ -397,7 +388,9 @@ class Store:
         """Record an event under the id it was given; False when a record with that id already exists."""
         try:
             self._transact([self._audit_put(event)], conflict="already recorded")
-        except ConflictError:
+        except ConflictError as error:
+            if throttling_in(error) is not None:  # the table was busy: nothing was recorded, not a duplicate
+                raise
             return False
         return True
 
@@ -500,7 +493,9 @@ class Store:
         }
         try:
             self._transact([update, self._audit_put(audit)], conflict="the role policy changed meanwhile")
-        except ConflictError:
+        except ConflictError as error:
+            if throttling_in(error) is not None:  # the table was busy: nothing was noted
+                raise
             return False
         return True
 
@@ -523,6 +518,11 @@ class Store:
     def unlock(self, name: str, owner: str) -> None:
         # A lease someone else holds now is theirs (ours had lapsed): nothing to release.
         self._update_if(_lock_key(name), "REMOVE #o, lease_until", "#o = :owner", {":owner": owner})
+
+    def renew_lock(self, name: str, owner: str, lease_until: datetime) -> None:
+        """Extend a lease only while still its holder: once another took the lock (and maybe released it), a
+        holder that stalled must not take it back (LockTimeoutError)."""
+        self._update_held(name, owner, "SET lease_until = :lease", {":lease": to_rfc3339(lease_until)})
 
     def mark_dirty(self, name: str, activate: Sequence[str] = (), changed: Sequence[str] = ()) -> int:
         """Record that a change waits for a sync of the role; returns its ticket (the queue's new count)."""

@@ -43,14 +43,15 @@ from trustgate.errors import (
     TrustPolicyFullError,
 )
 from trustgate.events import publish_quietly
-from trustgate.iam import LiveRole, time_budget
+from trustgate.iam import time_budget
 from trustgate.ids import new_id
 from trustgate.models import AccessRequest, AuditEvent, RequestStatus, RolePolicy
 from trustgate.observability import count, logger
+from trustgate.ports import Dependencies, RequestStore
+from trustgate.records import LiveRole, StoredPolicy, SyncQueue
 from trustgate.rules import EffectivePolicy, approval_shortfall, effective_policy, nonconforming_reason, render_spec
 from trustgate.session_guard import SESSION_LIFETIME_MAX, GuardSpec, render_session_guard
 from trustgate.settings import Settings
-from trustgate.store import Store, StoredPolicy, SyncQueue
 from trustgate.transitions import commit_change, transition
 from trustgate.trust_policy import (
     BASELINE_SID,
@@ -65,7 +66,6 @@ from trustgate.trust_policy import (
     same_policy,
     unmanaged_statements,
 )
-from trustgate.wiring import Dependencies
 
 # A holder renews its lease before each round and right before each IAM write (`_fenced`), and one IAM call
 # with its retries takes at most `iam.worst_case_seconds()` (15 s): every write ends inside a live lease, so two
@@ -170,9 +170,16 @@ def history_window(deps: Dependencies) -> timedelta:
 
 
 def grants_shaping(deps: Dependencies, role_arn: str) -> list[AccessRequest]:
-    """Every grant of the role that can still shape a coverage (one indexed query per status)."""
+    """Every grant of the role that can still shape a coverage, as stored now.
+
+    The `ByRole` index (one query per status) is eventually consistent, so it only names the candidates, each
+    then read again consistently: a grant a round revoked or activated a moment ago is seen as it is, never as
+    the index still shows it (active, or pending and so left out). Pending requests are candidates for that
+    reason; one approved before the history window began cannot be activated any more.
+    """
     since = deps.clock.now() - history_window(deps)
-    return deps.store.recent_grants(role_arn, SPAN_STATUSES, since)
+    candidates = deps.store.recent_grants(role_arn, (*SPAN_STATUSES, RequestStatus.PENDING), since)
+    return [g for g in deps.store.get_requests(g.id for g in candidates) if g.status in SPAN_STATUSES]
 
 
 def plan_role(
@@ -197,7 +204,10 @@ def plan_role(
     # The guard remembers every recent coverage; the trust policy names only grants still active.
     coverages = coverages_of(spans, now, SESSION_LIFETIME_MAX)
     refused_ids = {grant_id for coverage in coverages.refused for grant_id in coverage.grant_ids}
-    active_ids = {g.id for g in grants if g.is_grant_live(now)} - refused_ids
+    # A live grant the policy in force no longer allows is left out of the trust policy by every round, even
+    # one that runs before it is revoked (by the policy change, or else by the reconciler, which ends it).
+    disallowed = {g.id for g in grants if g.is_grant_live(now) and nonconforming_reason(g, effective, deps.settings)}
+    active_ids = {g.id for g in grants if g.is_grant_live(now)} - refused_ids - disallowed
     granted = coverages_of([span for span in spans if span.grant_id in active_ids], now, timedelta(0))
     spec = replace(
         render_spec(effective, granted.kept, deps.settings), hand_written=target.hand_written, standing=target.standing
@@ -438,7 +448,7 @@ def sync_role(
 
 @contextmanager
 def role_lock(
-    store: Store, deps: Dependencies, role_arn: str, sleep: Callable[[float], None] | None = None
+    store: RequestStore, deps: Dependencies, role_arn: str, sleep: Callable[[float], None] | None = None
 ) -> Iterator[None]:
     """Hold the role's lock (IAM has no conditional write for trust policies): for changes that must not
     interleave with a sync, such as a cancel that must not race the grant of the same request."""
@@ -513,13 +523,17 @@ def _hold(
     written = list((under_lock() if under_lock is not None else None) or [])
     with time_budget(ROUND_RETRY_SECONDS):
         result = _own_round(deps, role_arn, owner, actor, reason, waited, served, queue, written, activation, proposal)
-    while time.monotonic() - started < SERVE_SECONDS:
-        queue = deps.store.sync_queue(role_arn)
-        if queue.done >= queue.wanted:
-            break
-        _renew(deps, role_arn, owner)
-        with time_budget(ROUND_RETRY_SECONDS):
-            _round(deps, role_arn, owner, actor, "coalesced sync", queue, [], None)
+    try:
+        while time.monotonic() - started < SERVE_SECONDS:
+            queue = deps.store.sync_queue(role_arn)
+            if queue.done >= queue.wanted:
+                break
+            _renew(deps, role_arn, owner)
+            with time_budget(ROUND_RETRY_SECONDS):
+                _round(deps, role_arn, owner, actor, "coalesced sync", queue, [], None)
+    except Exception:  # a round for others: its waiters take over (the queue stays dirty); ours is done
+        logger.exception("a round serving other changes failed", extra={"role_arn": role_arn})
+        count("ServeRoundFailures")
     return result
 
 
@@ -542,7 +556,7 @@ def _own_round(
     if proposal is not None:
         _recover(deps, role_arn, owner, queue.intent)
         live = deps.roles.read(role_arn)
-        grants = _grants_now(deps, role_arn, written, ())
+        grants = _grants_now(deps, role_arn, written, queue.changed)
         return _apply_proposal(deps, role_arn, owner, actor, reason, live, grants, proposal, deps.clock.now())
     # An activation in the queue is judged with the batch; one that is not (a grant refused in a batch,
     # now judged alone; an exclusive sync's) is judged alone and first.
@@ -564,9 +578,8 @@ def _own_round(
 
 
 def _renew(deps: Dependencies, role_arn: str, owner: str) -> None:
-    now = deps.clock.now()
-    if not deps.store.try_lock(role_arn, owner, now, now + LOCK_LEASE):
-        raise LockTimeoutError(f"the lock on {role_arn} lapsed while this sync still held it; retry")
+    """A fresh lease for a holder that still holds the lock (LockTimeoutError once anyone else took it)."""
+    deps.store.renew_lock(role_arn, owner, deps.clock.now() + LOCK_LEASE)
 
 
 def _fenced[D](deps: Dependencies, role_arn: str, owner: str, write: Callable[[str, D], None], document: D) -> None:
@@ -741,6 +754,47 @@ def _judge(
     return plan, fresh, candidate
 
 
+@dataclass(frozen=True)
+class _Writing:
+    """How a round writes IAM: its intent first, then the guard, then the trust policy, each fenced and verified."""
+
+    deps: Dependencies
+    role_arn: str
+    owner: str
+    actor: str
+    reason: str
+    now: datetime
+    target: Target
+
+    def write(
+        self, live: LiveRole, grants: Sequence[AccessRequest], plan: Plan, *, fallback: bool
+    ) -> tuple[Plan, _Intent | None]:
+        """Write `plan` over `live`; returns the plan IAM holds (a fallback when IAM refused it) and the intent."""
+        deps, role_arn, owner = self.deps, self.role_arn, self.owner
+        intent = None
+        if not _same_document(live.guard, plan.guard) or not same_policy(live.trust_policy, plan.trust_policy):
+            intent = _Intent.of(self.actor, self.reason, self.now, live, plan)
+            deps.store.record_intent(role_arn, owner, intent.as_record())
+        if not _same_document(live.guard, plan.guard):
+            _fenced(deps, role_arn, owner, deps.roles.write_session_guard, plan.guard)
+            _verify(deps, role_arn, plan.guard, lambda: deps.roles.session_guard(role_arn), "session guard")
+        written = _write_trust_policy(deps, role_arn, live, grants, plan, self.target, owner, fallback=fallback)
+        if intent is not None and written is not plan:  # IAM refused the render: the fallback is what it holds
+            intent = replace(intent, trust_after=written.trust_policy)
+            deps.store.record_intent(role_arn, owner, intent.as_record())
+        return written, intent
+
+    def audit_guard_written(self, live: LiveRole, plan: Plan) -> None:
+        """Audit a guard `write` wrote before IAM refused the trust policy that went with it."""
+        if _same_document(live.guard, plan.guard):
+            return
+        try:
+            _audit(self.deps, self.actor, self.role_arn, "guard.synced", live.guard, plan.guard, self.reason)
+        except Exception:
+            logger.exception("could not audit a guard write", extra={"role_arn": self.role_arn})
+            count("AuditDeferred")
+
+
 def _record_window(deps: Dependencies, request: AccessRequest, grant: AccessRequest) -> AccessRequest:
     """Put the grant's window on record before IAM names its person; returns the stored request (a window
     already on record, from a round that stopped before activating it, is kept as it is)."""
@@ -795,18 +849,21 @@ def _round(
     # Each window is on record before IAM names its person: if anything fails from here on, the request keeps
     # a span (a failed one is ended by `finalize`), and the guard ends whatever the writes allowed.
     recorded = [(_record_window(deps, request, grant), grant) for request, grant in accepted]
-    intent = None
-    if not _same_document(live.guard, plan.guard) or not same_policy(live.trust_policy, plan.trust_policy):
-        intent = _Intent.of(actor, reason, now, live, plan)
-        deps.store.record_intent(role_arn, owner, intent.as_record())
-    if not _same_document(live.guard, plan.guard):
-        _fenced(deps, role_arn, owner, deps.roles.write_session_guard, plan.guard)
-        _verify(deps, role_arn, plan.guard, lambda: deps.roles.session_guard(role_arn), "session guard")
-    written_plan = _write_trust_policy(deps, role_arn, live, grants, plan, target, owner, fallback=not accepted)
-    if intent is not None and written_plan is not plan:  # IAM refused the render: the fallback is what it holds
-        intent = replace(intent, trust_after=written_plan.trust_policy)
-        deps.store.record_intent(role_arn, owner, intent.as_record())
-    plan = written_plan
+    writing = _Writing(deps, role_arn, owner, actor, reason, now, target)
+    try:
+        plan, intent = writing.write(live, grants, plan, fallback=not accepted)
+    except ClientError as error:
+        if own is not None or not accepted or iam_refusal(error) is None:
+            raise
+        # IAM refused the batch's trust policy (a principal deleted since its approval, a quota): activate none
+        # of the batch, whose waiters are each judged alone (with their own answer), and still make every
+        # removal this round is for. The guard the batch wrote is audited first.
+        logger.warning("IAM refused a batch of activations", extra={"role_arn": role_arn, "error": str(error)})
+        count("BatchRefusedByIam")
+        writing.audit_guard_written(live, plan)
+        accepted, recorded = [], []
+        live = deps.roles.read(role_arn)
+        plan, intent = writing.write(live, grants, _removal_plan(deps, role_arn, live, grants, target), fallback=True)
     # IAM holds the change: from here on nothing may fail it. What cannot be recorded now stays in the intent
     # and the queue, and the next round (the reconciler's at the latest) records it.
     audited = _audit_round(deps, role_arn, actor, reason, live, plan, stored, intent)
@@ -963,23 +1020,31 @@ def _apply_proposal(
             _put_back(deps, role_arn, owner, intent, reason)
         raise
     _publish(deps, audit)
-    ended = [
-        revoked
-        for grant in grants
-        if grant.id in ending
-        for revoked in [
-            _end_nonconforming(deps, grant, ending[grant.id], _ended_at(grant, now), plan.departures, actor)
-        ]
-        if revoked is not None
-    ]
-    if guard_changed:
-        _fenced(deps, role_arn, owner, deps.roles.write_session_guard, plan.guard)
-        _verify(deps, role_arn, plan.guard, lambda: deps.roles.session_guard(role_arn), "session guard")
-    # Statements the admin adopts now leave as part of the change, and so does the baseline the new policy
-    # replaces; anything else unrecorded is drift.
-    drift = [s for s in plan.drift if s.get("Sid") not in (*proposal.policy.adopt_statements, BASELINE_SID)]
-    if _audit_round(deps, role_arn, actor, reason, live, replace(plan, drift=drift), stored, intent):
-        deps.store.clear_intent(role_arn, owner)
+    # The policy is stored: from here on a failure must not answer "nothing was changed". What could not be
+    # done now (revoking what it no longer allows, the guard) is queued for the next round, which this holder
+    # runs at once; meanwhile no round names a grant the policy no longer allows (`plan_role`), and the
+    # reconciler revokes any that is left.
+    ended: list[AccessRequest] = []
+    try:
+        for grant in grants:
+            if grant.id in ending:
+                revoked = _end_nonconforming(
+                    deps, grant, ending[grant.id], _ended_at(grant, now), plan.departures, actor
+                )
+                if revoked is not None:
+                    ended.append(revoked)
+        if guard_changed:
+            _fenced(deps, role_arn, owner, deps.roles.write_session_guard, plan.guard)
+            _verify(deps, role_arn, plan.guard, lambda: deps.roles.session_guard(role_arn), "session guard")
+        # Statements the admin adopts now leave as part of the change, and so does the baseline the new policy
+        # replaces; anything else unrecorded is drift.
+        drift = [s for s in plan.drift if s.get("Sid") not in (*proposal.policy.adopt_statements, BASELINE_SID)]
+        if _audit_round(deps, role_arn, actor, reason, live, replace(plan, drift=drift), stored, intent):
+            deps.store.clear_intent(role_arn, owner)
+    except Exception:
+        logger.exception("a stored policy's follow-up failed; the next round finishes it", extra={"role": role_arn})
+        count("PolicyFollowUpDeferred")
+        deps.store.mark_dirty(role_arn, changed=list(ending))
     if plan.guard_full is not None:
         raise SessionGuardFullError(
             plan.guard_full.quota, plan.guard_full.size, plan.guard_full.others, trust_policy_written=trust_changed

@@ -9,7 +9,7 @@ from trustgate.ids import new_id
 from trustgate.lifecycle import check_transition, event_name
 from trustgate.models import AccessRequest, AuditEvent, RequestStatus
 from trustgate.observability import count
-from trustgate.wiring import Dependencies
+from trustgate.ports import Dependencies
 
 
 def commit_change(

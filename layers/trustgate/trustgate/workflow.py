@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from trustgate.records import Decision, ExecutionStatus
+
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
-
-Decision = Literal["approve", "deny", "cancelled"]
-# What Step Functions says of an execution: RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED (PENDING_REDRIVE).
-ExecutionStatus = str
 
 
 class ApprovalFlow:

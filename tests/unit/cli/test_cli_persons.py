@@ -242,10 +242,15 @@ def test_status_of_a_pending_request_prints_no_way_in(cli, api: FakeApi) -> None
     assert "switchrole" not in result.out
 
 
-def test_switch_url_is_the_link_the_server_gives_for_the_grant(cli) -> None:
+def test_switch_url_is_the_link_the_server_gives_for_the_grant(cli, api: FakeApi) -> None:
+    grant = as_api(a_grant())
+    api.reply("GET", "/requestable-roles", {"items": [{"role_arn": ROLE_ARN, "switch_url": grant["switch_url"]}]})
+    api.reply("GET", "/roles", {"error": {"code": "forbidden", "message": "not an admin"}}, 403)
+
     result = cli("switch-url", ROLE_ARN)
 
-    assert result.out == way_in(a_grant()).console_url + "\n"
+    assert result.out == grant["switch_url"] + "\n"
+    assert grant["switch_url"] == grant["access"]["console_url"] == way_in(a_grant()).console_url
 
 
 # -- persons and extensions -------------------------------------------------------------------------

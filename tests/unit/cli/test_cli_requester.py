@@ -7,6 +7,7 @@ import json
 import pytest
 from cli_fakes import PRINCIPAL_ARN, ROLE_ARN, FakeApi, a_request
 
+from trustgate.identity import switch_role_url
 from trustgate_cli.commands import requester
 
 pytestmark = pytest.mark.unit
@@ -16,7 +17,22 @@ SWITCH_URL = (
     "&displayName=PumpCustomerAccess"
 )
 ASSUME = f"aws sts assume-role --role-arn {ROLE_ARN} --role-session-name alice@example.com"
-ACTIVE = {"status": "active", "starts_at": "2026-11-26T10:01:00Z", "expires_at": "2026-11-26T11:01:00Z"}
+# An active grant as the server answers it: with the way in (`access`) and the Switch Role link it built.
+ACCESS = {
+    "role_arn": ROLE_ARN,
+    "session_name": "alice@example.com",
+    "console_url": SWITCH_URL,
+    "assume_role_command": ASSUME,
+    "mfa_required": False,
+}
+ACTIVE = {
+    "status": "active",
+    "starts_at": "2026-11-26T10:01:00Z",
+    "expires_at": "2026-11-26T11:01:00Z",
+    "access": ACCESS,
+    "switch_url": SWITCH_URL,
+}
+NOT_AN_ADMIN = {"error": {"code": "forbidden", "message": "not an admin"}}
 
 
 @pytest.fixture(autouse=True)
@@ -89,8 +105,8 @@ def test_request_wait_with_approval_polls_until_active(cli, api: FakeApi) -> Non
     assert result.code == 0, result.err
     assert len(api.calls("GET", "/requests/req-1")) == 3
     assert "status:        active" in result.out
-    assert f"Switch role in the console:\n  {SWITCH_URL}\n" in result.out
-    assert f"Or from the command line:\n  {ASSUME}\n" in result.out
+    assert f"Console (Switch Role): {SWITCH_URL}\n" in result.out
+    assert f"CLI: {ASSUME}\n" in result.out
     # Not a terminal: plain progress lines, once per change, no spinner control codes.
     assert result.err.startswith("waiting for approval of req-1: 0/1 approvals (")
     assert "\r" not in result.err
@@ -258,18 +274,28 @@ def test_extend_with_wait_polls_the_new_request(cli, api: FakeApi) -> None:
     assert "extends:       req-1" in result.out
 
 
-def test_switch_url_with_role_arn_needs_no_api(cli, api: FakeApi) -> None:
+def requestable(*role_arns: str) -> dict[str, object]:
+    """`GET /requestable-roles` naming these roles, each with the link the server builds for it."""
+    return {"items": [{"role_arn": arn, "switch_url": switch_role_url(arn)} for arn in role_arns]}
+
+
+def test_switch_url_with_role_arn_prints_the_link_the_server_gives(cli, api: FakeApi) -> None:
+    api.reply("GET", "/requestable-roles", {"items": [{"role_arn": ROLE_ARN, "switch_url": SWITCH_URL}]})
+    api.reply("GET", "/roles", NOT_AN_ADMIN, 403)
+
     result = cli("switch-url", ROLE_ARN)
 
-    assert result.code == 0
+    assert result.code == 0, result.err
     assert result.out == SWITCH_URL + "\n"
-    assert api.received == []
+    assert api.calls("GET", "/requestable-roles")
 
 
-def test_switch_url_with_path_and_display_name_encodes_them(cli) -> None:
-    result = cli(
-        "switch-url", "arn:aws:iam::111122223333:role/vendor/PumpCustomerAccess", "--display-name", "Pump prod"
-    )
+def test_switch_url_with_path_and_display_name_relabels_the_servers_link(cli, api: FakeApi) -> None:
+    role = "arn:aws:iam::111122223333:role/vendor/PumpCustomerAccess"
+    api.reply("GET", "/requestable-roles", requestable(role))
+    api.reply("GET", "/roles", NOT_AN_ADMIN, 403)
+
+    result = cli("switch-url", role, "--display-name", "Pump prod")
 
     assert result.out == (
         "https://signin.aws.amazon.com/switchrole?roleName=vendor/PumpCustomerAccess&account=111122223333"
@@ -277,16 +303,41 @@ def test_switch_url_with_path_and_display_name_encodes_them(cli) -> None:
     )
 
 
-def test_switch_url_with_name_and_account_builds_locally(cli, api: FakeApi) -> None:
+def test_switch_url_of_a_govcloud_role_is_the_servers_govcloud_link(cli, api: FakeApi) -> None:
+    role = "arn:aws-us-gov:iam::111122223333:role/PumpCustomerAccess"
+    api.reply("GET", "/requestable-roles", requestable(role))
+    api.reply("GET", "/roles", NOT_AN_ADMIN, 403)
+
+    result = cli("switch-url", "PumpCustomerAccess")
+
+    assert result.out.startswith("https://signin.amazonaws-us-gov.com/switchrole?roleName=PumpCustomerAccess&")
+
+
+def test_switch_url_with_name_and_account_picks_that_accounts_role(cli, api: FakeApi) -> None:
+    twin = "arn:aws:iam::999988887777:role/PumpCustomerAccess"
+    api.reply("GET", "/requestable-roles", requestable(twin, ROLE_ARN))
+    api.reply("GET", "/roles", NOT_AN_ADMIN, 403)
+
     result = cli("switch-url", "PumpCustomerAccess", "--account", "111122223333")
 
+    assert result.code == 0, result.err
     assert result.out == SWITCH_URL + "\n"
-    assert api.received == []
+
+
+def test_switch_url_from_a_server_without_links_says_so(cli, api: FakeApi) -> None:
+    api.reply("GET", "/requestable-roles", {"items": [{"role_arn": ROLE_ARN}]})
+    api.reply("GET", "/roles", NOT_AN_ADMIN, 403)
+
+    result = cli("switch-url", "PumpCustomerAccess")
+
+    assert result.code != 0
+    assert result.out == ""
+    assert f"the API gave no Switch Role link for {ROLE_ARN}" in result.err
 
 
 def test_switch_url_with_bare_name_looks_it_up_among_the_roles_the_requester_may_request(cli, api: FakeApi) -> None:
     other = "arn:aws:iam::999988887777:role/Other"
-    api.reply("GET", "/requestable-roles", {"items": [{"role_arn": other}, {"role_arn": ROLE_ARN}]})
+    api.reply("GET", "/requestable-roles", requestable(other, ROLE_ARN))
     api.reply("GET", "/roles", {"error": {"code": "forbidden", "message": "alice is not a TrustGate admin"}}, 403)
 
     result = cli("switch-url", "PumpCustomerAccess")
@@ -307,7 +358,7 @@ def test_switch_url_with_a_name_in_another_case_finds_the_role(cli, api: FakeApi
 
 def test_switch_url_with_a_role_only_administered_finds_it_through_the_admin_list(cli, api: FakeApi) -> None:
     api.reply("GET", "/requestable-roles", {"items": []})
-    api.reply("GET", "/roles", {"items": [{"role_arn": ROLE_ARN}]})
+    api.reply("GET", "/roles", {"items": [{"role_arn": ROLE_ARN, "switch_url": SWITCH_URL}]})
 
     result = cli("switch-url", "PumpCustomerAccess")
 
@@ -323,8 +374,7 @@ def test_switch_url_with_unknown_name_exits_4_and_says_which_was_meant(cli, api:
     assert result.code == 4
     assert result.err == (
         "trustgate: not_found: no role you may request or administer is named 'PumpCustomerAcess'; did you mean "
-        "PumpCustomerAccess? roles: PumpCustomerAccess; pass --account to build the link anyway; "
-        "try: trustgate roles (the roles you may request)\n"
+        "PumpCustomerAccess? roles: PumpCustomerAccess; try: trustgate roles (the roles you may request)\n"
     )
 
 
@@ -348,12 +398,27 @@ def test_switch_url_with_bad_account_exits_2(cli) -> None:
 
 def test_assume_role_hint_with_profile_assumes_from_that_profile(cli, api: FakeApi, aws_env) -> None:
     (aws_env / "aws-credentials").write_text("[dev]\naws_access_key_id = AKIADEV\naws_secret_access_key = s\n")
-    api.reply("GET", "/requests/req-1", a_request(**ACTIVE, principal_arn="arn:aws:iam::444455556666:user/ops/bob"))
+    bob = "arn:aws:iam::444455556666:user/ops/bob"
+    command = f"aws sts assume-role --role-arn {ROLE_ARN} --role-session-name bob"
+    access = ACCESS | {"session_name": "bob", "assume_role_command": command}
+    api.reply("GET", "/requests/req-1", a_request(**(ACTIVE | {"access": access}), principal_arn=bob))
 
     result = cli("--profile", "dev", "status", "req-1")
 
-    assert "--role-session-name bob --profile dev\n" in result.out
+    assert f"CLI: {command}\nAdd --profile dev to the CLI command to assume from this same profile.\n" in result.out
     assert PRINCIPAL_ARN not in result.out
+
+
+def test_status_of_a_grant_the_server_gave_no_way_in_for_builds_none(cli, api: FakeApi) -> None:
+    bare = {key: value for key, value in ACTIVE.items() if key not in ("access", "switch_url")}
+    api.reply("GET", "/requests/req-1", a_request(**bare))
+
+    result = cli("status", "req-1")
+
+    assert result.code == 0, result.err
+    assert "status:        active" in result.out
+    assert "switchrole" not in result.out
+    assert "assume-role" not in result.out
 
 
 def test_request_wait_with_ctrl_c_exits_130_and_names_the_request(

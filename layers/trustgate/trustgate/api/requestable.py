@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 from trustgate import rules, service
 from trustgate.api.common import caller_of, deps, documented
 from trustgate.errors import ForbiddenError, NotAPersonError
-from trustgate.identity import Person, check_person
-from trustgate.models import Duration, switch_role_url
+from trustgate.identity import Person, check_person, parse_role_arn, switch_role_url
+from trustgate.models import Duration
 
 router = Router()
 
@@ -84,10 +84,11 @@ def list_requestable_roles() -> RequestableRoleList:
 def _requestable(role_arn: str, caller_arn: str, effective: rules.EffectivePolicy) -> RequestableRole:
     policy = effective.policy
     applying = [rule for rule in policy.auto_approve if rules.rule_names(rule, caller_arn)]
+    role = parse_role_arn(role_arn)
     return RequestableRole(
         role_arn=role_arn,
-        role_name=role_arn.rsplit("/", 1)[-1],
-        account=role_arn.split(":")[4],
+        role_name=role.name,
+        account=role.account,
         default_duration=effective.default_duration,
         max_duration=effective.max_duration,
         min_duration=effective.min_duration,

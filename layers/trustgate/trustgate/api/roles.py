@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from trustgate import admin, service
 from trustgate.api.common import caller_of, deps, documented
 from trustgate.errors import ForbiddenError, ValidationError
-from trustgate.identity import caller_for_arn
+from trustgate.identity import caller_for_arn, switch_role_url
 from trustgate.models import RequestView, RolePolicy, UtcDatetime
 
 router = Router()
@@ -25,6 +25,7 @@ class RoleSummary(BaseModel):
     active_grants: int
     trust_policy_chars: int
     trust_policy_quota: int
+    switch_url: str = Field(description="the console's Switch Role link (what `trustgate switch-url` prints)")
 
 
 class RoleList(BaseModel):
@@ -138,6 +139,7 @@ def list_roles() -> RoleList:
                 active_grants=len(overview.active_grants),
                 trust_policy_chars=overview.trust_policy_chars,
                 trust_policy_quota=overview.trust_policy_quota,
+                switch_url=switch_role_url(arn),
             )
         )
     return RoleList(items=items)

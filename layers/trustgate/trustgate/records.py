@@ -1,0 +1,70 @@
+"""Values the ports speak in (pure: no boto3), shared by the application layer and the adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from trustgate.models import RolePolicy
+from trustgate.trust_policy import Document
+
+
+@dataclass(frozen=True)
+class Page[T]:
+    items: list[T]
+    next: str | None
+
+
+@dataclass(frozen=True)
+class StoredPolicy:
+    """A role policy as stored: its version (0 = never saved), and what TrustGate keeps on record with it."""
+
+    policy: RolePolicy
+    version: int
+    # The role's hand-written statements when an admin set a mode (see trust_policy.drift_in); None without a mode.
+    hand_written: tuple[dict[str, Any], ...] | None = None
+    # Why this version could not be rendered (then syncs keep the standing access IAM holds until it is saved again).
+    unrenderable: str | None = None
+    # When this version was saved (None for versions saved before TrustGate kept it).
+    changed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SyncQueue:
+    """A role's lock and its queue of changes waiting for a sync (see sync.sync_role)."""
+
+    wanted: int  # changes recorded so far (each change's ticket is the count after it)
+    done: int  # every change up to this ticket was verified in IAM by a round that started after it
+    activate: frozenset[str]  # approved requests waiting to be activated
+    changed: frozenset[str]  # requests whose changed record the next round must read consistently
+    owner: str | None
+    lease_until: datetime | None
+    intent: dict[str, Any] | None  # IAM writes a holder began and had not yet audited
+
+    def is_free(self, now: datetime) -> bool:
+        return self.owner is None or self.lease_until is None or self.lease_until < now
+
+
+@dataclass(frozen=True)
+class LiveRole:
+    """What IAM holds for a managed role, as far as TrustGate renders it."""
+
+    trust_policy: Document
+    role_id: str  # AROA…: inside the role a session's aws:userid is <role_id>:<session name>
+    guard: Document | None  # TrustGate's session-guard inline policy, if present
+    other_inline_size: int  # characters the role's other inline policies use (shared 10,240 quota)
+
+
+@dataclass(frozen=True)
+class ScheduleRef:
+    """One of TrustGate's schedules, as the group lists it."""
+
+    request_id: str
+    reminder: bool
+
+
+# A decision handed to a waiting approval flow, and what Step Functions says of an execution (RUNNING,
+# SUCCEEDED, FAILED, TIMED_OUT, ABORTED, PENDING_REDRIVE).
+Decision = Literal["approve", "deny", "cancelled"]
+ExecutionStatus = str
