@@ -39,10 +39,9 @@ from trustgate import sync
 from trustgate.clock import to_rfc3339
 from trustgate.identity import account_of
 from trustgate.models import AccessRequest, AuditEvent, RequestStatus
-from trustgate.records import Page
+from trustgate.records import Page, iterate_pages
 from trustgate.scheduler import schedule_name
 from trustgate.service import policy_for
-from trustgate.store import iterate_pages
 from trustgate.sync import nonconforming_grants
 from trustgate.trust_policy import (
     GRANT_SID_PREFIX,

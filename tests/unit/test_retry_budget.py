@@ -23,15 +23,17 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 from botocore.stub import Stubber
 
 from tests.support.aws import api_event
-from trustgate import events, iam, sync, wiring
+from trustgate import iam, sync, transitions, wiring
 from trustgate.api import app as api_app
 from trustgate.api.app import TrustGateResolver
 from trustgate.errors import ConflictError, ThrottledError
-from trustgate.events import EventNotPublishedError, EventPublisher, publish_quietly
-from trustgate.iam import RoleEditor, time_budget, with_backoff
+from trustgate.events import EventNotPublishedError, EventPublisher
+from trustgate.iam import RoleEditor, with_backoff
 from trustgate.models import AuditEvent
+from trustgate.retry_budget import retry_deadline, time_budget
 from trustgate.settings import Settings
 from trustgate.throttling import is_throttling, throttles_as_throttled_error, throttling_in
+from trustgate.transitions import publish_quietly
 from trustgate_local.template import load_template
 
 pytestmark = pytest.mark.unit
@@ -105,14 +107,14 @@ def test_an_api_call_stops_all_its_iam_retries_after_its_lock_wait_and_before_ap
 
     @app.get("/probe")
     def probe() -> dict[str, str]:
-        left.append(iam._deadline.get() - monotonic())
+        left.append(retry_deadline() - monotonic())
         return {}
 
     response = app.resolve(api_event("GET", "/probe", None), LambdaContext())
 
     assert response["statusCode"] == 200
     assert sync.LOCK_WAIT_SECONDS < left[0] <= api_app.RETRY_SECONDS < API_GATEWAY_LIMIT_SECONDS
-    assert iam._deadline.get() == float("inf")  # only inside the call
+    assert retry_deadline() == float("inf")  # only inside the call
 
 
 def test_a_sync_round_bounds_the_retries_of_all_its_iam_calls() -> None:
@@ -381,7 +383,7 @@ def test_an_accepted_entry_is_published() -> None:
 
 def test_publishing_quietly_logs_and_counts_what_was_not_published(monkeypatch: pytest.MonkeyPatch) -> None:
     counted: list[str] = []
-    monkeypatch.setattr(events, "count", counted.append)
+    monkeypatch.setattr(transitions, "count", counted.append)
     publisher, _ = stubbed_events({"FailedEntryCount": 1, "Entries": [{"ErrorCode": "InternalFailure"}]})
 
     assert publish_quietly(publisher, audit_event()) is False

@@ -1,7 +1,7 @@
 """EventBridge adapter: every state change goes out as `trustgate.<event>` for SIEM and chat routing.
 
 An event is published after its audit record is committed, so it can never be the reason a change fails:
-callers publish through `publish_quietly`, which logs and counts what could not be sent. The audit log
+callers publish through `transitions.publish_quietly`, which logs and counts what could not be sent. The audit log
 (`GET /audit`) stays the record of what happened.
 """
 
@@ -9,15 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from trustgate import ports
 from trustgate.models import AuditEvent
-from trustgate.observability import count, logger
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
 
 SOURCE = "trustgate"
-NOT_PUBLISHED_METRIC = "EventsNotPublished"
 
 
 class EventNotPublishedError(Exception):
@@ -53,19 +50,3 @@ class EventPublisher:
             code = failed[0].get("ErrorCode", "unknown") if failed else "unknown"
             reason = failed[0].get("ErrorMessage", "no reason given") if failed else "no reason given"
             raise EventNotPublishedError(event.action, code, reason)
-
-
-def publish_quietly(publisher: ports.EventPublisher, event: AuditEvent) -> bool:
-    """Publish an event whose change is already committed: a failure is logged and counted, never raised.
-
-    Returns whether it was published."""
-    try:
-        publisher.publish(event)
-    except Exception:
-        logger.exception(
-            "could not publish event",
-            extra={"action": event.action, "role_arn": event.role_arn, "request_id": event.request_id},
-        )
-        count(NOT_PUBLISHED_METRIC)
-        return False
-    return True

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
@@ -19,6 +16,7 @@ from botocore.exceptions import ConnectionError as TransportError
 from trustgate.errors import NotFoundError
 from trustgate.identity import account_of, role_name_of
 from trustgate.records import LiveRole
+from trustgate.retry_budget import retry_deadline
 from trustgate.session_guard import GUARD_POLICY_NAME
 from trustgate.throttling import THROTTLING_CODES
 from trustgate.trust_policy import Document, policy_size, serialize
@@ -54,9 +52,6 @@ CLIENT_CONFIG = Config(
 
 # IAM's own transient failures (ServiceFailure is its 500), besides throttling and any other 5xx.
 _TRANSIENT_CODES = {"ServiceFailure", "ServiceUnavailable", "InternalFailure", "ConcurrentModification"}
-# The deadline `time_budget` sets for every retry in its block (per thread and task: concurrent syncs in one
-# process, as in the tests, do not share one).
-_deadline: ContextVar[float] = ContextVar("iam_retry_deadline", default=math.inf)
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -87,17 +82,6 @@ def worst_case_seconds() -> float:
     return min(unbounded, RETRY_BUDGET_SECONDS + attempt)
 
 
-@contextmanager
-def time_budget(seconds: float, clock: Callable[[], float] = time.monotonic) -> Iterator[None]:
-    """Inside: no IAM retry pauses past `seconds` from now, whatever the call (a sync round bounds all of its
-    calls together). A first attempt is always made; nested budgets keep the earlier deadline."""
-    token = _deadline.set(min(_deadline.get(), clock() + seconds))
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
-
-
 def with_backoff[T](
     call: Callable[[], T],
     *,
@@ -108,7 +92,7 @@ def with_backoff[T](
 ) -> T:
     """Run `call`, retrying retryable IAM errors with full-jitter exponential backoff within `budget` seconds
     (and the enclosing `time_budget`): the last error is raised once attempts or time run out."""
-    deadline = min(clock() + budget, _deadline.get())
+    deadline = min(clock() + budget, retry_deadline())
     for attempt in range(attempts):
         try:
             return call()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -68,3 +69,14 @@ class ScheduleRef:
 # SUCCEEDED, FAILED, TIMED_OUT, ABORTED, PENDING_REDRIVE).
 Decision = Literal["approve", "deny", "cancelled"]
 ExecutionStatus = str
+
+
+def iterate_pages[T](fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
+    """Yield every item of a paginated store query: `fetch(cursor) -> Page`."""
+    cursor: str | None = None
+    while True:
+        page = fetch(cursor)
+        yield from page.items
+        if not page.next:
+            return
+        cursor = page.next

@@ -34,13 +34,13 @@ from trustgate.errors import (
     TrustGateError,
     ValidationError,
 )
-from trustgate.events import publish_quietly
 from trustgate.identity import Caller, Person, caller_for_arn, check_person, person_of, role_name_of
 from trustgate.ids import new_id
 from trustgate.messages import Notification
 from trustgate.models import AccessRequest, Approval, AuditEvent, RequestStatus, notify_targets
 from trustgate.observability import count, logger
 from trustgate.ports import Dependencies
+from trustgate.records import iterate_pages
 from trustgate.rules import (
     EffectivePolicy,
     approver_removed_message,
@@ -56,7 +56,6 @@ from trustgate.rules import (
 )
 from trustgate.session_guard import guard_window
 from trustgate.standing import start_just_in_time
-from trustgate.store import iterate_pages
 from trustgate.sync import (
     Activation,
     SyncResult,
@@ -68,7 +67,7 @@ from trustgate.sync import (
     sync_role,
 )
 from trustgate.throttling import throttling_in
-from trustgate.transitions import commit_change, transition
+from trustgate.transitions import commit_change, publish_quietly, transition
 from trustgate.trust_policy import Document, grant_expiry_in, statements_of
 
 SYSTEM = "trustgate"

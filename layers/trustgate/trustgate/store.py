@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from trustgate.clock import parse_rfc3339, to_rfc3339
 from trustgate.errors import ConflictError, InvalidCursorError, LockTimeoutError, NotFoundError, ThrottledError
 from trustgate.models import STORED, AccessRequest, AuditEvent, RequestStatus, RolePolicy
-from trustgate.records import Page, StoredPolicy, SyncQueue
+from trustgate.records import Page, StoredPolicy, SyncQueue, iterate_pages
 from trustgate.throttling import throttling_in
 
 if TYPE_CHECKING:
@@ -683,14 +683,3 @@ def _check_cursor(start: Mapping[str, Any], index: str, values: Mapping[str, Any
     )
     if not inside:
         raise InvalidCursorError("the `next` cursor lies outside what this listing asks for; start again without it")
-
-
-def iterate_pages[T](fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
-    """Yield every item of a paginated store query: `fetch(cursor) -> Page`."""
-    cursor: str | None = None
-    while True:
-        page = fetch(cursor)
-        yield from page.items
-        if not page.next:
-            return
-        cursor = page.next

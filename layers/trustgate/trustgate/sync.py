@@ -42,17 +42,16 @@ from trustgate.errors import (
     TrustGateError,
     TrustPolicyFullError,
 )
-from trustgate.events import publish_quietly
-from trustgate.iam import time_budget
 from trustgate.ids import new_id
 from trustgate.models import AccessRequest, AuditEvent, RequestStatus, RolePolicy
 from trustgate.observability import count, logger
 from trustgate.ports import Dependencies, RequestStore
 from trustgate.records import LiveRole, StoredPolicy, SyncQueue
+from trustgate.retry_budget import time_budget
 from trustgate.rules import EffectivePolicy, approval_shortfall, effective_policy, nonconforming_reason, render_spec
 from trustgate.session_guard import SESSION_LIFETIME_MAX, GuardSpec, render_session_guard
 from trustgate.settings import Settings
-from trustgate.transitions import commit_change, transition
+from trustgate.transitions import commit_change, publish_quietly, transition
 from trustgate.trust_policy import (
     BASELINE_SID,
     Document,
@@ -75,7 +74,7 @@ LOCK_WAIT_SECONDS = 20.0  # below API Gateway's 29 s limit, so a busy role answe
 # A queued change (a Grant step, an expiry, a failed grant's clean-up: never an API call) may wait longer for a
 # round to serve it, within its function's 120 s timeout (leaving room for a round of its own).
 QUEUED_WAIT_SECONDS = 75.0
-# The IAM retries of one round together stop this long after it began (`iam.time_budget`); each call still makes
+# The IAM retries of one round together stop this long after it began (`retry_budget.time_budget`); each call still makes
 # its first attempt. So a throttled IAM slows a round down by at most this much, and never past its function.
 ROUND_RETRY_SECONDS = 15.0
 SERVE_SECONDS = 20.0  # a holder starts no new round for others after this long: its own function must finish

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from trustgate.events import publish_quietly
 from trustgate.ids import new_id
 from trustgate.lifecycle import check_transition, event_name
 from trustgate.models import AccessRequest, AuditEvent, RequestStatus
-from trustgate.observability import count
-from trustgate.ports import Dependencies
+from trustgate.observability import count, logger
+from trustgate.ports import Dependencies, EventPublisher
+
+# Counted for each event the bus did not take (its change is committed all the same).
+NOT_PUBLISHED_METRIC = "EventsNotPublished"
 
 
 def commit_change(
@@ -56,3 +58,19 @@ def transition(
     if reason is not None:
         update["reason"] = reason
     return commit_change(deps, request, update, actor, event_name(target), {"reason": reason} if reason else None)
+
+
+def publish_quietly(publisher: EventPublisher, event: AuditEvent) -> bool:
+    """Publish an event whose change is already committed: a failure is logged and counted, never raised.
+
+    Returns whether it was published."""
+    try:
+        publisher.publish(event)
+    except Exception:
+        logger.exception(
+            "could not publish event",
+            extra={"action": event.action, "role_arn": event.role_arn, "request_id": event.request_id},
+        )
+        count(NOT_PUBLISHED_METRIC)
+        return False
+    return True

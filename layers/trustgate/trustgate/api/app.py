@@ -20,8 +20,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from trustgate.api import audit, inputs, requestable, requests, roles
 from trustgate.api.common import describe_validation_error, error_response
 from trustgate.errors import ThrottledError, TrustGateError
-from trustgate.iam import time_budget
 from trustgate.observability import count, logger
+from trustgate.retry_budget import time_budget
 from trustgate.throttling import throttling_in
 
 TITLE = "TrustGate"
