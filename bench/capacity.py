@@ -20,7 +20,7 @@ Expiry patterns: *spread* (every grant starts and ends at a different minute, ov
 is the vendor statement plus one statement naming every IAM-user ARN with no condition at all: the most
 principals that fit, with no expiry and no session pinning.
 
-What a person costs the session guard depends on their access (see `trustgate.session_guard`):
+What a person costs the session guard depends on their access (see `trustgate.core.session_guard`):
 
 * *first access* (live, no earlier coverage of the role): one rule, their end (`aws:CurrentTime >= end`);
 * *renewed access* (live, after an earlier coverage that ended less than SESSION_LIFETIME_MAX before this one
@@ -40,16 +40,16 @@ from functools import partial
 from typing import Any
 
 from bench.results import Section
-from trustgate.coverage import Coverage, GrantSpan, coverages_of
-from trustgate.errors import SessionGuardFullError, TrustPolicyFullError
-from trustgate.session_guard import (
+from trustgate.core.coverage import Coverage, GrantSpan, coverages_of
+from trustgate.core.errors import SessionGuardFullError, TrustPolicyFullError
+from trustgate.core.session_guard import (
     ENDED_SID,
     INLINE_POLICIES_QUOTA,
     SESSION_LIFETIME_MAX,
     GuardSpec,
     render_session_guard,
 )
-from trustgate.trust_policy import Document, RenderSpec, policy_size, render_trust_policy
+from trustgate.core.trust_policy import Document, RenderSpec, policy_size, render_trust_policy
 
 ORG_ID = "o-exampleorg12"
 ACCOUNT = "123456789012"

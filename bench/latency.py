@@ -27,9 +27,9 @@ from typing import Any, Protocol
 
 from bench.results import Section, median
 from bench.world import BenchWorld
-from trustgate.clock import parse_rfc3339
-from trustgate.store import Store
-from trustgate.trust_policy import aws_principals, is_managed, statements_of
+from trustgate.adapters.store import Store
+from trustgate.core.clock import parse_rfc3339
+from trustgate.core.trust_policy import aws_principals, is_managed, statements_of
 from trustgate_local.world import ALICE, BOB
 
 GOAL_SECONDS = 1.0

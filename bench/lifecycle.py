@@ -20,8 +20,8 @@ from bench.counting import Call, per_operation, per_service, repeated_reads
 from bench.dynamodb_units import indexes_from_template, units_of
 from bench.results import Section
 from bench.world import BenchWorld
-from trustgate.ids import new_id
-from trustgate.models import AuditEvent, AutoApproveRule, RolePolicy
+from trustgate.core.ids import new_id
+from trustgate.core.models import AuditEvent, AutoApproveRule, RolePolicy
 from trustgate_local.template import load_template
 from trustgate_local.world import ALICE, BOB, ROLE_ARN
 

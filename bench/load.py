@@ -8,8 +8,8 @@ request post their approval at once (200 threads released together). Each second
 the request's flow on moto's Step Functions executor: Grant step → `sync_role`, all on the one role, where
 the changes are coalesced. Quick mode: 20 requests, 40 approvals.
 
-Counted by wrapping what the Grant step calls: `trustgate.service.sync_role` (every `SyncResult`, every
-`LockTimeoutError`), `trustgate.sync._round` (every round and the grants it activated) and `trustgate.sync.count`
+Counted by wrapping what the Grant step calls: `trustgate.app.workflow_steps.sync_role` (every `SyncResult`, every
+`LockTimeoutError`), `trustgate.app.sync._round` (every round and the grants it activated) and `trustgate.app.sync.count`
 (a `LockTimeouts` metric from any lock wait). Activation latency is from the approval that reached the quorum
 to the request being active, both read from the audit records (`request.approved`, `request.granted`): the
 millisecond their ULID ids carry (`at` itself is stored in whole seconds), so the bench's polling is not in it.
@@ -28,10 +28,10 @@ from string import ascii_lowercase
 from typing import Any
 
 from bench.results import Section, median, percentile
-from trustgate import service, sync
-from trustgate.errors import LockTimeoutError
-from trustgate.ids import _ALPHABET
-from trustgate.trust_policy import grant_expiry_in, policy_size
+from trustgate.app import sync, workflow_steps
+from trustgate.core.errors import LockTimeoutError
+from trustgate.core.ids import _ALPHABET
+from trustgate.core.trust_policy import grant_expiry_in, policy_size
 from trustgate_local.world import BOB, CAROL, DAVE, MEMBER, ROLE_ARN, ROLE_NAME, World, running_world
 
 FULL_REQUESTS = 100
@@ -49,7 +49,7 @@ def person(index: int) -> str:
 
 
 def ulid_ms(ulid: str) -> int:
-    """The millisecond a `trustgate.ids.new_id` id was made at (its first 48 bits)."""
+    """The millisecond a `trustgate.core.ids.new_id` id was made at (its first 48 bits)."""
     value = 0
     for char in ulid:
         value = value * 32 + _ALPHABET.index(char)
@@ -73,9 +73,9 @@ class Tally:
 @contextmanager
 def tallied() -> Iterator[Tally]:
     tally = Tally()
-    # The Grant step calls `sync_role` as trustgate.service imported it; the rounds and the lock's metric are
-    # looked up in trustgate.sync's own namespace.
-    seams = {(service, "sync_role"), (sync, "_round"), (sync, "count")}
+    # The Grant step calls `sync_role` as trustgate.app.workflow_steps imported it; the rounds and the lock's metric are
+    # looked up in trustgate.app.sync's own namespace.
+    seams = {(workflow_steps, "sync_role"), (sync, "_round"), (sync, "count")}
     real: dict[str, Callable[..., Any]] = {name: getattr(module, name) for module, name in seams}
     real_sync_role, real_round, real_count = real["sync_role"], real["_round"], real["count"]
 

@@ -2,7 +2,7 @@
 
 Each role gets 10 active grants seeded straight into the table (request items, as the store writes them)
 and is created in moto IAM with the trust policy and session guard TrustGate would render for them,
-so the run sees the steady state: nothing to expire, nothing to repair. `service.reconcile` then runs once
+so the run sees the steady state: nothing to expire, nothing to repair. `reconcile.reconcile` then runs once
 with a Settings listing every role. Calls per role must not grow with the number of roles (no scans).
 moto answers an index query by walking the whole table, so its time per call grows with the table; the
 time TrustGate itself spends per role (total minus time inside AWS calls) is reported beside it.
@@ -19,14 +19,14 @@ from bench.capacity import principal
 from bench.counting import per_service, seconds_in_calls
 from bench.results import Section
 from bench.world import BenchWorld, rewired
-from trustgate import service
-from trustgate.coverage import coverages_of
-from trustgate.models import AccessRequest, RequestStatus, RolePolicy
-from trustgate.rules import effective_policy, render_spec
-from trustgate.session_guard import GUARD_POLICY_NAME, GuardSpec, render_session_guard
-from trustgate.store import request_item
-from trustgate.sync import span_of
-from trustgate.trust_policy import render_trust_policy
+from trustgate.adapters.store import request_item
+from trustgate.app import reconcile
+from trustgate.app.sync import span_of
+from trustgate.core.coverage import coverages_of
+from trustgate.core.models import AccessRequest, RequestStatus, RolePolicy
+from trustgate.core.rules import effective_policy, render_spec
+from trustgate.core.session_guard import GUARD_POLICY_NAME, GuardSpec, render_session_guard
+from trustgate.core.trust_policy import render_trust_policy
 from trustgate_local.world import VENDOR_TRUST
 
 GRANTS_PER_ROLE = 10
@@ -89,7 +89,7 @@ def run(bench: BenchWorld, quick: bool) -> Section:
         with rewired(bench, managed_role_arns=arns) as deps:
             bench.recorder.reset()
             started = time.perf_counter()
-            report = service.reconcile(deps)
+            report = reconcile.reconcile(deps)
             elapsed = time.perf_counter() - started
             calls = bench.recorder.reset()
         problems = [r for r in report["roles"] if r.get("error") or r.get("changed") or r.get("expired")]

@@ -13,9 +13,9 @@ from typing import Any
 import boto3
 
 from bench.counting import CallRecorder
-from trustgate import wiring
-from trustgate.settings import Settings
-from trustgate.store import Store
+from trustgate.adapters import wiring
+from trustgate.adapters.store import Store
+from trustgate.core.settings import Settings
 from trustgate_local.polling import wait_until
 from trustgate_local.world import World, running_world
 

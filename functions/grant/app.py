@@ -1,18 +1,20 @@
 """State Grant: activate the grant, add the principal to the trust policy, schedule its expiry."""
 
+from typing import Any
+
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from trustgate import service
-from trustgate.observability import logger, metrics, tracer
-from trustgate.steps import RequestStep
-from trustgate.throttling import throttles_as_throttled_error
-from trustgate.wiring import dependencies
+from trustgate.adapters.observability import logger, metrics, tracer
+from trustgate.adapters.throttling import throttles_as_throttled_error
+from trustgate.adapters.wiring import dependencies
+from trustgate.app import workflow_steps
+from trustgate.core.steps import RequestStep
 
 
 @logger.inject_lambda_context(correlation_id_path="request_id")
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def lambda_handler(event: dict, context: LambdaContext) -> dict:
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # A throttle leaves as ThrottledError, which the state machine retries with backoff.
     with throttles_as_throttled_error():
-        return service.grant(dependencies(), RequestStep.model_validate(event).request_id)
+        return workflow_steps.grant(dependencies(), RequestStep.model_validate(event).request_id)

@@ -20,9 +20,9 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from trustgate.clock import SystemClock, to_rfc3339
-from trustgate.durations import parse_duration
-from trustgate.errors import ValidationError
+from trustgate.core.clock import SystemClock, to_rfc3339
+from trustgate.core.durations import parse_duration
+from trustgate.core.errors import ValidationError
 from trustgate_local import gateway, identities, routes, sigv4
 from trustgate_local.clockwork import Clockwork
 from trustgate_local.outbox import Outbox

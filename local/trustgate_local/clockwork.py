@@ -1,7 +1,7 @@
 """What EventBridge does for TrustGate, on the stack's movable clock: fire due Scheduler schedules (one
 `at()` schedule per grant) and run the template's `Schedule` rules (reconcile, `rate(5 minutes)`).
 
-Time is `trustgate.clock.system_clock`, the same clock the handlers read, so `POST /_local/advance`
+Time is `trustgate.core.clock.system_clock`, the same clock the handlers read, so `POST /_local/advance`
 moves everything together; `advance` then runs at once whatever became due.
 """
 
@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 import boto3
 from botocore.exceptions import ClientError
 
-from trustgate.clock import SystemClock, to_rfc3339
+from trustgate.core.clock import SystemClock, to_rfc3339
 from trustgate_local.host import FunctionHost
 from trustgate_local.provision import ScheduleRule, Stack
 

@@ -1,4 +1,4 @@
-"""In-memory fakes of every port (`trustgate.ports`), for use-case tests that need no moto.
+"""In-memory fakes of every port (`trustgate.core.ports`), for use-case tests that need no moto.
 
 They keep the semantics the use cases rely on, as the adapters have them: the store's optimistic writes, its
 one-open-request marker, append-only audit, versioned role policies, single-use tokens, the role lock and its
@@ -17,17 +17,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from trustgate import ports
-from trustgate.clock import FixedClock, parse_rfc3339, to_rfc3339
-from trustgate.errors import ConflictError, InvalidCursorError, LockTimeoutError, NotFoundError
-from trustgate.messages import Notification
-from trustgate.models import STORED, AccessRequest, AuditEvent, RequestStatus, RolePolicy
-from trustgate.records import Decision, ExecutionStatus, LiveRole, Page, ScheduleRef, StoredPolicy, SyncQueue
-from trustgate.session_guard import GUARD_POLICY_NAME
-from trustgate.settings import Settings
-from trustgate.trust_policy import Document, policy_size
+from trustgate.core import ports
+from trustgate.core.clock import FixedClock, parse_rfc3339, to_rfc3339
+from trustgate.core.errors import (
+    ConflictError,
+    DocumentRefusedError,
+    InvalidCursorError,
+    LockTimeoutError,
+    NotFoundError,
+)
+from trustgate.core.messages import Notification
+from trustgate.core.models import STORED, AccessRequest, AuditEvent, RequestStatus, RolePolicy
+from trustgate.core.records import Decision, ExecutionStatus, LiveRole, Page, ScheduleRef, StoredPolicy, SyncQueue
+from trustgate.core.session_guard import GUARD_POLICY_NAME
+from trustgate.core.settings import Settings
+from trustgate.core.trust_policy import Document, policy_size
 
 PAGE_LIMIT = 50
 DECISION_LEASE = timedelta(seconds=60)
@@ -403,10 +407,6 @@ class FakeRole:
     other_inline_size: int = 0
 
 
-def _refusal(code: str, message: str, operation: str) -> ClientError:
-    return ClientError({"Error": {"Code": code, "Message": message}}, operation)
-
-
 class FakeRoleEditor:
     """IAM for the managed roles: each role's trust policy and session guard. Tell it to `refuse` a principal
     (IAM's "Invalid principal": say, a deleted user) or give it a `trust_policy_quota` to refuse a large one."""
@@ -448,21 +448,17 @@ class FakeRoleEditor:
         text = json.dumps(document)
         for principal in self.refused:
             if f'"{principal}"' in text:
-                raise _refusal("MalformedPolicyDocument", f"Invalid principal in policy: {principal}", "UpdateRole")
+                raise DocumentRefusedError(f"Invalid principal in policy: {principal}")
         if self.trust_policy_quota is not None and policy_size(document) > self.trust_policy_quota:
-            raise _refusal(
-                "LimitExceeded", f"Cannot exceed quota for ACLSizePerRole: {self.trust_policy_quota}", "UpdateRole"
-            )
+            raise DocumentRefusedError(f"Cannot exceed quota for ACLSizePerRole: {self.trust_policy_quota}")
         role.trust_policy = copy.deepcopy(document)
         self.writes.append((role_arn, "trust", copy.deepcopy(document)))
 
     def write_session_guard(self, role_arn: str, document: Document | None) -> None:
         role = self._role(role_arn)
         if document is not None and policy_size(document) + role.other_inline_size > INLINE_POLICIES_QUOTA:
-            raise _refusal(
-                "LimitExceeded",
-                f"Maximum policy size of {INLINE_POLICIES_QUOTA} bytes exceeded for role {GUARD_POLICY_NAME}",
-                "PutRolePolicy",
+            raise DocumentRefusedError(
+                f"Maximum policy size of {INLINE_POLICIES_QUOTA} bytes exceeded for role {GUARD_POLICY_NAME}"
             )
         role.guard = copy.deepcopy(document)
         self.writes.append((role_arn, "guard", copy.deepcopy(document)))

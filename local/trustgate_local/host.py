@@ -115,7 +115,7 @@ def install(stack: Stack, environ: dict[str, str] | None = None) -> FunctionHost
     """Route moto's Lambda invocations to `stack`'s handlers and give them the template's environment."""
     global _host
     os.environ.update(environ if environ is not None else stack.environment())
-    from trustgate import wiring
+    from trustgate.adapters import wiring
 
     wiring.reset()
     _host = FunctionHost(stack)

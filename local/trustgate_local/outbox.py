@@ -20,8 +20,8 @@ from typing import Any
 
 import boto3
 
-from trustgate.clock import Clock, to_rfc3339
-from trustgate.notify import recipient_filter
+from trustgate.adapters.notify import recipient_filter
+from trustgate.core.clock import Clock, to_rfc3339
 from trustgate_local.provision import Mailbox, Stack, subscribe_mailbox
 
 _LINK = re.compile(r"https?://\S+/decide/[A-Za-z0-9_-]+")

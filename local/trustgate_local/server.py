@@ -23,8 +23,8 @@ import boto3
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
-from trustgate import wiring
-from trustgate.clock import system_clock
+from trustgate.adapters import wiring
+from trustgate.core.clock import system_clock
 from trustgate_local import gateway, outbox, retention, routes
 from trustgate_local.api_server import ApiServer, LocalApi, PortInUseError
 from trustgate_local.clockwork import Clockwork

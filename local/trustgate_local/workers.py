@@ -33,7 +33,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from trustgate.clock import SystemClock, system_clock
+from trustgate.core.clock import SystemClock, system_clock
 from trustgate_local.provision import LocalFunction
 from trustgate_local.runtime import handler_of, load_module, new_context
 

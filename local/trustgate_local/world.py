@@ -18,9 +18,9 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from trustgate import wiring
-from trustgate.clock import SystemClock
-from trustgate.settings import Settings
+from trustgate.adapters import wiring
+from trustgate.core.clock import SystemClock
+from trustgate.core.settings import Settings
 from trustgate_local import seed
 from trustgate_local.host import FunctionHost, install, uninstall
 from trustgate_local.polling import wait_until

@@ -6,6 +6,8 @@ are not plain bounded ASCII, are refused when the policy is saved.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 
 from tests.support.adversarial import refused_unchanged
@@ -17,7 +19,7 @@ pytestmark = pytest.mark.functional
 POLICY = "/roles/PumpCustomerAccess/policy"
 
 
-def put_policy(world: World, policy: dict[str, object]) -> tuple[int, object]:
+def put_policy(world: World, policy: Mapping[str, object]) -> tuple[int, object]:
     return world.api("PUT", POLICY, CAROL, policy)
 
 

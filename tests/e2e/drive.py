@@ -93,6 +93,7 @@ def signed(
         with mock.patch("botocore.auth.get_current_datetime", return_value=at.replace(tzinfo=None)):
             signer.add_auth(request)
     payload = send_body if send_body is not None else data
+    assert request.url is not None  # AWSRequest keeps the URL it was given
     return send(request.url, method, payload if method in ("POST", "PUT") else None, dict(request.headers.items()))
 
 

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Page, ViewportSize, sync_playwright
 
 from tests.e2e.drive import ROLE, outbox, signed, wait_for
-from trustgate.clock import parse_rfc3339
-from trustgate.trust_policy import grant_expiry_in
+from trustgate.core.clock import parse_rfc3339
+from trustgate.core.trust_policy import grant_expiry_in
 from trustgate_local.server import LocalStack
 
 pytestmark = pytest.mark.e2e
@@ -43,8 +43,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 JUSTIFICATION = "Rotate the CloudTrail bucket policy after the audit finding (OPS-1432)"
-DESKTOP = {"width": 1100, "height": 900}
-PHONE = {"width": 390, "height": 844}
+DESKTOP: ViewportSize = {"width": 1100, "height": 900}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 # -- fixtures ------------------------------------------------------------------------------------
@@ -100,7 +100,9 @@ def request_of(local: LocalStack, request_id: str) -> dict[str, Any]:
 
 def trust_policy(local: LocalStack) -> dict[str, Any]:
     assert local.session is not None
-    return dict(local.session.client("iam").get_role(RoleName=ROLE)["Role"]["AssumeRolePolicyDocument"])
+    document = local.session.client("iam").get_role(RoleName=ROLE)["Role"]["AssumeRolePolicyDocument"]
+    assert not isinstance(document, str)  # boto3 decodes the document; its stubs also allow the raw JSON
+    return dict(document)
 
 
 def csp_errors(page: Page) -> list[str]:

@@ -63,7 +63,15 @@ def installed_cli(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv_python = venv / "bin" / "python"
     made = subprocess.run([python, "-m", "venv", venv], capture_output=True, text=True, check=False)
     if made.returncode == 0:
-        install = [venv_python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", source]
+        install: list[str | Path] = [
+            venv_python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            source,
+        ]
     else:  # Debian without python3-venv has no ensurepip: a venv without pip, filled by the project's pip
         subprocess.run([python, "-m", "venv", "--without-pip", venv], capture_output=True, text=True, check=True)
         install = [sys.executable, "-m", "pip", "--python", venv_python, "install", "--quiet", source]

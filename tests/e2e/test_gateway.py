@@ -66,6 +66,7 @@ def test_unknown_access_key_is_refused(local_stack: LocalStack) -> None:
 def test_signature_for_another_service_is_refused(local_stack: LocalStack) -> None:
     request = AWSRequest("GET", f"{local_stack.endpoint}/requests")
     SigV4Auth(credentials(local_stack, "requester"), "sts", "us-east-1").add_auth(request)
+    assert request.url is not None  # AWSRequest keeps the URL it was given
     answer = send(request.url, "GET", None, dict(request.headers.items()))
     _refused(answer.status, answer.body, says="execute-api")
 

@@ -34,6 +34,7 @@ def signed_bytes(local: LocalStack, profile: str, method: str, path: str, body: 
     """A request whose body (and extra headers) are sent exactly as signed."""
     request = AWSRequest(method, f"{local.endpoint}{path}", data=body, headers=headers)
     SigV4Auth(credentials(local, profile), "execute-api", "us-east-1").add_auth(request)
+    assert request.url is not None  # AWSRequest keeps the URL it was given
     return send(request.url, method, body, dict(request.headers.items()))
 
 

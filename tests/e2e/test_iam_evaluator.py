@@ -147,7 +147,7 @@ def test_requester_granted_then_revoked_decides_in_iam_as_granted(local_stack: L
     )
     assert active["session_name"] == "alice"
     granted = wait_for(
-        lambda: (r := RoleInIam(local_stack)).guard is not None and statement_naming(r.trust, alice.arn) and r,
+        lambda: r if (r := RoleInIam(local_stack)).guard is not None and statement_naming(r.trust, alice.arn) else None,
         "alice in the trust policy and a session guard on the role",
     )
     now = local_stack.clock.now()

@@ -37,6 +37,8 @@ def _signed(
 
 
 def _verify(request: AWSRequest, body: bytes = b"", now: datetime = SIGNED_AT) -> sigv4.VerifiedSignature:
+    assert request.method is not None  # set by _signed
+    assert request.url is not None  # set by _signed
     parts = urlsplit(request.url)
     return sigv4.verify(
         request.method,

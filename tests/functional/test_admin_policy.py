@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pytest
 
 from tests.support.aws import ALICE, BOB, CAROL, DAVE, MALLORY, MEMBER, ORG_ID, ROLE_ARN, VENDOR_TRUST, World
 from tests.support.flows import JUSTIFICATION, granted, request_access
-from trustgate.trust_policy import BASELINE_SID, NOBODY, grant_expiry_in, is_managed, statements_of
+from trustgate.core.trust_policy import BASELINE_SID, NOBODY, grant_expiry_in, is_managed, statements_of
 
 pytestmark = pytest.mark.functional
 
@@ -19,7 +22,9 @@ LOCKED_DOWN = {
 }
 
 
-def put(world: World, policy: dict[str, object], caller: str = CAROL, dry_run: bool = False) -> tuple[int, dict]:  # type: ignore[type-arg]
+def put(
+    world: World, policy: Mapping[str, object], caller: str = CAROL, dry_run: bool = False
+) -> tuple[int, dict[str, Any]]:
     query = {"dry_run": "true"} if dry_run else None
     status, body = world.api("PUT", "/roles/PumpCustomerAccess/policy", caller, policy, query=query)
     return status, body

@@ -15,9 +15,9 @@ BODY = {"role": "PumpCustomerAccess", "duration": "PT1H", "justification": JUSTI
 
 
 def error(
-    world: World, method: str, path: str, caller: str | None, body: object = None, **kw: object
+    world: World, method: str, path: str, caller: str | None, body: object = None, **kw: dict[str, str] | None
 ) -> tuple[int, str, str]:
-    status, answer = world.api(method, path, caller, body, **kw)  # type: ignore[arg-type]
+    status, answer = world.api(method, path, caller, body, **kw)
     assert set(answer) == {"error"}, answer
     return status, answer["error"]["code"], answer["error"]["message"]
 

@@ -15,14 +15,15 @@ from tests.support.aws import ALICE, BOB, DAVE, ERIN, EVENTS, ROLE_ARN, World
 from tests.support.flows import granted, request_access
 from tests.support.links import approval_links as links_of
 from tests.support.links import call_page, form_for, messages_for
-from trustgate import approval_links, link_decisions, messages, service
-from trustgate.approval_page import CONTENT_SECURITY_POLICY
-from trustgate.clock import to_rfc3339
-from trustgate.errors import ForbiddenError
-from trustgate.identity import principal_for_arn
-from trustgate.ids import new_id
-from trustgate.link_decisions import LinkRefused
-from trustgate.models import AccessRequest, AuditEvent, RolePolicy
+from trustgate.app import approval_links, decisions, link_decisions
+from trustgate.app.link_decisions import LinkRefused
+from trustgate.core import messages
+from trustgate.core.approval_page import CONTENT_SECURITY_POLICY
+from trustgate.core.clock import to_rfc3339
+from trustgate.core.errors import ForbiddenError
+from trustgate.core.identity import principal_for_arn
+from trustgate.core.ids import new_id
+from trustgate.core.models import AccessRequest, AuditEvent, RolePolicy
 
 pytestmark = pytest.mark.functional
 
@@ -540,7 +541,7 @@ def test_a_link_minted_for_the_requester_cannot_approve_their_own_request(world:
     assert not token_used(world, own)
     # The service refuses it too, whatever the page layer does.
     with pytest.raises(ForbiddenError):
-        service.decide(world.deps, principal_for_arn(ALICE), request_id, "approve", None)
+        decisions.decide(world.deps, principal_for_arn(ALICE), request_id, "approve", None)
     assert_untouched(world, request_id, request)
 
 

@@ -14,10 +14,9 @@ import pytest
 
 from tests.support.aws import ALICE, BOB, DAVE, MANAGEMENT, MEMBER, ROLE_ARN, ROLE_NAME, World, running_world
 from tests.support.flows import approve, request_access
-from trustgate import sync
-from trustgate.errors import LockTimeoutError
-from trustgate.iam import serialize
-from trustgate.trust_policy import grant_expiry_in, same_policy
+from trustgate.app import sync
+from trustgate.core.errors import LockTimeoutError
+from trustgate.core.trust_policy import grant_expiry_in, same_policy, serialize
 from trustgate_local.polling import wait_until
 
 pytestmark = pytest.mark.functional

@@ -20,8 +20,8 @@ import pytest
 from tests.support.aws import ALICE, BOB, CAROL, ERIN, ROLE_NAME, VENDOR_TRUST, World
 from tests.support.crash import FLAVOURS, Crash, Crashed, Flavour, LambdaDied, leftovers, lock_held
 from tests.support.flows import JUSTIFICATION, approve, granted, request_access
-from trustgate.models import AccessRequest, AuditEvent, RequestStatus
-from trustgate.trust_policy import serialize
+from trustgate.core.models import AccessRequest, AuditEvent, RequestStatus
+from trustgate.core.trust_policy import serialize
 
 pytestmark = pytest.mark.functional
 

@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.aws import CAROL, ROLE_ARN, ROLE_NAME, VENDOR_TRUST, World
 from tests.support.flows import granted
-from trustgate.trust_policy import NOBODY, grant_expiry_in, statements_of
+from trustgate.core.trust_policy import NOBODY, grant_expiry_in, statements_of
 
 pytestmark = pytest.mark.functional
 

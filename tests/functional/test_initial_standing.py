@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import pytest
 
@@ -29,8 +30,8 @@ from tests.support.aws import (
 )
 from tests.support.flows import granted
 from tests.support.iam_eval import ALLOWED, IamCase, evaluate
-from trustgate.clock import to_rfc3339
-from trustgate.trust_policy import NOBODY, statements_of
+from trustgate.core.clock import to_rfc3339
+from trustgate.core.trust_policy import NOBODY, statements_of
 
 pytestmark = pytest.mark.functional
 
@@ -44,7 +45,7 @@ def jit_world() -> Iterator[World]:
         yield world
 
 
-def reconcile(world: World) -> dict[str, object]:
+def reconcile(world: World) -> dict[str, Any]:
     report = world.invoke("ReconcileFunction", {})
     assert isinstance(report, dict)
     return report
@@ -91,7 +92,7 @@ def test_by_default_the_role_keeps_its_own_statements_and_the_organization_stays
     report = reconcile(world)
 
     assert report["failures"] == []
-    assert "started_just_in_time" not in report["roles"][0]  # type: ignore[index]
+    assert "started_just_in_time" not in report["roles"][0]
     assert world.trust_policy() == VENDOR_TRUST
     assert stored_policy(world)["version"] == 0
     assert decisions(world, ("erin", ERIN, "anything"))["erin"] == ALLOWED  # unmanaged: the vendor's access
@@ -137,7 +138,7 @@ def test_with_none_the_first_reconcile_takes_the_role_to_just_in_time_and_iam_ag
 
         # AND it happens once: later runs leave the saved policy alone
         again = reconcile(world)
-        assert "started_just_in_time" not in again["roles"][0]  # type: ignore[index]
+        assert "started_just_in_time" not in again["roles"][0]
         assert stored_policy(world)["version"] == 1
 
 
@@ -185,7 +186,7 @@ def test_an_open_statement_without_a_sid_is_reported_each_run_and_nothing_change
 
     for _ in range(2):
         report = reconcile(jit_world)
-        (failure,) = report["failures"]  # type: ignore[misc]
+        (failure,) = report["failures"]
         assert failure["part"] == f"initial standing access of {ROLE_ARN}"
         assert failure["error"].startswith("unadopted_open_statement: InitialStandingAccess=none cannot adopt")
         assert "statement(s) #0 of the trust policy" in failure["error"]
@@ -198,6 +199,6 @@ def test_taking_the_role_to_just_in_time_needs_only_what_the_template_grants_the
 
     report = reconcile(jit_world)
 
-    assert report["roles"][0]["started_just_in_time"] is True  # type: ignore[index]
+    assert report["roles"][0]["started_just_in_time"] is True
     assert any(call.action == "dynamodb:PutItem" for _, call in recorder.calls)  # the policy, in a transaction
     assert judge(jit_world, recorder.calls) == []

@@ -10,11 +10,12 @@ import pytest
 
 from tests.support.aws import ALICE, BOB, DAVE, MEMBER, ROLE_ARN, VENDOR_TRUST, World, running_world
 from tests.support.flows import JUSTIFICATION, approve, granted, request_access
-from trustgate.clock import parse_rfc3339
-from trustgate.ids import new_id
-from trustgate.models import AuditEvent, RolePolicy
-from trustgate.session_guard import guard_window
-from trustgate.trust_policy import GRANT_SID_PREFIX, grant_expiry_in, is_managed, statements_of
+from trustgate.core.clock import parse_rfc3339
+from trustgate.core.ids import new_id
+from trustgate.core.messages import Notification
+from trustgate.core.models import AuditEvent, RolePolicy
+from trustgate.core.session_guard import guard_window
+from trustgate.core.trust_policy import GRANT_SID_PREFIX, grant_expiry_in, is_managed, statements_of
 
 pytestmark = pytest.mark.functional
 
@@ -206,7 +207,7 @@ def test_extend_continues_from_the_current_expiry(world: World) -> None:
 
 def test_auto_approved_request_is_active_when_the_api_answers() -> None:
     with running_world({"AllowAutoApprove": "true"}) as world:  # the deployer allows auto-approve at all
-        put_policy(world, RolePolicy(auto_approve=[{"principals": [ALICE], "max_duration": "PT1H"}]))  # type: ignore[list-item]
+        put_policy(world, RolePolicy(auto_approve=[{"principals": [ALICE], "max_duration": "PT1H"}]))
         body = request_access(world, duration="PT30M")
         assert body["status"] == "active"
         assert body["auto_approved"] is True
@@ -302,7 +303,12 @@ def test_a_reminder_fires_before_expiry_unless_an_extension_covers_it(world: Wor
     target = reminder["Target"]
     sent: list[str] = []
     original_send = world.deps.notifier.send
-    world.deps.notifier.send = lambda n: (sent.append(n.event), original_send(n))[1]  # type: ignore[method-assign]
+
+    def recording_send(notification: Notification) -> None:
+        sent.append(notification.event)
+        original_send(notification)
+
+    world.deps.notifier.send = recording_send  # type: ignore[method-assign]
     assert world.host.invoke_by_arn(target["Arn"], json.loads(target["Input"])) == {
         "request_id": request["id"],
         "reminded": True,

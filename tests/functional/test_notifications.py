@@ -9,7 +9,7 @@ import pytest
 from tests.support.aws import ALICE, BOB, DAVE, MEMBER, ROLE_ARN, World, wait_for
 from tests.support.flows import JUSTIFICATION, request_access
 from tests.support.links import Sent, approval_links, call_page, form_for, messages_for
-from trustgate import messages
+from trustgate.core import messages
 
 pytestmark = pytest.mark.functional
 

@@ -16,7 +16,7 @@ import pytest
 from tests.support.aws import ALICE, BOB, DAVE, World
 from tests.support.flows import request_access
 from tests.support.links import approval_links, call_page, form_for
-from trustgate.messages import human_time
+from trustgate.core.messages import human_time
 
 pytestmark = pytest.mark.functional
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.support.aws import ALICE, CAROL, World
@@ -15,7 +17,7 @@ def set_ticket_pattern(world: World, pattern: str) -> None:
     assert status == 200, body
 
 
-def ask(world: World, ticket: str) -> tuple[int, dict]:  # type: ignore[type-arg]
+def ask(world: World, ticket: str) -> tuple[int, dict[str, Any]]:
     body = {"role": "PumpCustomerAccess", "duration": "PT1H", "justification": JUSTIFICATION, "ticket": ticket}
     status, answer = world.api("POST", "/requests", ALICE, body)
     return status, answer

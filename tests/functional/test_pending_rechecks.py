@@ -16,11 +16,10 @@ import pytest
 from tests.support.aws import ALICE, BOB, CAROL, DAVE, ERIN, MANAGEMENT, ROLE_ARN, VENDOR_TRUST, World, running_world
 from tests.support.flows import granted, request_access
 from tests.support.links import approval_links, call_page, form_for, messages_for
-from trustgate import service
-from trustgate.api import requests as request_routes
-from trustgate.ids import new_id
-from trustgate.models import AuditEvent, RolePolicy
-from trustgate.trust_policy import grant_expiry_in
+from trustgate.app import requests, sync, workflow_steps
+from trustgate.core.ids import new_id
+from trustgate.core.models import AuditEvent, RolePolicy
+from trustgate.core.trust_policy import grant_expiry_in
 
 pytestmark = pytest.mark.functional
 
@@ -221,14 +220,14 @@ def test_an_approval_by_a_since_removed_approver_does_not_carry_a_request_to_gra
 def test_an_auto_approved_request_is_judged_again_at_grant(monkeypatch: pytest.MonkeyPatch) -> None:
     with running_world({"AllowAutoApprove": "true"}) as world:
         put_policy(world, auto_approve=[{"principals": [ALICE], "max_duration": "PT1H"}])
-        original_grant = service.grant
+        original_grant = workflow_steps.grant
 
         def tightened_first(deps: Any, request_id: str) -> Any:
             put_policy(world)  # the admin drops the auto-approve rule between auto-approval and grant
             return original_grant(deps, request_id)
 
-        monkeypatch.setattr(service, "grant", tightened_first)
-        monkeypatch.setattr(request_routes, "AUTO_APPROVE_WAIT_SECONDS", 0.0)  # answer at once, still pending
+        monkeypatch.setattr(workflow_steps, "grant", tightened_first)
+        monkeypatch.setattr(requests, "AUTO_APPROVE_WAIT_SECONDS", 0.0)  # answer at once, still pending
         request_id = request_access(world, duration="PT1H")["id"]
 
         assert world.wait_execution(request_id)["status"] == "SUCCEEDED"
@@ -245,7 +244,7 @@ def test_a_policy_saved_between_the_grant_check_and_the_role_lock_still_stops_th
     """The Grant state judges the request, then takes the role lock; an admin's change can land in between.
     The request is judged again under the lock, so the change wins and IAM never names the requester."""
     request_id = pending(world, "PT1H")
-    real_sync = service.sync_role
+    real_sync = sync.sync_role
 
     def admin_first(*args: Any, **kwargs: Any) -> Any:
         activation = kwargs.get("activation") if "activation" in kwargs else (args[4] if len(args) > 4 else None)
@@ -253,7 +252,7 @@ def test_a_policy_saved_between_the_grant_check_and_the_role_lock_still_stops_th
             put_policy(world, max_duration="PT30M")  # lands after grant() judged the request, before its lock
         return real_sync(*args, **kwargs)
 
-    monkeypatch.setattr(service, "sync_role", admin_first)
+    monkeypatch.setattr(workflow_steps, "sync_role", admin_first)
     status, body = world.api("POST", f"/requests/{request_id}/approve", BOB, {})
     assert status == 200, body
 

@@ -19,7 +19,7 @@ import pytest
 from tests.support.aws import ALICE, BOB, CAROL, DAVE, World, running_world, wait_for
 from tests.support.flows import request_access
 from tests.support.links import LINK, call_page, form_for
-from trustgate.notify import recipient_filter
+from trustgate.adapters.notify import recipient_filter
 from trustgate_local.outbox import Notification, Outbox
 from trustgate_local.provision import Mailbox, subscribe_mailbox
 

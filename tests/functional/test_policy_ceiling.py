@@ -29,10 +29,10 @@ from tests.support.aws import (
 )
 from tests.support.flows import approve, granted, request_access
 from tests.support.iam_faults import iam_refuses_principal, show_as_deleted
-from trustgate import observability
-from trustgate.ids import new_id
-from trustgate.models import AuditEvent, RolePolicy
-from trustgate.trust_policy import BASELINE_SID, NOBODY, grant_expiry_in, statements_of
+from trustgate.adapters import observability
+from trustgate.core.ids import new_id
+from trustgate.core.models import AuditEvent, RolePolicy
+from trustgate.core.trust_policy import BASELINE_SID, NOBODY, grant_expiry_in, statements_of
 
 pytestmark = pytest.mark.functional
 

@@ -21,17 +21,18 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from tests.support.aws import ALICE, BOB, CAROL, ERIN, MANAGEMENT, ROLE_ARN, VENDOR_TRUST, World, running_world
 from tests.support.flows import JUSTIFICATION, approve, granted, request_access
 from tests.support.links import messages_for
-from trustgate import service, sync
-from trustgate.models import RequestStatus
-from trustgate.scheduler import schedule_name
-from trustgate.session_guard import guard_window
-from trustgate.trust_policy import grant_expiry_in, is_managed, statements_of
+from trustgate.adapters.scheduler import schedule_name
+from trustgate.app import decisions, effects, sync, transitions, workflow_steps
+from trustgate.app import reconcile as reconciler
+from trustgate.core.models import RequestStatus
+from trustgate.core.session_guard import guard_window
+from trustgate.core.trust_policy import grant_expiry_in, is_managed, statements_of
 
 pytestmark = pytest.mark.functional
 
 ROLE = "PumpCustomerAccess"
 GONE = f"arn:aws:iam::{MANAGEMENT}:role/Decommissioned"
-AFTER_GRACE = service.FLOW_GRACE + timedelta(seconds=1)
+AFTER_GRACE = reconciler.FLOW_GRACE + timedelta(seconds=1)
 
 
 class Killed(BaseException):
@@ -50,7 +51,8 @@ def reconcile(world: World) -> dict[str, Any]:
 def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The metrics the service counts (ReconcileFailures, SchedulesDeferred…), in order."""
     seen: list[str] = []
-    monkeypatch.setattr(service, "count", seen.append)
+    for module in (decisions, effects, reconciler):
+        monkeypatch.setattr(module, "count", seen.append)
     return seen
 
 
@@ -217,8 +219,8 @@ def test_a_flow_that_ended_while_its_request_was_pending_records_the_real_outcom
         raise RuntimeError("DynamoDB unavailable")
 
     with monkeypatch.context() as patch:
-        patch.setattr(service, "notify_approvers", unavailable)
-        patch.setattr(service, "finalize", unavailable)
+        patch.setattr(workflow_steps, "notify_approvers", unavailable)
+        patch.setattr(workflow_steps, "finalize", unavailable)
         request_id = request_access(world)["id"]
         assert world.wait_execution(request_id)["status"] == "FAILED"
     assert world.status(request_id) == "pending"
@@ -242,7 +244,7 @@ def test_a_request_being_granted_whose_flow_died_leaves_nobody_in_iam(
     monkeypatch.setattr(retrier_decl, "time", SimpleNamespace(sleep=lambda _seconds: None))  # retries, not waits
     """IAM named alice, the activation could not be recorded, and the clean-up step failed too: the execution
     still ends (RecordFailure's Catch), and the reconciler ends the grant with its span kept for the guard."""
-    real_transition = sync.transition
+    real_transition = transitions.transition
 
     def no_activation(deps: Any, request: Any, target: RequestStatus, actor: str, **kw: Any) -> Any:
         if target == RequestStatus.ACTIVE:
@@ -254,7 +256,7 @@ def test_a_request_being_granted_whose_flow_died_leaves_nobody_in_iam(
 
     with monkeypatch.context() as patch:
         patch.setattr(sync, "transition", no_activation)
-        patch.setattr(service, "end_now", clean_up_fails)
+        patch.setattr(workflow_steps, "end_now", clean_up_fails)
         request_id = request_access(world, duration="PT15M")["id"]
         approve(world, request_id)
         assert world.wait_execution(request_id)["status"] == "FAILED"  # not left running in limbo
@@ -394,7 +396,7 @@ def test_an_expiry_that_died_before_its_sync_is_finished(
     grant = granted(world)
     world.advance(timedelta(hours=1, seconds=1))
     with monkeypatch.context() as patch:
-        patch.setattr(service, "sync_role", kill)
+        patch.setattr(workflow_steps, "sync_role", kill)
         with pytest.raises(Killed):
             world.fire_schedule(grant["id"])
     assert world.status(grant["id"]) == "expired"

@@ -29,10 +29,11 @@ from tests.support.aws import (
 )
 from tests.support.flows import JUSTIFICATION, approve, granted, request_access
 from tests.support.links import approval_links, messages_for
-from trustgate import sync
-from trustgate.models import RequestStatus
-from trustgate.session_guard import guard_window
-from trustgate.trust_policy import policy_size
+from trustgate.app import sync, transitions
+from trustgate.core.models import RequestStatus
+from trustgate.core.records import Decision
+from trustgate.core.session_guard import guard_window
+from trustgate.core.trust_policy import policy_size
 
 pytestmark = pytest.mark.functional
 
@@ -139,7 +140,7 @@ def test_a_grant_that_fails_after_the_iam_writes_is_finished_by_its_retry_with_t
 ) -> None:
     """Once IAM holds a grant nothing after it may fail it: the activation that could not be recorded is
     retried by the state machine, which reuses the window recorded before IAM named her (no second window)."""
-    real = sync.transition
+    real = transitions.transition
     written: dict[str, Any] = {}
 
     def fails_once_on_activation(deps: Any, request: Any, target: RequestStatus, actor: str, **kw: Any) -> Any:
@@ -262,7 +263,7 @@ def test_an_approval_is_kept_and_delivered_by_the_reconciler_with_a_failed_send_
     real = flow.resume
     calls: list[str] = []
 
-    def throttled_once(token: str, decision: str) -> Any:
+    def throttled_once(token: str, decision: Decision) -> Any:
         calls.append(decision)
         if len(calls) == 1:
             raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "SendTaskSuccess")

@@ -17,12 +17,12 @@ from botocore.exceptions import ClientError
 from tests.support.adversarial import refused_unchanged
 from tests.support.aws import ALICE, CAROL, ROLE_ARN, VENDOR_TRUST, World, api_event
 from tests.support.flows import granted
-from trustgate import sync
-from trustgate.clock import parse_rfc3339
-from trustgate.models import AccessRequest
-from trustgate.records import Page
-from trustgate.session_guard import guard_window
-from trustgate.trust_policy import grant_expiry_in
+from trustgate.app import sync
+from trustgate.core.clock import parse_rfc3339
+from trustgate.core.models import AccessRequest
+from trustgate.core.records import Page
+from trustgate.core.session_guard import guard_window
+from trustgate.core.trust_policy import grant_expiry_in
 
 pytestmark = pytest.mark.functional
 

@@ -10,8 +10,8 @@ import pytest
 from tests.support.aws import ALICE, BOB, CAROL, ERIN, MANAGEMENT, MEMBER, ROLE_ARN, VENDOR_TRUST, World
 from tests.support.flows import JUSTIFICATION, approve, granted, request_access
 from tests.support.links import messages_for
-from trustgate.clock import parse_rfc3339
-from trustgate.session_guard import guard_window
+from trustgate.core.clock import parse_rfc3339
+from trustgate.core.session_guard import guard_window
 
 pytestmark = pytest.mark.functional
 

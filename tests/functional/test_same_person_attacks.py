@@ -12,7 +12,7 @@ import pytest
 
 from tests.support.aws import ALICE, BOB, CAROL, MANAGEMENT, MEMBER, ROLE_ARN, VENDOR_TRUST, World
 from tests.support.flows import JUSTIFICATION, approve, granted, request_access
-from trustgate.session_guard import guard_window
+from trustgate.core.session_guard import guard_window
 
 pytestmark = pytest.mark.functional
 

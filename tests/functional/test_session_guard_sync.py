@@ -10,8 +10,8 @@ import pytest
 
 from tests.support.aws import ALICE, ROLE_ARN, ROLE_NAME, VENDOR_TRUST, World
 from tests.support.flows import granted
-from trustgate.iam import RoleEditor
-from trustgate.session_guard import GUARD_POLICY_NAME, guard_window
+from trustgate.adapters.iam import RoleEditor
+from trustgate.core.session_guard import GUARD_POLICY_NAME, guard_window
 
 pytestmark = pytest.mark.functional
 
@@ -106,8 +106,11 @@ def test_the_guard_leaves_other_inline_policies_alone(world: World) -> None:
 def test_a_revoke_with_a_full_guard_still_takes_the_person_out_and_says_what_is_left(world: World) -> None:
     request = granted(world)
     iam = world.session.client("iam")
-    filler = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": ""}]}
-    filler["Statement"][0]["Resource"] = "arn:aws:s3:::" + "b" * 10050 + "/*"  # type: ignore[index]
+    filler: dict[str, Any] = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": ""}],
+    }
+    filler["Statement"][0]["Resource"] = "arn:aws:s3:::" + "b" * 10050 + "/*"
     iam.put_role_policy(RoleName=ROLE_NAME, PolicyName="VendorBigPolicy", PolicyDocument=json.dumps(filler))
     status, body = world.api("POST", f"/requests/{request['id']}/revoke", ALICE)
     assert (status, body["error"]["code"]) == (409, "session_guard_full")

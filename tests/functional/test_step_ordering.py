@@ -19,10 +19,11 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from tests.support.aws import ALICE, World
 from tests.support.flows import approve, granted, request_access
 from tests.support.links import messages_for
-from trustgate import errors, service
-from trustgate.models import RequestStatus
-from trustgate.scheduler import schedule_name
-from trustgate.trust_policy import grant_expiry_in
+from trustgate.adapters.scheduler import schedule_name
+from trustgate.app import decisions, effects, reconcile, sync, workflow_steps
+from trustgate.core import errors
+from trustgate.core.models import RequestStatus
+from trustgate.core.trust_policy import grant_expiry_in
 
 pytestmark = pytest.mark.functional
 
@@ -38,7 +39,8 @@ def no_retry_waits(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     seen: list[str] = []
-    monkeypatch.setattr(service, "count", seen.append)
+    for module in (decisions, effects, reconcile):
+        monkeypatch.setattr(module, "count", seen.append)
     return seen
 
 
@@ -98,7 +100,7 @@ def test_a_clean_up_that_fails_still_ends_the_execution() -> None:
 def test_a_busy_role_is_retried_by_the_state_machine_and_the_grant_goes_through(
     world: World, monkeypatch: pytest.MonkeyPatch, no_retry_waits: None
 ) -> None:
-    real = service.sync_role
+    real = sync.sync_role
     calls: list[str] = []
 
     def busy_twice(*args: Any, **kwargs: Any) -> Any:
@@ -107,7 +109,7 @@ def test_a_busy_role_is_retried_by_the_state_machine_and_the_grant_goes_through(
             raise errors.LockTimeoutError("another change to the role is in progress; try again in a minute")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(service, "sync_role", busy_twice)
+    monkeypatch.setattr(workflow_steps, "sync_role", busy_twice)
     request_id = request_access(world)["id"]
     approve(world, request_id)
 
@@ -121,7 +123,7 @@ def test_a_busy_role_is_retried_by_the_state_machine_and_the_grant_goes_through(
 def test_a_grant_that_fails_after_its_activation_stays_active(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """The Grant step dies after IAM was verified and the grant recorded active: RecordFailure keeps it, makes its
     schedules and tells the requester (it used to turn it into `failed`)."""
-    real = service._after_activation
+    real = effects.after_activation
     calls: list[str] = []
 
     def dies_the_first_time(deps: Any, grant: Any) -> None:
@@ -130,7 +132,7 @@ def test_a_grant_that_fails_after_its_activation_stays_active(world: World, monk
             raise RuntimeError("the Lambda died after the activation")
         real(deps, grant)
 
-    monkeypatch.setattr(service, "_after_activation", dies_the_first_time)
+    monkeypatch.setattr(workflow_steps, "after_activation", dies_the_first_time)
     request_id = request_access(world)["id"]
     approve(world, request_id)
 

@@ -19,7 +19,7 @@ import pytest
 
 from tests.support.aws import ALICE, CAROL, ROLE_ARN, World
 from tests.support.flows import granted, request_access
-from trustgate.identity import switch_role_url
+from trustgate.core.identity import switch_role_url
 from trustgate_cli.main import main
 
 pytestmark = pytest.mark.functional

@@ -8,9 +8,9 @@ import pytest
 
 from tests.support.aws import ROLE_ARN, World
 from tests.support.flows import request_access
-from trustgate import sync
-from trustgate.errors import LockTimeoutError
-from trustgate.sync import sync_role
+from trustgate.app import sync
+from trustgate.app.sync import sync_role
+from trustgate.core.errors import LockTimeoutError
 
 pytestmark = pytest.mark.functional
 

@@ -23,12 +23,11 @@ from botocore.exceptions import ClientError
 from tests.support.aws import ALICE, CAROL, DAVE, ERIN, MANAGEMENT, ROLE_ARN, ROLE_NAME, World
 from tests.support.flows import approve, granted, request_access
 from tests.support.iam_faults import iam_refuses_principal
-from trustgate import sync
-from trustgate.errors import ConflictError, LockTimeoutError
-from trustgate.iam import serialize
-from trustgate.models import RequestStatus
-from trustgate.session_guard import GUARD_POLICY_NAME, guard_window, session_userid
-from trustgate.trust_policy import grant_expiry_in
+from trustgate.app import sync, transitions
+from trustgate.core.errors import ConflictError, LockTimeoutError
+from trustgate.core.models import RequestStatus
+from trustgate.core.session_guard import GUARD_POLICY_NAME, guard_window, session_userid
+from trustgate.core.trust_policy import grant_expiry_in, serialize
 from trustgate_local.polling import wait_until
 
 pytestmark = pytest.mark.functional
@@ -127,7 +126,7 @@ def test_revoking_a_person_iam_names_before_their_activation_is_recorded_keeps_t
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     erin = request_access(world, caller=ERIN)["id"]
-    real_transition = sync.transition
+    real_transition = transitions.transition
 
     def activation_not_recorded(deps: Any, request: Any, target: Any, *args: Any, **kwargs: Any) -> Any:
         if target == RequestStatus.ACTIVE and request.id == erin:  # the Grant Lambda timed out right here
@@ -324,7 +323,7 @@ def test_a_throttled_recovery_audit_is_not_taken_for_one_already_recorded(
                 {
                     "Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"},
                     "CancellationReasons": [{"Code": "ThrottlingError", "Message": "Throughput exceeds capacity"}],
-                },  # type: ignore[typeddict-unknown-key]
+                },
                 "TransactWriteItems",
             )
 

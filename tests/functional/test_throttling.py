@@ -20,11 +20,12 @@ from tests.support.adversarial import refused_unchanged
 from tests.support.aws import ALICE, BOB, CAROL, DAVE, MANAGEMENT, ROLE_ARN, World, api_event
 from tests.support.flows import granted, request_access
 from tests.support.links import approval_links, call_page
-from trustgate import iam, observability, service, sync
-from trustgate.errors import ConflictError
-from trustgate.identity import caller_for_arn
-from trustgate.models import AccessRequest, AuditEvent
-from trustgate.trust_policy import grant_expiry_in
+from trustgate.adapters import iam, observability
+from trustgate.app import decisions, sync
+from trustgate.core.errors import ConflictError
+from trustgate.core.identity import caller_for_arn
+from trustgate.core.models import AccessRequest, AuditEvent
+from trustgate.core.trust_policy import grant_expiry_in
 
 pytestmark = pytest.mark.functional
 
@@ -138,8 +139,8 @@ def test_a_transaction_cancelled_because_the_table_was_busy_is_429_throttled_not
     with aws_throttles(world.deps.store.client, event, "TransactionCanceledException") as calls:
         refused_unchanged(world, approve, 429, "throttled")
 
-    assert len(calls) == service.OPTIMISTIC_RETRIES  # retried as a lost race, with a pause between attempts
-    assert len(pauses) == service.OPTIMISTIC_RETRIES - 1
+    assert len(calls) == decisions.OPTIMISTIC_RETRIES  # retried as a lost race, with a pause between attempts
+    assert len(pauses) == decisions.OPTIMISTIC_RETRIES - 1
     assert_retry_later(answered, "5")
 
 
@@ -147,7 +148,7 @@ def test_a_decision_that_loses_every_race_answers_429_decision_busy_after_short_
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     request_id = pending(world)
-    attempts = losing_races(world, monkeypatch, losses=service.OPTIMISTIC_RETRIES)
+    attempts = losing_races(world, monkeypatch, losses=decisions.OPTIMISTIC_RETRIES)
     pauses: list[float] = []
     monkeypatch.setattr(world.deps, "sleep", pauses.append)
     answered: dict[str, str] = {}
@@ -159,9 +160,9 @@ def test_a_decision_that_loses_every_race_answers_429_decision_busy_after_short_
 
     body = refused_unchanged(world, approve, 429, "decision_busy")
 
-    assert len(attempts) == service.OPTIMISTIC_RETRIES
-    first, most = service.OPTIMISTIC_PAUSE_SECONDS
-    assert len(pauses) == service.OPTIMISTIC_RETRIES - 1  # a pause between attempts, never 8 in a row
+    assert len(attempts) == decisions.OPTIMISTIC_RETRIES
+    first, most = decisions.OPTIMISTIC_PAUSE_SECONDS
+    assert len(pauses) == decisions.OPTIMISTIC_RETRIES - 1  # a pause between attempts, never 8 in a row
     assert all(0 <= pause <= min(most, first * 2**n) for n, pause in enumerate(pauses))
     assert sum(pauses) <= 1.0
     assert_retry_later(answered, "2")
@@ -190,7 +191,7 @@ def test_a_race_lost_to_a_real_decision_is_still_a_409(world: World, monkeypatch
             raced.append(True)
             monkeypatch.setattr(world.deps.store, "replace_request", original)
             dave = caller_for_arn(DAVE, world.deps.settings.caller_policy())
-            service.decide(world.deps, dave, request_id, "deny", "no")  # (the host serves one API call at a time)
+            decisions.decide(world.deps, dave, request_id, "deny", "no")  # (the host serves one API call at a time)
             raise ConflictError(f"request {before.id} changed meanwhile; read it again")
         original(before, after, audit)
 
@@ -246,7 +247,7 @@ def test_a_link_decision_that_loses_every_race_answers_429_and_says_how_to_send_
 ) -> None:
     request_id = request_access(world)["id"]
     token = approval_links(world, request_id)[BOB]
-    losing_races(world, monkeypatch, losses=service.OPTIMISTIC_RETRIES)
+    losing_races(world, monkeypatch, losses=decisions.OPTIMISTIC_RETRIES)
 
     page = call_page(world, "POST", token, json_body={"decision": "approve"})
 

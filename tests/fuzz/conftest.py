@@ -82,7 +82,7 @@ class Fuzz:
 
     last: State | None = None  # the state right after the previous case, when it was read then
 
-    def run(self, case: Case, caller: Caller) -> None:
+    def run(self, case: Case[Any], caller: Caller) -> None:
         auth = caller.auth(self.local)
         before, self.last = self.last or self.state.read(), None
         try:

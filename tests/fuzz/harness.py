@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from moto.dynamodb.models import dynamodb_backends
 from schemathesis.core.failures import Failure, FailureGroup
 
-from trustgate.session_guard import GUARD_POLICY_NAME
+from trustgate.core.session_guard import GUARD_POLICY_NAME
 from trustgate_local.seed import REGION, ROLE_NAME
 from trustgate_local.server import LocalStack
 

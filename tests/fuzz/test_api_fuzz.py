@@ -13,12 +13,14 @@ from typing import Any
 
 import pytest
 import schemathesis
+from aws_lambda_powertools.utilities.typing import LambdaContext
 from hypothesis import HealthCheck, settings
 from schemathesis import Case
 
 from tests.fuzz import profiles
 from tests.fuzz.conftest import Fuzz
 from tests.fuzz.harness import ADMIN, APPROVER, KNOWN, OUTSIDER, REQUESTER, UNSIGNED, aim_at_known, signed_json
+from trustgate.adapters import wiring
 from trustgate.api.app import build_app
 from trustgate_local.server import LocalStack
 
@@ -41,7 +43,7 @@ def generated_document() -> dict[str, Any]:
         "body": None,
         "isBase64Encoded": False,
     }
-    answer = build_app().resolve(event, None)
+    answer = build_app(wiring.dependencies).resolve(event, LambdaContext())
     assert answer["statusCode"] == 200, answer
     return dict(json.loads(answer["body"]))
 
@@ -100,35 +102,35 @@ OTHERS.hook("flatmap_path_parameters")(aim_at_known(KNOWN))
 
 @OWN.include(name=FOR_REQUESTER).parametrize()
 @QUIET
-def test_as_requester(case: Case, fuzz: Fuzz) -> None:
+def test_as_requester(case: Case[Any], fuzz: Fuzz) -> None:
     fuzz.run(case, REQUESTER)
 
 
 @OWN.include(name=FOR_APPROVER).parametrize()
 @QUIET
-def test_as_approver(case: Case, fuzz: Fuzz) -> None:
+def test_as_approver(case: Case[Any], fuzz: Fuzz) -> None:
     fuzz.run(case, APPROVER)
 
 
 @OWN.include(name=FOR_ADMIN).parametrize()
 @QUIET
-def test_as_admin(case: Case, fuzz: Fuzz) -> None:
+def test_as_admin(case: Case[Any], fuzz: Fuzz) -> None:
     fuzz.run(case, ADMIN)
 
 
 @OTHERS.include(name=WITHOUT_RIGHTS).parametrize()
 @QUIET
-def test_in_the_organization_without_rights(case: Case, fuzz: Fuzz) -> None:
+def test_in_the_organization_without_rights(case: Case[Any], fuzz: Fuzz) -> None:
     fuzz.run(case, REQUESTER)
 
 
 @OTHERS.parametrize()
 @QUIET
-def test_from_outside_the_organization(case: Case, fuzz: Fuzz) -> None:
+def test_from_outside_the_organization(case: Case[Any], fuzz: Fuzz) -> None:
     fuzz.run(case, OUTSIDER)
 
 
 @OTHERS.parametrize()
 @QUIET
-def test_unsigned(case: Case, fuzz: Fuzz) -> None:
+def test_unsigned(case: Case[Any], fuzz: Fuzz) -> None:
     fuzz.run(case, UNSIGNED)

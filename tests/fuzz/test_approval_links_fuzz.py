@@ -61,5 +61,5 @@ LINKS.hook("flatmap_path_parameters")(aim_at_known(KNOWN))
 
 @LINKS.parametrize()
 @settings(suppress_health_check=list(HealthCheck))
-def test_approval_links_unsigned(case: Case, fuzz: Fuzz) -> None:
+def test_approval_links_unsigned(case: Case[Any], fuzz: Fuzz) -> None:
     fuzz.run(case, UNSIGNED)

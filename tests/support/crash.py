@@ -35,15 +35,15 @@ from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 
 from tests.support import iam_eval
 from tests.support.aws import ALICE, BOB, CAROL, DAVE, ERIN, MALLORY, World
-from trustgate import sync
-from trustgate.clock import to_rfc3339
-from trustgate.identity import account_of
-from trustgate.models import AccessRequest, AuditEvent, RequestStatus
-from trustgate.records import Page, iterate_pages
-from trustgate.scheduler import schedule_name
-from trustgate.service import policy_for
-from trustgate.sync import nonconforming_grants
-from trustgate.trust_policy import (
+from trustgate.adapters.scheduler import schedule_name
+from trustgate.app import sync
+from trustgate.app.access import policy_for
+from trustgate.app.sync import nonconforming_grants
+from trustgate.core.clock import to_rfc3339
+from trustgate.core.identity import account_of
+from trustgate.core.models import AccessRequest, AuditEvent, RequestStatus
+from trustgate.core.records import Page, iterate_pages
+from trustgate.core.trust_policy import (
     GRANT_SID_PREFIX,
     Document,
     aws_principals,

@@ -26,8 +26,10 @@ def iam_refuses_principal(world: World, arn: str) -> Iterator[None]:
 
     def refuse(params: dict[str, Any], **_: Any) -> None:
         if arn in str(params.get("PolicyDocument", "")):
-            error = {"Code": "MalformedPolicyDocument", "Message": f'Invalid principal in policy: "AWS":"{arn}"'}
-            raise ClientError({"Error": error}, "UpdateAssumeRolePolicy")
+            message = f'Invalid principal in policy: "AWS":"{arn}"'
+            raise ClientError(
+                {"Error": {"Code": "MalformedPolicyDocument", "Message": message}}, "UpdateAssumeRolePolicy"
+            )
 
     client.meta.events.register(_EVENT, refuse)
     try:

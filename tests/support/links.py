@@ -12,7 +12,7 @@ from moto.sns.models import sns_backends
 from moto.sns.utils import FilterPolicyMatcher
 
 from tests.support.aws import World, wait_for
-from trustgate.notify import recipient_filter
+from trustgate.adapters.notify import recipient_filter
 
 LINK = re.compile(r"https?://[^\s/]+/decide/(?P<token>[A-Za-z0-9_-]+)")
 HOST = "127.0.0.1:3000"  # the world's APPROVAL_BASE_URL

@@ -30,7 +30,7 @@ FUNCTIONS = (
     "ExpireFunction",
     "ReconcileFunction",
 )
-# The functions that run `sync_role` (grep sync_role in service.py/admin.py and follow each handler).
+# The functions that run `sync_role` (grep sync_role in trustgate/app/ and follow each handler).
 SYNC_FUNCTIONS = frozenset({"ApiFunction", "GrantFunction", "FinalizeFunction", "ExpireFunction", "ReconcileFunction"})
 IAM_WRITES = frozenset({"iam:UpdateAssumeRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy"})
 ITEM_ACTIONS = frozenset(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from trustgate.models import AccessRequest
+from trustgate.core.models import AccessRequest
 
 NOW = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 ALICE = "arn:aws:iam::222222222222:user/alice"

@@ -14,11 +14,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trustgate import approval_page, messages, rules
-from trustgate.approval_links import LinkGrant, csrf_for, csrf_matches
-from trustgate.errors import AlreadyDecidedError
-from trustgate.identity import CallerPolicy, caller_for_arn
-from trustgate.models import AccessRequest, Approval, RequestStatus
+from trustgate.app.approval_links import LinkGrant, csrf_for, csrf_matches
+from trustgate.core import approval_page, messages, rules
+from trustgate.core.errors import AlreadyDecidedError
+from trustgate.core.identity import CallerPolicy, caller_for_arn
+from trustgate.core.models import AccessRequest, Approval, RequestStatus
 
 pytestmark = pytest.mark.unit
 

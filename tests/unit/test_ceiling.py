@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from trustgate.errors import CeilingExceededError, RuleViolationError
-from trustgate.models import RolePolicy
-from trustgate.rules import check_within_ceiling, effective_policy
-from trustgate.settings import Settings
+from trustgate.core.errors import CeilingExceededError, RuleViolationError
+from trustgate.core.models import RolePolicy
+from trustgate.core.rules import check_within_ceiling, effective_policy
+from trustgate.core.settings import Settings
 
 pytestmark = pytest.mark.unit
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from random import Random
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trustgate.coverage import Coverage, Coverages, GrantSpan, coverages_of, newest_coverage, pin_holder
-from trustgate.identity import person_of
+from trustgate.core.coverage import Coverage, Coverages, GrantSpan, coverages_of, newest_coverage, pin_holder
+from trustgate.core.identity import person_of
 
 pytestmark = pytest.mark.unit
 
@@ -325,9 +326,9 @@ def rendered_view(coverages: Coverages) -> tuple[list[tuple[object, ...]], list[
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(spans, max_size=12), st.randoms(use_true_random=False))
-def test_coverages_of_with_any_order_of_spans_gives_the_same_answer(items: list[GrantSpan], rng: object) -> None:
+def test_coverages_of_with_any_order_of_spans_gives_the_same_answer(items: list[GrantSpan], rng: Random) -> None:
     shuffled = list(items)
-    rng.shuffle(shuffled)  # type: ignore[attr-defined]
+    rng.shuffle(shuffled)
     assert rendered_view(coverages_of(shuffled, NOW, KEEP)) == rendered_view(coverages_of(items, NOW, KEEP))
 
 

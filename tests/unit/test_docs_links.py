@@ -16,7 +16,7 @@ OUTSIDE = ("shared/API.md", "DESIGN.md", "../shared")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 # A path in backquotes, with a directory and a file extension: `bench/prices.py`, `templates/editor-role.yaml`.
 PATH = re.compile(r"`([\w.-]+(?:/[\w.-]+)+\.(?:py|md|yaml|yml|json|toml|txt|mjs|png))`")
-PATH_BASES = (ROOT, ROOT / "layers" / "trustgate")  # `trustgate/sync.py` is the layer's package
+PATH_BASES = (ROOT, ROOT / "layers" / "trustgate")  # `trustgate/app/sync.py` is the layer's package
 GENERATED = (".trustgate/",)  # written by the local stack and the fuzz run, not kept in git
 
 

@@ -38,11 +38,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support.iam_eval import ALLOWED, EXPLICITLY_DENIED, IMPLICITLY_DENIED, IamCase, evaluate
-from trustgate.coverage import Coverages, GrantSpan, coverages_of
-from trustgate.identity import person_of
-from trustgate.session_guard import SESSION_LIFETIME_MAX, GuardSpec, render_session_guard
-from trustgate.sync import DEPARTURE_MARGIN
-from trustgate.trust_policy import Document, RenderSpec, departed_principals, render_trust_policy
+from trustgate.app.sync import DEPARTURE_MARGIN
+from trustgate.core.coverage import Coverages, GrantSpan, coverages_of
+from trustgate.core.identity import person_of
+from trustgate.core.session_guard import SESSION_LIFETIME_MAX, GuardSpec, render_session_guard
+from trustgate.core.trust_policy import Document, RenderSpec, departed_principals, render_trust_policy
 
 pytestmark = pytest.mark.unit
 
@@ -221,7 +221,7 @@ def build_schedule(
     persons: list[Person] = []
     for name, kind in zip(rng.sample(NAMES, count), kinds, strict=True):  # distinct pins: no pin conflicts
         if kind == "iam_user":
-            arns = (f"arn:aws:iam::{rng.choice(user_accounts)}:user/{name}",)
+            arns: tuple[str, ...] = (f"arn:aws:iam::{rng.choice(user_accounts)}:user/{name}",)
         else:
             arns = tuple(
                 f"arn:aws:sts::{a}:assumed-role/{ps}/{name}" for ps, a in rng.sample(places, rng.randint(1, 2))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from trustgate.iam import is_retryable, with_backoff
+from trustgate.adapters.iam import RoleEditor, is_retryable, with_backoff
+from trustgate.core.errors import DocumentRefusedError
 
 pytestmark = pytest.mark.unit
 
@@ -63,3 +64,52 @@ def test_a_non_retryable_error_is_raised_at_once() -> None:
     with pytest.raises(ClientError):
         with_backoff(update, sleep=lambda _: None)
     assert calls == [1]
+
+
+class RefusingClient:
+    """An IAM client whose writes fail with one error; counts the calls."""
+
+    def __init__(self, error: ClientError) -> None:
+        self.error = error
+        self.calls = 0
+
+    def update_assume_role_policy(self, **_: object) -> None:
+        self.calls += 1
+        raise self.error
+
+    def put_role_policy(self, **_: object) -> None:
+        self.calls += 1
+        raise self.error
+
+
+GUARD = {"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*"}]}
+ROLE = "arn:aws:iam::123456789012:role/PumpCustomerAccess"
+
+
+@pytest.mark.parametrize("write", ["trust", "guard"])
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("MalformedPolicyDocument", "Syntax errors in policy."),
+        ("LimitExceeded", "Cannot exceed quota for ACLSizePerRole: 2048"),
+        ("InvalidInput", "Policy document is too long"),
+    ],
+)
+def test_iam_refusing_a_document_is_the_ports_document_refused_error(write: str, code: str, message: str) -> None:
+    client = RefusingClient(client_error(code, message))
+    editor = RoleEditor(lambda _account: client, sleep=lambda _: None)  # type: ignore[arg-type,return-value]
+    writer = editor.write_trust_policy if write == "trust" else editor.write_session_guard
+    with pytest.raises(DocumentRefusedError) as refused:
+        writer(ROLE, GUARD)
+    assert refused.value.reason == message
+    assert isinstance(refused.value.__cause__, ClientError)  # the throttle check can still see what AWS said
+    assert client.calls == 1  # a refusal of the document as such is not retried
+
+
+@pytest.mark.parametrize("code", ["AccessDenied", "NoSuchEntity"])
+def test_other_iam_errors_pass_unchanged(code: str) -> None:
+    client = RefusingClient(client_error(code))
+    editor = RoleEditor(lambda _account: client, sleep=lambda _: None)  # type: ignore[arg-type,return-value]
+    with pytest.raises(ClientError) as failed:
+        editor.write_trust_policy(ROLE, GUARD)
+    assert failed.value.response["Error"]["Code"] == code

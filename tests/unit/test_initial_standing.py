@@ -7,9 +7,9 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from trustgate.errors import RuleViolationError
-from trustgate.settings import ENV, Settings
-from trustgate.standing import initial_policy, open_statements
+from trustgate.app.standing import initial_policy, open_statements
+from trustgate.core.errors import RuleViolationError
+from trustgate.core.settings import ENV, Settings
 from trustgate_local.seed import vendor_trust_policy
 from trustgate_local.template import load_template
 

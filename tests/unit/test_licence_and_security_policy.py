@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from trustgate import approval_links
+from trustgate.app import approval_links
 from trustgate_local.template import load_template
 
 pytestmark = pytest.mark.unit

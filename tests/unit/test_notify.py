@@ -8,9 +8,16 @@ from typing import Any
 import pytest
 
 from tests.support.samples import ALICE, BOB, DAVE, a_request
-from trustgate import messages
-from trustgate.models import RequestStatus
-from trustgate.notify import GUARD_CACHE_SECONDS, DeliveryGuard, Notifier, reach, recipient_filter, subscribe_command
+from trustgate.adapters.notify import (
+    GUARD_CACHE_SECONDS,
+    DeliveryGuard,
+    Notifier,
+    reach,
+    recipient_filter,
+    subscribe_command,
+)
+from trustgate.core import messages
+from trustgate.core.models import RequestStatus
 
 pytestmark = pytest.mark.unit
 

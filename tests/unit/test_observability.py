@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trustgate import observability
+from trustgate.adapters import observability
 
 pytestmark = pytest.mark.unit
 

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from trustgate.errors import InvalidPrincipalError, RuleViolationError
-from trustgate.identity import account_of, matches_any, matches_person, person_of, principal_for_arn, role_name_of
-from trustgate.models import STORED, RolePolicy
-from trustgate.patterns import (
+from trustgate.core.errors import InvalidPrincipalError, RuleViolationError
+from trustgate.core.identity import account_of, matches_any, matches_person, person_of, principal_for_arn, role_name_of
+from trustgate.core.models import STORED, RolePolicy
+from trustgate.core.patterns import (
     MAX_ARN_PATTERN,
     MAX_TICKET_PATTERN,
     PatternError,
@@ -20,8 +20,8 @@ from trustgate.patterns import (
     glob_matches,
     regex_fullmatch,
 )
-from trustgate.rules import check_request, effective_policy
-from trustgate.settings import Settings
+from trustgate.core.rules import check_request, effective_policy
+from trustgate.core.settings import Settings
 
 pytestmark = pytest.mark.unit
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from trustgate.errors import ApproverRemovedError, ForbiddenError, OwnRequestError, RequestNonconformingError
-from trustgate.identity import Caller
-from trustgate.models import AccessRequest, Approval, AutoApproveRule, RolePolicy
-from trustgate.rules import (
+from trustgate.core.errors import ApproverRemovedError, ForbiddenError, OwnRequestError, RequestNonconformingError
+from trustgate.core.identity import Caller
+from trustgate.core.models import AccessRequest, Approval, AutoApproveRule, RolePolicy
+from trustgate.core.rules import (
     EffectivePolicy,
     approval_shortfall,
     check_decidable,
@@ -18,7 +18,7 @@ from trustgate.rules import (
     effective_policy,
     nonconforming_reason,
 )
-from trustgate.settings import Settings
+from trustgate.core.settings import Settings
 
 pytestmark = pytest.mark.unit
 

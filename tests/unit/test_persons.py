@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from trustgate.errors import ForbiddenError, InvalidPrincipalError, NotAPersonError
-from trustgate.identity import (
+from trustgate.core.errors import ForbiddenError, InvalidPrincipalError, NotAPersonError
+from trustgate.core.identity import (
     Caller,
     CallerPolicy,
     Person,

@@ -23,17 +23,18 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeou
 from botocore.stub import Stubber
 
 from tests.support.aws import api_event
-from trustgate import iam, sync, transitions, wiring
+from trustgate.adapters import iam, wiring
+from trustgate.adapters.events import EventNotPublishedError, EventPublisher
+from trustgate.adapters.iam import RoleEditor, with_backoff
+from trustgate.adapters.throttling import is_throttling, throttles_as_throttled_error, throttling_in
 from trustgate.api import app as api_app
 from trustgate.api.app import TrustGateResolver
-from trustgate.errors import ConflictError, ThrottledError
-from trustgate.events import EventNotPublishedError, EventPublisher
-from trustgate.iam import RoleEditor, with_backoff
-from trustgate.models import AuditEvent
-from trustgate.retry_budget import retry_deadline, time_budget
-from trustgate.settings import Settings
-from trustgate.throttling import is_throttling, throttles_as_throttled_error, throttling_in
-from trustgate.transitions import publish_quietly
+from trustgate.app import sync, transitions
+from trustgate.app.transitions import publish_quietly
+from trustgate.core.errors import ConflictError, ThrottledError
+from trustgate.core.models import AuditEvent
+from trustgate.core.retry_budget import retry_deadline, time_budget
+from trustgate.core.settings import Settings
 from trustgate_local.template import load_template
 
 pytestmark = pytest.mark.unit

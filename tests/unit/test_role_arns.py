@@ -1,4 +1,4 @@
-"""Role ARNs and the console's Switch Role link (`trustgate.identity`): the one place that takes a role ARN
+"""Role ARNs and the console's Switch Role link (`trustgate.core.identity`): the one place that takes a role ARN
 apart and knows each partition's console. Pure."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trustgate.errors import InvalidPrincipalError
-from trustgate.identity import (
+from trustgate.core.errors import InvalidPrincipalError
+from trustgate.core.identity import (
     RoleArn,
     console_hosts,
     parse_role_arn,
@@ -19,7 +19,7 @@ from trustgate.identity import (
     role_name_of,
     switch_role_url,
 )
-from trustgate.models import AccessRequest, RequestStatus, RequestView
+from trustgate.core.models import AccessRequest, RequestStatus, RequestView
 
 pytestmark = pytest.mark.unit
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from trustgate.errors import (
+from trustgate.core.errors import (
     AlreadyDecidedByYouError,
     CeilingExceededError,
     ForbiddenError,
@@ -15,9 +15,9 @@ from trustgate.errors import (
     RuleViolationError,
     TrustGateError,
 )
-from trustgate.identity import Caller, person_of
-from trustgate.models import AccessRequest, Approval, AutoApproveRule, RequestStatus, RolePolicy
-from trustgate.rules import (
+from trustgate.core.identity import Caller, person_of
+from trustgate.core.models import AccessRequest, Approval, AutoApproveRule, RequestStatus, RolePolicy
+from trustgate.core.rules import (
     auto_approves,
     check_decidable,
     check_may_decide,
@@ -27,7 +27,7 @@ from trustgate.rules import (
     effective_policy,
     same_human,
 )
-from trustgate.settings import Settings
+from trustgate.core.settings import Settings
 
 pytestmark = pytest.mark.unit
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trustgate.coverage import Coverage, GrantSpan, coverages_of
-from trustgate.errors import ConflictError, SessionGuardFullError
-from trustgate.identity import person_of
-from trustgate.session_guard import (
+from trustgate.core.coverage import Coverage, GrantSpan, coverages_of
+from trustgate.core.errors import ConflictError, SessionGuardFullError
+from trustgate.core.identity import person_of
+from trustgate.core.session_guard import (
     SESSION_LIFETIME_MAX,
     GuardSpec,
     guard_window,
@@ -20,7 +20,7 @@ from trustgate.session_guard import (
     render_session_guard,
     session_userid,
 )
-from trustgate.trust_policy import policy_size, statements_of
+from trustgate.core.trust_policy import Statement, policy_size, statements_of
 
 pytestmark = pytest.mark.unit
 
@@ -51,8 +51,8 @@ def sids(guard: dict[str, object] | None) -> list[str]:
     return [s["Sid"] for s in statements_of(guard or {})]
 
 
-def userids(statement: dict[str, object]) -> list[str]:
-    named = statement["Condition"]["StringEquals"]["aws:userid"]  # type: ignore[index]
+def userids(statement: Statement) -> list[str]:
+    named = statement["Condition"]["StringEquals"]["aws:userid"]
     return [named] if isinstance(named, str) else list(named)
 
 

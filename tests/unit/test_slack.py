@@ -10,9 +10,9 @@ import pytest
 
 from tests.support.samples import BOB, DAVE
 from tests.support.samples import a_request as sample_request
-from trustgate import messages
-from trustgate.models import AccessRequest, RequestStatus
-from trustgate.slack import CACHE_SECONDS, FanOut, SlackNotifier, SlackWebhooks, block_kit
+from trustgate.adapters.slack import CACHE_SECONDS, FanOut, SlackNotifier, SlackWebhooks, block_kit
+from trustgate.core import messages
+from trustgate.core.models import AccessRequest, RequestStatus
 
 pytestmark = pytest.mark.unit
 

@@ -191,7 +191,7 @@ def test_the_editor_role_trusts_only_trustgates_sync_roles(document: dict[str, A
     assert trust["Action"] == "sts:AssumeRole"
     assert trust["Condition"]["ArnLike"] == {"aws:PrincipalArn": {"Ref": "TrustGateSyncRoleArns"}}
     # The session name TrustGate uses when it assumes the editor role (wiring.py) is the one trusted.
-    wiring = (ROOT / "layers/trustgate/trustgate/wiring.py").read_text()
+    wiring = (ROOT / "layers/trustgate/trustgate/adapters/wiring.py").read_text()
     session_name = trust["Condition"]["StringEquals"]["sts:RoleSessionName"]
     assert f'RoleSessionName="{session_name}"' in wiring
     parameter = editor["Parameters"]["TrustGateSyncRoleArns"]

@@ -5,22 +5,25 @@ from __future__ import annotations
 import copy
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trustgate.coverage import Coverage, GrantSpan, coverages_of
-from trustgate.errors import InvalidPrincipalError, TrustPolicyFullError
-from trustgate.identity import person_of
-from trustgate.trust_policy import (
+from trustgate.core.coverage import Coverage, GrantSpan, coverages_of
+from trustgate.core.errors import InvalidPrincipalError, TrustPolicyFullError
+from trustgate.core.identity import person_of
+from trustgate.core.trust_policy import (
     BASELINE_SID,
     NOBODY,
     OWN_USER_NAME,
     USERS_SID,
     Baseline,
+    Document,
     GrantConditions,
     RenderSpec,
+    Statement,
     departed_principals,
     drift_in,
     grant_expiry_in,
@@ -44,7 +47,7 @@ CAROL = "arn:aws:sts::222222222222:assumed-role/AWSReservedSSO_Admin_0123456789a
 CAROL_READ = "arn:aws:sts::333333333333:assumed-role/AWSReservedSSO_ReadOnly_fedcba9876543210/carol@example.com"
 DAVE = "arn:aws:sts::222222222222:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/dave"
 SAML_DANA = "arn:aws:sts::222222222222:assumed-role/SamlEngineers/dana@example.com"
-VENDOR = {
+VENDOR: Document = {
     "Version": "2012-10-17",
     "Statement": [
         {
@@ -58,7 +61,7 @@ VENDOR = {
     ],
 }
 # A role whose every statement TrustGate manages (mode none, nobody granted yet).
-MANAGED_ONLY = {"Version": "2012-10-17", "Statement": [NOBODY]}
+MANAGED_ONLY: Document = {"Version": "2012-10-17", "Statement": [NOBODY]}
 
 
 def covering(*grants: tuple[str, float]) -> list[Coverage]:
@@ -67,12 +70,12 @@ def covering(*grants: tuple[str, float]) -> list[Coverage]:
     return list(coverages_of(spans, NOW, KEEP).kept)
 
 
-def managed(document: dict[str, object]) -> list[dict[str, object]]:
+def managed(document: Document) -> list[Statement]:
     return [s for s in statements_of(document) if is_managed(s)]
 
 
-def render(coverages: list[Coverage], live: dict[str, object] = VENDOR, **spec: object) -> dict[str, object]:
-    return render_trust_policy(live, RenderSpec(coverages=coverages, **spec), NOW)  # type: ignore[arg-type]
+def render(coverages: list[Coverage], live: Document = VENDOR, **spec: Any) -> Document:
+    return render_trust_policy(live, RenderSpec(coverages=coverages, **spec), NOW)
 
 
 # -- unmanaged statements ---------------------------------------------------------------------------
@@ -392,7 +395,9 @@ def test_departed_principals_with_any_grants_names_exactly_the_dropped_arns_unti
     named_after = {arn for arn, _ in grants[: len(grants) // 2]}
     assert set(departed) == named_before - named_after
     for arn, until in departed.items():
-        assert until == min(now, grant_expiry_in(before, arn))  # type: ignore[type-var]
+        expiry = grant_expiry_in(before, arn)
+        assert expiry is not None
+        assert until == min(now, expiry)
 
 
 def test_render_trust_policy_with_too_many_persons_raises_trust_policy_full_naming_the_quota() -> None:
@@ -570,12 +575,12 @@ def test_render_trust_policy_with_any_quota_never_exceeds_it(spans: list[GrantSp
 
 BACKDOOR = {"Sid": "Backdoor", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}
 RECORD = tuple(copy.deepcopy(VENDOR["Statement"]))
-TAKEN_OVER = {"baseline": Baseline("none", ORG), "adopted_sids": frozenset({"PumpOrganizationAccess"})}
+TAKEN_OVER: dict[str, Any] = {"baseline": Baseline("none", ORG), "adopted_sids": frozenset({"PumpOrganizationAccess"})}
 
 
 def test_with_a_record_a_statement_added_later_is_drift_and_is_not_rendered() -> None:
     live = {"Version": "2012-10-17", "Statement": [VENDOR["Statement"][1], BACKDOOR]}
-    spec = RenderSpec(hand_written=RECORD, **TAKEN_OVER)  # type: ignore[arg-type]
+    spec = RenderSpec(hand_written=RECORD, **TAKEN_OVER)
     assert drift_in(live, spec) == [BACKDOOR]
     assert statements_of(render_trust_policy(live, spec, NOW)) == [VENDOR["Statement"][1]]
 
@@ -600,7 +605,7 @@ def test_a_recorded_statement_that_lost_a_deleted_principal_is_still_the_recorde
 def test_an_adopted_statement_that_reappears_and_one_posing_as_trustgates_are_drift() -> None:
     forged = {**BACKDOOR, "Sid": "TrustGateSupport"}
     live = {"Version": "2012-10-17", "Statement": [*VENDOR["Statement"], forged]}
-    spec = RenderSpec(hand_written=RECORD, **TAKEN_OVER)  # type: ignore[arg-type]
+    spec = RenderSpec(hand_written=RECORD, **TAKEN_OVER)
     assert drift_in(live, spec) == [VENDOR["Statement"][0], forged]
 
 
@@ -640,11 +645,11 @@ def test_an_accounts_baseline_keeps_standing_access_inside_the_organization() ->
 
 
 def test_a_baseline_changed_by_hand_is_drift_and_the_render_restores_it() -> None:
-    taken_over = {
+    taken_over: dict[str, Any] = {
         "baseline": Baseline("accounts", ORG, ("333333333333",)),
         "adopted_sids": frozenset({"PumpOrganizationAccess"}),
     }
-    spec = RenderSpec(hand_written=RECORD, **taken_over)  # type: ignore[arg-type]
+    spec = RenderSpec(hand_written=RECORD, **taken_over)
     managed = render([], VENDOR, hand_written=RECORD, **taken_over)
     assert drift_in(managed, spec) == []
     [baseline] = [s for s in statements_of(managed) if s.get("Sid") == BASELINE_SID]
@@ -654,5 +659,5 @@ def test_a_baseline_changed_by_hand_is_drift_and_the_render_restores_it() -> Non
         live = {**managed, "Statement": [tampered if s is baseline else s for s in statements_of(managed)]}
         assert drift_in(live, spec) == [tampered]
         assert render([], live, hand_written=RECORD, **taken_over) == managed
-    held = RenderSpec(hand_written=RECORD, standing="held", **taken_over)  # type: ignore[arg-type]
+    held = RenderSpec(hand_written=RECORD, standing="held", **taken_over)
     assert drift_in(managed, held) == []  # a fallback is reported as unrenderable, not as drift

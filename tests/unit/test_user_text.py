@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from trustgate import messages
-from trustgate.models import AccessRequest
-from trustgate.user_text import LIMIT, defang, inert, visible_length
+from trustgate.core import messages
+from trustgate.core.models import AccessRequest
+from trustgate.core.user_text import LIMIT, defang, inert, visible_length
 
 pytestmark = pytest.mark.unit
 

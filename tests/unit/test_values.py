@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from trustgate.durations import format_duration, parse_duration
-from trustgate.errors import (
+from trustgate.core.durations import format_duration, parse_duration
+from trustgate.core.errors import (
     AlreadyDecidedError,
     ConflictError,
     ForbiddenError,
@@ -15,10 +15,10 @@ from trustgate.errors import (
     UnauthenticatedError,
     ValidationError,
 )
-from trustgate.identity import CallerPolicy, caller_from_identity, matches_any, principal_for_arn
-from trustgate.ids import new_id
-from trustgate.lifecycle import LEGAL_TRANSITIONS, check_transition
-from trustgate.models import RequestStatus
+from trustgate.core.identity import CallerPolicy, caller_from_identity, matches_any, principal_for_arn
+from trustgate.core.ids import new_id
+from trustgate.core.lifecycle import LEGAL_TRANSITIONS, check_transition
+from trustgate.core.models import RequestStatus
 
 pytestmark = pytest.mark.unit
 
@@ -94,7 +94,7 @@ def test_caller_from_an_account_outside_the_allowed_accounts_is_forbidden() -> N
 
 
 def test_caller_from_another_partition_follows_the_caller_policy() -> None:
-    identity = {"userArn": "arn:aws-us-gov:iam::222222222222:user/alice", "caller": "AIDAEXAMPLE"}
+    identity: dict[str, object] = {"userArn": "arn:aws-us-gov:iam::222222222222:user/alice", "caller": "AIDAEXAMPLE"}
     assert caller_from_identity(identity, CallerPolicy(partition="aws-us-gov")).account == "222222222222"
     with pytest.raises(InvalidPrincipalError, match="partition"):
         caller_from_identity(identity, CallerPolicy())

@@ -1,4 +1,4 @@
-"""One vocabulary for how a request ended (`trustgate.wording`): an approver reads the same outcome in the refusal
+"""One vocabulary for how a request ended (`trustgate.core.wording`): an approver reads the same outcome in the refusal
 the API gives them, in the "no action needed" message and on the approval page. Pure."""
 
 from __future__ import annotations
@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from trustgate import approval_page, messages, rules, wording
-from trustgate.errors import AlreadyDecidedError
-from trustgate.identity import CallerPolicy, caller_for_arn
-from trustgate.models import AccessRequest, Approval, RequestStatus
+from trustgate.core import approval_page, messages, rules, wording
+from trustgate.core.errors import AlreadyDecidedError
+from trustgate.core.identity import CallerPolicy, caller_for_arn
+from trustgate.core.models import AccessRequest, Approval, RequestStatus
 
 pytestmark = pytest.mark.unit
 

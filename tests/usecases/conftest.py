@@ -6,11 +6,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from trustgate import ports, service
-from trustgate.clock import FixedClock
-from trustgate.identity import Caller, caller_for_arn
-from trustgate.models import AccessRequest, RequestStatus
-from trustgate.settings import Settings
+from trustgate.app import decisions, requests, workflow_steps
+from trustgate.core import ports
+from trustgate.core.clock import FixedClock
+from trustgate.core.identity import Caller, caller_for_arn
+from trustgate.core.models import AccessRequest, RequestStatus
+from trustgate.core.settings import Settings
 from trustgate_local.fakes import FakeDependencies
 
 # The functional tests' world (trustgate_local.world and seed), without importing moto.
@@ -67,15 +68,15 @@ def task_token(request_id: str) -> str:
 
 def request_access(deps: FakeDependencies, who: str = ALICE, duration: timedelta = timedelta(hours=1)) -> AccessRequest:
     """POST /requests, then the flow's first steps (EvaluateRequest, WaitForApproval) as the state machine runs them."""
-    new = service.NewRequest(role=ROLE_NAME, duration=duration, justification=JUSTIFICATION)
-    request = service.create_request(deps, caller(who), new)
-    service.evaluate(deps, request.id)
-    service.notify_approvers(deps, request.id, task_token(request.id))
+    new = requests.NewRequest(role=ROLE_NAME, duration=duration, justification=JUSTIFICATION)
+    request = requests.create_request(deps, caller(who), new)
+    workflow_steps.evaluate(deps, request.id)
+    workflow_steps.notify_approvers(deps, request.id, task_token(request.id))
     return request
 
 
 def approve(deps: FakeDependencies, request_id: str, approver: str = BOB) -> AccessRequest:
-    return service.decide(deps, caller(approver), request_id, "approve", "ok")
+    return decisions.decide(deps, caller(approver), request_id, "approve", "ok")
 
 
 def granted(deps: FakeDependencies, who: str = ALICE, duration: timedelta = timedelta(hours=1)) -> AccessRequest:
@@ -83,7 +84,7 @@ def granted(deps: FakeDependencies, who: str = ALICE, duration: timedelta = time
     request = request_access(deps, who, duration)
     approve(deps, request.id)
     assert (task_token(request.id), "approve") in deps.flow.resumed
-    service.grant(deps, request.id)
+    workflow_steps.grant(deps, request.id)
     grant = deps.store.get_request(request.id)
     assert grant.status == RequestStatus.ACTIVE
     return grant

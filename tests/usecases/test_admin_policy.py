@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from tests.usecases.conftest import ALICE, BOB, CAROL, DAVE, MANAGEMENT, ROLE_ARN, VENDOR_TRUST, caller, granted
-from trustgate import admin
-from trustgate.errors import TrustGateError
-from trustgate.models import RequestStatus, RolePolicy
-from trustgate.trust_policy import NOBODY, grant_expiry_in
+from trustgate.app import roles
+from trustgate.core.errors import TrustGateError
+from trustgate.core.models import RequestStatus, RolePolicy
+from trustgate.core.trust_policy import NOBODY, grant_expiry_in
 from trustgate_local.fakes import FakeDependencies
 
 pytestmark = pytest.mark.unit
@@ -22,8 +22,8 @@ LOCKED_DOWN = {
 }
 
 
-def change(deps: FakeDependencies, policy: dict[str, object], *, dry_run: bool = False) -> admin.PolicyChange:
-    return admin.change_policy(deps, caller(CAROL), ROLE_ARN, RolePolicy.model_validate(policy), dry_run=dry_run)
+def change(deps: FakeDependencies, policy: dict[str, object], *, dry_run: bool = False) -> roles.PolicyChange:
+    return roles.change_policy(deps, caller(CAROL), ROLE_ARN, RolePolicy.model_validate(policy), dry_run=dry_run)
 
 
 def test_tightening_revokes_grants_that_no_longer_conform_and_says_which(deps: FakeDependencies) -> None:

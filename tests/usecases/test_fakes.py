@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from tests.usecases.conftest import ALICE, BOB, ROLE_ARN, approve, caller, request_access
-from trustgate.errors import ConflictError, InvalidCursorError, LockTimeoutError
-from trustgate.ids import new_id
-from trustgate.models import AuditEvent, RequestStatus, RolePolicy
+from trustgate.core.errors import ConflictError, InvalidCursorError, LockTimeoutError
+from trustgate.core.ids import new_id
+from trustgate.core.models import AuditEvent, RequestStatus, RolePolicy
 from trustgate_local.fakes import FakeDependencies, FakeStore
 
 pytestmark = pytest.mark.unit

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from botocore.exceptions import ClientError
 
 from tests.usecases.conftest import (
     ALICE,
@@ -20,11 +19,11 @@ from tests.usecases.conftest import (
     request_access,
     task_token,
 )
-from trustgate import service
-from trustgate.errors import ConflictError, TrustGateError
-from trustgate.models import RequestStatus
-from trustgate.session_guard import guard_window
-from trustgate.trust_policy import grant_expiry_in, is_managed, statements_of
+from trustgate.app import decisions, requests, workflow_steps
+from trustgate.core.errors import ConflictError, DocumentRefusedError, TrustGateError
+from trustgate.core.models import RequestStatus
+from trustgate.core.session_guard import guard_window
+from trustgate.core.trust_policy import grant_expiry_in, is_managed, statements_of
 from trustgate_local.fakes import FakeDependencies
 
 pytestmark = pytest.mark.unit
@@ -83,7 +82,7 @@ def test_a_requester_may_not_approve_their_own_request(deps: FakeDependencies) -
 
 def test_deny_ends_the_request_and_leaves_the_trust_policy_alone(deps: FakeDependencies) -> None:
     request = request_access(deps)
-    denied = service.decide(deps, caller(BOB), request.id, "deny", "use the read-only role")
+    denied = decisions.decide(deps, caller(BOB), request.id, "deny", "use the read-only role")
     assert denied.status == RequestStatus.DENIED
     assert deps.flow.resumed == [(task_token(request.id), "deny")]
     assert deps.roles.trust_policy(ROLE_ARN) == VENDOR_TRUST
@@ -93,7 +92,7 @@ def test_deny_ends_the_request_and_leaves_the_trust_policy_alone(deps: FakeDepen
 
 def test_cancel_ends_the_flow(deps: FakeDependencies) -> None:
     request = request_access(deps)
-    cancelled = service.cancel_request(deps, caller(ALICE), request.id)
+    cancelled = requests.cancel_request(deps, caller(ALICE), request.id)
     assert cancelled.status == RequestStatus.CANCELLED
     assert deps.flow.resumed == [(task_token(request.id), "cancelled")]
     with pytest.raises(ConflictError) as refused:
@@ -104,9 +103,9 @@ def test_cancel_ends_the_flow(deps: FakeDependencies) -> None:
 
 def test_schedule_firing_at_expiry_removes_the_principal(deps: FakeDependencies) -> None:
     grant = granted(deps)
-    assert service.expire(deps, grant.id)["status"] == "active"  # a schedule firing early changes nothing
+    assert workflow_steps.expire(deps, grant.id)["status"] == "active"  # a schedule firing early changes nothing
     deps.clock.advance(timedelta(hours=1, seconds=1))
-    assert service.expire(deps, grant.id)["status"] == "expired"
+    assert workflow_steps.expire(deps, grant.id)["status"] == "expired"
     assert deps.store.get_request(grant.id).status == RequestStatus.EXPIRED
     assert managed(deps) == []
     assert deps.roles.trust_policy(ROLE_ARN) == VENDOR_TRUST
@@ -114,7 +113,7 @@ def test_schedule_firing_at_expiry_removes_the_principal(deps: FakeDependencies)
 
 def test_revoke_removes_the_principal_at_once_and_drops_the_schedule(deps: FakeDependencies) -> None:
     grant = granted(deps)
-    revoked = service.revoke_request(deps, caller(ALICE), grant.id, "done early")
+    revoked = requests.revoke_request(deps, caller(ALICE), grant.id, "done early")
     assert (revoked.status, revoked.reason) == (RequestStatus.REVOKED, "done early")
     assert deps.roles.trust_policy(ROLE_ARN) == VENDOR_TRUST
     assert (grant.id, False) not in deps.schedules.schedules
@@ -131,10 +130,10 @@ def test_a_grant_iam_refuses_fails_and_leaves_no_principal_behind(deps: FakeDepe
     deps.roles.refuse(ALICE)  # IAM: "Invalid principal" (say, alice's user was deleted meanwhile)
     request = request_access(deps)
     approve(deps, request.id)
-    with pytest.raises(ClientError):
-        service.grant(deps, request.id)  # the flow's Grant step fails; its Catch records the failure
-    error = {"Error": "ClientError", "Cause": "Invalid principal in policy"}
-    assert service.finalize(deps, request.id, "failed", error)["status"] == "failed"
+    with pytest.raises(DocumentRefusedError):
+        workflow_steps.grant(deps, request.id)  # the flow's Grant step fails; its Catch records the failure
+    error = {"Error": "DocumentRefusedError", "Cause": "Invalid principal in policy"}
+    assert workflow_steps.finalize(deps, request.id, "failed", error)["status"] == "failed"
     assert deps.store.get_request(request.id).status == RequestStatus.FAILED
     assert deps.roles.trust_policy(ROLE_ARN) == VENDOR_TRUST
     assert grant_expiry_in(deps.roles.trust_policy(ROLE_ARN), ALICE) is None

@@ -20,10 +20,10 @@ from tests.usecases.conftest import (
     request_access,
     task_token,
 )
-from trustgate import service
-from trustgate.errors import ConflictError, TrustGateError
-from trustgate.models import RequestStatus
-from trustgate.session_guard import guard_window
+from trustgate.app import access, requests
+from trustgate.core.errors import ConflictError, TrustGateError
+from trustgate.core.models import RequestStatus
+from trustgate.core.session_guard import guard_window
 from trustgate_local.fakes import FakeDependencies
 
 pytestmark = pytest.mark.unit
@@ -35,7 +35,7 @@ def test_an_admin_revokes_a_person_ending_the_grant_and_cancelling_the_extension
     assert (extension.extends, extension.covered_until) == (grant.id, grant.expires_at)
     deps.clock.advance(timedelta(minutes=10))
 
-    revocation = service.revoke_person(deps, caller(CAROL), ROLE_ARN, ALICE, "left the on-call rotation")
+    revocation = requests.revoke_person(deps, caller(CAROL), ROLE_ARN, ALICE, "left the on-call rotation")
 
     assert (revocation.role_arn, revocation.person) == (ROLE_ARN, f"iam:{MEMBER}:alice")
     assert [(r.id, r.status) for r in revocation.ended] == [(grant.id, RequestStatus.REVOKED)]
@@ -65,7 +65,7 @@ def test_an_admin_revokes_a_person_ending_the_grant_and_cancelling_the_extension
 
 def test_revoking_with_only_a_pending_request_cancels_it_and_had_no_end(deps: FakeDependencies) -> None:
     pending = request_access(deps)
-    revocation = service.revoke_person(deps, caller(CAROL), ROLE_ARN, ALICE, None)
+    revocation = requests.revoke_person(deps, caller(CAROL), ROLE_ARN, ALICE, None)
     assert revocation.ended == []
     assert [(r.id, r.status) for r in revocation.cancelled] == [(pending.id, RequestStatus.CANCELLED)]
     assert revocation.was_until is None
@@ -77,14 +77,14 @@ def test_only_an_admin_of_the_role_may_revoke_a_person(deps: FakeDependencies, w
     grant = granted(deps)
     # The route asks `check_admin` before it revokes (api/roles.py `_admin_role`).
     with pytest.raises(TrustGateError) as refused:
-        service.check_admin(deps, caller(who), ROLE_ARN)
+        access.check_admin(deps, caller(who), ROLE_ARN)
     assert refused.value.status == 403
-    service.check_admin(deps, caller(CAROL), ROLE_ARN)
+    access.check_admin(deps, caller(CAROL), ROLE_ARN)
     assert deps.store.get_request(grant.id).status == RequestStatus.ACTIVE
 
 
 def test_revoking_someone_who_holds_nothing_is_404_and_says_so(deps: FakeDependencies) -> None:
     with pytest.raises(TrustGateError) as refused:
-        service.revoke_person(deps, caller(CAROL), ROLE_ARN, ALICE, None)
+        requests.revoke_person(deps, caller(CAROL), ROLE_ARN, ALICE, None)
     assert refused.value.status == 404
     assert deps.roles.writes == []

@@ -7,7 +7,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
 
 from botocore.auth import SigV4Auth
@@ -39,6 +39,21 @@ def a_request(**fields: Any) -> dict[str, Any]:
         "approvals": [],
         "required_approvals": 1,
     } | fields
+
+
+@dataclass
+class Result:
+    """What one run of `trustgate` gave: its exit code, stdout and stderr."""
+
+    code: int
+    out: str
+    err: str
+
+
+class Cli(Protocol):
+    """The `cli` fixture (conftest.py): run `trustgate --endpoint <fake api> ARGS…`."""
+
+    def __call__(self, *argv: str, endpoint: str | None = None) -> Result: ...
 
 
 @dataclass

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
-from cli_fakes import ACCESS_KEY, SECRET_KEY, SESSION_TOKEN, FakeApi, handler_for
+from cli_fakes import ACCESS_KEY, SECRET_KEY, SESSION_TOKEN, Cli, FakeApi, Result, handler_for
 
 from trustgate_cli.main import main
 
@@ -64,15 +62,8 @@ def api() -> Iterator[FakeApi]:
     thread.join()
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
 @pytest.fixture
-def cli(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> Any:
+def cli(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> Cli:
     """Run `trustgate --endpoint <fake api> ARGS…`; returns exit code, stdout and stderr."""
 
     def run(*argv: str, endpoint: str | None = None) -> Result:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from cli_fakes import ROLE_ARN, FakeApi, a_request
+from cli_fakes import ROLE_ARN, Cli, FakeApi, a_request
 
 pytestmark = pytest.mark.unit
 
@@ -34,7 +34,7 @@ def an_event(number: int) -> dict[str, object]:
     }
 
 
-def test_approvals_with_pending_requests_shows_approval_progress(cli, api: FakeApi) -> None:
+def test_approvals_with_pending_requests_shows_approval_progress(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", "/approvals", {"items": [a_request(required_approvals=2, justification="x" * 80)]})
 
     result = cli("approvals")
@@ -51,7 +51,7 @@ def test_approvals_with_pending_requests_shows_approval_progress(cli, api: FakeA
 
 
 @pytest.mark.parametrize("decision", ["approve", "deny"])
-def test_decision_with_comment_posts_it(cli, api: FakeApi, decision: str) -> None:
+def test_decision_with_comment_posts_it(cli: Cli, api: FakeApi, decision: str) -> None:
     api.reply("POST", f"/requests/req-1/{decision}", a_request(status="active" if decision == "approve" else "denied"))
 
     result = cli(decision, "req-1", "--comment", "ok for the rotation")
@@ -63,7 +63,7 @@ def test_decision_with_comment_posts_it(cli, api: FakeApi, decision: str) -> Non
     assert "switchrole" not in result.out
 
 
-def test_roles_with_items_shows_capacity(cli, api: FakeApi) -> None:
+def test_roles_with_items_shows_capacity(cli: Cli, api: FakeApi) -> None:
     api.reply(
         "GET",
         "/roles",
@@ -93,7 +93,7 @@ def test_roles_with_items_shows_capacity(cli, api: FakeApi) -> None:
     ]
 
 
-def test_role_with_arn_prints_mode_policy_capacity_and_grants(cli, api: FakeApi) -> None:
+def test_role_with_arn_prints_mode_policy_capacity_and_grants(cli: Cli, api: FakeApi) -> None:
     api.reply(
         "GET",
         f"/roles/{ENCODED_ROLE}",
@@ -119,7 +119,7 @@ def test_role_with_arn_prints_mode_policy_capacity_and_grants(cli, api: FakeApi)
     assert grants[1].endswith("2026-11-26 11:00 UTC")
 
 
-def test_audit_with_pagination_follows_next_until_the_end(cli, api: FakeApi) -> None:
+def test_audit_with_pagination_follows_next_until_the_end(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", "/audit", {"items": [an_event(1), an_event(2)], "next": "page-2"})
     api.reply("GET", "/audit", {"items": [an_event(3)], "next": "page-3"})
     api.reply("GET", "/audit", {"items": [an_event(4)]})
@@ -132,7 +132,7 @@ def test_audit_with_pagination_follows_next_until_the_end(cli, api: FakeApi) -> 
     assert json.loads(result.out) == {"items": [an_event(n) for n in (1, 2, 3, 4)]}
 
 
-def test_audit_with_limit_stops_early_and_says_so(cli, api: FakeApi) -> None:
+def test_audit_with_limit_stops_early_and_says_so(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", "/audit", {"items": [an_event(1), an_event(2)], "next": "page-2"})
     api.reply("GET", "/audit", {"items": [an_event(3), an_event(4)], "next": "page-3"})
 
@@ -148,7 +148,7 @@ def test_audit_with_limit_stops_early_and_says_so(cli, api: FakeApi) -> None:
     assert "showing the first 3 events" in result.err
 
 
-def test_audit_with_repeating_cursor_stops_with_7(cli, api: FakeApi) -> None:
+def test_audit_with_repeating_cursor_stops_with_7(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", "/audit", {"items": [an_event(1)], "next": "same"})
 
     result = cli("audit")
@@ -159,7 +159,7 @@ def test_audit_with_repeating_cursor_stops_with_7(cli, api: FakeApi) -> None:
 
 @pytest.mark.parametrize(("typed", "sent"), [("24h", "P1D"), ("1 hour", "PT1H"), ("7d", "P7D"), ("90", "PT1H30M")])
 def test_audit_with_an_age_sends_it_for_trustgates_clock_to_count_back(
-    cli, api: FakeApi, typed: str, sent: str
+    cli: Cli, api: FakeApi, typed: str, sent: str
 ) -> None:
     """An age is counted back from TrustGate's clock, not this machine's (the local stack's clock moves)."""
     api.reply("GET", "/audit", {"items": []})
@@ -169,7 +169,7 @@ def test_audit_with_an_age_sends_it_for_trustgates_clock_to_count_back(
     assert api.received[0].query == {"since": sent, "until": "2026-11-26T10:00:00Z"}
 
 
-def test_audit_with_unreadable_since_is_a_usage_error(cli, api: FakeApi) -> None:
+def test_audit_with_unreadable_since_is_a_usage_error(cli: Cli, api: FakeApi) -> None:
     result = cli("audit", "--since", "yesterday")
 
     assert result.code == 2
@@ -180,7 +180,7 @@ def test_audit_with_unreadable_since_is_a_usage_error(cli, api: FakeApi) -> None
     ("changed", "expected"),
     [(True, "trust policy rewritten to match the grants:"), (False, "trust policy already matches the grants")],
 )
-def test_sync_with_role_name_posts_and_reports_change(cli, api: FakeApi, changed: bool, expected: str) -> None:
+def test_sync_with_role_name_posts_and_reports_change(cli: Cli, api: FakeApi, changed: bool, expected: str) -> None:
     api.reply(
         "POST",
         "/roles/PumpCustomerAccess/sync",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
-from cli_fakes import FakeApi
+from cli_fakes import Cli, FakeApi
 
 from trustgate_cli import main as main_module
 from trustgate_cli.errors import exit_codes_help
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.unit
     ],
 )
 def test_exit_code_with_api_error_status(
-    cli, api: FakeApi, status: int, code: str, exit_code: int, next_step: str
+    cli: Cli, api: FakeApi, status: int, code: str, exit_code: int, next_step: str
 ) -> None:
     api.reply(
         "POST",
@@ -45,7 +45,7 @@ def test_exit_code_with_api_error_status(
     assert result.out == ""
 
 
-def test_error_line_with_api_gateway_body_uses_its_error_type(cli, api: FakeApi) -> None:
+def test_error_line_with_api_gateway_body_uses_its_error_type(cli: Cli, api: FakeApi) -> None:
     api.reply(
         "GET",
         "/roles",
@@ -63,7 +63,7 @@ def test_error_line_with_api_gateway_body_uses_its_error_type(cli, api: FakeApi)
     )
 
 
-def test_error_line_with_unknown_path_hints_at_the_stage(cli, api: FakeApi) -> None:
+def test_error_line_with_unknown_path_hints_at_the_stage(cli: Cli, api: FakeApi) -> None:
     api.reply(
         "GET",
         "/roles",
@@ -79,7 +79,7 @@ def test_error_line_with_unknown_path_hints_at_the_stage(cli, api: FakeApi) -> N
     assert result.err.count("\n") == 1
 
 
-def test_error_line_with_non_json_error_body_keeps_status(cli, api: FakeApi) -> None:
+def test_error_line_with_non_json_error_body_keeps_status(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", "/roles", b"<html>Bad Gateway</html>", 502, headers={"Content-Type": "text/html"})
 
     result = cli("roles", "--managed")
@@ -90,7 +90,7 @@ def test_error_line_with_non_json_error_body_keeps_status(cli, api: FakeApi) -> 
     )
 
 
-def test_exit_code_with_success_that_is_not_json_is_7(cli, api: FakeApi) -> None:
+def test_exit_code_with_success_that_is_not_json_is_7(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", "/roles", b"<html>hello</html>", 200, headers={"Content-Type": "text/html"})
 
     result = cli("roles", "--managed")
@@ -100,7 +100,7 @@ def test_exit_code_with_success_that_is_not_json_is_7(cli, api: FakeApi) -> None
     assert result.err.endswith("; try: check TRUSTGATE_ENDPOINT (or --endpoint)\n")
 
 
-def test_exit_code_with_redirect_is_7_and_not_followed(cli, api: FakeApi) -> None:
+def test_exit_code_with_redirect_is_7_and_not_followed(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", "/roles", b"", 302, headers={"Location": "https://elsewhere.example.com/roles"})
 
     result = cli("roles", "--managed")
@@ -110,7 +110,7 @@ def test_exit_code_with_redirect_is_7_and_not_followed(cli, api: FakeApi) -> Non
     assert len(api.received) == 1
 
 
-def test_exit_code_with_connection_refused_is_7(cli) -> None:
+def test_exit_code_with_connection_refused_is_7(cli: Cli) -> None:
     with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -130,7 +130,7 @@ def test_exit_code_with_unknown_command_is_2(capsys: pytest.CaptureFixture[str])
     assert "invalid choice: 'frobnicate'" in capsys.readouterr().err
 
 
-def test_exit_code_with_bad_duration_is_2_and_nothing_sent(cli, api: FakeApi) -> None:
+def test_exit_code_with_bad_duration_is_2_and_nothing_sent(cli: Cli, api: FakeApi) -> None:
     result = cli("request", "PumpCustomerAccess", "--duration", "1x", "--reason", "rotate the key")
 
     assert result.code == 2

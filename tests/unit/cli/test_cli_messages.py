@@ -9,10 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_fakes import ROLE_ARN, FakeApi, a_request
+from cli_fakes import ROLE_ARN, Cli, FakeApi, a_request
 
 from trustgate_cli.client import _unreachable
 from trustgate_cli.commands import approver
@@ -56,7 +57,7 @@ def rows(out: str) -> list[list[str]]:
 # -- trustgate roles ------------------------------------------------------------------------------------------
 
 
-def test_roles_lists_what_the_caller_may_request_with_longest_duration_and_approval(cli, api: FakeApi) -> None:
+def test_roles_lists_what_the_caller_may_request_with_longest_duration_and_approval(cli: Cli, api: FakeApi) -> None:
     api.reply(
         "GET",
         "/requestable-roles",
@@ -110,7 +111,7 @@ def test_roles_lists_what_the_caller_may_request_with_longest_duration_and_appro
         (a_role(auto_approve=[{"weekdays": [5, 6]}]), "1 approver; none on Sat, Sun"),
     ],
 )
-def test_roles_says_when_no_approval_is_needed(cli, api: FakeApi, role: dict[str, Any], approval: str) -> None:
+def test_roles_says_when_no_approval_is_needed(cli: Cli, api: FakeApi, role: dict[str, Any], approval: str) -> None:
     api.reply("GET", "/requestable-roles", {"person": "alice", "items": [role]})
 
     result = cli("roles")
@@ -118,7 +119,7 @@ def test_roles_says_when_no_approval_is_needed(cli, api: FakeApi, role: dict[str
     assert rows(result.out)[1][4] == approval
 
 
-def test_roles_when_none_may_be_requested_says_whom_to_ask(cli, api: FakeApi) -> None:
+def test_roles_when_none_may_be_requested_says_whom_to_ask(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", "/requestable-roles", {"person": "erin (IAM user, 222222222222)", "items": []})
 
     result = cli("roles")
@@ -130,7 +131,7 @@ def test_roles_when_none_may_be_requested_says_whom_to_ask(cli, api: FakeApi) ->
     )
 
 
-def test_roles_with_output_json_prints_the_api_document(cli, api: FakeApi) -> None:
+def test_roles_with_output_json_prints_the_api_document(cli: Cli, api: FakeApi) -> None:
     document = {"person": "alice", "items": [a_role()]}
     api.reply("GET", "/requestable-roles", document)
 
@@ -143,7 +144,7 @@ def test_roles_with_output_json_prints_the_api_document(cli, api: FakeApi) -> No
 # -- role names ---------------------------------------------------------------------------------------------
 
 
-def test_request_for_a_misspelt_role_passes_on_the_servers_guess_and_points_at_roles(cli, api: FakeApi) -> None:
+def test_request_for_a_misspelt_role_passes_on_the_servers_guess_and_points_at_roles(cli: Cli, api: FakeApi) -> None:
     message = (
         "'PumpCustomerAcess' is not a role TrustGate manages; did you mean PumpCustomerAccess? "
         "(managed roles: PumpCustomerAccess)"
@@ -156,7 +157,7 @@ def test_request_for_a_misspelt_role_passes_on_the_servers_guess_and_points_at_r
     assert result.err == f"trustgate: not_found: {message}; try: trustgate roles (the roles you may request)\n"
 
 
-def test_request_sends_the_role_name_as_typed_for_the_server_to_match_in_any_case(cli, api: FakeApi) -> None:
+def test_request_sends_the_role_name_as_typed_for_the_server_to_match_in_any_case(cli: Cli, api: FakeApi) -> None:
     api.reply("POST", "/requests", a_request(), status=201)
 
     cli("request", "pumpcustomeraccess", "--duration", "2 hours", "--reason", "rotate the key")
@@ -191,7 +192,7 @@ def test_request_sends_the_role_name_as_typed_for_the_server_to_match_in_any_cas
     ],
 )
 def test_status_says_what_the_status_means_on_trustgates_clock(
-    cli, api: FakeApi, fields: dict[str, Any], line: str
+    cli: Cli, api: FakeApi, fields: dict[str, Any], line: str
 ) -> None:
     api.reply("GET", "/requests/req-1", a_request(**fields), headers=DATE)
 
@@ -201,7 +202,7 @@ def test_status_says_what_the_status_means_on_trustgates_clock(
     assert f"status:        {line}\n" in result.out
 
 
-def test_status_prints_durations_in_words_and_times_for_people(cli, api: FakeApi) -> None:
+def test_status_prints_durations_in_words_and_times_for_people(cli: Cli, api: FakeApi) -> None:
     approvals = [
         {"approver_arn": "arn:aws:iam::111122223333:user/bob", "decision": "approve", "at": "2026-11-26T10:01:00Z"}
     ]
@@ -223,7 +224,7 @@ def test_status_prints_durations_in_words_and_times_for_people(cli, api: FakeApi
     assert "PT1H" not in result.out
 
 
-def test_list_prints_durations_in_words(cli, api: FakeApi) -> None:
+def test_list_prints_durations_in_words(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", "/requests", {"items": [a_request(duration="PT1H"), a_request(id="req-2", duration="P1DT2H")]})
 
     result = cli("list", "--mine")
@@ -235,7 +236,7 @@ def test_list_prints_durations_in_words(cli, api: FakeApi) -> None:
     ("typed", "sent"),
     [("2 hours", "PT2H"), ("1 hour 30 minutes", "PT1H30M"), ("45 min", "PT45M"), ("1 day, 2 hours", "P1DT2H")],
 )
-def test_request_accepts_durations_in_words(cli, api: FakeApi, typed: str, sent: str) -> None:
+def test_request_accepts_durations_in_words(cli: Cli, api: FakeApi, typed: str, sent: str) -> None:
     api.reply("POST", "/requests", a_request(), status=201)
 
     result = cli("request", "PumpCustomerAccess", "--duration", typed, "--reason", "rotate the key")
@@ -252,7 +253,7 @@ def test_durations_read_as_words(iso: str, words: str) -> None:
     assert in_words(parse_duration(iso)) == words
 
 
-def test_approvals_show_each_requests_deadline(cli, api: FakeApi) -> None:
+def test_approvals_show_each_requests_deadline(cli: Cli, api: FakeApi) -> None:
     api.reply(
         "GET",
         "/approvals",
@@ -283,7 +284,7 @@ def fast_grants(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_approve_with_the_last_approval_says_granting_and_waits_for_active(
-    cli, api: FakeApi, fast_grants: None
+    cli: Cli, api: FakeApi, fast_grants: None
 ) -> None:
     decided = a_request(approvals=BOB_APPROVES, decided_at="2026-11-26T11:42:00Z", person="alice (IAM user, 1)")
     api.reply("POST", "/requests/req-1/approve", decided, headers=DATE)
@@ -304,7 +305,7 @@ def test_approve_with_the_last_approval_says_granting_and_waits_for_active(
 
 
 def test_approve_when_the_grant_takes_longer_says_how_to_check(
-    cli, api: FakeApi, fast_grants: None, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, api: FakeApi, fast_grants: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(approver, "GRANT_WAIT_SECONDS", 0.05)
     decided = a_request(approvals=BOB_APPROVES, decided_at="2026-11-26T11:42:00Z")
@@ -317,7 +318,7 @@ def test_approve_when_the_grant_takes_longer_says_how_to_check(
     assert result.out.splitlines()[:2] == ["approved; granting…", "still granting; check with: trustgate status req-1"]
 
 
-def test_approve_when_more_approvals_are_needed_says_how_many(cli, api: FakeApi) -> None:
+def test_approve_when_more_approvals_are_needed_says_how_many(cli: Cli, api: FakeApi) -> None:
     waiting = a_request(approvals=BOB_APPROVES, required_approvals=2, approval_deadline="2026-11-26T13:41:00Z")
     api.reply("POST", "/requests/req-1/approve", waiting, headers=DATE)
 
@@ -329,7 +330,7 @@ def test_approve_when_more_approvals_are_needed_says_how_many(cli, api: FakeApi)
     assert api.calls("GET", "/requests/req-1") == []
 
 
-def test_approve_of_an_auto_granted_request_says_granted_at_once(cli, api: FakeApi) -> None:
+def test_approve_of_an_auto_granted_request_says_granted_at_once(cli: Cli, api: FakeApi) -> None:
     active = a_request(status="active", approvals=BOB_APPROVES, expires_at="2026-11-26T12:43:00Z", person="alice")
     api.reply("POST", "/requests/req-1/approve", active, headers=DATE)
 
@@ -340,7 +341,7 @@ def test_approve_of_an_auto_granted_request_says_granted_at_once(cli, api: FakeA
     )
 
 
-def test_approve_whose_grant_failed_says_why(cli, api: FakeApi, fast_grants: None) -> None:
+def test_approve_whose_grant_failed_says_why(cli: Cli, api: FakeApi, fast_grants: None) -> None:
     decided = a_request(approvals=BOB_APPROVES, decided_at="2026-11-26T11:42:00Z")
     api.reply("POST", "/requests/req-1/approve", decided)
     api.reply("GET", "/requests/req-1", decided | {"status": "failed", "reason": "the trust policy is full"})
@@ -350,7 +351,9 @@ def test_approve_whose_grant_failed_says_why(cli, api: FakeApi, fast_grants: Non
     assert result.out.splitlines()[1] == "not granted: request req-1 is failed: the trust policy is full"
 
 
-def test_approve_with_output_json_prints_only_the_request_it_ended_with(cli, api: FakeApi, fast_grants: None) -> None:
+def test_approve_with_output_json_prints_only_the_request_it_ended_with(
+    cli: Cli, api: FakeApi, fast_grants: None
+) -> None:
     decided = a_request(approvals=BOB_APPROVES, decided_at="2026-11-26T11:42:00Z")
     api.reply("POST", "/requests/req-1/approve", decided)
     api.reply("GET", "/requests/req-1", decided | {"status": "active"})
@@ -360,7 +363,7 @@ def test_approve_with_output_json_prints_only_the_request_it_ended_with(cli, api
     assert json.loads(result.out)["status"] == "active"
 
 
-def test_deny_says_the_requester_is_told(cli, api: FakeApi) -> None:
+def test_deny_says_the_requester_is_told(cli: Cli, api: FakeApi) -> None:
     api.reply("POST", "/requests/req-1/deny", a_request(status="denied", person="alice"))
 
     result = cli("deny", "req-1", "--comment", "not now")
@@ -492,7 +495,7 @@ def test_deny_says_the_requester_is_told(cli, api: FakeApi) -> None:
     ],
 )
 def test_every_api_error_suggests_the_next_command(
-    cli, api: FakeApi, argv: tuple[str, ...], route: tuple[str, str], status: int, code: str, next_step: str
+    cli: Cli, api: FakeApi, argv: tuple[str, ...], route: tuple[str, str], status: int, code: str, next_step: str
 ) -> None:
     api.reply(*route, {"error": {"code": code, "message": "what went wrong"}}, status)
 
@@ -501,7 +504,7 @@ def test_every_api_error_suggests_the_next_command(
     assert result.err == f"trustgate: {code}: what went wrong; try: {next_step}\n"
 
 
-def test_an_error_whose_message_names_the_command_gets_no_second_one(cli, api: FakeApi) -> None:
+def test_an_error_whose_message_names_the_command_gets_no_second_one(cli: Cli, api: FakeApi) -> None:
     message = "you already have request req-0 open for PumpCustomerAccess; cancel it (trustgate cancel req-0)"
     api.reply("POST", "/requests", {"error": {"code": "request_pending", "message": message}}, 409)
 
@@ -510,7 +513,7 @@ def test_an_error_whose_message_names_the_command_gets_no_second_one(cli, api: F
     assert result.err == f"trustgate: request_pending: {message}\n"
 
 
-def test_an_unknown_profile_lists_the_known_ones(cli, aws_env) -> None:
+def test_an_unknown_profile_lists_the_known_ones(cli: Cli, aws_env: Path) -> None:
     keys = "aws_access_key_id = AKIADEV\naws_secret_access_key = s\n"
     (aws_env / "aws-credentials").write_text(f"[dev]\n{keys}[approver]\n{keys}")
 
@@ -524,7 +527,7 @@ def test_an_unknown_profile_lists_the_known_ones(cli, aws_env) -> None:
     )
 
 
-def test_an_unknown_profile_with_none_configured_says_how_to_make_it(cli) -> None:
+def test_an_unknown_profile_with_none_configured_says_how_to_make_it(cli: Cli) -> None:
     result = cli("--profile", "dev", "status")
 
     assert result.err == (
@@ -544,7 +547,7 @@ def test_connection_refused_elsewhere_points_at_the_endpoint_setting() -> None:
 
 @pytest.mark.parametrize(("body", "shown"), [(b"", "no body"), (b"<h1>Not Found</h1>", "'<h1>Not Found</h1>'")])
 def test_a_404_that_is_not_trustgates_says_this_is_not_a_trustgate_endpoint(
-    cli, api: FakeApi, body: bytes, shown: str
+    cli: Cli, api: FakeApi, body: bytes, shown: str
 ) -> None:
     api.reply("GET", "/requests/req-1", body, 404, headers={"Content-Type": "text/html"})
 
@@ -559,7 +562,7 @@ def test_a_404_that_is_not_trustgates_says_this_is_not_a_trustgate_endpoint(
     )
 
 
-def test_with_output_json_an_api_error_is_a_json_object_on_stdout(cli, api: FakeApi) -> None:
+def test_with_output_json_an_api_error_is_a_json_object_on_stdout(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", "/requests/req-9", {"error": {"code": "not_found", "message": "no request req-9"}}, 404)
 
     result = cli("--output", "json", "status", "req-9")
@@ -604,7 +607,7 @@ def test_with_output_json_a_cli_error_is_a_json_object_on_stdout(capsys: pytest.
     assert json.loads(capsys.readouterr().out)["error"]["code"] == "no_endpoint"
 
 
-def test_with_output_json_a_request_that_ended_prints_only_the_request(cli, api: FakeApi) -> None:
+def test_with_output_json_a_request_that_ended_prints_only_the_request(cli: Cli, api: FakeApi) -> None:
     api.reply("POST", "/requests", a_request(status="denied"), status=201)
 
     result = cli("--output", "json", "request", "PumpCustomerAccess", "--reason", "r", "--wait")

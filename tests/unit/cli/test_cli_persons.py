@@ -10,16 +10,17 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_fakes import ROLE_ARN, FakeApi
+from cli_fakes import ROLE_ARN, Cli, FakeApi
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trustgate import messages
 from trustgate.api.roles import RevocationResult
-from trustgate.models import AccessRequest, Approval, RequestStatus, RequestView, way_in
+from trustgate.core import messages
+from trustgate.core.models import AccessRequest, Approval, RequestStatus, RequestView, way_in
 from trustgate_cli.render import extension_change
 
 pytestmark = pytest.mark.unit
@@ -84,7 +85,7 @@ def revocation(ended: list[AccessRequest], cancelled: list[AccessRequest], was_u
     ).model_dump(mode="json")
 
 
-def test_revoke_by_person_posts_to_the_role_and_prints_exactly_what_changed(cli, api: FakeApi) -> None:
+def test_revoke_by_person_posts_to_the_role_and_prints_exactly_what_changed(cli: Cli, api: FakeApi) -> None:
     ended_at = NOW + timedelta(minutes=20)
     ended = a_grant(status=RequestStatus.REVOKED, expires_at=ended_at, reason="left the on-call rotation")
     cancelled = an_extension(status=RequestStatus.CANCELLED, reason="cancelled by a revoke: left the on-call rotation")
@@ -109,7 +110,7 @@ def test_revoke_by_person_posts_to_the_role_and_prints_exactly_what_changed(cli,
     )
 
 
-def test_revoke_by_person_key_with_only_a_pending_request_says_no_grant_ended(cli, api: FakeApi) -> None:
+def test_revoke_by_person_key_with_only_a_pending_request_says_no_grant_ended(cli: Cli, api: FakeApi) -> None:
     pending = an_extension(status=RequestStatus.CANCELLED, extends=None, covered_until=None)
     api.reply("POST", REVOKE_PATH, revocation([], [pending], None))
 
@@ -122,7 +123,7 @@ def test_revoke_by_person_key_with_only_a_pending_request_says_no_grant_ended(cl
     assert re.search(r"^cancelled: +01EXT \(pending request, 30 min\)$", result.out, re.M)
 
 
-def test_revoke_by_person_with_role_arn_encodes_it_in_the_path(cli, api: FakeApi) -> None:
+def test_revoke_by_person_with_role_arn_encodes_it_in_the_path(cli: Cli, api: FakeApi) -> None:
     path = "/roles/arn%3Aaws%3Aiam%3A%3A111122223333%3Arole%2FPumpCustomerAccess/revoke"
     document = revocation([a_grant(status=RequestStatus.REVOKED)], [], NOW + timedelta(hours=1))
     api.reply("POST", path, document)
@@ -134,7 +135,7 @@ def test_revoke_by_person_with_role_arn_encodes_it_in_the_path(cli, api: FakeApi
     assert json.loads(result.out) == document
 
 
-def test_revoke_by_person_who_holds_nothing_exits_4_with_the_servers_message(cli, api: FakeApi) -> None:
+def test_revoke_by_person_who_holds_nothing_exits_4_with_the_servers_message(cli: Cli, api: FakeApi) -> None:
     message = f"{ALICE} holds nothing on PumpCustomerAccess: no active grant, no pending request"
     api.reply("POST", REVOKE_PATH, {"error": {"code": "not_found", "message": message}}, status=404)
 
@@ -148,7 +149,7 @@ def test_revoke_by_person_who_holds_nothing_exits_4_with_the_servers_message(cli
     assert result.out == ""
 
 
-def test_revoke_by_person_as_a_non_admin_exits_3(cli, api: FakeApi) -> None:
+def test_revoke_by_person_as_a_non_admin_exits_3(cli: Cli, api: FakeApi) -> None:
     message = f"{BOB} is not a TrustGate admin for {ROLE_ARN}"
     api.reply("POST", REVOKE_PATH, {"error": {"code": "forbidden", "message": message}}, status=403)
 
@@ -171,7 +172,7 @@ def test_revoke_by_person_as_a_non_admin_exits_3(cli, api: FakeApi) -> None:
     ],
     ids=["nothing", "role-only", "principal-only", "id-and-person", "id-and-principal"],
 )
-def test_revoke_needs_an_id_or_a_role_and_a_principal(cli, api: FakeApi, argv: tuple[str, ...]) -> None:
+def test_revoke_needs_an_id_or_a_role_and_a_principal(cli: Cli, api: FakeApi, argv: tuple[str, ...]) -> None:
     result = cli(*argv)
 
     assert result.code == 2
@@ -179,7 +180,7 @@ def test_revoke_needs_an_id_or_a_role_and_a_principal(cli, api: FakeApi, argv: t
     assert api.received == []
 
 
-def test_revoke_by_id_still_ends_that_grant(cli, api: FakeApi) -> None:
+def test_revoke_by_id_still_ends_that_grant(cli: Cli, api: FakeApi) -> None:
     api.reply("POST", "/requests/01GRANT/revoke", as_api(a_grant(status=RequestStatus.REVOKED)))
 
     result = cli("revoke", "01GRANT", "--reason", "done early")
@@ -199,7 +200,7 @@ def test_revoke_by_id_still_ends_that_grant(cli, api: FakeApi) -> None:
     ids=["iam-user", "mfa", "identity-center"],
 )
 def test_status_of_an_active_grant_prints_the_way_in_of_the_granted_email(
-    cli, api: FakeApi, grant: AccessRequest
+    cli: Cli, api: FakeApi, grant: AccessRequest
 ) -> None:
     api.reply("GET", "/requests/01GRANT", as_api(grant))
 
@@ -214,7 +215,7 @@ def test_status_of_an_active_grant_prints_the_way_in_of_the_granted_email(
     assert ("--serial-number" in result.out) == grant.require_mfa
 
 
-def test_status_of_an_active_grant_with_a_profile_says_to_assume_from_it(cli, api: FakeApi, aws_env) -> None:
+def test_status_of_an_active_grant_with_a_profile_says_to_assume_from_it(cli: Cli, api: FakeApi, aws_env: Path) -> None:
     (aws_env / "aws-credentials").write_text("[dev]\naws_access_key_id = AKIADEV\naws_secret_access_key = s\n")
     api.reply("GET", "/requests/01GRANT", as_api(a_grant()))
 
@@ -224,7 +225,7 @@ def test_status_of_an_active_grant_with_a_profile_says_to_assume_from_it(cli, ap
     assert result.out.endswith("Add --profile dev to the CLI command to assume from this same profile.\n")
 
 
-def test_request_answered_active_prints_the_way_in(cli, api: FakeApi) -> None:
+def test_request_answered_active_prints_the_way_in(cli: Cli, api: FakeApi) -> None:
     api.reply("POST", "/requests", as_api(a_grant(auto_approved=True)), status=201)
 
     result = cli("request", "PumpCustomerAccess", "--duration", "1h", "--reason", "rotate the key")
@@ -233,7 +234,7 @@ def test_request_answered_active_prints_the_way_in(cli, api: FakeApi) -> None:
     assert "\n".join(messages.way_in_lines(a_grant())) in result.out
 
 
-def test_status_of_a_pending_request_prints_no_way_in(cli, api: FakeApi) -> None:
+def test_status_of_a_pending_request_prints_no_way_in(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", "/requests/01EXT", as_api(an_extension()))
 
     result = cli("status", "01EXT")
@@ -242,7 +243,7 @@ def test_status_of_a_pending_request_prints_no_way_in(cli, api: FakeApi) -> None
     assert "switchrole" not in result.out
 
 
-def test_switch_url_is_the_link_the_server_gives_for_the_grant(cli, api: FakeApi) -> None:
+def test_switch_url_is_the_link_the_server_gives_for_the_grant(cli: Cli, api: FakeApi) -> None:
     grant = as_api(a_grant())
     api.reply("GET", "/requestable-roles", {"items": [{"role_arn": ROLE_ARN, "switch_url": grant["switch_url"]}]})
     api.reply("GET", "/roles", {"error": {"code": "forbidden", "message": "not an admin"}}, 403)
@@ -256,7 +257,7 @@ def test_switch_url_is_the_link_the_server_gives_for_the_grant(cli, api: FakeApi
 # -- persons and extensions -------------------------------------------------------------------------
 
 
-def test_status_shows_the_person_and_each_approval_as_a_person_with_the_arn_used(cli, api: FakeApi) -> None:
+def test_status_shows_the_person_and_each_approval_as_a_person_with_the_arn_used(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", "/requests/01GRANT", as_api(a_grant(principal_arn=JANE)))
 
     result = cli("status", "01GRANT")
@@ -269,7 +270,7 @@ def test_status_shows_the_person_and_each_approval_as_a_person_with_the_arn_used
     )
 
 
-def test_status_of_a_pending_extension_says_what_approving_changes(cli, api: FakeApi) -> None:
+def test_status_of_a_pending_extension_says_what_approving_changes(cli: Cli, api: FakeApi) -> None:
     extension = an_extension()
     api.reply("GET", "/requests/01EXT", as_api(extension))
 
@@ -281,7 +282,7 @@ def test_status_of_a_pending_extension_says_what_approving_changes(cli, api: Fak
     assert "extends:       01GRANT\n" in result.out
 
 
-def test_approvals_show_the_person_and_what_approving_an_extension_changes(cli, api: FakeApi) -> None:
+def test_approvals_show_the_person_and_what_approving_an_extension_changes(cli: Cli, api: FakeApi) -> None:
     fresh = a_grant(id="01FRESH", status=RequestStatus.PENDING, principal_arn=JANE, approvals=[], expires_at=None)
     extension = an_extension()
     api.reply("GET", "/approvals", {"items": [as_api(fresh), as_api(extension)]})
@@ -302,7 +303,7 @@ def test_approvals_show_the_person_and_what_approving_an_extension_changes(cli, 
     assert "01FRESH" not in "\n".join(lines[3:])
 
 
-def test_approvals_as_json_print_the_api_document_only(cli, api: FakeApi) -> None:
+def test_approvals_as_json_print_the_api_document_only(cli: Cli, api: FakeApi) -> None:
     document = {"items": [as_api(an_extension())]}
     api.reply("GET", "/approvals", document)
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_fakes import FakeApi, a_request
+from cli_fakes import Cli, FakeApi, a_request
 
 pytestmark = pytest.mark.unit
 
@@ -36,7 +36,7 @@ def a_change(revoked: list[object]) -> dict[str, object]:
     return {"policy": CURRENT, "trust_policy_before": BEFORE, "trust_policy_after": AFTER, "revoked_requests": revoked}
 
 
-def test_policy_set_with_flags_merges_them_into_the_current_policy(cli, api: FakeApi) -> None:
+def test_policy_set_with_flags_merges_them_into_the_current_policy(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", POLICY_PATH, CURRENT)
     api.reply("PUT", POLICY_PATH, a_change([]))
 
@@ -79,7 +79,7 @@ def test_policy_set_with_flags_merges_them_into_the_current_policy(cli, api: Fak
     }
 
 
-def test_policy_set_with_dry_run_sends_the_query_param_and_prints_the_diff(cli, api: FakeApi) -> None:
+def test_policy_set_with_dry_run_sends_the_query_param_and_prints_the_diff(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", POLICY_PATH, CURRENT)
     api.reply("PUT", POLICY_PATH, a_change([a_request(status="active"), "req-9"]))
 
@@ -99,7 +99,7 @@ def test_policy_set_with_dry_run_sends_the_query_param_and_prints_the_diff(cli, 
     assert any(line.startswith("req-9") for line in lines)
 
 
-def test_policy_set_without_dry_run_has_no_query_and_reports_revoked(cli, api: FakeApi) -> None:
+def test_policy_set_without_dry_run_has_no_query_and_reports_revoked(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", POLICY_PATH, CURRENT)
     api.reply("PUT", POLICY_PATH, a_change([]) | {"trust_policy_after": BEFORE})
 
@@ -115,7 +115,7 @@ def test_policy_set_without_dry_run_has_no_query_and_reports_revoked(cli, api: F
     ]
 
 
-def test_policy_set_with_file_lays_it_over_current_and_flags_win(cli, api: FakeApi, tmp_path: Path) -> None:
+def test_policy_set_with_file_lays_it_over_current_and_flags_win(cli: Cli, api: FakeApi, tmp_path: Path) -> None:
     policy_file = tmp_path / "policy.json"
     policy_file.write_text(
         json.dumps({"max_duration": "PT3H", "require_mfa": True, "approvers": None, "notify": ["x"]})
@@ -136,7 +136,7 @@ def test_policy_set_with_file_lays_it_over_current_and_flags_win(cli, api: FakeA
     }
 
 
-def test_policy_set_with_output_json_prints_the_api_document(cli, api: FakeApi) -> None:
+def test_policy_set_with_output_json_prints_the_api_document(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", POLICY_PATH, CURRENT)
     api.reply("PUT", POLICY_PATH, a_change(["req-9"]))
 
@@ -145,7 +145,7 @@ def test_policy_set_with_output_json_prints_the_api_document(cli, api: FakeApi) 
     assert json.loads(result.out) == a_change(["req-9"])
 
 
-def test_policy_set_with_nothing_to_change_is_a_usage_error(cli, api: FakeApi) -> None:
+def test_policy_set_with_nothing_to_change_is_a_usage_error(cli: Cli, api: FakeApi) -> None:
     result = cli("policy", "set", "PumpCustomerAccess")
 
     assert result.code == 2
@@ -163,14 +163,16 @@ def test_policy_set_with_nothing_to_change_is_a_usage_error(cli, api: FakeApi) -
         ("--max-duration", "forever"),
     ],
 )
-def test_policy_set_with_bad_option_value_exits_2_and_sends_nothing(cli, api: FakeApi, argv: tuple[str, str]) -> None:
+def test_policy_set_with_bad_option_value_exits_2_and_sends_nothing(
+    cli: Cli, api: FakeApi, argv: tuple[str, str]
+) -> None:
     result = cli("policy", "set", "PumpCustomerAccess", *argv)
 
     assert result.code == 2
     assert api.received == []
 
 
-def test_policy_set_with_file_that_is_not_an_object_exits_2(cli, api: FakeApi, tmp_path: Path) -> None:
+def test_policy_set_with_file_that_is_not_an_object_exits_2(cli: Cli, api: FakeApi, tmp_path: Path) -> None:
     policy_file = tmp_path / "policy.json"
     policy_file.write_text("[1, 2]")
 
@@ -181,7 +183,7 @@ def test_policy_set_with_file_that_is_not_an_object_exits_2(cli, api: FakeApi, t
     assert api.received == []
 
 
-def test_policy_set_with_ceiling_violation_exits_6(cli, api: FakeApi) -> None:
+def test_policy_set_with_ceiling_violation_exits_6(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", POLICY_PATH, CURRENT)
     message = "max_duration may not be looser than the deploy ceiling (PT4H)"
     api.reply("PUT", POLICY_PATH, {"error": {"code": "exceeds_ceiling", "message": message}}, status=422)
@@ -192,7 +194,7 @@ def test_policy_set_with_ceiling_violation_exits_6(cli, api: FakeApi) -> None:
     assert result.err == f"trustgate: exceeds_ceiling: {message}; try: trustgate policy show PumpCustomerAccess\n"
 
 
-def test_policy_show_with_role_prints_fields_and_what_is_in_effect(cli, api: FakeApi) -> None:
+def test_policy_show_with_role_prints_fields_and_what_is_in_effect(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", POLICY_PATH, CURRENT)
 
     result = cli("policy", "show", "PumpCustomerAccess")
@@ -206,7 +208,7 @@ def test_policy_show_with_role_prints_fields_and_what_is_in_effect(cli, api: Fak
     assert effective == "approvers:    arn:aws:iam::111122223333:user/bob\nmax_duration: PT4H\n"
 
 
-def test_policy_set_sends_if_match_with_the_version_it_read_and_not_the_version_itself(cli, api: FakeApi) -> None:
+def test_policy_set_sends_if_match_with_the_version_it_read_and_not_the_version_itself(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", POLICY_PATH, CURRENT | {"version": 7}, headers={"ETag": '"7"'})
     api.reply("PUT", POLICY_PATH, a_change([]))
 
@@ -218,7 +220,7 @@ def test_policy_set_sends_if_match_with_the_version_it_read_and_not_the_version_
     assert "version" not in put.json
 
 
-def test_policy_set_when_the_rules_changed_since_read_exits_5_and_says_to_read_again(cli, api: FakeApi) -> None:
+def test_policy_set_when_the_rules_changed_since_read_exits_5_and_says_to_read_again(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", POLICY_PATH, CURRENT | {"version": 7})
     message = "the policy changed since you read it (version 8 now); read it again"
     api.reply("PUT", POLICY_PATH, {"error": {"code": "precondition_failed", "message": message}}, status=412)

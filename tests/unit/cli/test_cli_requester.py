@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-from cli_fakes import PRINCIPAL_ARN, ROLE_ARN, FakeApi, a_request
+from cli_fakes import PRINCIPAL_ARN, ROLE_ARN, Cli, FakeApi, a_request
 
-from trustgate.identity import switch_role_url
+from trustgate.core.identity import switch_role_url
 from trustgate_cli.commands import requester
 
 pytestmark = pytest.mark.unit
@@ -40,7 +41,7 @@ def fast_polls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(requester, "POLL_INTERVAL_SECONDS", 0.01)
 
 
-def test_request_with_duration_shorthand_posts_iso_duration(cli, api: FakeApi) -> None:
+def test_request_with_duration_shorthand_posts_iso_duration(cli: Cli, api: FakeApi) -> None:
     api.reply("POST", "/requests", a_request(), status=201)
 
     result = cli("request", "PumpCustomerAccess", "--duration", "90", "--reason", "rotate the key", "--ticket", "CHG-7")
@@ -60,7 +61,7 @@ def test_request_with_duration_shorthand_posts_iso_duration(cli, api: FakeApi) -
     assert "trustgate status req-1" in result.err
 
 
-def test_request_without_duration_leaves_it_to_the_role_default(cli, api: FakeApi) -> None:
+def test_request_without_duration_leaves_it_to_the_role_default(cli: Cli, api: FakeApi) -> None:
     api.reply("POST", "/requests", a_request(), status=201)
 
     result = cli("request", "PumpCustomerAccess", "--reason", "rotate the key")
@@ -69,7 +70,7 @@ def test_request_without_duration_leaves_it_to_the_role_default(cli, api: FakeAp
     assert api.received[0].json == {"role": "PumpCustomerAccess", "justification": "rotate the key"}
 
 
-def test_request_with_output_json_prints_the_api_document(cli, api: FakeApi) -> None:
+def test_request_with_output_json_prints_the_api_document(cli: Cli, api: FakeApi) -> None:
     answer = a_request(ticket=None, extra_field={"kept": [1, 2]})
     api.reply("POST", "/requests", answer, status=201)
 
@@ -81,7 +82,7 @@ def test_request_with_output_json_prints_the_api_document(cli, api: FakeApi) -> 
     assert "ticket" not in api.received[0].json
 
 
-def test_request_with_auto_approval_prints_how_to_use_the_grant(cli, api: FakeApi) -> None:
+def test_request_with_auto_approval_prints_how_to_use_the_grant(cli: Cli, api: FakeApi) -> None:
     api.reply("POST", "/requests", a_request(**ACTIVE, auto_approved=True), status=201)
 
     result = cli("request", "PumpCustomerAccess", "--duration", "1h", "--reason", "rotate the key")
@@ -91,7 +92,7 @@ def test_request_with_auto_approval_prints_how_to_use_the_grant(cli, api: FakeAp
     assert ASSUME in result.out
 
 
-def test_request_wait_with_approval_polls_until_active(cli, api: FakeApi) -> None:
+def test_request_wait_with_approval_polls_until_active(cli: Cli, api: FakeApi) -> None:
     api.reply("POST", "/requests", a_request(), status=201)
     api.reply("GET", "/requests/req-1", a_request())
     api.reply("GET", "/requests/req-1", a_request())
@@ -112,7 +113,7 @@ def test_request_wait_with_approval_polls_until_active(cli, api: FakeApi) -> Non
     assert "\r" not in result.err
 
 
-def test_request_wait_with_denial_exits_1_with_the_reason(cli, api: FakeApi) -> None:
+def test_request_wait_with_denial_exits_1_with_the_reason(cli: Cli, api: FakeApi) -> None:
     api.reply("POST", "/requests", a_request(), status=201)
     denied = [
         {
@@ -133,7 +134,7 @@ def test_request_wait_with_denial_exits_1_with_the_reason(cli, api: FakeApi) -> 
     assert "switchrole" not in result.out
 
 
-def test_request_wait_with_failed_grant_exits_1_with_its_reason(cli, api: FakeApi) -> None:
+def test_request_wait_with_failed_grant_exits_1_with_its_reason(cli: Cli, api: FakeApi) -> None:
     api.reply("POST", "/requests", a_request(status="failed", reason="trust policy full (2048)"), status=201)
 
     result = cli("--output", "json", "request", "PumpCustomerAccess", "--duration", "1h", "--reason", "r", "--wait")
@@ -146,7 +147,7 @@ def test_request_wait_with_failed_grant_exits_1_with_its_reason(cli, api: FakeAp
     assert api.calls("GET", "/requests/req-1") == []
 
 
-def test_request_wait_with_timeout_exits_8(cli, api: FakeApi) -> None:
+def test_request_wait_with_timeout_exits_8(cli: Cli, api: FakeApi) -> None:
     api.reply("POST", "/requests", a_request(), status=201)
     api.reply("GET", "/requests/req-1", a_request())
 
@@ -160,7 +161,7 @@ def test_request_wait_with_timeout_exits_8(cli, api: FakeApi) -> None:
     assert len(api.calls("GET", "/requests/req-1")) >= 1
 
 
-def test_request_wait_with_one_failed_poll_keeps_waiting(cli, api: FakeApi) -> None:
+def test_request_wait_with_one_failed_poll_keeps_waiting(cli: Cli, api: FakeApi) -> None:
     api.reply("POST", "/requests", a_request(), status=201)
     api.reply("GET", "/requests/req-1", {"error": {"code": "internal", "message": "blip"}}, status=503)
     api.reply("GET", "/requests/req-1", a_request(**ACTIVE))
@@ -171,7 +172,7 @@ def test_request_wait_with_one_failed_poll_keeps_waiting(cli, api: FakeApi) -> N
     assert len(api.calls("GET", "/requests/req-1")) == 2
 
 
-def test_request_wait_with_lasting_outage_gives_up_with_7(cli, api: FakeApi) -> None:
+def test_request_wait_with_lasting_outage_gives_up_with_7(cli: Cli, api: FakeApi) -> None:
     api.reply("POST", "/requests", a_request(), status=201)
     api.reply("GET", "/requests/req-1", {"error": {"code": "internal", "message": "down"}}, status=500)
 
@@ -182,14 +183,14 @@ def test_request_wait_with_lasting_outage_gives_up_with_7(cli, api: FakeApi) -> 
     assert len(api.calls("GET", "/requests/req-1")) == requester.MAX_POLL_FAILURES + 1
 
 
-def test_request_with_timeout_but_no_wait_is_a_usage_error(cli, api: FakeApi) -> None:
+def test_request_with_timeout_but_no_wait_is_a_usage_error(cli: Cli, api: FakeApi) -> None:
     result = cli("request", "PumpCustomerAccess", "--duration", "1h", "--reason", "r", "--timeout", "5")
 
     assert result.code == 2
     assert api.received == []
 
 
-def test_status_with_id_gets_the_request(cli, api: FakeApi) -> None:
+def test_status_with_id_gets_the_request(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", "/requests/req%2F1", a_request(id="req/1"))
 
     result = cli("status", "req/1")
@@ -199,7 +200,7 @@ def test_status_with_id_gets_the_request(cli, api: FakeApi) -> None:
     assert "id:            req/1" in result.out
 
 
-def test_status_without_id_lists_my_requests_as_a_table(cli, api: FakeApi) -> None:
+def test_status_without_id_lists_my_requests_as_a_table(cli: Cli, api: FakeApi) -> None:
     api.reply(
         "GET",
         "/requests",
@@ -226,7 +227,7 @@ def test_status_without_id_lists_my_requests_as_a_table(cli, api: FakeApi) -> No
     assert first == first.rstrip()
 
 
-def test_list_with_filters_sends_them_and_follows_next(cli, api: FakeApi) -> None:
+def test_list_with_filters_sends_them_and_follows_next(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", "/requests", {"items": [a_request()], "next": "c2"})
     api.reply("GET", "/requests", {"items": [a_request(id="req-2")]})
 
@@ -253,7 +254,7 @@ def test_list_with_filters_sends_them_and_follows_next(cli, api: FakeApi) -> Non
     ],
 )
 def test_requester_command_with_arguments_posts_route_and_body(
-    cli, api: FakeApi, argv: tuple[str, ...], path: str, body: bytes
+    cli: Cli, api: FakeApi, argv: tuple[str, ...], path: str, body: bytes
 ) -> None:
     api.reply("POST", path, a_request())
 
@@ -264,7 +265,7 @@ def test_requester_command_with_arguments_posts_route_and_body(
     assert (sent.method, sent.path, sent.body) == ("POST", path, body)
 
 
-def test_extend_with_wait_polls_the_new_request(cli, api: FakeApi) -> None:
+def test_extend_with_wait_polls_the_new_request(cli: Cli, api: FakeApi) -> None:
     api.reply("POST", "/requests/req-1/extend", a_request(id="req-2", extends="req-1"), status=201)
     api.reply("GET", "/requests/req-2", a_request(id="req-2", extends="req-1", **ACTIVE))
 
@@ -279,7 +280,7 @@ def requestable(*role_arns: str) -> dict[str, object]:
     return {"items": [{"role_arn": arn, "switch_url": switch_role_url(arn)} for arn in role_arns]}
 
 
-def test_switch_url_with_role_arn_prints_the_link_the_server_gives(cli, api: FakeApi) -> None:
+def test_switch_url_with_role_arn_prints_the_link_the_server_gives(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", "/requestable-roles", {"items": [{"role_arn": ROLE_ARN, "switch_url": SWITCH_URL}]})
     api.reply("GET", "/roles", NOT_AN_ADMIN, 403)
 
@@ -290,7 +291,7 @@ def test_switch_url_with_role_arn_prints_the_link_the_server_gives(cli, api: Fak
     assert api.calls("GET", "/requestable-roles")
 
 
-def test_switch_url_with_path_and_display_name_relabels_the_servers_link(cli, api: FakeApi) -> None:
+def test_switch_url_with_path_and_display_name_relabels_the_servers_link(cli: Cli, api: FakeApi) -> None:
     role = "arn:aws:iam::111122223333:role/vendor/PumpCustomerAccess"
     api.reply("GET", "/requestable-roles", requestable(role))
     api.reply("GET", "/roles", NOT_AN_ADMIN, 403)
@@ -303,7 +304,7 @@ def test_switch_url_with_path_and_display_name_relabels_the_servers_link(cli, ap
     )
 
 
-def test_switch_url_of_a_govcloud_role_is_the_servers_govcloud_link(cli, api: FakeApi) -> None:
+def test_switch_url_of_a_govcloud_role_is_the_servers_govcloud_link(cli: Cli, api: FakeApi) -> None:
     role = "arn:aws-us-gov:iam::111122223333:role/PumpCustomerAccess"
     api.reply("GET", "/requestable-roles", requestable(role))
     api.reply("GET", "/roles", NOT_AN_ADMIN, 403)
@@ -313,7 +314,7 @@ def test_switch_url_of_a_govcloud_role_is_the_servers_govcloud_link(cli, api: Fa
     assert result.out.startswith("https://signin.amazonaws-us-gov.com/switchrole?roleName=PumpCustomerAccess&")
 
 
-def test_switch_url_with_name_and_account_picks_that_accounts_role(cli, api: FakeApi) -> None:
+def test_switch_url_with_name_and_account_picks_that_accounts_role(cli: Cli, api: FakeApi) -> None:
     twin = "arn:aws:iam::999988887777:role/PumpCustomerAccess"
     api.reply("GET", "/requestable-roles", requestable(twin, ROLE_ARN))
     api.reply("GET", "/roles", NOT_AN_ADMIN, 403)
@@ -324,7 +325,7 @@ def test_switch_url_with_name_and_account_picks_that_accounts_role(cli, api: Fak
     assert result.out == SWITCH_URL + "\n"
 
 
-def test_switch_url_from_a_server_without_links_says_so(cli, api: FakeApi) -> None:
+def test_switch_url_from_a_server_without_links_says_so(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", "/requestable-roles", {"items": [{"role_arn": ROLE_ARN}]})
     api.reply("GET", "/roles", NOT_AN_ADMIN, 403)
 
@@ -335,7 +336,9 @@ def test_switch_url_from_a_server_without_links_says_so(cli, api: FakeApi) -> No
     assert f"the API gave no Switch Role link for {ROLE_ARN}" in result.err
 
 
-def test_switch_url_with_bare_name_looks_it_up_among_the_roles_the_requester_may_request(cli, api: FakeApi) -> None:
+def test_switch_url_with_bare_name_looks_it_up_among_the_roles_the_requester_may_request(
+    cli: Cli, api: FakeApi
+) -> None:
     other = "arn:aws:iam::999988887777:role/Other"
     api.reply("GET", "/requestable-roles", requestable(other, ROLE_ARN))
     api.reply("GET", "/roles", {"error": {"code": "forbidden", "message": "alice is not a TrustGate admin"}}, 403)
@@ -346,7 +349,7 @@ def test_switch_url_with_bare_name_looks_it_up_among_the_roles_the_requester_may
     assert result.out == SWITCH_URL + "\n"
 
 
-def test_switch_url_with_a_name_in_another_case_finds_the_role(cli, api: FakeApi) -> None:
+def test_switch_url_with_a_name_in_another_case_finds_the_role(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", "/requestable-roles", {"items": [{"role_arn": ROLE_ARN, "switch_url": SWITCH_URL}]})
     api.reply("GET", "/roles", {"error": {"code": "forbidden", "message": "not an admin"}}, 403)
 
@@ -356,7 +359,7 @@ def test_switch_url_with_a_name_in_another_case_finds_the_role(cli, api: FakeApi
     assert result.out == SWITCH_URL + "\n"  # the real name, from the server's own link
 
 
-def test_switch_url_with_a_role_only_administered_finds_it_through_the_admin_list(cli, api: FakeApi) -> None:
+def test_switch_url_with_a_role_only_administered_finds_it_through_the_admin_list(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", "/requestable-roles", {"items": []})
     api.reply("GET", "/roles", {"items": [{"role_arn": ROLE_ARN, "switch_url": SWITCH_URL}]})
 
@@ -365,7 +368,7 @@ def test_switch_url_with_a_role_only_administered_finds_it_through_the_admin_lis
     assert result.out == SWITCH_URL + "\n"
 
 
-def test_switch_url_with_unknown_name_exits_4_and_says_which_was_meant(cli, api: FakeApi) -> None:
+def test_switch_url_with_unknown_name_exits_4_and_says_which_was_meant(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", "/requestable-roles", {"items": [{"role_arn": ROLE_ARN}]})
     api.reply("GET", "/roles", {"error": {"code": "forbidden", "message": "not an admin"}}, 403)
 
@@ -378,7 +381,7 @@ def test_switch_url_with_unknown_name_exits_4_and_says_which_was_meant(cli, api:
     )
 
 
-def test_switch_url_with_same_name_in_two_accounts_asks_for_the_account(cli, api: FakeApi) -> None:
+def test_switch_url_with_same_name_in_two_accounts_asks_for_the_account(cli: Cli, api: FakeApi) -> None:
     twin = "arn:aws:iam::999988887777:role/PumpCustomerAccess"
     api.reply("GET", "/requestable-roles", {"items": [{"role_arn": ROLE_ARN}, {"role_arn": twin}]})
     api.reply("GET", "/roles", {"error": {"code": "forbidden", "message": "not an admin"}}, 403)
@@ -389,14 +392,14 @@ def test_switch_url_with_same_name_in_two_accounts_asks_for_the_account(cli, api
     assert "exist in accounts 111122223333, 999988887777; pass --account" in result.err
 
 
-def test_switch_url_with_bad_account_exits_2(cli) -> None:
+def test_switch_url_with_bad_account_exits_2(cli: Cli) -> None:
     result = cli("switch-url", "PumpCustomerAccess", "--account", "1234")
 
     assert result.code == 2
     assert "is not 12 digits" in result.err
 
 
-def test_assume_role_hint_with_profile_assumes_from_that_profile(cli, api: FakeApi, aws_env) -> None:
+def test_assume_role_hint_with_profile_assumes_from_that_profile(cli: Cli, api: FakeApi, aws_env: Path) -> None:
     (aws_env / "aws-credentials").write_text("[dev]\naws_access_key_id = AKIADEV\naws_secret_access_key = s\n")
     bob = "arn:aws:iam::444455556666:user/ops/bob"
     command = f"aws sts assume-role --role-arn {ROLE_ARN} --role-session-name bob"
@@ -409,7 +412,7 @@ def test_assume_role_hint_with_profile_assumes_from_that_profile(cli, api: FakeA
     assert PRINCIPAL_ARN not in result.out
 
 
-def test_status_of_a_grant_the_server_gave_no_way_in_for_builds_none(cli, api: FakeApi) -> None:
+def test_status_of_a_grant_the_server_gave_no_way_in_for_builds_none(cli: Cli, api: FakeApi) -> None:
     bare = {key: value for key, value in ACTIVE.items() if key not in ("access", "switch_url")}
     api.reply("GET", "/requests/req-1", a_request(**bare))
 
@@ -422,7 +425,7 @@ def test_status_of_a_grant_the_server_gave_no_way_in_for_builds_none(cli, api: F
 
 
 def test_request_wait_with_ctrl_c_exits_130_and_names_the_request(
-    cli, api: FakeApi, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, api: FakeApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api.reply("POST", "/requests", a_request(), status=201)
 

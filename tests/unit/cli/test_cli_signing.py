@@ -6,14 +6,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from cli_fakes import ROLE_ARN, FakeApi, a_request, signature_problems
+from cli_fakes import ROLE_ARN, Cli, FakeApi, a_request, signature_problems
 
 from trustgate_cli.client import resolve_region
 
 pytestmark = pytest.mark.unit
 
 
-def test_signature_with_static_credentials_verifies(cli, api: FakeApi) -> None:
+def test_signature_with_static_credentials_verifies(cli: Cli, api: FakeApi) -> None:
     api.reply("POST", "/requests", a_request(), status=201)
 
     result = cli("request", "PumpCustomerAccess", "--duration", "1h", "--reason", "rotate the CloudTrail key")
@@ -26,7 +26,7 @@ def test_signature_with_static_credentials_verifies(cli, api: FakeApi) -> None:
     assert sent.headers["x-amz-security-token"] == "FQoGZXIvYXdzEXAMPLETOKEN"
 
 
-def test_signature_check_with_tampered_request_fails(cli, api: FakeApi) -> None:
+def test_signature_check_with_tampered_request_fails(cli: Cli, api: FakeApi) -> None:
     # Proves the checker used everywhere here can fail: change what was signed, and it must object.
     api.reply("GET", "/requests/req-1", a_request())
     assert cli("status", "req-1").code == 0
@@ -37,7 +37,7 @@ def test_signature_check_with_tampered_request_fails(cli, api: FakeApi) -> None:
     assert signature_problems(sent, region="eu-west-1") != []
 
 
-def test_signature_with_path_prefix_endpoint_covers_the_stage(cli, api: FakeApi) -> None:
+def test_signature_with_path_prefix_endpoint_covers_the_stage(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", "/prod/requests/req-1", a_request())
 
     result = cli("status", "req-1", endpoint=api.url + "/prod/")
@@ -48,7 +48,7 @@ def test_signature_with_path_prefix_endpoint_covers_the_stage(cli, api: FakeApi)
     assert signature_problems(sent) == []
 
 
-def test_signature_with_role_arn_in_path_verifies_over_encoded_path(cli, api: FakeApi) -> None:
+def test_signature_with_role_arn_in_path_verifies_over_encoded_path(cli: Cli, api: FakeApi) -> None:
     encoded = "/roles/arn%3Aaws%3Aiam%3A%3A111122223333%3Arole%2FPumpCustomerAccess"
     api.reply("POST", encoded + "/sync", {"changed": False, "trust_policy": {}})
 
@@ -60,7 +60,7 @@ def test_signature_with_role_arn_in_path_verifies_over_encoded_path(cli, api: Fa
     assert signature_problems(sent) == []
 
 
-def test_signature_with_query_string_verifies(cli, api: FakeApi) -> None:
+def test_signature_with_query_string_verifies(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", "/audit", {"items": []})
 
     result = cli("audit", "--actor", "arn:aws:iam::444455556666:user/bob smith", "--since", "2026-11-26T10:00:00Z")
@@ -74,7 +74,7 @@ def test_signature_with_query_string_verifies(cli, api: FakeApi) -> None:
     assert signature_problems(sent) == []
 
 
-def test_idempotency_key_with_flag_is_sent_and_signed(cli, api: FakeApi) -> None:
+def test_idempotency_key_with_flag_is_sent_and_signed(cli: Cli, api: FakeApi) -> None:
     api.reply("POST", "/requests", a_request(), status=201)
 
     cli("request", "PumpCustomerAccess", "--duration", "1h", "--reason", "rotate the key", "--idempotency-key", "k-42")
@@ -85,7 +85,7 @@ def test_idempotency_key_with_flag_is_sent_and_signed(cli, api: FakeApi) -> None
     assert signature_problems(sent) == []
 
 
-def test_profile_with_own_keys_and_region_signs_with_them(cli, api: FakeApi, aws_env: Path) -> None:
+def test_profile_with_own_keys_and_region_signs_with_them(cli: Cli, api: FakeApi, aws_env: Path) -> None:
     (aws_env / "aws-config").write_text("[profile dev]\nregion = eu-central-1\n")
     (aws_env / "aws-credentials").write_text(
         "[dev]\naws_access_key_id = AKIADEVPROFILEEXAMPL\naws_secret_access_key = dev-secret\n"
@@ -105,7 +105,7 @@ def test_profile_with_own_keys_and_region_signs_with_them(cli, api: FakeApi, aws
     )
 
 
-def test_region_with_flag_after_the_command_is_the_signing_region(cli, api: FakeApi) -> None:
+def test_region_with_flag_after_the_command_is_the_signing_region(cli: Cli, api: FakeApi) -> None:
     api.reply("GET", "/requestable-roles", {"person": "alice", "items": []})
 
     assert cli("roles", "--region", "ap-southeast-2").code == 0
@@ -114,7 +114,7 @@ def test_region_with_flag_after_the_command_is_the_signing_region(cli, api: Fake
 
 
 def test_missing_credentials_with_empty_chain_exits_3_and_sends_nothing(
-    cli, api: FakeApi, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, api: FakeApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.delenv(name)
@@ -126,7 +126,7 @@ def test_missing_credentials_with_empty_chain_exits_3_and_sends_nothing(
     assert api.received == []
 
 
-def test_unknown_profile_with_no_such_section_exits_3_and_sends_nothing(cli, api: FakeApi) -> None:
+def test_unknown_profile_with_no_such_section_exits_3_and_sends_nothing(cli: Cli, api: FakeApi) -> None:
     result = cli("--profile", "nope", "approvals")
 
     assert result.code == 3
@@ -149,7 +149,7 @@ def test_resolve_region_with_each_source(
     assert resolve_region(explicit, endpoint, profile_region) == expected
 
 
-def test_endpoint_with_plain_http_to_another_host_is_refused(cli, api: FakeApi) -> None:
+def test_endpoint_with_plain_http_to_another_host_is_refused(cli: Cli, api: FakeApi) -> None:
     result = cli("approvals", endpoint="http://api.example.com")
 
     assert result.code == 2

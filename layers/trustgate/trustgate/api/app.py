@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -17,12 +17,13 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from trustgate.adapters.observability import count, logger
+from trustgate.adapters.throttling import throttling_in
 from trustgate.api import audit, inputs, requestable, requests, roles
-from trustgate.api.common import describe_validation_error, error_response
-from trustgate.errors import ThrottledError, TrustGateError
-from trustgate.observability import count, logger
-from trustgate.retry_budget import time_budget
-from trustgate.throttling import throttling_in
+from trustgate.api.common import describe_validation_error, error_response, use_dependencies
+from trustgate.core.errors import ThrottledError, TrustGateError
+from trustgate.core.ports import Dependencies
+from trustgate.core.retry_budget import time_budget
 
 TITLE = "TrustGate"
 # IAM retries of one API call stop this long after it began (a sync's round may begin after 20 s of waiting
@@ -49,7 +50,9 @@ class TrustGateResolver(APIGatewayRestResolver):
             return super().resolve(event, context)
 
 
-def build_app() -> APIGatewayRestResolver:
+def build_app(dependencies: Callable[[], Dependencies]) -> APIGatewayRestResolver:
+    """The REST API's resolver; `dependencies` gives the routes theirs (on Lambda: `wiring.dependencies`)."""
+    use_dependencies(dependencies)
     app = TrustGateResolver(enable_validation=True)
     app.use([inputs.refuse_unknown_parameters])
     app.include_router(requests.router)

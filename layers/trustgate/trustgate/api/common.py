@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -11,8 +12,8 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
 from pydantic import BaseModel
 
-from trustgate.identity import Caller, caller_from_identity
-from trustgate.wiring import Dependencies, dependencies
+from trustgate.core.identity import Caller, caller_from_identity
+from trustgate.core.ports import Dependencies
 
 DEFAULT_RETRY_AFTER_SECONDS = 5
 
@@ -36,8 +37,20 @@ def caller_of(router: BaseRouter) -> Caller:
     return caller_from_identity(identity, deps().settings.caller_policy())
 
 
+_dependencies: Callable[[], Dependencies] | None = None
+
+
+def use_dependencies(dependencies: Callable[[], Dependencies]) -> None:
+    """Set by the entry point that builds the app (`build_app`, `build_decide_app`): the routes never wire
+    AWS themselves, so the same routes run on the AWS adapters (`wiring.dependencies`) or on anything else."""
+    global _dependencies
+    _dependencies = dependencies
+
+
 def deps() -> Dependencies:
-    return dependencies()
+    if _dependencies is None:
+        raise RuntimeError("the API is not wired: build it with build_app(dependencies)")
+    return _dependencies()
 
 
 def describe_validation_error(error: RequestValidationError) -> str:

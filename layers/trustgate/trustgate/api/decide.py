@@ -10,22 +10,25 @@ from __future__ import annotations
 import base64
 import json
 import urllib.parse
+from collections.abc import Callable
 from typing import Any, Literal
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from trustgate import approval_page, link_decisions
-from trustgate.api.common import DEFAULT_RETRY_AFTER_SECONDS
-from trustgate.approval_links import ExpiredLinkError
-from trustgate.approval_page import SECURITY_HEADERS, Page
-from trustgate.errors import ForbiddenError, NotFoundError, ThrottledError, TrustGateError, ValidationError
-from trustgate.link_decisions import LinkRefused
-from trustgate.models import AccessRequest, RequestView
-from trustgate.observability import count, logger
-from trustgate.throttling import throttling_in
-from trustgate.wiring import Dependencies, dependencies
+from trustgate.adapters.observability import count, logger
+from trustgate.adapters.throttling import throttling_in
+from trustgate.api.common import DEFAULT_RETRY_AFTER_SECONDS, use_dependencies
+from trustgate.api.common import deps as common_deps
+from trustgate.app import link_decisions
+from trustgate.app.approval_links import ExpiredLinkError
+from trustgate.app.link_decisions import LinkRefused
+from trustgate.core import approval_page
+from trustgate.core.approval_page import SECURITY_HEADERS, Page
+from trustgate.core.errors import ForbiddenError, NotFoundError, ThrottledError, TrustGateError, ValidationError
+from trustgate.core.models import AccessRequest, RequestView
+from trustgate.core.ports import Dependencies
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -54,13 +57,15 @@ class UnsupportedMediaError(TrustGateError):
     code = "unsupported_media_type"
 
 
-def build_decide_app() -> APIGatewayRestResolver:
-    """The resolver of the `decide` function: two routes, every answer an HTML page or a JSON body."""
+def build_decide_app(dependencies: Callable[[], Dependencies]) -> APIGatewayRestResolver:
+    """The resolver of the `decide` function: two routes, every answer an HTML page or a JSON body; `dependencies`
+    gives them theirs (on Lambda: `wiring.dependencies`)."""
+    use_dependencies(dependencies)
     app = APIGatewayRestResolver()
 
     @app.get("/decide/<token>")
     def show(token: str) -> Response[str]:
-        deps = dependencies()
+        deps = common_deps()
         try:
             view = link_decisions.open_link(deps, token)
         except LinkRefused as refused:
@@ -72,7 +77,7 @@ def build_decide_app() -> APIGatewayRestResolver:
 
     @app.post("/decide/<token>")
     def decide(token: str) -> Response[str]:
-        deps = dependencies()
+        deps = common_deps()
         headers = app.current_event.headers
         media = _media_type(headers.get("content-type"))
         wants_json = _wants_json(headers.get("accept"), default=media == JSON)
@@ -103,12 +108,12 @@ def build_decide_app() -> APIGatewayRestResolver:
 
     @app.not_found
     def not_found(_: Exception) -> Response[str]:
-        deps = dependencies()
+        deps = common_deps()
         return _problem(deps, 404, "not_found", "there is no such page; open the link from your notification", None)
 
     @app.exception_handler(Exception)
     def unexpected(error: Exception) -> Response[str]:
-        deps = dependencies()
+        deps = common_deps()
         if throttling_in(error) is not None:  # AWS throttled a call beyond its retries: 429, never a 5xx
             logger.warning("approval page throttled by AWS", exc_info=error)
             count("Throttled")

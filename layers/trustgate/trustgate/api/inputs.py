@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Route
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.types import EventHandlerInstance
 
-from trustgate.errors import (
+from trustgate.core.errors import (
     BodyTooLargeError,
     RepeatedParameterError,
     UnknownParameterError,

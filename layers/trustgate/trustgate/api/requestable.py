@@ -7,11 +7,11 @@ from datetime import timedelta
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from pydantic import BaseModel, Field
 
-from trustgate import rules, service
 from trustgate.api.common import caller_of, deps, documented
-from trustgate.errors import ForbiddenError, NotAPersonError
-from trustgate.identity import Person, check_person, parse_role_arn, switch_role_url
-from trustgate.models import Duration
+from trustgate.app import requests
+from trustgate.core import rules
+from trustgate.core.identity import parse_role_arn, switch_role_url
+from trustgate.core.models import Duration
 
 router = Router()
 
@@ -59,25 +59,9 @@ class RequestableRoleList(BaseModel):
     ),
 )
 def list_requestable_roles() -> RequestableRoleList:
-    d = deps()
     caller = caller_of(router)
-    person: Person | None = None
-    not_a_person: NotAPersonError | None = None
-    items = []
-    for role_arn in d.settings.managed_role_arns:
-        effective = service.policy_for(d, role_arn)
-        try:  # the very check `POST /requests` makes, so this list never promises what a request would refuse
-            person = rules.check_may_request(caller, effective, d.settings)
-        except NotAPersonError as error:
-            not_a_person = not_a_person or error
-            continue
-        except ForbiddenError:
-            continue
-        items.append(_requestable(role_arn, caller.arn, effective))
-    if person is None:
-        if not_a_person is not None:
-            raise not_a_person  # no role accepts this identity: say why, as `GET /requests?mine=true` does
-        person = check_person(caller, d.settings.identity_role_arns)  # a person, whom no role lets ask
+    person, policies = requests.requestable_roles(deps(), caller)
+    items = [_requestable(effective.role_arn, caller.arn, effective) for effective in policies]
     return RequestableRoleList(person=person.label, items=items)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from functools import cache
 from typing import Annotated, Any
 
@@ -16,17 +15,14 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from trustgate import admin, rules, service
+from trustgate.adapters.store import Store
 from trustgate.api.common import caller_of, deps, documented
-from trustgate.durations import parse_duration
-from trustgate.errors import NotAPersonError, ValidationError
-from trustgate.identity import Caller, check_person
-from trustgate.models import AccessRequest, RequestStatus, RequestView
-from trustgate.rules import auto_approves
-from trustgate.wiring import Dependencies
+from trustgate.app import decisions, requests
+from trustgate.core.durations import parse_duration
+from trustgate.core.errors import ValidationError
+from trustgate.core.models import AccessRequest, RequestStatus, RequestView
 
 router = Router()
-AUTO_APPROVE_WAIT_SECONDS = 10.0
 
 
 class CreateRequestBody(BaseModel):
@@ -111,23 +107,9 @@ def _create(payload: dict[str, Any]) -> dict[str, Any]:
     caller = caller_of(router)
     body = CreateRequestBody.model_validate(payload["body"])
     duration = parse_duration(body.duration) if body.duration is not None else None
-    request = service.create_request(
-        d, caller, service.NewRequest(body.role, duration, body.justification, body.ticket)
-    )
-    rules = service.policy_for(d, request.role_arn).policy.auto_approve
-    if auto_approves(request, rules, d.clock.now()):
-        request = _wait_until_decided(request.id)
+    new = requests.NewRequest(body.role, duration, body.justification, body.ticket)
+    request = requests.create_request(d, caller, new, wait_if_auto_approved=True)
     return _view(request)
-
-
-def _wait_until_decided(request_id: str) -> AccessRequest:
-    """An auto-approved request is answered once it is active, as the API promises (bounded wait)."""
-    deadline = time.monotonic() + AUTO_APPROVE_WAIT_SECONDS
-    while True:
-        request = deps().store.get_request(request_id)
-        if request.status != RequestStatus.PENDING or time.monotonic() > deadline:
-            return request
-        time.sleep(0.1)
 
 
 @cache
@@ -138,7 +120,8 @@ def _idempotent_create() -> Any:
         table_name=d.settings.table_name,
         key_attr="pk",
         sort_key_attr="sk",
-        boto3_client=d.store.client,  # the store's client: the same timeouts and retries as every other call
+        # The store's client, on AWS: the same timeouts and retries as every other call.
+        boto3_client=d.store.client if isinstance(d.store, Store) else None,
     )
     config = IdempotencyConfig(
         event_key_jmespath="[key, principal]", payload_validation_jmespath="body", expires_after_seconds=86400
@@ -165,40 +148,12 @@ def list_requests(
 ) -> RequestList:
     """Admins see the requests of the roles they administer (and their own); everyone else their own.
 
-    A page may hold fewer than `limit` items (even none) when requests of other roles were left out:
-    follow `next` until it is absent.
+    A page holds `limit` requests unless there are no more (`next` is then absent); only when many requests in a
+    row are ones you may not see does it hold fewer, with `next` to go on from. Follow `next` until it is absent.
     """
-    d = deps()
-    caller = caller_of(router)
-    role_arn = service.resolve_role(d, role) if role else None
-    administered = set(admin.roles_for_admin(d, caller)) if not mine else set()
-    if role_arn is not None:
-        administered &= {role_arn}
-    if not administered:
-        # Only a person has requests of their own; any identity role the deployment allows may name one.
-        person = check_person(caller, d.settings.identity_role_arns)
-        page = d.store.requests_by_person(person.key, next, limit)
-        visible = [r for r in page.items if role_arn is None or r.role_arn == role_arn]
-    else:
-        if role_arn is not None:
-            page = d.store.requests_by_role(role_arn, status, next, limit)
-        elif status:
-            page = d.store.requests_by_status(status, next, limit)
-        else:
-            page = d.store.all_requests(next, limit)
-        everything = rules.is_admin(caller, d.settings.bootstrap_admins)  # bootstrap admins administer all
-        me = _person_key(caller, d)
-        visible = [r for r in page.items if everything or r.role_arn in administered or (me and r.requester.key == me)]
-    items = [r for r in visible if status is None or r.status == status]
-    return RequestList(items=[RequestView.of(r) for r in items], next=page.next)
-
-
-def _person_key(caller: Caller, d: Dependencies) -> str | None:
-    """The caller's person key, or None for a caller that is no person (it then has no requests)."""
-    try:
-        return check_person(caller, d.settings.identity_role_arns).key
-    except NotAPersonError:
-        return None
+    query = requests.RequestQuery(status, role, mine, next, limit)
+    page = requests.list_requests(deps(), caller_of(router), query)
+    return RequestList(items=[RequestView.of(r) for r in page.items], next=page.next)
 
 
 @router.get(
@@ -207,7 +162,7 @@ def _person_key(caller: Caller, d: Dependencies) -> str | None:
     responses=documented(200, "the request", {404: "`not_found`: no such request, or none you may see"}),
 )
 def get_request(request_id: str) -> RequestView:
-    return RequestView.of(service.get_request_for(deps(), caller_of(router), request_id))
+    return RequestView.of(requests.get_request_for(deps(), caller_of(router), request_id))
 
 
 @router.post(
@@ -220,7 +175,7 @@ def get_request(request_id: str) -> RequestView:
     ),
 )
 def cancel(request_id: str) -> RequestView:
-    return RequestView.of(service.cancel_request(deps(), caller_of(router), request_id))
+    return RequestView.of(requests.cancel_request(deps(), caller_of(router), request_id))
 
 
 @router.post(
@@ -238,7 +193,7 @@ def cancel(request_id: str) -> RequestView:
 )
 def revoke(request_id: str, body: Annotated[RevokeBody | None, Body()] = None) -> RequestView:
     reason = body.reason if body else None
-    return RequestView.of(service.revoke_request(deps(), caller_of(router), request_id, reason))
+    return RequestView.of(requests.revoke_request(deps(), caller_of(router), request_id, reason))
 
 
 @router.post(
@@ -255,7 +210,7 @@ def revoke(request_id: str, body: Annotated[RevokeBody | None, Body()] = None) -
     ),
 )
 def extend(request_id: str, body: Annotated[ExtendBody, Body()]) -> Response[RequestView]:
-    request = service.extend_request(
+    request = requests.extend_request(
         deps(), caller_of(router), request_id, parse_duration(body.duration), body.justification
     )
     return Response(status_code=201, content_type="application/json", body=RequestView.of(request))
@@ -268,7 +223,7 @@ def extend(request_id: str, body: Annotated[ExtendBody, Body()]) -> Response[Req
 )
 def approve(request_id: str, body: Annotated[DecisionBody | None, Body()] = None) -> RequestView:
     comment = body.comment if body else None
-    return RequestView.of(service.decide(deps(), caller_of(router), request_id, "approve", comment))
+    return RequestView.of(decisions.decide(deps(), caller_of(router), request_id, "approve", comment))
 
 
 @router.post(
@@ -278,10 +233,10 @@ def approve(request_id: str, body: Annotated[DecisionBody | None, Body()] = None
 )
 def deny(request_id: str, body: Annotated[DecisionBody | None, Body()] = None) -> RequestView:
     comment = body.comment if body else None
-    return RequestView.of(service.decide(deps(), caller_of(router), request_id, "deny", comment))
+    return RequestView.of(decisions.decide(deps(), caller_of(router), request_id, "deny", comment))
 
 
 @router.get("/approvals", summary="Pending requests you may decide", responses=documented(200, "the requests", {}))
 def approvals() -> RequestList:
-    pending = service.pending_for_approver(deps(), caller_of(router))
+    pending = decisions.pending_for_approver(deps(), caller_of(router))
     return RequestList(items=[RequestView.of(r) for r in pending])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
@@ -10,11 +9,10 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from trustgate import admin, service
 from trustgate.api.common import caller_of, deps, documented
-from trustgate.errors import ForbiddenError, ValidationError
-from trustgate.identity import caller_for_arn, switch_role_url
-from trustgate.models import RequestView, RolePolicy, UtcDatetime
+from trustgate.app import access, roles
+from trustgate.core.identity import switch_role_url
+from trustgate.core.models import RequestView, RolePolicy, UtcDatetime
 
 router = Router()
 
@@ -80,42 +78,10 @@ class RevocationResult(BaseModel):
     was_until: UtcDatetime | None = Field(description="when the person's access would have ended without the revoke")
 
 
-# Person keys as `identity.person_of` builds them (lower-case). A key is matched exactly, never as a pattern,
-# so wildcards are refused rather than silently matching nobody.
-_PERSON_KEY = re.compile(r"^(iam:\d{12}:[\w+=,.@-]+|idc:[\w+=,.@-]+|role:[\w+=,.@-]+)$")
-
-
-def _checked_principal(principal: str) -> str:
-    """`principal` as the service takes it: a person key (lower-cased, as keys are built), or an ARN of a person."""
-    text = principal.strip()
-    if text.split(":", 1)[0].lower() in ("iam", "idc", "role"):
-        if not _PERSON_KEY.match(text.lower()):
-            raise ValidationError(
-                f"principal: {principal!r} is not a person key like iam:111122223333:alice, idc:alice or "
-                "role:alice@example.com"
-            )
-        return text.lower()
-    try:  # the same checks as for a caller: partition, allowed accounts, Identity Center trust
-        caller_for_arn(text, deps().settings.caller_policy()).person  # noqa: B018 - validates
-    except ForbiddenError as error:  # includes an ARN that is no person (root, other partitions)
-        raise ValidationError(
-            f"principal: {principal!r} is neither an IAM user or role-session ARN of this deployment nor a "
-            f"person key (iam:<account>:<user>, idc:<user>, role:<session>): {error.message}"
-        ) from error
-    return text
-
-
 _ROLE_ERRORS: dict[int, str | None] = {
     403: "`forbidden`: you are not an admin of the role",
     404: "`not_found`: the role is not one TrustGate manages",
 }
-
-
-def _admin_role(role: str) -> str:
-    d = deps()
-    role_arn = service.resolve_role(d, role)
-    service.check_admin(d, caller_of(router), role_arn)
-    return role_arn
 
 
 @router.get(
@@ -124,24 +90,17 @@ def _admin_role(role: str) -> str:
     responses=documented(200, "the roles", {403: "`forbidden`: you administer no role"}),
 )
 def list_roles() -> RoleList:
-    d = deps()
-    caller = caller_of(router)
-    arns = admin.roles_for_admin(d, caller)
-    if not arns:
-        service.check_admin(d, caller)  # 403 for someone who administers nothing
-    items = []
-    for arn in arns:
-        overview = admin.role_overview(d, arn)
-        items.append(
-            RoleSummary(
-                role_arn=arn,
-                mode=overview.mode,
-                active_grants=len(overview.active_grants),
-                trust_policy_chars=overview.trust_policy_chars,
-                trust_policy_quota=overview.trust_policy_quota,
-                switch_url=switch_role_url(arn),
-            )
+    items = [
+        RoleSummary(
+            role_arn=overview.role_arn,
+            mode=overview.mode,
+            active_grants=len(overview.active_grants),
+            trust_policy_chars=overview.trust_policy_chars,
+            trust_policy_quota=overview.trust_policy_quota,
+            switch_url=switch_role_url(overview.role_arn),
         )
+        for overview in roles.administered_roles(deps(), caller_of(router))
+    ]
     return RoleList(items=items)
 
 
@@ -152,11 +111,11 @@ def list_roles() -> RoleList:
 )
 def get_role(role: str) -> RoleDetail:
     d = deps()
-    overview = admin.role_overview(d, _admin_role(role))
+    overview = roles.role_overview(d, caller_of(router), access.resolve_role(d, role))
     return RoleDetail(
         role_arn=overview.role_arn,
         mode=overview.mode,
-        policy=admin.policy_view(d, overview.role_arn),
+        policy=overview.policy,
         trust_policy=overview.trust_policy,
         trust_policy_chars=overview.trust_policy_chars,
         trust_policy_quota=overview.trust_policy_quota,
@@ -170,7 +129,7 @@ def get_role(role: str) -> RoleDetail:
     responses=documented(200, "the policy", _ROLE_ERRORS),
 )
 def get_policy(role: str) -> Response[dict[str, Any]]:
-    view = admin.policy_view(deps(), _admin_role(role))
+    view = roles.policy_view(deps(), caller_of(router), access.resolve_role(deps(), role))
     # The ETag is the stored version: send it back in If-Match when you PUT, so a concurrent change is not lost.
     return Response(200, content_type="application/json", body=view, headers={"ETag": f'"{view["version"]}"'})
 
@@ -195,8 +154,13 @@ def get_policy(role: str) -> Response[dict[str, Any]]:
 def put_policy(
     role: str, body: Annotated[RolePolicy, Body()], dry_run: Annotated[bool, Query()] = False
 ) -> PolicyChangeResult:
-    change = admin.change_policy(
-        deps(), caller_of(router), _admin_role(role), body, dry_run=dry_run, if_match=_if_match()
+    change = roles.change_policy(
+        deps(),
+        caller_of(router),
+        access.resolve_role(deps(), role),
+        body,
+        dry_run=dry_run,
+        if_match=router.current_event.headers.get("If-Match"),
     )
     return PolicyChangeResult(
         policy=change.policy.model_dump(mode="json", exclude_defaults=True),
@@ -206,22 +170,6 @@ def put_policy(
         revoked_requests=[RequestView.of(r) for r in change.revoked],
         version=change.version,
     )
-
-
-def _if_match() -> int | None:
-    """The policy version an `If-Match` header names (the ETag GET returned); None without one, or for `*`.
-
-    Optional, so older clients keep working; the trustgate CLI always sends it.
-    """
-    raw = router.current_event.get_header_value("If-Match")
-    if raw is None or raw.strip() in ("", "*"):
-        return None
-    tag = raw.strip().removeprefix("W/").strip('"')
-    if not re.fullmatch(r"[0-9]{1,12}", tag):  # ASCII digits: str.isdigit() accepts '²', which int() refuses
-        raise ValidationError(
-            f'If-Match: {raw[:40]!r} is not an ETag GET /roles/{{role}}/policy returned, such as "3" (its version)'
-        )
-    return int(tag)
 
 
 @router.post(
@@ -234,7 +182,7 @@ def _if_match() -> int | None:
     ),
 )
 def sync(role: str) -> SyncOutcome:
-    result = admin.sync_now(deps(), caller_of(router), _admin_role(role))
+    result = roles.sync_now(deps(), caller_of(router), access.resolve_role(deps(), role))
     return SyncOutcome(
         changed=result.changed,
         trust_policy=result.after,
@@ -258,10 +206,9 @@ def sync(role: str) -> SyncOutcome:
     ),
 )
 def revoke_person(role: str, body: Annotated[RevokePersonBody, Body()]) -> RevocationResult:
-    role_arn = _admin_role(role)
-    principal = _checked_principal(body.principal)
+    role_arn = access.resolve_role(deps(), role)
     reason = (body.reason or "").strip() or None
-    revocation = service.revoke_person(deps(), caller_of(router), role_arn, principal, reason)
+    revocation = roles.revoke_person(deps(), caller_of(router), role_arn, body.principal, reason)
     return RevocationResult(
         role_arn=revocation.role_arn,
         person=revocation.person,

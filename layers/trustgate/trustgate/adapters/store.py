@@ -1,0 +1,685 @@
+"""DynamoDB adapter: requests (which are also the grants), audit, role policies, locks, approval tokens.
+
+One table; the key layout is in docs/architecture.md. `ClientError` codes become domain errors here.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from trustgate.adapters.throttling import throttling_in
+from trustgate.core.clock import parse_rfc3339, to_rfc3339
+from trustgate.core.errors import ConflictError, InvalidCursorError, LockTimeoutError, NotFoundError, ThrottledError
+from trustgate.core.models import STORED, AccessRequest, AuditEvent, RequestStatus, RolePolicy
+from trustgate.core.records import Page, StoredPolicy, SyncQueue, iterate_pages
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+PAGE_LIMIT = 50
+DECISION_LEASE = timedelta(seconds=60)  # a decision's sender has this long before another may send it
+_INDEX_KEYS = {
+    "ByRole": ("gsi1pk", "gsi1sk"),
+    "ByPrincipal": ("gsi2pk", "gsi2sk"),
+    "ByStatus": ("gsi3pk", "gsi3sk"),
+    "ByKind": ("gsi4pk", "gsi4sk"),
+}
+
+
+def _to_item(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: _serializer.serialize(value) for key, value in values.items() if value is not None}
+
+
+def _from_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    def plain(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return int(value) if value == value.to_integral_value() else float(value)
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return {key: plain(_deserializer.deserialize(value)) for key, value in item.items()}
+
+
+def encode_cursor(key: Mapping[str, Any] | None) -> str | None:
+    return base64.urlsafe_b64encode(json.dumps(key).encode()).decode() if key else None
+
+
+MAX_CURSOR = 2048  # a real cursor is a few hundred characters: four short keys
+
+
+def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
+    if not cursor:
+        return None
+    if len(cursor) > MAX_CURSOR:
+        raise InvalidCursorError()
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, RecursionError) as error:  # not base64, not UTF-8, not JSON, or absurdly nested
+        raise InvalidCursorError() from error
+    if not isinstance(decoded, dict):
+        raise InvalidCursorError()
+    return decoded
+
+
+def _request_keys(request: AccessRequest) -> dict[str, Any]:
+    created = f"{to_rfc3339(request.created_at)}#{request.id}"
+    return {
+        "pk": f"REQUEST#{request.id}",
+        "sk": "REQUEST",
+        "gsi1pk": f"ROLE#{request.role_arn}",
+        "gsi1sk": f"{request.status.value}#{created}",
+        "gsi2pk": f"PERSON#{request.requester.key}",
+        "gsi2sk": created,
+        "gsi3pk": f"STATUS#{request.status.value}",
+        "gsi3sk": created,
+        "gsi4pk": "REQUEST",
+        "gsi4sk": created,
+    }
+
+
+def _open_key(request: AccessRequest) -> dict[str, str]:
+    """The marker a person's one open request on a role holds."""
+    return {"pk": f"OPEN#{request.role_arn}#{request.requester.key}", "sk": "OPEN"}
+
+
+def request_item(request: AccessRequest) -> dict[str, Any]:
+    """The DynamoDB item (typed attribute values) of a request."""
+    return _to_item({**request.model_dump(mode="json", exclude_none=True), **_request_keys(request)})
+
+
+def audit_item(event: AuditEvent) -> dict[str, Any]:
+    at = f"{to_rfc3339(event.at)}#{event.id}"
+    keys: dict[str, Any] = {"pk": f"AUDIT#{event.id}", "sk": "AUDIT", "gsi4pk": "AUDIT", "gsi4sk": at}
+    if event.role_arn:
+        keys |= {"gsi1pk": f"AUDITROLE#{event.role_arn}", "gsi1sk": at}
+    body = event.model_dump(mode="json", exclude_none=True)
+    # Nested before/after documents are stored as JSON text: they are read whole, never queried.
+    for key in ("before", "after", "detail"):
+        if key in body:
+            body[key] = json.dumps(body[key], separators=(",", ":"))
+    return _to_item({**body, **keys})
+
+
+def _audit_from(item: Mapping[str, Any]) -> AuditEvent:
+    values = _from_item(item)
+    for key in ("before", "after", "detail"):
+        if isinstance(values.get(key), str):
+            values[key] = json.loads(values[key])
+    return AuditEvent.model_validate({k: v for k, v in values.items() if k in AuditEvent.model_fields})
+
+
+def _request_from(item: Mapping[str, Any]) -> AccessRequest:
+    values = _from_item(item)
+    return AccessRequest.model_validate({k: v for k, v in values.items() if k in AccessRequest.model_fields})
+
+
+BATCH_GET_LIMIT = 100  # DynamoDB's most keys in one BatchGetItem
+BATCH_GET_ATTEMPTS = 5
+
+
+def _request_key(request_id: str) -> dict[str, Any]:
+    return _to_item({"pk": f"REQUEST#{request_id}", "sk": "REQUEST"})
+
+
+def _token_key(token_hash: str) -> dict[str, Any]:
+    return _to_item({"pk": f"TOKEN#{token_hash}", "sk": "TOKEN"})
+
+
+def _lock_key(name: str) -> dict[str, Any]:
+    return _to_item({"pk": f"LOCK#{name}", "sk": "LOCK"})
+
+
+class Store:
+    """Typed access to the TrustGate table."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self.client = client
+        self.table = table_name
+
+    # -- requests ---------------------------------------------------------------------------------
+
+    def create_request(self, request: AccessRequest, audit: AuditEvent) -> None:
+        """Write a new request and its audit record together; a request id is never reused."""
+        writes: list[dict[str, Any]] = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": request_item(request),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            self._audit_put(audit),
+        ]
+        if request.status == RequestStatus.PENDING:
+            # One open request per person per role, atomically: a marker only one request can hold.
+            marker = {**_open_key(request), "request_id": request.id}
+            writes.append(
+                {
+                    "Put": {
+                        "TableName": self.table,
+                        "Item": _to_item(marker),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                }
+            )
+        try:
+            self._transact(writes, conflict=f"request {request.id} already exists")
+        except ConflictError as error:
+            raise ConflictError(
+                f"{request.requester.label} already has a request open for {request.role_arn}; wait for its "
+                "decision or cancel it before asking again",
+                code="request_pending",
+            ) from error
+
+    def get_request(self, request_id: str) -> AccessRequest:
+        response = self.client.get_item(TableName=self.table, Key=_request_key(request_id), ConsistentRead=True)
+        if "Item" not in response:
+            raise NotFoundError(f"no request {request_id}; list yours with GET /requests?mine=true")
+        return _request_from(response["Item"])
+
+    def replace_request(self, before: AccessRequest, after: AccessRequest, audit: AuditEvent | None) -> None:
+        """Write `after` only if the stored request is still `before` (optimistic concurrency on `version`)."""
+        if after.version != before.version + 1:
+            raise ValueError("replace_request needs after.version == before.version + 1")
+        writes: list[dict[str, Any]] = [self._request_update(after, before.version)]
+        if before.status == RequestStatus.PENDING and after.status != RequestStatus.PENDING:
+            writes.append({"Delete": {"TableName": self.table, "Key": _to_item(_open_key(before))}})
+        if audit:
+            writes.append(self._audit_put(audit))
+        self._transact(writes, conflict=f"request {before.id} changed meanwhile; read it again")
+
+    def _request_update(self, after: AccessRequest, expected_version: int) -> dict[str, Any]:
+        """An Update (not a Put) so attributes outside the model, like the task token, survive."""
+        item = request_item(after)
+        values = {key: value for key, value in item.items() if key not in ("pk", "sk")}
+        cleared = [name for name in AccessRequest.model_fields if name not in item]
+        names = {f"#a{i}": key for i, key in enumerate([*values, *cleared])}
+        placeholders = {key: f"#a{i}" for i, key in enumerate([*values, *cleared])}
+        expression = "SET " + ", ".join(f"{placeholders[key]} = :v{i}" for i, key in enumerate(values))
+        if cleared:
+            expression += " REMOVE " + ", ".join(placeholders[key] for key in cleared)
+        attribute_values = {f":v{i}": value for i, value in enumerate(values.values())}
+        attribute_values[":expected"] = _serializer.serialize(expected_version)
+        names["#version"] = "version"
+        return {
+            "Update": {
+                "TableName": self.table,
+                "Key": {"pk": item["pk"], "sk": item["sk"]},
+                "UpdateExpression": expression,
+                "ConditionExpression": "#version = :expected",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": attribute_values,
+            }
+        }
+
+    def get_requests(self, request_ids: Iterable[str]) -> list[AccessRequest]:
+        """The requests as stored now (consistent reads, 100 a call, in no particular order); ids that name no
+        request are left out. Keys DynamoDB leaves unprocessed (too busy) are asked again, a few times."""
+        keys = [_request_key(i) for i in dict.fromkeys(request_ids)]
+        found: list[AccessRequest] = []
+        for start in range(0, len(keys), BATCH_GET_LIMIT):
+            pending: list[dict[str, Any]] = keys[start : start + BATCH_GET_LIMIT]
+            for attempt in range(BATCH_GET_ATTEMPTS):
+                response = self.client.batch_get_item(
+                    RequestItems={self.table: {"Keys": pending, "ConsistentRead": True}}
+                )
+                found += [_request_from(item) for item in response.get("Responses", {}).get(self.table, [])]
+                unprocessed = response.get("UnprocessedKeys", {}).get(self.table)
+                pending = [dict(key) for key in unprocessed["Keys"]] if unprocessed else []
+                if not pending:
+                    break
+                time.sleep(0.05 * 2**attempt)
+            if pending:
+                raise ThrottledError()
+        return found
+
+    def set_task_token(self, request_id: str, token: str) -> None:
+        self.client.update_item(
+            TableName=self.table,
+            Key=_request_key(request_id),
+            UpdateExpression="SET task_token = :t",
+            ExpressionAttributeValues=_to_item({":t": token}),
+        )
+
+    def get_task_token(self, request_id: str) -> str | None:
+        response = self.client.get_item(
+            TableName=self.table,
+            Key=_request_key(request_id),
+            ProjectionExpression="task_token",
+            ConsistentRead=True,
+        )
+        token = _from_item(response.get("Item", {})).get("task_token")
+        return token if isinstance(token, str) else None
+
+    def claim_decision_delivery(self, request_id: str, now: datetime, lease: timedelta = DECISION_LEASE) -> bool:
+        """A lease on handing the decision to the waiting flow: True for whoever may send it now.
+
+        Taken before the send, so two deciders racing do not both send; a sender that dies before sending
+        leaves a lease that lapses, after which the reconciler sends it. (Sending twice is harmless: the flow
+        ignores a token that already finished.)"""
+        return (
+            self._update_if(
+                _request_key(request_id),
+                "SET decision_claimed_at = :now",
+                "attribute_exists(pk) AND (attribute_not_exists(decision_claimed_at) OR decision_claimed_at < :stale)",
+                {":now": to_rfc3339(now), ":stale": to_rfc3339(now - lease)},
+            )
+            is not None
+        )
+
+    def release_decision_delivery(self, request_id: str, claimed_at: datetime) -> None:
+        """Give back a lease whose send failed, so the next try (the reconciler's) need not wait for it to lapse;
+        a lease someone else took since is theirs."""
+        self._update_if(
+            _request_key(request_id),
+            "REMOVE decision_claimed_at",
+            "decision_claimed_at = :claimed",
+            {":claimed": to_rfc3339(claimed_at)},
+        )
+
+    def requests_by_role(
+        self, role_arn: str, status: RequestStatus | None = None, cursor: str | None = None, limit: int = PAGE_LIMIT
+    ) -> Page[AccessRequest]:
+        condition = "gsi1pk = :pk"
+        values: dict[str, Any] = {":pk": f"ROLE#{role_arn}"}
+        if status:
+            condition += " AND begins_with(gsi1sk, :prefix)"
+            values[":prefix"] = f"{status.value}#"
+        return self._query_requests("ByRole", condition, values, cursor, limit)
+
+    def requests_by_person(
+        self, person_key: str, cursor: str | None = None, limit: int = PAGE_LIMIT
+    ) -> Page[AccessRequest]:
+        """A person's requests, whichever of their identities made them, newest first."""
+        return self._query_requests("ByPrincipal", "gsi2pk = :pk", {":pk": f"PERSON#{person_key}"}, cursor, limit)
+
+    def requests_by_status(
+        self, status: RequestStatus, cursor: str | None = None, limit: int = PAGE_LIMIT
+    ) -> Page[AccessRequest]:
+        return self._query_requests("ByStatus", "gsi3pk = :pk", {":pk": f"STATUS#{status.value}"}, cursor, limit)
+
+    def all_requests(self, cursor: str | None = None, limit: int = PAGE_LIMIT) -> Page[AccessRequest]:
+        return self._query_requests("ByKind", "gsi4pk = :pk", {":pk": "REQUEST"}, cursor, limit)
+
+    def active_grants(self, role_arn: str) -> list[AccessRequest]:
+        """Every active grant of a role (one indexed query per page; never a table scan)."""
+        return list(iterate_pages(lambda cursor: self.requests_by_role(role_arn, RequestStatus.ACTIVE, cursor, 500)))
+
+    def recent_grants(
+        self, role_arn: str, statuses: Iterable[RequestStatus], created_since: datetime
+    ) -> list[AccessRequest]:
+        """A role's active grants, plus its grants in the other `statuses` requested since `created_since`."""
+        found: list[AccessRequest] = []
+        condition = "gsi1pk = :pk AND gsi1sk BETWEEN :from AND :to"
+        for status in statuses:
+            if status == RequestStatus.ACTIVE:
+                found.extend(self.active_grants(role_arn))
+                continue
+            values = {
+                ":pk": f"ROLE#{role_arn}",
+                ":from": f"{status.value}#{to_rfc3339(created_since)}",
+                ":to": f"{status.value}#~",
+            }
+            found.extend(self._all_requests("ByRole", condition, values))
+        return found
+
+    def _all_requests(self, index: str, condition: str, values: dict[str, Any]) -> list[AccessRequest]:
+        return list(iterate_pages(lambda cursor: self._query_requests(index, condition, values, cursor, 500)))
+
+    def _query_requests(
+        self, index: str, condition: str, values: dict[str, Any], cursor: str | None, limit: int
+    ) -> Page[AccessRequest]:
+        items, next_key = self._query(index, condition, values, cursor, limit)
+        return Page([_request_from(item) for item in items], next_key)
+
+    def _query(
+        self,
+        index: str,
+        condition: str,
+        values: dict[str, Any],
+        cursor: str | None,
+        limit: int,
+        filter_expression: str | None = None,
+        forward: bool = False,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "IndexName": index,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": _to_item(values),
+            "ScanIndexForward": forward,
+            "Limit": limit,
+        }
+        if filter_expression:
+            kwargs["FilterExpression"] = filter_expression
+        start = decode_cursor(cursor)
+        if start:
+            _check_cursor(start, index, values)
+            kwargs["ExclusiveStartKey"] = _to_item(start)
+        try:
+            response = self.client.query(**kwargs)
+        except ClientError as error:  # a cursor this API never issued: bad input, not a crash
+            if start and error.response["Error"]["Code"] == "ValidationException":
+                raise InvalidCursorError() from error
+            raise
+        last = response.get("LastEvaluatedKey")
+        return list(response.get("Items", [])), encode_cursor(_from_item(last) if last else None)
+
+    # -- audit ------------------------------------------------------------------------------------
+
+    def put_audit(self, event: AuditEvent) -> None:
+        self.client.transact_write_items(TransactItems=[self._audit_put(event)])  # type: ignore[list-item]
+
+    def put_audit_once(self, event: AuditEvent) -> bool:
+        """Record an event under the id it was given; False when a record with that id already exists."""
+        try:
+            self._transact([self._audit_put(event)], conflict="already recorded")
+        except ConflictError as error:
+            if throttling_in(error) is not None:  # the table was busy: nothing was recorded, not a duplicate
+                raise
+            return False
+        return True
+
+    def audit_events(
+        self,
+        role_arn: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        actor: str | None = None,
+        cursor: str | None = None,
+        limit: int = PAGE_LIMIT,
+    ) -> Page[AuditEvent]:
+        index, condition = ("ByRole", "gsi1pk = :pk") if role_arn else ("ByKind", "gsi4pk = :pk")
+        sort_key = "gsi1sk" if role_arn else "gsi4sk"
+        values: dict[str, Any] = {":pk": f"AUDITROLE#{role_arn}" if role_arn else "AUDIT"}
+        low = to_rfc3339(since) if since else "0"
+        high = to_rfc3339(until) + "~" if until else "~"  # '~' sorts after every '#<id>' suffix
+        condition += f" AND {sort_key} BETWEEN :from AND :to"
+        values |= {":from": low, ":to": high}
+        filter_expression = None
+        if actor:
+            filter_expression = "actor = :actor"
+            values[":actor"] = actor
+        items, next_key = self._query(index, condition, values, cursor, limit, filter_expression)
+        return Page([_audit_from(item) for item in items], next_key)
+
+    def _audit_put(self, event: AuditEvent) -> dict[str, Any]:
+        return {
+            "Put": {
+                "TableName": self.table,
+                "Item": audit_item(event),
+                "ConditionExpression": "attribute_not_exists(pk)",  # append-only
+            }
+        }
+
+    # -- role policies ----------------------------------------------------------------------------
+
+    def get_role_policy(self, role_arn: str) -> tuple[RolePolicy, int]:
+        """The stored policy and its version (0 and all defaults when none was ever saved)."""
+        stored = self.get_stored_policy(role_arn)
+        return stored.policy, stored.version
+
+    def get_stored_policy(self, role_arn: str) -> StoredPolicy:
+        """The stored policy with its version and what TrustGate keeps on record with it."""
+        response = self.client.get_item(
+            TableName=self.table, Key=_to_item({"pk": f"ROLE#{role_arn}", "sk": "POLICY"}), ConsistentRead=True
+        )
+        if "Item" not in response:
+            return StoredPolicy(RolePolicy(), 0)
+        values = _from_item(response["Item"])
+        hand_written = values.get("hand_written")
+        return StoredPolicy(
+            RolePolicy.model_validate_json(values["policy"], context=STORED),  # see models.STORED
+            int(values["version"]),
+            tuple(json.loads(hand_written)) if hand_written is not None else None,
+            values.get("unrenderable"),
+            parse_rfc3339(values["changed_at"]) if values.get("changed_at") else None,
+        )
+
+    def put_role_policy(
+        self,
+        role_arn: str,
+        policy: RolePolicy,
+        expected_version: int,
+        audit: AuditEvent,
+        hand_written: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Replace the policy if it is still at `expected_version` (which also clears `unrenderable`)."""
+        item = _to_item(
+            {
+                "pk": f"ROLE#{role_arn}",
+                "sk": "POLICY",
+                "policy": policy.model_dump_json(exclude_defaults=True),
+                "version": expected_version + 1,
+                "hand_written": json.dumps(list(hand_written)) if hand_written is not None else None,
+                "changed_at": to_rfc3339(audit.at),
+            }
+        )
+        condition = "attribute_not_exists(pk)" if expected_version == 0 else "#v = :v"
+        put: dict[str, Any] = {"TableName": self.table, "Item": item, "ConditionExpression": condition}
+        if expected_version:
+            put["ExpressionAttributeNames"] = {"#v": "version"}
+            put["ExpressionAttributeValues"] = _to_item({":v": expected_version})
+        self._transact(
+            [{"Put": put}, self._audit_put(audit)], conflict="the role policy changed meanwhile; read it again"
+        )
+
+    def mark_policy_unrenderable(self, role_arn: str, version: int, reason: str, audit: AuditEvent) -> bool:
+        """Note that this version of the policy no longer renders (until it is saved again); False if already
+        noted or the policy changed meanwhile. The audit record is written with the note, or not at all."""
+        update = {
+            "Update": {
+                "TableName": self.table,
+                "Key": _to_item({"pk": f"ROLE#{role_arn}", "sk": "POLICY"}),
+                "UpdateExpression": "SET unrenderable = :why",
+                "ConditionExpression": "#v = :v AND attribute_not_exists(unrenderable)",
+                "ExpressionAttributeNames": {"#v": "version"},
+                "ExpressionAttributeValues": _to_item({":v": version, ":why": reason}),
+            }
+        }
+        try:
+            self._transact([update, self._audit_put(audit)], conflict="the role policy changed meanwhile")
+        except ConflictError as error:
+            if throttling_in(error) is not None:  # the table was busy: nothing was noted
+                raise
+            return False
+        return True
+
+    # -- role locks and sync queues --------------------------------------------------------------
+    # One item per role (`LOCK#<role>`) holds its lock and its sync queue: a waiter learns from one read both
+    # whether its change was synced and whether the lock is free (see sync.sync_role).
+
+    def try_lock(self, name: str, owner: str, now: datetime, lease_until: datetime) -> bool:
+        """Take a lease unless someone else holds an unexpired one (a dead holder's lease just runs out)."""
+        return (
+            self._update_if(
+                _lock_key(name),
+                "SET #o = :owner, lease_until = :lease REMOVE expiration",
+                "attribute_not_exists(lease_until) OR lease_until < :now OR #o = :owner",
+                {":now": to_rfc3339(now), ":owner": owner, ":lease": to_rfc3339(lease_until)},
+            )
+            is not None
+        )
+
+    def unlock(self, name: str, owner: str) -> None:
+        # A lease someone else holds now is theirs (ours had lapsed): nothing to release.
+        self._update_if(_lock_key(name), "REMOVE #o, lease_until", "#o = :owner", {":owner": owner})
+
+    def renew_lock(self, name: str, owner: str, lease_until: datetime) -> None:
+        """Extend a lease only while still its holder: once another took the lock (and maybe released it), a
+        holder that stalled must not take it back (LockTimeoutError)."""
+        self._update_held(name, owner, "SET lease_until = :lease", {":lease": to_rfc3339(lease_until)})
+
+    def mark_dirty(self, name: str, activate: Sequence[str] = (), changed: Sequence[str] = ()) -> int:
+        """Record that a change waits for a sync of the role; returns its ticket (the queue's new count)."""
+        sets = [f"{field} :{field}" for field, ids in (("activate", activate), ("changed", changed)) if ids]
+        values: dict[str, Any] = {":one": 1}
+        values |= {f":{field}": set(ids) for field, ids in (("activate", activate), ("changed", changed)) if ids}
+        response = self.client.update_item(
+            TableName=self.table,
+            Key=_lock_key(name),
+            UpdateExpression="ADD " + ", ".join(["wanted :one", *sets]),
+            ExpressionAttributeValues=_to_item(values),
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"]["wanted"]["N"])
+
+    def sync_queue(self, name: str) -> SyncQueue:
+        """The role's lock and queue, read consistently."""
+        item = self.client.get_item(TableName=self.table, Key=_lock_key(name), ConsistentRead=True).get("Item")
+        values = _from_item(item) if item else {}
+        lease = values.get("lease_until")
+        return SyncQueue(
+            wanted=int(values.get("wanted", 0)),
+            done=int(values.get("done", 0)),
+            activate=frozenset(values.get("activate", ())),
+            changed=frozenset(values.get("changed", ())),
+            owner=values.get("owner"),
+            lease_until=parse_rfc3339(lease) if lease else None,
+            intent=json.loads(values["intent"]) if "intent" in values else None,
+        )
+
+    def record_intent(self, name: str, owner: str, intent: Mapping[str, Any]) -> None:
+        """Before IAM is written: what is about to be written, so a crash before its audit is recovered."""
+        self._update_held(name, owner, "SET intent = :intent", {":intent": json.dumps(intent, sort_keys=True)})
+
+    def finish_round(self, name: str, owner: str, done: int, served: Iterable[str], *, keep_intent: bool) -> int:
+        """A round verified every change up to `done`: take what it served off the queue; returns `wanted`."""
+        ids = set(served)
+        expression = "SET done = :done" + ("" if keep_intent else " REMOVE intent")
+        if ids:
+            expression += " DELETE activate :ids, changed :ids"
+        values: dict[str, Any] = {":done": done} | ({":ids": ids} if ids else {})
+        attributes = self._update_held(name, owner, expression, values, "ALL_NEW")
+        return int(attributes.get("wanted", {}).get("N", done))
+
+    def clear_intent(self, name: str, owner: str) -> None:
+        self._update_held(name, owner, "REMOVE intent", {})
+
+    def _update_held(
+        self, name: str, owner: str, expression: str, values: Mapping[str, Any], returns: str = "NONE"
+    ) -> dict[str, Any]:
+        """An update only the lock's holder may make: a holder whose lease lapsed must not write over another's."""
+        attributes = self._update_if(_lock_key(name), expression, "#o = :owner", {**values, ":owner": owner}, returns)
+        if attributes is None:
+            raise LockTimeoutError(f"the lock on {name} lapsed while its holder was still syncing; retry")
+        return attributes
+
+    # -- approval tokens --------------------------------------------------------------------------
+
+    def put_token(self, token_hash: str, values: Mapping[str, Any], expires_at: datetime) -> None:
+        self.client.put_item(
+            TableName=self.table,
+            Item=_to_item(
+                {
+                    "pk": f"TOKEN#{token_hash}",
+                    "sk": "TOKEN",
+                    **values,
+                    "expires_at": to_rfc3339(expires_at),
+                    "expiration": int(expires_at.timestamp()) + 86400,
+                }
+            ),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+
+    def get_token(self, token_hash: str) -> dict[str, Any] | None:
+        response = self.client.get_item(TableName=self.table, Key=_token_key(token_hash), ConsistentRead=True)
+        return _from_item(response["Item"]) if "Item" in response else None
+
+    def use_token(self, token_hash: str, now: datetime) -> bool:
+        """Mark a token used; False if it was already used (single use, atomically)."""
+        return (
+            self._update_if(
+                _token_key(token_hash),
+                "SET used_at = :now",
+                "attribute_exists(pk) AND attribute_not_exists(used_at)",
+                {":now": to_rfc3339(now)},
+            )
+            is not None
+        )
+
+    def release_token(self, token_hash: str, used_at: datetime) -> bool:
+        """Give back a link spent by a decision that was not recorded (AWS too busy): False when the link was
+        used again since, or the release itself could not be written."""
+        return (
+            self._update_if(_token_key(token_hash), "REMOVE used_at", "used_at = :at", {":at": to_rfc3339(used_at)})
+            is not None
+        )
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _update_if(
+        self,
+        key: Mapping[str, Any],
+        expression: str,
+        condition: str,
+        values: Mapping[str, Any],
+        returns: str = "NONE",
+    ) -> dict[str, Any] | None:
+        """A conditional update: the attributes asked for in `returns` ({} for none), or None when the
+        condition did not hold (and nothing was written). `#o` always names the attribute `owner`."""
+        names = {"#o": "owner"} if "#o" in expression + condition else {}
+        try:
+            response = self.client.update_item(
+                TableName=self.table,
+                Key=dict(key),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeValues=_to_item(values),
+                ReturnValues=returns,  # type: ignore[arg-type]
+                **({"ExpressionAttributeNames": names} if names else {}),  # type: ignore[arg-type]
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+        return dict(response.get("Attributes", {}))
+
+    def _transact(self, writes: list[dict[str, Any]], conflict: str) -> None:
+        try:
+            self.client.transact_write_items(TransactItems=writes)  # type: ignore[arg-type]
+        except ClientError as error:
+            if error.response["Error"]["Code"] in ("TransactionCanceledException", "ConditionalCheckFailedException"):
+                raise ConflictError(conflict) from error
+            raise
+
+    # -- reconciler sweeps --------------------------------------------------------------------------
+
+    def requests_by_status_since(self, status: RequestStatus, created_since: datetime) -> list[AccessRequest]:
+        """Every request in `status` made since `created_since` (one `ByStatus` query per page)."""
+        condition = "gsi3pk = :pk AND gsi3sk BETWEEN :from AND :to"
+        values = {":pk": f"STATUS#{status.value}", ":from": to_rfc3339(created_since), ":to": "~"}
+        return self._all_requests("ByStatus", condition, values)
+
+
+def _check_cursor(start: Mapping[str, Any], index: str, values: Mapping[str, Any]) -> None:
+    """Only a key of this index and this query, as the API returned it, is a cursor: anything else is bad input.
+
+    A key of another partition (another person's or role's listing) or outside the queried time range
+    would make DynamoDB start somewhere this query never reaches.
+    """
+    partition, sort = _INDEX_KEYS.get(index, ("", ""))
+    if set(start) != {"pk", "sk", partition, sort} or not all(isinstance(v, str) and v for v in start.values()):
+        raise InvalidCursorError()
+    if start[partition] != values.get(":pk"):
+        raise InvalidCursorError("the `next` cursor belongs to another listing; start again without it")
+    # The sort-key conditions queries use: `BETWEEN :from AND :to` and `begins_with(…, :prefix)`.
+    inside = (":from" not in values or values[":from"] <= start[sort] <= values[":to"]) and (
+        ":prefix" not in values or start[sort].startswith(values[":prefix"])
+    )
+    if not inside:
+        raise InvalidCursorError("the `next` cursor lies outside what this listing asks for; start again without it")

@@ -1,0 +1,128 @@
+"""What follows a recorded change and may never undo it: flows resumed, schedules made, people told, events published."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from trustgate.adapters.observability import count, logger
+from trustgate.app.sync import (
+    SyncResult,
+    sync_role,
+)
+from trustgate.app.transitions import publish_quietly
+from trustgate.core import messages
+from trustgate.core.errors import (
+    TrustGateError,
+)
+from trustgate.core.identity import person_of
+from trustgate.core.messages import Notification
+from trustgate.core.models import AccessRequest, AuditEvent, RequestStatus
+from trustgate.core.ports import Dependencies
+from trustgate.core.rules import (
+    same_human,
+)
+
+REMINDER_BEFORE = timedelta(minutes=10)
+
+
+REMINDER_MIN_DURATION = timedelta(minutes=30)  # a shorter grant needs no separate reminder
+
+
+def resume_flow(deps: Dependencies, request: AccessRequest, decision: Literal["approve", "deny", "cancelled"]) -> bool:
+    """Hand a decision to the waiting flow, whichever side (API, notify step, reconciler) gets there last; True
+    when this call sent it. The send is leased, not claimed for good: if this process dies before sending, the
+    reconciler sends it once the lease lapses (a second send to a finished task is ignored)."""
+    claimed_at = deps.clock.now()
+    try:
+        token = deps.store.get_task_token(request.id)
+        if not token:
+            return False  # the flow is not waiting yet: its notify step finds the decision on the request
+        if not deps.store.claim_decision_delivery(request.id, claimed_at):
+            return False
+    except Exception:  # the decision is recorded: it must not fail for this; the reconciler delivers it
+        logger.exception("could not hand a decision to the flow", extra={"request_id": request.id})
+        return False
+    try:
+        deps.flow.resume(token, decision)
+    except Exception:  # the decision is recorded; the reconciler delivers it on its next run
+        logger.exception("could not resume the approval flow", extra={"request_id": request.id})
+        try:
+            deps.store.release_decision_delivery(request.id, claimed_at)
+        except Exception:  # the lease lapses by itself
+            logger.exception("could not release a decision's lease", extra={"request_id": request.id})
+        return False
+    return True
+
+
+def decision_of(request: AccessRequest) -> Literal["approve", "deny", "cancelled"] | None:
+    if request.status == RequestStatus.DENIED:
+        return "deny"
+    if request.status == RequestStatus.PENDING:
+        return "approve" if request.decided_at is not None else None
+    return "cancelled"
+
+
+def end_grant_effects(deps: Dependencies, ended: AccessRequest, actor: str) -> SyncResult:
+    """After a grant ends: take the principal out, drop the schedule, tell the requester."""
+    result = sync_role(deps, ended.role_arn, actor, f"{ended.id} {ended.status.value}", changed=[ended])
+    deps.schedules.delete(ended.id)
+    notify(deps, messages.outcome_for_requester(ended))
+    return result
+
+
+def after_activation(deps: Dependencies, grant: AccessRequest) -> None:
+    """What follows an activation: its schedules, the requester told. A grant is active only once IAM verified
+    it, so none of this may fail it: a schedule that cannot be made now is made by the reconciler (IAM's own
+    end condition and the session guard end the access on time meanwhile)."""
+    try:
+        ensure_schedules(deps, grant)
+    except Exception:
+        logger.exception("could not schedule a grant's expiry; the reconciler will", extra={"request_id": grant.id})
+        count("SchedulesDeferred")
+    notify(deps, messages.outcome_for_requester(grant))
+
+
+def ensure_schedules(deps: Dependencies, grant: AccessRequest) -> None:
+    """Schedule an active grant's expiry and, for a long one, its reminder (replacing any made before)."""
+    assert grant.expires_at is not None
+    deps.schedules.create(grant.id, grant.expires_at)
+    remind_at = grant.expires_at - REMINDER_BEFORE
+    if grant.duration >= REMINDER_MIN_DURATION and remind_at > deps.clock.now():
+        deps.schedules.create(grant.id, remind_at, reminder=True)
+
+
+def concrete_approvers(request: AccessRequest) -> list[str]:
+    """Approvers named exactly (no wildcard) get a personal link; pattern approvers use the CLI or API."""
+    return [
+        arn
+        for arn in dict.fromkeys(request.approvers)
+        if "*" not in arn
+        and "?" not in arn
+        and arn.startswith("arn:")
+        and (request.allow_self_approval or not _same_person(arn, request))
+    ]
+
+
+def _same_person(arn: str, request: AccessRequest) -> bool:
+    try:
+        return same_human(person_of(arn), request.requester)
+    except TrustGateError:
+        return False
+
+
+def tell_approvers_closed(deps: Dependencies, request: AccessRequest, except_arn: str | None = None) -> None:
+    for approver in concrete_approvers(request):
+        if approver != except_arn:
+            notify(deps, messages.already_decided(request, approver))
+
+
+def notify(deps: Dependencies, notification: Notification) -> None:
+    try:
+        deps.notifier.send(notification)
+    except Exception:  # a lost notification must never undo or block an access decision
+        logger.exception("notification failed", extra={"event": notification.event})
+
+
+def publish_event(deps: Dependencies, event: AuditEvent) -> None:
+    publish_quietly(deps.events, event)  # the change is committed: a lost event is logged and counted, no failure

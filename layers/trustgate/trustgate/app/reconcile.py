@@ -1,0 +1,235 @@
+"""The reconciler: every 5 minutes, finish whatever an interrupted step left behind."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from trustgate.adapters.observability import count, logger
+from trustgate.app.access import SYSTEM, policy_for
+from trustgate.app.effects import decision_of, ensure_schedules, notify, resume_flow
+from trustgate.app.standing import start_just_in_time
+from trustgate.app.sync import (
+    end_now,
+    nonconforming_grants,
+    sync_role,
+)
+from trustgate.app.transitions import transition
+from trustgate.app.workflow_steps import finalize
+from trustgate.core import messages
+from trustgate.core.errors import (
+    NotFoundError,
+    TrustGateError,
+)
+from trustgate.core.models import AccessRequest, RequestStatus
+from trustgate.core.ports import Dependencies
+from trustgate.core.records import iterate_pages
+
+FLOW_GRACE = timedelta(minutes=2)  # the reconciler leaves a younger request or end alone: its step may be running
+
+
+def reconcile(deps: Dependencies) -> dict[str, Any]:
+    """Every 5 minutes: finish whatever an interrupted step left behind (docs/architecture.md, "What the
+    reconciler finishes"): flows that never started or ended too soon, decisions the flow was never told,
+    due expiries, grants the policy no longer allows, drift, and schedules without a grant or a grant without one.
+
+    Each phase, each role and each request is its own unit: one that fails is logged, counted
+    (`ReconcileFailures`, which an alarm watches) and reported, and never stops the others.
+    """
+    now = deps.clock.now()
+    failures: list[dict[str, str]] = []
+    flows: list[dict[str, str]] = []
+    schedules: dict[str, list[str]] = {}
+    try:
+        flows = _finish_flows(deps, now, failures)
+    except Exception as error:
+        _failed(failures, "pending requests", error)
+    roles = [_reconcile_role(deps, role_arn, now, failures) for role_arn in deps.settings.managed_role_arns]
+    try:
+        schedules = _reconcile_schedules(deps, now, failures)
+    except Exception as error:
+        _failed(failures, "schedules", error)
+    return {"roles": roles, "flows": flows, "schedules": schedules, "failures": failures}
+
+
+def _failed(failures: list[dict[str, str]], what: str, error: Exception) -> None:
+    """Within an `except`: log, count and report one part of a reconcile that failed."""
+    logger.exception("reconcile could not finish a part", extra={"part": what})
+    count("ReconcileFailures")
+    detail = (
+        f"{error.code}: {error.message}" if isinstance(error, TrustGateError) else f"{type(error).__name__}: {error}"
+    )
+    failures.append({"part": what, "error": detail})
+
+
+def _reconcile_role(deps: Dependencies, role_arn: str, now: datetime, failures: list[dict[str, str]]) -> dict[str, Any]:
+    """End what is due (even if its schedule was lost) and grants the stored policy no longer allows; repair drift.
+    Under InitialStandingAccess=none, first take a role nobody set a policy for to just-in-time."""
+    expired: list[str] = []
+    started = None
+    try:
+        started = start_just_in_time(deps, role_arn)
+    except Exception as error:  # e.g. an open statement without a Sid: reported each run, the sync still runs
+        _failed(failures, f"initial standing access of {role_arn}", error)
+    try:
+        for request in deps.store.active_grants(role_arn):
+            if request.expires_at is not None and request.expires_at <= now:
+                try:  # one grant that cannot be ended now must not keep the role from its sync
+                    ended = transition(deps, request, RequestStatus.EXPIRED, SYSTEM, reason="expired (reconciler)")
+                except Exception as error:
+                    _failed(failures, f"expiry of {request.id}", error)
+                    continue
+                notify(deps, messages.outcome_for_requester(ended))
+                expired.append(request.id)
+        revoked = _NonconformingRevoker(deps, role_arn)
+        result = sync_role(deps, role_arn, SYSTEM, "reconcile", under_lock=revoked)
+        for grant in revoked.ended:
+            deps.schedules.delete(grant.id)
+            notify(deps, messages.outcome_for_requester(grant))
+    except Exception as error:  # a TrustGate error or an AWS one (AccessDenied, throttling): report it, go on
+        _failed(failures, f"role {role_arn}", error)
+        return {"role_arn": role_arn, "error": failures[-1]["error"], "expired": expired}
+    if started is None:
+        return {"role_arn": role_arn, "changed": result.changed, "expired": expired}
+    changed = started.changed or result.changed
+    return {"role_arn": role_arn, "changed": changed, "expired": expired, "started_just_in_time": True}
+
+
+def _finish_flows(deps: Dependencies, now: datetime, failures: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Every pending request, and every recently denied or cancelled one, against its flow (see `_finish_flow`)."""
+    since = now - deps.settings.max_approval_window - timedelta(hours=1)  # older flows have timed out
+    requests = [
+        *iterate_pages(lambda cursor: deps.store.requests_by_status(RequestStatus.PENDING, cursor)),
+        *deps.store.requests_by_status_since(RequestStatus.DENIED, since),
+        *deps.store.requests_by_status_since(RequestStatus.CANCELLED, since),
+    ]
+    finished = []
+    for request in requests:
+        try:
+            done = _finish_flow(deps, request.id, now)
+        except Exception as error:
+            _failed(failures, f"request {request.id}", error)
+            continue
+        if done:
+            finished.append({"request_id": request.id, "done": done})
+    return finished
+
+
+def _finish_flow(deps: Dependencies, request_id: str, now: datetime) -> str | None:
+    """One request's flow: started if it never was, told a decision it was never given, or, if it ended while
+    the request is still pending, the request's real outcome recorded (nobody left in IAM). What it did, if anything."""
+    request = deps.store.get_request(request_id)  # read consistently: the index may be behind
+    flow = deps.flow.status(request.id)
+    if request.status in (RequestStatus.DENIED, RequestStatus.CANCELLED):
+        if flow == "RUNNING" and resume_flow(deps, request, decision_of(request) or "cancelled"):
+            return "decision delivered"
+        return None
+    if request.status != RequestStatus.PENDING:
+        return None
+    undecided_too_long = (
+        request.decided_at is None and request.approval_deadline is not None and request.approval_deadline <= now
+    )
+    if flow is None:  # recorded, but the flow never started (the API died in between)
+        if request.created_at > now - FLOW_GRACE:  # or it is starting right now
+            return None
+        if undecided_too_long:
+            finalize(deps, request.id, "timed_out")
+            return "timed out"
+        deps.flow.start(request.id)  # named after the request: never a second flow
+        return "flow started"
+    if flow == "RUNNING":
+        decision = decision_of(request)
+        if decision and resume_flow(deps, request, decision):
+            return "decision delivered"
+        return None
+    # The flow ended (failed, aborted, timed out) while the request is still pending.
+    if undecided_too_long and request.starts_at is None:
+        finalize(deps, request.id, "timed_out")
+        return "timed out"
+    cause = f"the approval flow ended ({flow}) before the request was granted"
+    finalize(deps, request.id, "failed", {"Error": "TrustGate.FlowEnded", "Cause": cause})
+    return "failed"
+
+
+def _reconcile_schedules(deps: Dependencies, now: datetime, failures: list[dict[str, str]]) -> dict[str, list[str]]:
+    """Schedules without an active grant are deleted; an active grant without its expiry schedule gets it."""
+    listed: dict[str, set[bool]] = {}
+    for ref in deps.schedules.listed():
+        listed.setdefault(ref.request_id, set()).add(ref.reminder)
+    deleted, created = [], []
+    for request_id, kinds in listed.items():
+        try:
+            if _delete_orphaned(deps, request_id, kinds, now):
+                deleted.append(request_id)
+        except Exception as error:
+            _failed(failures, f"schedules of {request_id}", error)
+    for role_arn in deps.settings.managed_role_arns:
+        try:
+            missing = [g for g in deps.store.active_grants(role_arn) if False not in listed.get(g.id, set())]
+        except Exception as error:
+            _failed(failures, f"schedules of {role_arn}", error)
+            continue
+        for grant in missing:
+            try:
+                if _schedule_missing(deps, grant.id, now):
+                    created.append(grant.id)
+            except Exception as error:
+                _failed(failures, f"schedules of {grant.id}", error)
+    return {"deleted": deleted, "created": created}
+
+
+def _delete_orphaned(deps: Dependencies, request_id: str, kinds: set[bool], now: datetime) -> bool:
+    """Delete the schedules of a request that is not (or no longer) an active grant. One whose grant ended early
+    while its expiry schedule stayed was never followed through (the ending steps delete it before telling the
+    requester): the requester is told now."""
+    try:
+        request: AccessRequest | None = deps.store.get_request(request_id)
+    except NotFoundError:
+        request = None
+    if request is not None:
+        if request.status in (RequestStatus.ACTIVE, RequestStatus.PENDING):
+            return False  # an active grant's, or one being granted
+        ended_at = request.expires_at or request.created_at
+        if ended_at > now - FLOW_GRACE:  # the step that ended it may still be deleting them
+            return False
+    deps.schedules.delete(request_id)
+    if request is not None and False in kinds and request.status in (RequestStatus.REVOKED, RequestStatus.FAILED):
+        notify(deps, messages.outcome_for_requester(request))
+    return True
+
+
+def _schedule_missing(deps: Dependencies, grant_id: str, now: datetime) -> bool:
+    """Schedule an active grant whose Grant step died before it could (its flow is over; a running one still
+    schedules it itself). If the flow did not succeed, the requester was not told either: tell them."""
+    grant = deps.store.get_request(grant_id)  # read consistently: a revoke may just have ended it
+    if grant.status != RequestStatus.ACTIVE or grant.expires_at is None or grant.expires_at <= now:
+        return False  # ended, or due: the next run expires it
+    flow = deps.flow.status(grant.id)
+    if flow == "RUNNING":
+        return False
+    ensure_schedules(deps, grant)
+    if flow not in (None, "SUCCEEDED"):
+        notify(deps, messages.outcome_for_requester(grant))
+    return True
+
+
+@dataclass
+class _NonconformingRevoker:
+    """Under the role lock: end every live grant the stored policy no longer allows. A policy change ends them
+    itself; this catches one that could not (a crash after the policy was stored, a lost race). Their schedules
+    are deleted and their requesters told after the sync; if that cannot happen, the schedule sweep does both."""
+
+    deps: Dependencies
+    role_arn: str
+    ended: list[AccessRequest] = field(default_factory=list)
+
+    def __call__(self) -> list[AccessRequest]:
+        grants = self.deps.store.active_grants(self.role_arn)
+        effective = policy_for(self.deps, self.role_arn)
+        ending = nonconforming_grants(grants, effective, self.deps.settings, self.deps.clock.now())
+        for grant in grants:
+            if grant.id in ending:
+                reason = f"no longer allowed by the role policy: {ending[grant.id]}"
+                self.ended.append(end_now(self.deps, grant, RequestStatus.REVOKED, reason))
+        return self.ended

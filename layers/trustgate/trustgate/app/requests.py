@@ -1,0 +1,458 @@
+"""A requester's use cases: ask, extend, cancel, read; and revoke, by the holder or an admin."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+from trustgate.adapters.observability import logger
+from trustgate.app.access import SYSTEM, owns, policy_for, resolve_role, roles_for_admin
+from trustgate.app.effects import notify, publish_event, resume_flow, tell_approvers_closed
+from trustgate.app.sync import (
+    SyncResult,
+    end_now,
+    history_window,
+    preview_activation,
+    role_lock,
+    sync_role,
+)
+from trustgate.app.transitions import transition
+from trustgate.core import messages
+from trustgate.core.clock import to_rfc3339
+from trustgate.core.coverage import Coverage
+from trustgate.core.durations import format_duration
+from trustgate.core.errors import (
+    ConflictError,
+    ForbiddenError,
+    LockTimeoutError,
+    NotAPersonError,
+    NotFoundError,
+    RevokeIncompleteError,
+    RuleViolationError,
+    SessionGuardFullError,
+    TrustGateError,
+)
+from trustgate.core.identity import Caller, Person, caller_for_arn, check_person, role_name_of
+from trustgate.core.ids import new_id
+from trustgate.core.models import AccessRequest, AuditEvent, RequestStatus
+from trustgate.core.ports import Dependencies
+from trustgate.core.records import Page, filled_page, iterate_pages
+from trustgate.core.rules import (
+    EffectivePolicy,
+    auto_approves,
+    check_may_request,
+    check_request,
+    is_admin,
+)
+from trustgate.core.session_guard import guard_window
+from trustgate.core.trust_policy import Document, grant_expiry_in, statements_of
+
+AUTO_APPROVE_WAIT_SECONDS = 10.0  # POST /requests answers an auto-approved request once active, or after this
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    role: str
+    duration: timedelta | None
+    justification: str
+    ticket: str | None = None
+    extends: str | None = None
+
+
+def create_request(
+    deps: Dependencies, caller: Caller, new: NewRequest, *, wait_if_auto_approved: bool = False
+) -> AccessRequest:
+    """Validate, record and start the approval flow for a request; the requester is always the caller.
+
+    A person has one coverage of a role: asked while covered, the request is an extension that moves
+    the end of that coverage by its duration, and approvers are shown exactly that.
+    """
+    role_arn = resolve_role(deps, new.role)
+    effective = policy_for(deps, role_arn)
+    person = check_may_request(caller, effective, deps.settings)
+    duration = new.duration or effective.default_duration
+    check_request(duration, new.justification, new.ticket, effective)
+    _check_nothing_pending(deps, person, role_arn)
+    now = deps.clock.now()
+    request = AccessRequest(
+        id=new_id(now),
+        role_arn=role_arn,
+        principal_arn=caller.arn,
+        principal_id=caller.unique_id,
+        duration=duration,
+        justification=new.justification.strip(),
+        ticket=new.ticket,
+        created_at=now,
+        approval_deadline=now + effective.approval_window,
+        required_approvals=effective.policy.required_approvals,
+        approvers=list(effective.approvers),
+        allow_self_approval=effective.policy.allow_self_approval,
+        identity_roles=list(effective.identity_roles),
+        approver_kinds=list(effective.policy.approver_kinds),
+        require_mfa=effective.policy.require_mfa,
+    )
+    # Refuses (409) when the role cannot hold this person now: trust policy or guard full, session name taken.
+    coverage = preview_activation(deps, request, effective)
+    if coverage is not None and coverage.is_live(now):
+        _check_extension(coverage, duration, now, effective)
+        request = request.model_copy(update={"extends": coverage.grant_ids[-1], "covered_until": coverage.ends_at})
+    elif new.extends:
+        raise ConflictError(f"request {new.extends} is no longer active, so there is nothing to extend; ask anew")
+    audit = AuditEvent(
+        id=new_id(now),
+        at=now,
+        actor=caller.arn,
+        action="request.created",
+        role_arn=role_arn,
+        request_id=request.id,
+        after=request.model_dump(mode="json", exclude={"approvers"}),
+    )
+    deps.store.create_request(request, audit)
+    publish_event(deps, audit)
+    try:
+        deps.flow.start(request.id)
+    except Exception as error:
+        logger.exception("could not start the approval flow")
+        transition(deps, request, RequestStatus.FAILED, SYSTEM, reason=f"the approval flow could not start: {error}")
+        raise
+    if wait_if_auto_approved and auto_approves(request, effective.policy.auto_approve, now):
+        return _once_decided(deps, request.id)
+    return request
+
+
+def _once_decided(deps: Dependencies, request_id: str) -> AccessRequest:
+    """An auto-approved request, answered once its flow has granted it, as the API promises (a bounded wait, in
+    real time: the flow runs elsewhere)."""
+    deadline = time.monotonic() + AUTO_APPROVE_WAIT_SECONDS
+    while True:
+        request = deps.store.get_request(request_id)
+        if request.status != RequestStatus.PENDING or time.monotonic() > deadline:
+            return request
+        time.sleep(0.1)
+
+
+def _check_nothing_pending(deps: Dependencies, person: Person, role_arn: str) -> None:
+    """One open request per person per role: a second would race the first for the same coverage."""
+    for request in pending_of(deps, person.key, role_arn)[:1]:
+        raise ConflictError(
+            f"you ({person.label}) already have request {request.id} open for {role_name_of(role_arn)}; "
+            f"wait for its decision or cancel it (trustgate cancel {request.id}) before asking again",
+            code="request_pending",
+        )
+
+
+def _check_extension(coverage: Coverage, duration: timedelta, now: datetime, effective: EffectivePolicy) -> None:
+    until = coverage.ends_at + duration
+    if until - now > effective.max_duration:
+        raise RuleViolationError(
+            f"you have access until {to_rfc3339(coverage.ends_at)}; {format_duration(duration)} more would keep it "
+            f"until {to_rfc3339(until)}, more than the role's maximum of {format_duration(effective.max_duration)} "
+            f"from now; ask for at most {format_duration(max(effective.max_duration - (coverage.ends_at - now), timedelta(0)))}",
+            code="duration_too_long",
+        )
+
+
+def extend_request(
+    deps: Dependencies, caller: Caller, request_id: str, duration: timedelta, justification: str
+) -> AccessRequest:
+    """Ask for more time on an active grant: a new request that extends the person's coverage when approved."""
+    original = deps.store.get_request(request_id)
+    if not owns(deps, caller, original):
+        raise ForbiddenError("only the person who holds a grant can extend it")
+    if original.status != RequestStatus.ACTIVE or original.expires_at is None:
+        raise ConflictError(f"request {request_id} is {original.status.value}; only an active grant can be extended")
+    return create_request(
+        deps, caller, NewRequest(original.role_arn, duration, justification, original.ticket, original.id)
+    )
+
+
+def cancel_request(deps: Dependencies, caller: Caller, request_id: str) -> AccessRequest:
+    request = deps.store.get_request(request_id)
+    if not owns(deps, caller, request):
+        raise ForbiddenError("only the person who asked can cancel a request")
+    # Under the role lock, so an approved request is either granted or cancelled, never both.
+    with role_lock(deps.store, deps, request.role_arn):
+        request = deps.store.get_request(request_id)
+        if request.status != RequestStatus.PENDING:
+            raise ConflictError(
+                f"request {request_id} is {request.status.value}; only a pending request can be cancelled"
+            )
+        if request.starts_at is not None:  # its grant was under way and failed: the flow records that
+            raise ConflictError(f"request {request_id} is being granted; revoke it once it is active")
+        cancelled = transition(deps, request, RequestStatus.CANCELLED, caller.arn)
+    resume_flow(deps, cancelled, "cancelled")
+    tell_approvers_closed(deps, cancelled)
+    return cancelled
+
+
+@dataclass(frozen=True)
+class Revocation:
+    """What a revoke changed for one person on one role."""
+
+    role_arn: str
+    person: str
+    ended: list[AccessRequest]
+    cancelled: list[AccessRequest]
+    was_until: datetime | None
+
+
+def revoke_request(deps: Dependencies, caller: Caller, request_id: str, reason: str | None) -> AccessRequest:
+    """End a grant now (its holder or an admin): the person's whole coverage of the role ends, with every
+    linked grant, and their pending extensions are cancelled.
+
+    The grant is read by id (a consistent read), so it is ended even while the role's index does not show
+    it yet. Asked again for a grant already revoked, it finishes what an earlier call could not: the sync
+    that takes its person out of IAM (200 once done, 503 revoke_incomplete while IAM still cannot be reached).
+    """
+    request = deps.store.get_request(request_id)
+    own = owns(deps, caller, request)
+    if not own and not is_admin(caller, policy_for(deps, request.role_arn).admins):
+        raise ForbiddenError("only the person who holds a grant or an admin can revoke it")
+    if request.status not in (RequestStatus.ACTIVE, RequestStatus.REVOKED):
+        raise ConflictError(f"request {request_id} is {request.status.value}; only an active grant can be revoked")
+    revocation = revoke_person(deps, caller, request.role_arn, request.principal_arn, reason, grant=request)
+    return next((g for g in revocation.ended if g.id == request_id), deps.store.get_request(request_id))
+
+
+def revoke_person(
+    deps: Dependencies,
+    caller: Caller,
+    role_arn: str,
+    principal: str,
+    reason: str | None,
+    *,
+    grant: AccessRequest | None = None,
+) -> Revocation:
+    """End everything one person holds on a role: every active grant and every pending request.
+
+    `principal` is any ARN of the person or their person key; `grant`, one of their grants read by id.
+    Fails closed: the ends are recorded first, under the role lock (no grant can be activated in between,
+    and every later sync, whoever runs it, renders the person out), then the same locked sync takes the
+    person out of the trust policy and the session guard and verifies both; only then does it answer.
+    When IAM cannot be updated it answers 503 revoke_incomplete; a retry (which finds the grants already
+    revoked and re-runs the sync) or the reconciler finishes it.
+    """
+    key = (
+        principal
+        if principal.split(":", 1)[0] in ("iam", "idc", "role")
+        else caller_for_arn(principal, deps.settings.caller_policy()).person.key
+    )
+    actor = caller.arn
+    why = reason or f"revoked by {caller.arn}"
+    finishing = grant is not None and grant.status == RequestStatus.REVOKED  # only the sync is left to do
+    ended: list[AccessRequest] = []
+    cancelled: list[AccessRequest] = []
+    was_until: list[datetime] = []
+
+    def revoke_under_lock() -> list[AccessRequest]:
+        if finishing:
+            return []
+        active = {g.id: g for g in deps.store.active_grants(role_arn)}
+        if grant is not None:  # its own consistent read wins over what the index shows
+            active[grant.id] = deps.store.get_request(grant.id)
+        for held in active.values():
+            if held.status == RequestStatus.ACTIVE and held.requester.key == key:
+                if held.expires_at:
+                    was_until.append(held.expires_at)
+                ended.append(end_now(deps, held, RequestStatus.REVOKED, why, actor))
+        for pending in pending_of(deps, key, role_arn):
+            if pending.starts_at is not None:  # being granted (IAM may name them already): its span must end
+                ended.append(end_now(deps, pending, RequestStatus.FAILED, f"revoked while being granted: {why}", actor))
+                continue
+            cancelled.append(
+                transition(deps, pending, RequestStatus.CANCELLED, actor, reason=f"cancelled by a revoke: {why}")
+            )
+        return [*ended, *cancelled]
+
+    result: SyncResult | None = None
+    guard_full: SessionGuardFullError | None = None
+    try:
+        result = sync_role(deps, role_arn, actor, f"revoke {key}", under_lock=revoke_under_lock)
+    except LockTimeoutError as error:  # raised before the lock was held: nothing is recorded
+        raise LockTimeoutError(
+            f"another change to {role_name_of(role_arn)} is in progress, so nothing was revoked yet; retry in a minute"
+        ) from error
+    except SessionGuardFullError as error:  # the trust policy let go; finish the revoke, then say what is left
+        guard_full = error
+    except Exception as error:
+        earlier = [] if ended or cancelled or finishing else _revoked_earlier(deps, role_arn, key)
+        if not (ended or cancelled or finishing or earlier):
+            raise  # nothing of this person's is recorded as revoked: the error is all there is to say
+        if ended or cancelled:
+            _after_revoke(deps, ended, cancelled, was_until, why)
+        raise _revoke_incomplete(role_arn, key, error) from error
+    latest_end = max(was_until, default=None)
+    if not ended and not cancelled:
+        if finishing:
+            assert grant is not None
+            ended = [deps.store.get_request(grant.id)]
+        else:  # a retry after an incomplete revoke: answer as that call would have, once IAM has caught up
+            earlier = _revoked_earlier(deps, role_arn, key)
+            if not earlier or (result is not None and not _iam_was_behind(result, earlier)):
+                raise NotFoundError(
+                    f"{principal} holds nothing on {role_name_of(role_arn)}: no active grant, no pending request"
+                )
+            ended = earlier
+    else:
+        _after_revoke(deps, ended, cancelled, was_until, why)
+    if guard_full is not None:
+        raise guard_full
+    assert result is not None
+    still = [g.id for g in result.grants if g.requester.key == key and not finishing]
+    if still:  # an active grant the index had not shown when the lock was taken: the trust policy names it
+        raise _revoke_incomplete(role_arn, key, ConflictError(f"grant {', '.join(still)} was not yet listed"))
+    return Revocation(role_arn, key, ended, cancelled, latest_end)
+
+
+def _after_revoke(
+    deps: Dependencies,
+    ended: list[AccessRequest],
+    cancelled: list[AccessRequest],
+    was_until: list[datetime],
+    why: str,
+) -> None:
+    """What follows recorded ends, whether or not IAM could be updated yet: schedules, flows, people told."""
+    for grant in ended:
+        deps.schedules.delete(grant.id)
+    for request in cancelled:
+        resume_flow(deps, request, "cancelled")
+        tell_approvers_closed(deps, request)
+    notify(deps, messages.coverage_revoked(ended, cancelled, max(was_until, default=None), why))
+
+
+def _revoked_earlier(deps: Dependencies, role_arn: str, key: str) -> list[AccessRequest]:
+    """The person's grants revoked recently enough that IAM could still name them."""
+    since = deps.clock.now() - history_window(deps)
+    return [g for g in deps.store.recent_grants(role_arn, (RequestStatus.REVOKED,), since) if g.requester.key == key]
+
+
+def _iam_was_behind(result: SyncResult, grants: list[AccessRequest]) -> bool:
+    """Did this sync have to take these grants' person out of the trust policy, or end their sessions anew?"""
+    if any(grant_expiry_in(result.before, g.principal_arn) is not None for g in grants):
+        return True
+    names = {g.requester.session_name for g in grants}
+    return _guard_windows(result.guard_before, names) != _guard_windows(result.guard_after, names)
+
+
+def _guard_windows(document: Document | None, session_names: set[str]) -> dict[str, tuple[Any, Any]]:
+    """What the session guard enforces for each session userid (`<role id>:<session name>`) of these names."""
+    userids: set[str] = set()
+    for statement in statements_of(document or {}):
+        named = statement.get("Condition", {}).get("StringEquals", {}).get("aws:userid", [])
+        userids.update(
+            u for u in ([named] if isinstance(named, str) else named) if u.split(":", 1)[-1] in session_names
+        )
+    return {userid: guard_window(document, userid) for userid in userids}
+
+
+def _revoke_incomplete(role_arn: str, key: str, error: Exception) -> RevokeIncompleteError:
+    cause = error.message if isinstance(error, TrustGateError) else f"{type(error).__name__}: {error}"
+    return RevokeIncompleteError(
+        f"the revocation of {key} on {role_name_of(role_arn)} is recorded, but IAM could not be updated yet "
+        f"({cause[:300]}), so the role's trust policy or session guard may still name them. Retry this call "
+        "to finish it; otherwise TrustGate's reconciler finishes it within 5 minutes"
+    )
+
+
+def pending_of(deps: Dependencies, person_key: str, role_arn: str) -> list[AccessRequest]:
+    oldest_pending = deps.clock.now() - deps.settings.max_approval_window - timedelta(hours=1)
+    found = []
+    for request in iterate_pages(lambda cursor: deps.store.requests_by_person(person_key, cursor)):
+        if request.created_at < oldest_pending:
+            break
+        if request.role_arn == role_arn and request.status == RequestStatus.PENDING:
+            found.append(request)
+    return found
+
+
+@dataclass(frozen=True)
+class RequestQuery:
+    """What `GET /requests` asks for: a status, a role (name or ARN), only the caller's own, a page."""
+
+    status: RequestStatus | None = None
+    role: str | None = None
+    mine: bool = False
+    cursor: str | None = None
+    limit: int = 50
+
+
+def list_requests(deps: Dependencies, caller: Caller, query: RequestQuery) -> Page[AccessRequest]:
+    """Admins see the requests of the roles they administer (bootstrap admins: every role) and their own;
+    everyone else only their own (only a person has requests of their own).
+
+    Pages are filled (`records.filled_page`): `query.limit` requests unless there are no more.
+    """
+    role_arn = resolve_role(deps, query.role) if query.role else None
+    administered = set(roles_for_admin(deps, caller)) if not query.mine else set()
+    if role_arn is not None:
+        administered &= {role_arn}
+    fetch: Callable[[str | None, int], Page[AccessRequest]]
+    if not administered:
+        person = check_person(caller, deps.settings.identity_role_arns).key  # 403 for a caller that is no person
+        fetch = partial(deps.store.requests_by_person, person)
+
+        def visible(request: AccessRequest) -> bool:
+            return role_arn is None or request.role_arn == role_arn
+    else:
+        if role_arn is not None:
+            fetch = partial(deps.store.requests_by_role, role_arn, query.status)
+        elif query.status is not None:
+            fetch = partial(deps.store.requests_by_status, query.status)
+        else:
+            fetch = deps.store.all_requests
+        every_role = is_admin(caller, deps.settings.bootstrap_admins)
+        me = _person_key(deps, caller)
+
+        def visible(request: AccessRequest) -> bool:
+            return every_role or request.role_arn in administered or request.requester.key == me
+
+    def wanted(request: AccessRequest) -> bool:
+        return visible(request) and query.status in (None, request.status)
+
+    return filled_page(fetch, wanted, query.cursor, query.limit)
+
+
+def _person_key(deps: Dependencies, caller: Caller) -> str | None:
+    """The caller's person key, or None for a caller that is no person (it then has no requests)."""
+    try:
+        return check_person(caller, deps.settings.identity_role_arns).key
+    except NotAPersonError:
+        return None
+
+
+def requestable_roles(deps: Dependencies, caller: Caller) -> tuple[Person, list[EffectivePolicy]]:
+    """The caller as a person, and the policy in force of each role they may request: the very check
+    `create_request` makes, so this list never promises what a request would refuse. 403 `not_a_person` (saying
+    who is one) when no role accepts this identity; a person whom no role lets ask gets an empty list."""
+    person: Person | None = None
+    not_a_person: NotAPersonError | None = None
+    allowed = []
+    for role_arn in deps.settings.managed_role_arns:
+        effective = policy_for(deps, role_arn)
+        try:
+            person = check_may_request(caller, effective, deps.settings)
+        except NotAPersonError as error:
+            not_a_person = not_a_person or error
+            continue
+        except ForbiddenError:
+            continue
+        allowed.append(effective)
+    if person is None:
+        if not_a_person is not None:
+            raise not_a_person
+        person = check_person(caller, deps.settings.identity_role_arns)
+    return person, allowed
+
+
+def get_request_for(deps: Dependencies, caller: Caller, request_id: str) -> AccessRequest:
+    """The requester, the role's approvers (as the policy in force names them) and admins may read a request."""
+    request = deps.store.get_request(request_id)
+    effective = policy_for(deps, request.role_arn)
+    allowed = owns(deps, caller, request) or caller.matches(effective.approvers) or is_admin(caller, effective.admins)
+    if not allowed:
+        raise NotFoundError(f"no request {request_id} that you may see")
+    return request
