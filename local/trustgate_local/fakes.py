@@ -487,13 +487,15 @@ class FakeWorkflow:
 
     def __init__(self) -> None:
         self.started: list[str] = []
+        self.inputs: dict[str, tuple[bool, int]] = {}  # request id -> (auto_approve, approval_window_seconds)
         self.resumed: list[tuple[str, Decision]] = []
         self.executions: dict[str, ExecutionStatus] = {}
 
-    def start(self, request_id: str) -> bool:
+    def start(self, request_id: str, *, auto_approve: bool, approval_window_seconds: int) -> bool:
         if request_id in self.executions:  # one execution per request, named after it
             return False
         self.started.append(request_id)
+        self.inputs[request_id] = (auto_approve, approval_window_seconds)
         self.executions[request_id] = "RUNNING"
         return True
 

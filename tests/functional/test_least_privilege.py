@@ -239,7 +239,7 @@ def test_the_judge_refuses_what_the_template_does_not_grant(watched: tuple[World
         ("DecideFunction", Call("dynamodb:PutItem", table, "ROLE#" + ROLE_ARN)),  # a role policy
         ("DecideFunction", Call("dynamodb:Query", f"{table}/index/ByKind")),
         ("DecideFunction", Call("iam:UpdateAssumeRolePolicy", ROLE_ARN)),
-        ("EvaluateFunction", Call("dynamodb:PutItem", table, "LOCK#" + ROLE_ARN)),
+        ("NotifyApproversFunction", Call("dynamodb:PutItem", table, "LOCK#" + ROLE_ARN)),
         ("NotifyApproversFunction", Call("dynamodb:DeleteItem", table, "OPEN#x")),
         ("GrantFunction", Call("dynamodb:Scan", table)),
         ("ApiFunction", Call("iam:UpdateAssumeRolePolicy", ROLE_ARN.replace("PumpCustomerAccess", "Other"))),

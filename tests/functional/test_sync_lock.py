@@ -17,6 +17,7 @@ pytestmark = pytest.mark.functional
 
 def test_a_sync_waits_for_the_lock_and_gives_up_with_role_busy(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sync, "LOCK_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr(sync, "QUEUED_WAIT_SECONDS", 0.3)  # a queued change (this one) waits longer, not forever
     now = world.deps.clock.now()
     assert world.deps.store.try_lock(ROLE_ARN, "someone-else", now, now + timedelta(minutes=2))
     with pytest.raises(LockTimeoutError) as raised:

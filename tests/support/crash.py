@@ -139,6 +139,7 @@ class Crash:
         self.fired: str | None = None
         self._guard = threading.Lock()
         monkeypatch.setattr(sync, "LOCK_WAIT_SECONDS", LOCK_WAIT_SECONDS)
+        monkeypatch.setattr(sync, "QUEUED_WAIT_SECONDS", LOCK_WAIT_SECONDS)  # a queued change (a Grant step) too
         self._install_flow_retries(world, monkeypatch)
         self._install_host(world, monkeypatch)
         self._install_unlock(world, monkeypatch)

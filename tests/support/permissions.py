@@ -23,7 +23,6 @@ EDITOR_TEMPLATE = ROOT / "templates" / "editor-role.yaml"
 FUNCTIONS = (
     "ApiFunction",
     "DecideFunction",
-    "EvaluateFunction",
     "NotifyApproversFunction",
     "GrantFunction",
     "FinalizeFunction",

@@ -57,8 +57,8 @@ def test_the_parameter_table_states_the_templates_defaults() -> None:
 
 def test_the_counts_and_what_the_stack_keeps_are_the_templates() -> None:
     functions = counted("AWS::Serverless::Function")
-    assert functions == 8
-    assert "eight Lambda functions" in GUIDE
+    assert functions == 7
+    assert "seven Lambda functions" in GUIDE
     assert f"{functions} functions" in GUIDE
     assert f"{counted('AWS::CloudWatch::Alarm')} CloudWatch alarms" in GUIDE
     assert f"{counted('AWS::CloudWatch::Alarm')} alarms" in section(2)

@@ -138,7 +138,6 @@ def test_the_unauthenticated_decide_function_writes_only_what_a_decision_changes
         ("NotifyApproversFunction", "dynamodb:PutItem", {"TOKEN#*"}),
         ("NotifyApproversFunction", "dynamodb:UpdateItem", {"REQUEST#*"}),
         ("NotifyApproversFunction", "dynamodb:DeleteItem", set()),
-        ("EvaluateFunction", "dynamodb:PutItem", {"AUDIT#*"}),
         ("GrantFunction", "dynamodb:PutItem", {"AUDIT#*"}),
         ("GrantFunction", "dynamodb:UpdateItem", {"REQUEST#*", "ROLE#*", "LOCK#*"}),
         ("ApiFunction", "dynamodb:PutItem", {"AUDIT#*", "REQUEST#*", "OPEN#*", "ROLE#*", "idempotency#*"}),

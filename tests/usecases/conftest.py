@@ -67,10 +67,9 @@ def task_token(request_id: str) -> str:
 
 
 def request_access(deps: FakeDependencies, who: str = ALICE, duration: timedelta = timedelta(hours=1)) -> AccessRequest:
-    """POST /requests, then the flow's first steps (EvaluateRequest, WaitForApproval) as the state machine runs them."""
+    """POST /requests, then the flow's first step (WaitForApproval) as the state machine runs it."""
     new = requests.NewRequest(role=ROLE_NAME, duration=duration, justification=JUSTIFICATION)
     request = requests.create_request(deps, caller(who), new)
-    workflow_steps.evaluate(deps, request.id)
     workflow_steps.notify_approvers(deps, request.id, task_token(request.id))
     return request
 

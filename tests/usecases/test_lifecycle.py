@@ -9,9 +9,13 @@ import pytest
 from tests.usecases.conftest import (
     ALICE,
     BOB,
+    CAROL,
     DAVE,
+    JUSTIFICATION,
+    MEMBER,
     ROLE_ARN,
     ROLE_ID,
+    ROLE_NAME,
     VENDOR_TRUST,
     approve,
     caller,
@@ -19,9 +23,9 @@ from tests.usecases.conftest import (
     request_access,
     task_token,
 )
-from trustgate.app import decisions, requests, workflow_steps
+from trustgate.app import decisions, requests, roles, workflow_steps
 from trustgate.core.errors import ConflictError, DocumentRefusedError, TrustGateError
-from trustgate.core.models import RequestStatus
+from trustgate.core.models import AutoApproveRule, RequestStatus, RolePolicy
 from trustgate.core.session_guard import guard_window
 from trustgate.core.trust_policy import grant_expiry_in, is_managed, statements_of
 from trustgate_local.fakes import FakeDependencies
@@ -43,7 +47,28 @@ def test_creating_a_request_records_it_starts_the_flow_and_asks_each_approver(de
     assert asked == [BOB, DAVE]
     assert len(deps.store.tokens) == 2  # a personal approval link each
     assert [e.action for e in deps.events.published] == ["request.created"]
+    # Not auto-approved: the flow waits for a decision at most the approval window (the default 2 hours).
+    assert deps.flow.inputs[request.id] == (False, 7200)
     assert deps.roles.trust_policy(ROLE_ARN) == VENDOR_TRUST  # nothing reaches IAM before a decision
+
+
+def test_the_api_judges_auto_approve_once_and_starts_the_flow_straight_to_grant(deps: FakeDependencies) -> None:
+    deps.settings = deps.settings.model_copy(update={"allow_auto_approve": True})
+    rule = AutoApproveRule(principals=[ALICE], max_duration=timedelta(hours=1))
+    roles.change_policy(deps, caller(CAROL), ROLE_ARN, RolePolicy(auto_approve=[rule]), dry_run=False)
+    new = requests.NewRequest(role=ROLE_NAME, duration=timedelta(hours=1), justification=JUSTIFICATION)
+
+    request = requests.create_request(deps, caller(ALICE), new)
+
+    stored = deps.store.get_request(request.id)
+    assert (stored.auto_approved, stored.decided_at, stored.status) == (True, deps.clock.now(), RequestStatus.PENDING)
+    assert deps.flow.inputs[request.id] == (True, 7200)  # AutoApproved? -> Grant: no evaluation step
+    assert [e.action for e in deps.events.published][-2:] == ["request.created", "request.auto_approved"]
+    workflow_steps.grant(deps, request.id)
+    assert deps.store.get_request(request.id).status == RequestStatus.ACTIVE
+    # Someone no rule names: the flow waits for a person.
+    erin = requests.create_request(deps, caller(f"arn:aws:iam::{MEMBER}:user/erin"), new)
+    assert (deps.store.get_request(erin.id).auto_approved, deps.flow.inputs[erin.id]) == (False, (False, 7200))
 
 
 def test_a_second_open_request_for_the_same_role_is_refused_and_changes_nothing(deps: FakeDependencies) -> None:

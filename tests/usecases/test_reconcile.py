@@ -149,7 +149,6 @@ def test_a_request_whose_flow_never_started_is_left_alone_in_its_grace_then_star
     assert deps.flow.started == [request_id]
 
     # The flow it started runs as any other: the request can be approved and granted.
-    workflow_steps.evaluate(deps, request_id)
     workflow_steps.notify_approvers(deps, request_id, task_token(request_id))
     approve(deps, request_id)
     assert deps.flow.resumed == [(task_token(request_id), "approve")]
@@ -243,7 +242,6 @@ def test_an_approval_recorded_before_the_flow_waited_is_delivered_once_its_token
 ) -> None:
     new = requests.NewRequest(role=ROLE_NAME, duration=timedelta(hours=1), justification=JUSTIFICATION)
     request = requests.create_request(deps, caller(ALICE), new)
-    workflow_steps.evaluate(deps, request.id)
     approve(deps, request.id)  # before WaitForApproval: there is no task token to resume yet
     assert deps.flow.resumed == []
     # WaitForApproval stored its token, then died before it read the request and found the decision.

@@ -18,11 +18,17 @@ class ApprovalFlow:
         self.client = client
         self.state_machine_arn = state_machine_arn
 
-    def start(self, request_id: str) -> bool:
-        """Start the flow named after the request; False if it already exists (a retry, not a second flow)."""
+    def start(self, request_id: str, *, auto_approve: bool, approval_window_seconds: int) -> bool:
+        """Start the flow named after the request; False if it already exists (a retry, not a second flow).
+        `auto_approve` sends it straight to Grant; otherwise it waits for a decision at most the window."""
+        flow_input = {
+            "request_id": request_id,
+            "auto_approve": auto_approve,
+            "approval_window_seconds": approval_window_seconds,
+        }
         try:
             self.client.start_execution(
-                stateMachineArn=self.state_machine_arn, name=request_id, input=json.dumps({"request_id": request_id})
+                stateMachineArn=self.state_machine_arn, name=request_id, input=json.dumps(flow_input)
             )
         except ClientError as error:
             if error.response["Error"]["Code"] == "ExecutionAlreadyExists":

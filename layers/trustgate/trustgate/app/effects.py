@@ -63,6 +63,18 @@ def decision_of(request: AccessRequest) -> Literal["approve", "deny", "cancelled
     return "cancelled"
 
 
+def start_flow(deps: Dependencies, request: AccessRequest) -> bool:
+    """Start the request's approval flow (named after it: never a second one), told what the API decided when it
+    recorded the request: auto-approved (straight to Grant) or not, and how long it may wait for a decision."""
+    now = deps.clock.now()
+    window = (request.approval_deadline or now) - now
+    return deps.flow.start(
+        request.id,
+        auto_approve=request.auto_approved,
+        approval_window_seconds=max(1, int(window.total_seconds())),
+    )
+
+
 def end_grant_effects(deps: Dependencies, ended: AccessRequest, actor: str) -> SyncResult:
     """After a grant ends: take the principal out, drop the schedule, tell the requester."""
     result = sync_role(deps, ended.role_arn, actor, f"{ended.id} {ended.status.value}", changed=[ended])

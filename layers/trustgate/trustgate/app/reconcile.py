@@ -8,7 +8,7 @@ from typing import Any
 
 from trustgate.adapters.observability import count, logger
 from trustgate.app.access import SYSTEM, policy_for
-from trustgate.app.effects import decision_of, ensure_schedules, notify, resume_flow
+from trustgate.app.effects import decision_of, ensure_schedules, notify, resume_flow, start_flow
 from trustgate.app.standing import start_just_in_time
 from trustgate.app.sync import (
     end_now,
@@ -136,7 +136,7 @@ def _finish_flow(deps: Dependencies, request_id: str, now: datetime) -> str | No
         if undecided_too_long:
             finalize(deps, request.id, "timed_out")
             return "timed out"
-        deps.flow.start(request.id)  # named after the request: never a second flow
+        start_flow(deps, request)  # named after the request: never a second flow
         return "flow started"
     if flow == "RUNNING":
         decision = decision_of(request)

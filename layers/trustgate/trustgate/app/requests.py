@@ -11,7 +11,7 @@ from typing import Any
 
 from trustgate.adapters.observability import logger
 from trustgate.app.access import SYSTEM, owns, policy_for, resolve_role, roles_for_admin
-from trustgate.app.effects import notify, publish_event, resume_flow, tell_approvers_closed
+from trustgate.app.effects import notify, publish_event, resume_flow, start_flow, tell_approvers_closed
 from trustgate.app.sync import (
     SyncResult,
     end_now,
@@ -20,7 +20,7 @@ from trustgate.app.sync import (
     role_lock,
     sync_role,
 )
-from trustgate.app.transitions import transition
+from trustgate.app.transitions import commit_change, transition
 from trustgate.core import messages
 from trustgate.core.clock import to_rfc3339
 from trustgate.core.coverage import Coverage
@@ -113,13 +113,19 @@ def create_request(
     )
     deps.store.create_request(request, audit)
     publish_event(deps, audit)
+    # The role's auto-approve rules are judged here, once, and the flow is told (no evaluation step); the Grant
+    # step judges the request again under the role lock by the policy in force then.
+    auto_approved = auto_approves(request, effective.policy.auto_approve, now)
+    if auto_approved:
+        changes: dict[str, Any] = {"auto_approved": True, "decided_at": now}
+        request = commit_change(deps, request, changes, SYSTEM, "request.auto_approved")
     try:
-        deps.flow.start(request.id)
+        start_flow(deps, request)
     except Exception as error:
         logger.exception("could not start the approval flow")
         transition(deps, request, RequestStatus.FAILED, SYSTEM, reason=f"the approval flow could not start: {error}")
         raise
-    if wait_if_auto_approved and auto_approves(request, effective.policy.auto_approve, now):
+    if wait_if_auto_approved and auto_approved:
         return _once_decided(deps, request.id)
     return request
 

@@ -22,7 +22,7 @@ from trustgate.app.sync import (
     end_now,
     sync_role,
 )
-from trustgate.app.transitions import commit_change, transition
+from trustgate.app.transitions import transition
 from trustgate.core import messages
 from trustgate.core.errors import (
     ConflictError,
@@ -31,29 +31,8 @@ from trustgate.core.errors import (
 from trustgate.core.identity import role_name_of
 from trustgate.core.models import AccessRequest, RequestStatus, notify_targets
 from trustgate.core.ports import Dependencies
-from trustgate.core.rules import (
-    auto_approves,
-)
 
 EXPIRY_SKEW = timedelta(seconds=60)  # a schedule may fire slightly early; IAM's own condition covers the gap
-
-
-def evaluate(deps: Dependencies, request_id: str) -> dict[str, Any]:
-    """State EvaluateRequest: does a rule approve this without a person, and how long may the flow wait?"""
-    request = deps.store.get_request(request_id)
-    now = deps.clock.now()
-    auto = False
-    if request.status == RequestStatus.PENDING and request.decided_at is None:
-        rules = policy_for(deps, request.role_arn).policy.auto_approve
-        if auto_approves(request, rules, now):
-            commit_change(deps, request, {"auto_approved": True, "decided_at": now}, SYSTEM, "request.auto_approved")
-            auto = True
-    deadline = request.approval_deadline or now
-    return {
-        "request_id": request_id,
-        "auto_approve": auto or request.auto_approved,
-        "approval_window_seconds": max(1, int((deadline - now).total_seconds())),
-    }
 
 
 def notify_approvers(deps: Dependencies, request_id: str, task_token: str) -> dict[str, Any]:
