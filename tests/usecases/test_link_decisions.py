@@ -27,7 +27,7 @@ from tests.usecases.conftest import (
     request_access,
     task_token,
 )
-from trustgate.app import approval_links, decisions, link_decisions, roles, workflow_steps
+from trustgate.app import approval_links, decisions, effects, link_decisions, roles, workflow_steps
 from trustgate.app.link_decisions import LinkOutcome, LinkRefused
 from trustgate.core.errors import DecisionBusyError
 from trustgate.core.ids import new_id
@@ -142,7 +142,7 @@ def test_the_page_shows_the_grant_when_the_flow_makes_it_while_it_waits(
     monkeypatch.setattr(link_decisions, "GRANT_WAIT_SECONDS", 5.0)
     # The flow's Grant step runs while the page waits (its `time.sleep`): the page then says "granted".
     flow = SimpleNamespace(monotonic=time.monotonic, sleep=lambda _: workflow_steps.grant(deps, request_id))
-    monkeypatch.setattr(link_decisions, "time", flow)
+    monkeypatch.setattr(effects, "time", flow)  # where the bounded wait sleeps (effects.while_pending)
 
     outcome = approve_on_page(deps, links[BOB])
 

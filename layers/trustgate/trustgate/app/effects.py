@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Literal
 
@@ -61,6 +62,16 @@ def decision_of(request: AccessRequest) -> Literal["approve", "deny", "cancelled
     if request.status == RequestStatus.PENDING:
         return "approve" if request.decided_at is not None else None
     return "cancelled"
+
+
+def while_pending(deps: Dependencies, request: AccessRequest, seconds: float, poll: float) -> AccessRequest:
+    """The request once it is no longer pending (its flow granted, failed or ended it), or as it stands after
+    `seconds`: a bounded wait in real time, for an answer that can say what the flow did (the flow runs elsewhere)."""
+    deadline = time.monotonic() + seconds
+    while request.status == RequestStatus.PENDING and time.monotonic() < deadline:
+        time.sleep(poll)
+        request = deps.store.get_request(request.id)
+    return request
 
 
 def start_flow(deps: Dependencies, request: AccessRequest) -> bool:

@@ -20,14 +20,13 @@ A GET never gets past step 3 and never writes anything.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from trustgate.adapters.observability import logger
 from trustgate.adapters.throttling import is_throttling
-from trustgate.app import access, approval_links, decisions
+from trustgate.app import access, approval_links, decisions, effects
 from trustgate.app.approval_links import InvalidLinkError, LinkGrant
 from trustgate.core.errors import (
     ConflictError,
@@ -38,7 +37,7 @@ from trustgate.core.errors import (
     TrustGateError,
 )
 from trustgate.core.identity import Caller, caller_for_arn
-from trustgate.core.models import AccessRequest, RequestStatus
+from trustgate.core.models import AccessRequest
 from trustgate.core.ports import Dependencies
 from trustgate.core.rules import counted_approvals, nonconforming_reason
 
@@ -142,7 +141,7 @@ def decide_by_link(
     effective = access.policy_for(deps, decided.role_arn)
     missing = effective.policy.required_approvals - len(counted_approvals(decided, effective, deps.settings))
     if decision == "approve" and decided.decided_at is not None:
-        decided = _wait_for_grant(deps, decided)
+        decided = effects.while_pending(deps, decided, GRANT_WAIT_SECONDS, poll=0.2)  # the page can say 'granted'
     return LinkOutcome(decided, grant.approver_arn, decision, max(missing, 0))
 
 
@@ -209,12 +208,3 @@ def _current(deps: Dependencies, request: AccessRequest) -> AccessRequest:
         return deps.store.get_request(request.id)
     except NotFoundError:
         return request
-
-
-def _wait_for_grant(deps: Dependencies, request: AccessRequest) -> AccessRequest:
-    """Briefly wait for the flow to make the grant, so the page can say 'Access granted' (bounded)."""
-    deadline = time.monotonic() + GRANT_WAIT_SECONDS
-    while request.status == RequestStatus.PENDING and time.monotonic() < deadline:
-        time.sleep(0.2)
-        request = deps.store.get_request(request.id)
-    return request

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -11,7 +10,7 @@ from typing import Any
 
 from trustgate.adapters.observability import logger
 from trustgate.app.access import SYSTEM, owns, policy_for, resolve_role, roles_for_admin
-from trustgate.app.effects import notify, publish_event, resume_flow, start_flow, tell_approvers_closed
+from trustgate.app.effects import notify, publish_event, resume_flow, start_flow, tell_approvers_closed, while_pending
 from trustgate.app.sync import (
     SyncResult,
     end_now,
@@ -126,19 +125,8 @@ def create_request(
         transition(deps, request, RequestStatus.FAILED, SYSTEM, reason=f"the approval flow could not start: {error}")
         raise
     if wait_if_auto_approved and auto_approved:
-        return _once_decided(deps, request.id)
+        return while_pending(deps, request, AUTO_APPROVE_WAIT_SECONDS, poll=0.1)
     return request
-
-
-def _once_decided(deps: Dependencies, request_id: str) -> AccessRequest:
-    """An auto-approved request, answered once its flow has granted it, as the API promises (a bounded wait, in
-    real time: the flow runs elsewhere)."""
-    deadline = time.monotonic() + AUTO_APPROVE_WAIT_SECONDS
-    while True:
-        request = deps.store.get_request(request_id)
-        if request.status != RequestStatus.PENDING or time.monotonic() > deadline:
-            return request
-        time.sleep(0.1)
 
 
 def _check_nothing_pending(deps: Dependencies, person: Person, role_arn: str) -> None:
