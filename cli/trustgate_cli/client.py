@@ -15,7 +15,7 @@ from email.message import Message
 from email.utils import parsedate_to_datetime
 from http.client import HTTPException, HTTPMessage
 from typing import Any
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import boto3
 import botocore.session
@@ -191,12 +191,27 @@ class ApiClient:
     ) -> Any:
         """Sign and send one request; return the JSON answer (None for an empty one) or raise a CliError."""
         url = self.endpoint + path + _query_string(query)
+        status, raw, answer_headers = self._send(method, url, body, headers or {})
+        return _decode_success(status, raw, answer_headers, url)
+
+    def get_text(self, path: str, query: Mapping[str, str | int | bool | None], accept: str) -> tuple[str, Message]:
+        """GET a non-JSON representation (`accept`, e.g. text/csv): its text and the answer's headers."""
+        url = self.endpoint + path + _query_string(query)
+        status, raw, headers = self._send("GET", url, None, {"Accept": accept})
+        if headers.get_content_type() != accept:
+            raise TransportError(
+                "invalid_response", f"{url} answered {status} with {headers.get_content_type()}, not {accept}"
+            )
+        return raw.decode(headers.get_content_charset() or "utf-8"), headers
+
+    def _send(self, method: str, url: str, body: Any, headers: Mapping[str, str]) -> tuple[int, bytes, Message]:
+        """Sign and send; the status, body and headers of a success, or the CliError of anything else."""
         data = b"" if body is None else json.dumps(body).encode()
-        prepared = self._sign(method, url, data, headers or {})
+        prepared = self._sign(method, url, data, headers)
         try:
             with self._opener.open(prepared, timeout=self.timeout) as response:
                 self._note_date(response.headers)
-                return _decode_success(response.status, response.read(), response.headers, url)
+                return response.status, response.read(), response.headers
         except urllib.error.HTTPError as error:
             raw = error.read()
             self._note_date(error.headers)
@@ -218,7 +233,7 @@ class ApiClient:
             "Host": _host_header(url),
             "Accept": "application/json",
             "User-Agent": USER_AGENT,
-            **extra,
+            **extra,  # may name another Accept
         }
         if data:
             headers["Content-Type"] = "application/json"
@@ -232,6 +247,17 @@ class ApiClient:
             headers=dict(aws_request.headers.items()),
             method=method,
         )
+
+
+def next_link_query(headers: Message) -> dict[str, str] | None:
+    """The query of the `Link: <…?…>; rel="next"` header (RFC 8288), or None on the last page."""
+    for value in headers.get_all("Link") or []:
+        for link in value.split(","):
+            target, _, parameters = link.partition(";")
+            if re.search(r'\brel="?next"?', parameters) and target.strip().startswith("<"):
+                query = urlsplit(target.strip()[1:].rstrip(">")).query
+                return {name: values[-1] for name, values in parse_qs(query, keep_blank_values=True).items()}
+    return None
 
 
 def _query_string(query: Mapping[str, str | int | bool | None] | None) -> str:

@@ -71,7 +71,10 @@ def _add_global_options(parser: argparse.ArgumentParser, *, suppress: bool) -> N
         f"or http://127.0.0.1:3000 (default: ${ENDPOINT_ENV})",
     )
     group.add_argument(
-        "--output", choices=("table", "json"), default=default("table"), help="table (default) or the API's JSON"
+        "--output",
+        choices=("table", "json", "csv"),
+        default=default("table"),
+        help="table (default), the API's JSON, or csv (audit only)",
     )
 
 
@@ -137,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         make_client=_client_factory(args),
     )
     try:
+        if args.output == "csv" and not getattr(args, "csv_output", False):
+            raise UsageError("usage", "--output csv is for 'trustgate audit' only; use --output table or json")
         result: int = args.handler(args, ctx)
     except CliError as error:
         error.next_step = next_step(error, args)

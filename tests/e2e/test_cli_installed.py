@@ -8,6 +8,8 @@ errors that point the way, and `audit --since 1h` on the stack's clock after `/_
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -168,6 +170,14 @@ def test_the_installed_cli_drives_a_request_through_the_local_stack(
 
     assert request_id not in created("1h")
     assert request_id in created("4h")
+
+    # AND `audit --output csv` exports the same events as CSV: one header row, one row per event
+    exported = ok(venv, local, "--profile", "admin", "audit", "--role", ROLE, "--since", "4h", "--output", "csv")
+    header, *rows = list(csv.reader(io.StringIO(exported, newline="")))
+    assert header == ["id", "at", "actor", "action", "role_arn", "request_id", "before", "after", "detail"]
+    listed = as_json(venv, local, "admin", "audit", "--role", ROLE, "--since", "4h")["items"]
+    assert [row[0] for row in rows] == [event["id"] for event in listed]
+    assert [request_id, "request.created"] in [[row[5], row[3]] for row in rows]
     expired = ok(venv, local, "--profile", "requester", "status", request_id)
     assert re.search(rf"^status: +expired (1 hour|5\d min) ago \({CLOCK}\)$", expired, re.M), expired
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
-from trustgate_cli.client import api_path
+from trustgate_cli.client import api_path, next_link_query
 from trustgate_cli.commands.base import (
     CommandAdder,
     Context,
@@ -15,7 +15,7 @@ from trustgate_cli.commands.base import (
     print_list,
 )
 from trustgate_cli.durations import DurationError, to_iso8601
-from trustgate_cli.errors import ExitCode
+from trustgate_cli.errors import ExitCode, TransportError
 from trustgate_cli.render import (
     AUDIT_COLUMNS,
     REQUEST_COLUMNS,
@@ -24,6 +24,9 @@ from trustgate_cli.render import (
     key_values,
     table,
 )
+
+CSV = "text/csv"
+AUDIT_PAGE_MAX = 200  # the API's largest page: fewest round trips for an export
 
 
 def register(commands: CommandAdder) -> None:
@@ -40,8 +43,15 @@ def register(commands: CommandAdder) -> None:
         "audit",
         run_audit,
         "show the audit log",
-        examples=["audit --role PumpCustomerAccess --since 1h", "audit --since 2026-11-26T00:00:00Z --limit 100"],
+        examples=[
+            "audit --role PumpCustomerAccess --since 1h",
+            "audit --since 2026-11-26T00:00:00Z --limit 100",
+            "audit --since 30d --output csv",
+        ],
+        epilog="--output csv writes the API's CSV (a header row, one event per row, before/after/detail as JSON "
+        "text), every page of it, for a spreadsheet or an archive: redirect it to a file (> audit.csv).",
     )
+    parser.set_defaults(csv_output=True)
     parser.add_argument("--role", metavar="ROLE", help="role name or ARN")
     parser.add_argument(
         "--since", type=time_arg, metavar="T", help="RFC 3339 time, or an age like 1h or 7d (on TrustGate's clock)"
@@ -104,9 +114,43 @@ def run_audit(args: argparse.Namespace, ctx: Context) -> int:
     """GET /audit, following the `next` cursor up to --limit events."""
     # --limit is applied here, not sent: the API caps its page size, and a page is all it takes to stop.
     query = {"role": args.role, "since": args.since, "until": args.until, "actor": args.actor}
+    if ctx.output == "csv":
+        return _audit_csv(ctx, query, args.limit)
     items, more = collect_pages(ctx, "/audit", query, args.limit)
     note = f"showing the first {args.limit} events; raise --limit or narrow --since/--until for more"
     return print_list(ctx, items, AUDIT_COLUMNS, "no audit events", cut_short=note if more else None)
+
+
+def _audit_csv(ctx: Context, query: dict[str, str | None], limit: int | None) -> int:
+    """Every CSV page of GET /audit as one CSV: the header row once, pages joined in order, up to `limit` rows."""
+    page_query: dict[str, str] | None = {
+        **{k: v for k, v in query.items() if v is not None},
+        "format": "csv",
+        "limit": str(AUDIT_PAGE_MAX),
+    }
+    written, cursors_seen = 0, set()
+    while page_query is not None:
+        text, headers = ctx.client.get_text("/audit", page_query, CSV)
+        # Rows end in CRLF, and no cell holds one: the JSON columns escape line breaks, the others have none.
+        lines = [line + "\r\n" for line in text.split("\r\n")[:-1]]
+        if not lines:
+            raise TransportError("invalid_response", "/audit answered CSV without its header row")
+        if not ctx.wrote_output:
+            ctx.out.write(lines[0])
+            ctx.wrote_output = True
+        rows = lines[1:] if limit is None else lines[1 : 1 + limit - written]
+        ctx.out.write("".join(rows))
+        written += len(rows)
+        page_query = next_link_query(headers)
+        if page_query is None:
+            break
+        if limit is not None and written >= limit:
+            ctx.note(f"showing the first {limit} events; raise --limit or narrow --since/--until for more")
+            break
+        if page_query.get("next") in cursors_seen:  # a cursor that repeats would loop forever
+            raise TransportError("invalid_response", "/audit returned the same next link twice")
+        cursors_seen.add(page_query.get("next"))
+    return ExitCode.OK
 
 
 def run_sync(args: argparse.Namespace, ctx: Context) -> int:

@@ -157,6 +157,66 @@ def test_audit_with_repeating_cursor_stops_with_7(cli: Cli, api: FakeApi) -> Non
     assert "same 'next' cursor twice" in result.err
 
 
+CSV_HEADER = "id,at,actor,action,role_arn,request_id,before,after,detail\r\n"
+
+
+def csv_page(*numbers: int) -> bytes:
+    rows = "".join(
+        f"ev-{n},2026-11-26T10:{n:02d}:00Z,admin,request.approved,{ROLE_ARN},req-{n},,,\r\n" for n in numbers
+    )
+    return (CSV_HEADER + rows).encode()
+
+
+def reply_csv(api: FakeApi, body: bytes, following: str | None = None) -> None:
+    link = {"Link": f'<audit?format=csv&limit=200&next={following}>; rel="next"'} if following else {}
+    api.reply("GET", "/audit", body, headers={"Content-Type": "text/csv; charset=utf-8", **link})
+
+
+def test_audit_output_csv_asks_for_csv_and_joins_every_page_under_one_header(cli: Cli, api: FakeApi) -> None:
+    reply_csv(api, csv_page(1, 2), following="page-2")
+    reply_csv(api, csv_page(), following="page-3")  # an empty page in between: still one header
+    reply_csv(api, csv_page(3))
+
+    result = cli("--output", "csv", "audit", "--role", "PumpCustomerAccess")
+
+    assert result.code == 0, result.err
+    assert result.out == CSV_HEADER + "".join(csv_page(1, 2, 3).decode().split("\r\n", 1)[1:])
+    first, second, third = api.received
+    assert first.headers["accept"] == "text/csv"
+    assert first.query == {"role": "PumpCustomerAccess", "format": "csv", "limit": "200"}
+    assert (second.query["next"], third.query["next"]) == ("page-2", "page-3")
+    assert second.query["format"] == "csv"
+
+
+def test_audit_output_csv_with_limit_stops_at_that_many_rows_and_says_so(cli: Cli, api: FakeApi) -> None:
+    reply_csv(api, csv_page(1, 2), following="page-2")
+    reply_csv(api, csv_page(3, 4), following="page-3")
+
+    result = cli("audit", "--output", "csv", "--limit", "3")
+
+    assert result.code == 0, result.err
+    assert [line.split(",")[0] for line in result.out.splitlines()] == ["id", "ev-1", "ev-2", "ev-3"]
+    assert len(api.received) == 2
+    assert "showing the first 3 events" in result.err
+
+
+def test_audit_output_csv_refuses_an_answer_that_is_not_csv(cli: Cli, api: FakeApi) -> None:
+    api.reply("GET", "/audit", {"items": []})
+
+    result = cli("audit", "--output", "csv")
+
+    assert result.code == 7
+    assert "not text/csv" in result.err
+
+
+def test_output_csv_on_another_command_is_a_usage_error_and_sends_nothing(cli: Cli, api: FakeApi) -> None:
+    result = cli("--output", "csv", "role", "PumpCustomerAccess")
+
+    assert result.code == 2
+    assert "--output csv is for 'trustgate audit' only" in result.err
+    assert api.received == []
+
+
 @pytest.mark.parametrize(("typed", "sent"), [("24h", "P1D"), ("1 hour", "PT1H"), ("7d", "P7D"), ("90", "PT1H30M")])
 def test_audit_with_an_age_sends_it_for_trustgates_clock_to_count_back(
     cli: Cli, api: FakeApi, typed: str, sent: str

@@ -16,13 +16,15 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from trustgate.adapters.chat import ChatNotifier, FanOut, NotificationSink, WebhookRoutes
 from trustgate.adapters.events import EventPublisher
 from trustgate.adapters.iam import CLIENT_CONFIG as IAM_CONFIG
 from trustgate.adapters.iam import RoleEditor
 from trustgate.adapters.notify import Notifier
 from trustgate.adapters.scheduler import ExpirySchedules
-from trustgate.adapters.slack import FanOut, NotificationSink, SlackNotifier, SlackWebhooks
+from trustgate.adapters.slack import block_kit
 from trustgate.adapters.store import Store
+from trustgate.adapters.teams import adaptive_card
 from trustgate.adapters.workflow import ApprovalFlow
 from trustgate.core.clock import Clock, system_clock
 from trustgate.core.settings import Settings
@@ -103,10 +105,15 @@ class Dependencies:
     @cached_property
     def notifier(self) -> NotificationSink:
         sns = Notifier(self.client("sns"), self.settings.topic_arn, self.settings.personal_topic_arn)
-        if not self.settings.slack_webhook_secret_arn:
-            return sns
-        slack = SlackNotifier(SlackWebhooks(self.client("secretsmanager"), self.settings.slack_webhook_secret_arn))
-        return FanOut([sns, slack])
+        chats = [
+            ChatNotifier(WebhookRoutes(self.client("secretsmanager"), secret_arn), render)
+            for secret_arn, render in (
+                (self.settings.slack_webhook_secret_arn, block_kit),
+                (self.settings.teams_webhook_secret_arn, adaptive_card),
+            )
+            if secret_arn
+        ]
+        return FanOut([sns, *chats]) if chats else sns
 
     @cached_property
     def events(self) -> EventPublisher:

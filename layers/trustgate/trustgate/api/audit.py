@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
+from urllib.parse import quote, urlencode
 
+from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel
 
 from trustgate.api.common import caller_of, deps, documented
+from trustgate.api.inputs import header
 from trustgate.app import audit
+from trustgate.core.audit_export import COLUMNS, CSV_MEDIA_TYPE, audit_csv, prefers_csv
 from trustgate.core.clock import parse_rfc3339
 from trustgate.core.durations import parse_duration
 from trustgate.core.errors import ValidationError
@@ -37,13 +41,24 @@ class AuditList(BaseModel):
     next: str | None = None
 
 
+_CSV = (
+    f"CSV ({CSV_MEDIA_TYPE}) for `?format=csv` or `Accept: text/csv`: a header row ({', '.join(COLUMNS)}), one "
+    "event per row, `before`/`after`/`detail` as JSON text; the next page's link is in the `Link` header "
+    '(`rel="next"`), absent on the last page'
+)
+
+
 @router.get(
     "/audit",
-    summary="Audit events of the roles you administer, newest first",
+    summary="Audit events of the roles you administer, newest first (JSON or CSV)",
     responses=documented(
         200,
         "a page of audit events; follow `next` for more",
         {403: "`forbidden`: you administer no role (or not the role asked for)", 404: "`not_found`: no such role"},
+        content={
+            "application/json": {"model": AuditList},
+            CSV_MEDIA_TYPE: {"schema": {"type": "string", "description": _CSV}},
+        },
     ),
 )
 def list_audit(
@@ -53,7 +68,11 @@ def list_audit(
     actor: Annotated[str | None, Query()] = None,
     next: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-) -> AuditList:
+    format_: Annotated[
+        Literal["json", "csv"] | None,
+        Query(alias="format", description="`csv` for CSV (default: JSON, or what `Accept` prefers)"),
+    ] = None,
+) -> Response[Any]:
     """Bootstrap admins see every event; the admin of some roles sees only those roles' events.
 
     A page holds `limit` events unless there are no more (`next` is then absent); only when many events in a row
@@ -64,7 +83,17 @@ def list_audit(
     if start and end and start > end:
         raise ValidationError("since must not be later than until")
     page = audit.audit_trail(deps(), caller_of(router), audit.AuditQuery(role, start, end, actor, next, limit))
-    return AuditList(items=page.items, next=page.next)
+    if not prefers_csv(format_, header(router.current_event.raw_event, "accept")):
+        return Response(200, "application/json", AuditList(items=page.items, next=page.next))
+    given = {"role": role, "since": since, "until": until, "actor": actor, "limit": limit, "format": "csv"}
+    headers = {"Link": _next_link(given, page.next)} if page.next else None
+    return Response(200, f"{CSV_MEDIA_TYPE}; charset=utf-8", audit_csv(page.items), headers=headers)
+
+
+def _next_link(given: dict[str, str | int | None], cursor: str) -> str:
+    """RFC 8288 `Link` to the next page: the same query with the cursor, relative to this path (the stage kept)."""
+    query = urlencode([(k, v) for k, v in {**given, "next": cursor}.items() if v is not None], quote_via=quote)
+    return f'<audit?{query}>; rel="next"'
 
 
 def _time(value: str | None, name: str) -> datetime | None:

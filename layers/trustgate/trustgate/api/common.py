@@ -95,12 +95,20 @@ _GATEWAY_403 = "API Gateway's `forbidden`: unsigned, a bad signature, outside th
 ALWAYS = (400, 403, 413, 415, 429)  # the input checks, API Gateway's refusals and its throttling
 
 
-def documented(success: int, description: str, errors: dict[int, str | None]) -> dict[int, OpenAPIResponse]:
+def documented(
+    success: int,
+    description: str,
+    errors: dict[int, str | None],
+    content: dict[str, Any] | None = None,
+) -> dict[int, OpenAPIResponse]:
     """`responses=` for a route: its success, the statuses every route can give, and `errors`.
 
-    `errors` maps a status to the codes this route gives with it (None: the status's general meaning).
+    `errors` maps a status to the codes this route gives with it (None: the status's general meaning);
+    `content` describes the success's media types where the return annotation cannot (a route with two).
     """
     responses: dict[int, OpenAPIResponse] = {success: {"description": description}}
+    if content is not None:
+        responses[success]["content"] = content
     for status in sorted({*ALWAYS, *errors}):
         meaning = errors.get(status) or STATUS_MEANINGS[status]
         if status == 403:

@@ -44,6 +44,7 @@ ENV = {
     "editor_role_name": "EDITOR_ROLE_NAME",
     "approval_base_url": "APPROVAL_BASE_URL",
     "slack_webhook_secret_arn": "SLACK_WEBHOOK_SECRET_ARN",
+    "teams_webhook_secret_arn": "TEAMS_WEBHOOK_SECRET_ARN",
 }
 
 
@@ -104,6 +105,7 @@ class Settings(BaseModel):
     editor_role_name: str = ""
     approval_base_url: str = ""
     slack_webhook_secret_arn: str = ""
+    teams_webhook_secret_arn: str = ""
 
     def caller_policy(self) -> CallerPolicy:
         return CallerPolicy(
