@@ -9,7 +9,7 @@ SAM := $(SAM_VENV)/bin/sam
 export PATH := $(abspath $(VENV))/bin:$(dir $(PYTHON313)):$(PATH)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: all help venv sam-venv system-deps node-deps lint typecheck unit functional e2e fuzz screenshots test validate build local demo bench clean
+.PHONY: all help setup venv sam-venv system-deps node-deps lint typecheck unit functional e2e fuzz screenshots test validate build local demo bench clean
 
 .DEFAULT_GOAL := help
 all: help
@@ -50,6 +50,10 @@ system-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium missing: run 'sudo apt-get install -y chromium'"; fi; }
 
+# The set-ups are independent and mostly wait on the registries: a clean machine makes them side by side.
+setup: ## create both venvs, install the Debian packages and the npm test tools (at once)
+	$(MAKE) -j4 --no-print-directory venv sam-venv system-deps node-deps
+
 lint: venv ## ruff check and ruff format --check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -84,7 +88,7 @@ validate: sam-venv ## sam validate --lint
 build: sam-venv ## sam build
 	$(SAM) build --parallel
 
-test: venv sam-venv system-deps node-deps lint typecheck ## every check: lint, types, all tests, sam validate/build, a quick bench
+test: setup lint typecheck ## every check: lint, types, all tests, sam validate/build, a quick bench
 	$(VENV)/bin/pytest -n auto -m "not e2e and not fuzz"  # one worker a core: moto tests are CPU-bound
 	$(VENV)/bin/pytest -m "e2e or fuzz"  # the local stacks and the browser, one test at a time
 	$(MAKE) validate build

@@ -110,6 +110,9 @@ def status_line(request: Row, now: datetime) -> str:
         return f"active; {ending} ({clock_time(expires, now)})"
     if status == "expired" and expires is not None:
         return f"expired {relative(expires, now)} ({clock_time(expires, now)})"
+    start = parse_time(request.get("start_at"))
+    if status == "scheduled" and start is not None:
+        return f"scheduled; begins {relative(start, now)} ({clock_time(start, now)})"
     if status == "pending" and request.get("decided_at"):  # the last approval is in: the grant is being made
         return "pending; approved, granting access"
     if status == "pending" and parse_time(deadline):
@@ -276,6 +279,7 @@ def request_details(request: Row, now: datetime | None = None) -> str:
             ("status", status_line(request, now)),
             ("reason", str(request.get("reason") or "")),
             ("duration", duration_in_words(request.get("duration", ""))),
+            ("scheduled for", time_text(request.get("start_at"))),
             ("justification", str(request.get("justification", ""))),
             ("ticket", str(request.get("ticket") or "")),
             ("created", time_text(request.get("created_at"))),

@@ -77,6 +77,11 @@ class _Attempts:
     completed: set[str] = field(default_factory=set)
 
 
+def is_state_machine(arn: str) -> bool:
+    """Is a schedule's target a Step Functions state machine (Scheduler's StartExecution target)?"""
+    return arn.split(":")[2:3] == ["states"] and ":stateMachine:" in arn
+
+
 def _key(schedule: dict[str, Any]) -> str:
     return f"{schedule['Name']}@{schedule['ScheduleExpression']}"
 
@@ -96,6 +101,7 @@ class Clockwork:
         log: Callable[[str], None] = print,
     ) -> None:
         self.scheduler = session.client("scheduler")
+        self.stepfunctions = session.client("stepfunctions")
         self.sqs = session.client("sqs")
         self.stack = stack
         self.host = host
@@ -187,13 +193,19 @@ class Clockwork:
     def _fire(self, name: str, schedule: dict[str, Any], now: datetime) -> Run:
         target = schedule["Target"]
         try:
-            function = self.stack.function_by_arn(target["Arn"])
-            result = self.host.invoke(function, json.loads(target.get("Input") or "{}"))
+            if is_state_machine(target["Arn"]):  # a scheduled request's start: a new execution of the flow
+                execution = self.stepfunctions.start_execution(
+                    stateMachineArn=target["Arn"], input=target.get("Input") or "{}"
+                )
+                what, result = "ApprovalStateMachine", {"executionArn": execution["executionArn"]}
+            else:
+                function = self.stack.function_by_arn(target["Arn"])
+                what, result = function.logical_id, self.host.invoke(function, json.loads(target.get("Input") or "{}"))
         except Exception as error:
             return self._failed(name, schedule, now, error)
         self._complete(name, schedule)
-        run = Run("schedule", name, function.logical_id, to_rfc3339(now), result=result)
-        self.log(f"[{run.at}] schedule {name} fired: {function.logical_id} -> {json.dumps(result, default=str)}")
+        run = Run("schedule", name, what, to_rfc3339(now), result=result)
+        self.log(f"[{run.at}] schedule {name} fired: {what} -> {json.dumps(result, default=str)}")
         return run
 
     def _failed(self, name: str, schedule: dict[str, Any], now: datetime, error: Exception) -> Run:

@@ -28,7 +28,18 @@ from trustgate.core.errors import (
 )
 from trustgate.core.messages import Notification
 from trustgate.core.models import STORED, AccessRequest, AuditEvent, RequestStatus, RolePolicy
-from trustgate.core.records import Decision, ExecutionStatus, LiveRole, Page, ScheduleRef, StoredPolicy, SyncQueue
+from trustgate.core.records import (
+    SCHEDULE_KINDS,
+    Decision,
+    ExecutionStatus,
+    LiveRole,
+    Page,
+    ScheduleKind,
+    ScheduleRef,
+    StoredPolicy,
+    SyncQueue,
+    role_key,
+)
 from trustgate.core.session_guard import GUARD_POLICY_NAME
 from trustgate.core.settings import Settings
 from trustgate.core.trust_policy import Document, policy_size
@@ -169,7 +180,7 @@ class FakeStore:
         self, role_arn: str, status: RequestStatus | None = None, cursor: str | None = None, limit: int = PAGE_LIMIT
     ) -> Page[AccessRequest]:
         keyed = [
-            (f"{r.status.value}#{_created_key(r)}", _copy(r))
+            (f"{r.status.value}#{role_key(r)}", _copy(r))
             for r in self.requests.values()
             if r.role_arn == role_arn and (status is None or r.status == status)
         ]
@@ -214,7 +225,7 @@ class FakeStore:
             found.extend(
                 _copy(r)
                 for r in self.requests.values()
-                if r.role_arn == role_arn and r.status == status and _created_key(r) >= since
+                if r.role_arn == role_arn and r.status == status and role_key(r) >= since
             )
         return found
 
@@ -465,21 +476,21 @@ class FakeRoleEditor:
 
 
 class FakeSchedules:
-    """One-time schedules: (request id, reminder) -> when."""
+    """One-time schedules: (request id, kind) -> when."""
 
     def __init__(self) -> None:
-        self.schedules: dict[tuple[str, bool], datetime] = {}
+        self.schedules: dict[tuple[str, ScheduleKind], datetime] = {}
 
-    def create(self, request_id: str, at: datetime, reminder: bool = False) -> None:
-        self.schedules[(request_id, reminder)] = at
+    def create(self, request_id: str, at: datetime, kind: ScheduleKind = "expire") -> None:
+        self.schedules[(request_id, kind)] = at
 
     def delete(self, request_id: str) -> None:
-        for reminder in (False, True):
-            self.schedules.pop((request_id, reminder), None)
+        for kind in SCHEDULE_KINDS:
+            self.schedules.pop((request_id, kind), None)
 
     def listed(self) -> Iterator[ScheduleRef]:
-        for request_id, reminder in list(self.schedules):
-            yield ScheduleRef(request_id, reminder)
+        for request_id, kind in list(self.schedules):
+            yield ScheduleRef(request_id, kind)
 
 
 class FakeWorkflow:

@@ -19,9 +19,12 @@ import boto3
 from moto import mock_aws
 
 from trustgate.adapters import wiring
+from trustgate.adapters.scheduler import schedule_name
 from trustgate.core.clock import SystemClock
+from trustgate.core.records import ScheduleKind
 from trustgate.core.settings import Settings
 from trustgate_local import seed
+from trustgate_local.clockwork import is_state_machine
 from trustgate_local.host import FunctionHost, install, uninstall
 from trustgate_local.polling import wait_until
 from trustgate_local.provision import Stack, provision
@@ -125,15 +128,18 @@ class World:
         """The flow is waiting for a decision once the notify step stored its task token."""
         return wait_for(lambda: self.deps.store.get_task_token(request_id), timeout, f"{request_id} to await approval")
 
-    def schedule(self, request_id: str) -> dict[str, Any]:
+    def schedule(self, request_id: str, kind: ScheduleKind = "expire") -> dict[str, Any]:
         group = self.stack.refs["ExpiryScheduleGroup"]
         client = self.session.client("scheduler")
-        return dict(client.get_schedule(Name=f"trustgate-expire-{request_id}", GroupName=group))
+        return dict(client.get_schedule(Name=schedule_name(request_id, kind), GroupName=group))
 
-    def fire_schedule(self, request_id: str) -> Any:
+    def fire_schedule(self, request_id: str, kind: ScheduleKind = "expire") -> Any:
         """Do what EventBridge Scheduler does at the schedule's time: invoke its target with its input."""
-        schedule = self.schedule(request_id)
+        schedule = self.schedule(request_id, kind)
         target = schedule["Target"]
+        if is_state_machine(target["Arn"]):  # a scheduled request's start: a new execution of its flow
+            sfn = self.session.client("stepfunctions")
+            return sfn.start_execution(stateMachineArn=target["Arn"], input=target["Input"])["executionArn"]
         return self.host.invoke_by_arn(target["Arn"], json.loads(target["Input"]))
 
     def advance(self, by: timedelta) -> None:

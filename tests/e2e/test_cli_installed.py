@@ -17,12 +17,14 @@ import shutil
 import socket
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.drive import ROLE, advance, outbox, wait_for
+from trustgate.core.clock import parse_rfc3339
 from trustgate_local.server import LocalStack
 
 pytestmark = pytest.mark.e2e
@@ -180,6 +182,36 @@ def test_the_installed_cli_drives_a_request_through_the_local_stack(
     assert [request_id, "request.created"] in [[row[5], row[3]] for row in rows]
     expired = ok(venv, local, "--profile", "requester", "status", request_id)
     assert re.search(rf"^status: +expired (1 hour|5\d min) ago \({CLOCK}\)$", expired, re.M), expired
+
+
+def test_the_installed_cli_schedules_access_for_later_and_the_stack_starts_it(
+    installed_cli: Path, local_stack: LocalStack
+) -> None:
+    venv, local = installed_cli, local_stack
+
+    # WHEN alice asks today for an hour that begins in two hours, and bob approves it now
+    request = as_json(
+        venv, local, "requester", "request", ROLE, "--start", "+2h", "--duration", "1h", "--reason", REASON
+    )
+    request_id, start_at = request["id"], request["start_at"]
+    wait_for(lambda: outbox(local, request_id=request_id, event="approval.requested"), "the approvers' notifications")
+    approved = run(venv, local, "--profile", "approver", "approve", request_id, "--comment", "for tonight")
+    assert approved.returncode == 0, approved.stderr
+    assert approved.stdout.splitlines()[1].startswith("scheduled: alice (IAM user, ")
+
+    # THEN it waits, scheduled, with nobody let in yet
+    status = ok(venv, local, "--profile", "requester", "status", request_id)
+    assert re.search(rf"^status: +scheduled; begins in (2 hours|1 hour 5\d min) \({CLOCK}\)$", status, re.M), status
+
+    # WHEN the stack's clock reaches its start, its schedule starts it, for one hour from the start asked for
+    advance(local, "PT2H1M")
+    wait_for(
+        lambda: as_json(venv, local, "requester", "status", request_id)["status"] == "active" or None,
+        "the scheduled grant to begin",
+        timeout=60,
+    )
+    active = as_json(venv, local, "requester", "status", request_id)
+    assert parse_rfc3339(active["expires_at"]) == parse_rfc3339(start_at) + timedelta(hours=1)
 
 
 def test_the_installed_cli_errors_point_the_way(installed_cli: Path, local_stack: LocalStack) -> None:

@@ -88,11 +88,12 @@ def test_the_archive_is_private_encrypted_kept_as_long_as_asked_and_outlives_the
         "AuditArchiveRuleRole",
         "AuditArchiveRule",
         "AuditArchiveFailedAlarm",
+        "AuditArchiveDeliveryAlarm",
     }
     assert TEMPLATE["Conditions"]["ArchivesAudit"] == {
-        "Fn::Not": [{"Fn::Equals": [{"Ref": "AuditArchiveRetentionDays"}, 0]}]
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AuditArchiveRetentionDays"}, "0"]}]
     }
-    assert TEMPLATE["Parameters"]["AuditArchiveRetentionDays"]["Default"] == 0
+    assert TEMPLATE["Parameters"]["AuditArchiveRetentionDays"]["Default"] == "0"
 
     bucket = resources["AuditArchiveBucket"]
     assert (bucket["DeletionPolicy"], bucket["UpdateReplacePolicy"]) == ("Retain", "Retain")
@@ -100,8 +101,13 @@ def test_the_archive_is_private_encrypted_kept_as_long_as_asked_and_outlives_the
     assert all(props["PublicAccessBlockConfiguration"].values())
     assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
     assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
-    (retention,) = props["LifecycleConfiguration"]["Rules"]
+    retention, delete_markers = props["LifecycleConfiguration"]["Rules"]
     assert retention["ExpirationInDays"] == {"Ref": "AuditArchiveRetentionDays"}
+    assert delete_markers["ExpiredObjectDeleteMarker"] is True
+    # Kept at least as long as at most: nothing in it can be deleted or rewritten before its retention ends.
+    assert props["ObjectLockEnabled"] is True
+    lock = props["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]
+    assert lock == {"Mode": "GOVERNANCE", "Days": {"Ref": "AuditArchiveRetentionDays"}}
 
     (tls_only,) = resources["AuditArchiveBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert tls_only["Effect"] == "Deny"
@@ -114,12 +120,20 @@ def test_the_archive_is_private_encrypted_kept_as_long_as_asked_and_outlives_the
 
     # The delivery roles can do one thing each: write the bucket, put records on the stream.
     writer = resources["AuditArchiveDeliveryRole"]["Properties"]
-    (write,) = writer["Policies"][0]["PolicyDocument"]["Statement"]
-    assert all(action.startswith("s3:") and "Delete" not in action for action in write["Action"])
+    listing, write = writer["Policies"][0]["PolicyDocument"]["Statement"]
+    assert not [a for s in (listing, write) for a in s["Action"] if not a.startswith("s3:") or "Delete" in a]
+    assert write["Action"] == ["s3:AbortMultipartUpload", "s3:PutObject"]
+    assert write["Resource"] == [
+        {"Fn::Sub": "${AuditArchiveBucket.Arn}/events/*"},
+        {"Fn::Sub": "${AuditArchiveBucket.Arn}/errors/*"},
+    ]
     putter = resources["AuditArchiveRuleRole"]["Properties"]
     (put,) = putter["Policies"][0]["PolicyDocument"]["Statement"]
     assert put["Action"] == ["firehose:PutRecord", "firehose:PutRecordBatch"]
     assert put["Resource"] == {"Fn::GetAtt": ["AuditArchiveStream", "Arn"]}
-    for role in (writer, putter):
-        (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
-        assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    (trust,) = writer["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Condition"] == {"StringEquals": {"sts:ExternalId": {"Ref": "AWS::AccountId"}}}
+    (trust,) = putter["AssumeRolePolicyDocument"]["Statement"]
+    rule_arn = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:rule/${AWS::StackName}-audit-archive"
+    assert trust["Condition"]["StringEquals"]["aws:SourceArn"] == {"Fn::Sub": rule_arn}
+    assert RULE["Name"] == {"Fn::Sub": "${AWS::StackName}-audit-archive"}

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -13,6 +14,7 @@ import pytest
 
 from tests.support.aws import ALICE, CAROL, ROLE_ARN, World
 from tests.support.flows import granted, request_access
+from trustgate.core.clock import parse_rfc3339
 from trustgate_local.world import api_event
 
 pytestmark = pytest.mark.functional
@@ -83,9 +85,10 @@ def test_csv_pages_follow_the_link_header_to_the_end_without_gaps(world: World) 
     assert len(everything) >= 3
 
     seen: list[str] = []
-    query: dict[str, str] = {"format": "csv", "limit": "1"}
+    query: dict[str, str] = {"format": "csv", "limit": "1", "since": "P1D"}
     while True:
         answer = get_audit(world, query)
+        assert header(answer, "Vary") == "Accept"
         page = rows(answer)
         assert len(page) == 1
         seen += [row["id"] for row in page]
@@ -94,6 +97,8 @@ def test_csv_pages_follow_the_link_header_to_the_end_without_gaps(world: World) 
             break
         assert following["format"] == ["csv"]
         assert following["limit"] == ["1"]
+        # The age asked for is passed on as the time it meant: later pages keep the first page's window.
+        assert parse_rfc3339(following["since"][0]) <= world.deps.clock.now() - timedelta(days=1)
         query = {name: values[0] for name, values in following.items()}
     assert seen == everything
 

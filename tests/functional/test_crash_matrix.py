@@ -101,8 +101,8 @@ def _grant_before_schedule(world: World, crash: Crash) -> None:
 
 @scenario("grant", "between its expiry schedule and its record")
 def _grant_after_schedule(world: World, crash: Crash) -> None:
-    def expiry(request_id: str, at: Any, reminder: bool = False) -> bool:
-        return not reminder
+    def expiry(request_id: str, at: Any, kind: str = "expire") -> bool:
+        return kind == "expire"
 
     def arm() -> None:
         crash.at(world.deps.schedules, "create", "grant: after its schedule", after=True, when=expiry)

@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 import pytest
 
 from tests.functional.test_least_privilege import CallRecorder, judge
+from tests.support.assume import decisions
 from tests.support.aws import (
     ALICE,
     CAROL,
     ERIN,
     MALLORY,
-    ORG_ID,
     ROLE_ARN,
     ROLE_NAME,
     VENDOR_TRUST,
@@ -29,14 +28,12 @@ from tests.support.aws import (
     running_world,
 )
 from tests.support.flows import granted
-from tests.support.iam_eval import ALLOWED, IamCase, evaluate
-from trustgate.core.clock import to_rfc3339
+from tests.support.iam_eval import ALLOWED
 from trustgate.core.trust_policy import NOBODY, statements_of
 
 pytestmark = pytest.mark.functional
 
 JUST_IN_TIME = {"InitialStandingAccess": "none"}
-MAY_ASSUME = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}
 
 
 @pytest.fixture
@@ -55,37 +52,6 @@ def stored_policy(world: World) -> dict[str, object]:
     status, body = world.api("GET", f"/roles/{ROLE_NAME}/policy", CAROL)
     assert status == 200, body
     return dict(body)
-
-
-def assume(case_id: str, arn: str, session_name: str, trust_policy: dict[str, object], now: datetime) -> IamCase:
-    """The IAM user `arn` (long-term keys) calls AssumeRole on the managed role as `session_name`."""
-    account, user = arn.split(":")[4], arn.rsplit("/", 1)[1]
-    context = {
-        "aws:CurrentTime": to_rfc3339(now),
-        "aws:PrincipalArn": arn,
-        "aws:userid": "AIDA" + user.upper().ljust(16, "X"),
-        "aws:username": user,
-        "sts:RoleSessionName": session_name,
-    }
-    if account != MALLORY.split(":")[4]:  # mallory's account is outside the organization
-        context["aws:PrincipalOrgID"] = ORG_ID
-    return IamCase(
-        id=case_id,
-        principal=arn,
-        action="sts:AssumeRole",
-        resource=ROLE_ARN,
-        identity_policies=[MAY_ASSUME],
-        resource_policy=trust_policy,
-        resource_account=ROLE_ARN.split(":")[4],
-        context=context,
-    )
-
-
-def decisions(world: World, *cases: tuple[str, str, str]) -> dict[str, str]:
-    """AWS's decision for each (case id, caller ARN, session name) against the trust policy IAM holds now."""
-    trust, now = world.trust_policy(), world.deps.clock.now()
-    built = [assume(case_id, arn, name, trust, now) for case_id, arn, name in cases]
-    return {case.id: decision for case, decision in zip(built, evaluate(built), strict=True)}
 
 
 def test_by_default_the_role_keeps_its_own_statements_and_the_organization_stays_in(world: World) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.aws import ALICE, BOB, CAROL, DAVE, ERIN, PARAMETERS, ROLE_ARN, World, running_world
+from tests.support.aws import ALICE, BOB, CAROL, DAVE, ERIN, PARAMETERS, ROLE_ARN, World, running_world, wait_for
 from tests.support.flows import JUSTIFICATION, approve, granted, request_access
 from tests.support.links import approval_links, call_page, form_for
 from tests.support.permissions import FUNCTIONS, Call, allowed, function_statements, template
@@ -184,6 +184,19 @@ def test_every_call_of_every_flow_is_allowed_by_the_template(watched: tuple[Worl
     cancelled = request_access(world, ALICE)
     world.wait_for_task_token(cancelled["id"])
     assert world.api("POST", f"/requests/{cancelled['id']}/cancel", ALICE)[0] == 200
+    # Scheduled access: approved for later (Grant schedules it under the role lock), its start (a new execution,
+    # Grant activates it), and a second one cancelled before it begins (API deletes its start schedule).
+    later = request_access(world, ALICE, start_at="PT2H")["id"]
+    approve(world, later)
+    assert world.wait_execution(later)["status"] == "SUCCEEDED"  # scheduled, its start schedule made
+    assert world.status(later) == "scheduled"
+    world.advance(timedelta(hours=2, minutes=1))
+    world.fire_schedule(later, "start")
+    wait_for(lambda: world.status(later) == "active" or None, 20, "the scheduled grant to begin")
+    unwanted = request_access(world, ERIN, start_at="PT1H")["id"]
+    approve(world, unwanted)
+    world.wait_status(unwanted, "scheduled")
+    assert world.api("POST", f"/requests/{unwanted}/cancel", ERIN)[0] == 200
     # A removed approver opens their link (Decide reads when the policy changed, without any index).
     orphaned = request_access(world, ALICE)
     links = approval_links(world, orphaned["id"])

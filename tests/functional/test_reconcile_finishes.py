@@ -139,13 +139,14 @@ def test_a_failing_pending_sweep_never_stops_the_roles_or_the_schedules(
 
     report = reconcile(world)
 
-    assert [f["part"] for f in report["failures"]] == ["pending requests"]
-    assert "ThrottlingException" in report["failures"][0]["error"]
+    # Both sweeps that list by status fail (pending requests, scheduled ones); everything else goes on.
+    assert [f["part"] for f in report["failures"]] == ["pending requests", "scheduled requests"]
+    assert all("ThrottlingException" in failure["error"] for failure in report["failures"])
     assert report["roles"][0]["changed"] is True
     assert not forged_present(world)
     assert report["schedules"]["created"] == [grant["id"]]
     assert schedule_name(grant["id"]) in schedules(world)
-    assert counted.count("ReconcileFailures") == 1
+    assert counted.count("ReconcileFailures") == 2
 
 
 def test_one_request_that_fails_never_stops_the_other_requests(
@@ -312,7 +313,7 @@ def test_orphaned_schedules_are_deleted_and_a_missing_one_is_made(
     revoked = granted(world, ERIN)
     at = world.deps.clock.now() + timedelta(hours=1)
     world.deps.schedules.create("01NOSUCHREQUEST0000000000", at)  # its request does not exist
-    world.deps.schedules.create("01NOSUCHREQUEST0000000000", at, reminder=True)
+    world.deps.schedules.create("01NOSUCHREQUEST0000000000", at, "remind")
     scheduler.create_schedule(  # not TrustGate's: left alone
         Name="someone-elses",
         GroupName=group,
@@ -330,15 +331,15 @@ def test_orphaned_schedules_are_deleted_and_a_missing_one_is_made(
     scheduler.delete_schedule(Name=schedule_name(kept["id"]), GroupName=group)
 
     first = reconcile(world)["schedules"]
-    assert first == {"deleted": ["01NOSUCHREQUEST0000000000"], "created": [kept["id"]]}
+    assert first == {"deleted": ["01NOSUCHREQUEST0000000000"], "created": [kept["id"]], "started": []}
     assert schedule_name(revoked["id"]) in schedules(world)  # its end is too recent: its step may still be running
     world.advance(AFTER_GRACE)
-    assert reconcile(world)["schedules"] == {"deleted": [revoked["id"]], "created": []}
+    assert reconcile(world)["schedules"] == {"deleted": [revoked["id"]], "created": [], "started": []}
 
-    assert schedules(world) == {schedule_name(kept["id"]), schedule_name(kept["id"], reminder=True), "someone-elses"}
+    assert schedules(world) == {schedule_name(kept["id"]), schedule_name(kept["id"], "remind"), "someone-elses"}
     assert [m.recipient for m in messages_for(world, revoked["id"], "request.revoked")] == [ERIN]
     assert len(messages_for(world, kept["id"], "request.active")) == 1  # told once, by its own Grant step
-    assert reconcile(world)["schedules"] == {"deleted": [], "created": []}
+    assert reconcile(world)["schedules"] == {"deleted": [], "created": [], "started": []}
 
 
 # -- 5. a tightened policy whose revocations did not happen ------------------------------------------

@@ -140,7 +140,7 @@ def test_a_grant_that_fails_after_its_activation_stays_active(world: World, monk
     assert entered(world, request_id)[-3:] == ["RecordFailure", "StillGranted?", "Done"]
     assert world.status(request_id) == "active"
     assert grant_expiry_in(world.trust_policy(), ALICE) is not None
-    assert {schedule_name(request_id), schedule_name(request_id, reminder=True)} <= schedules(world)
+    assert {schedule_name(request_id), schedule_name(request_id, "remind")} <= schedules(world)
     assert [m.recipient for m in messages_for(world, request_id, "request.active")] == [ALICE]
     assert messages_for(world, request_id, "request.failed") == []
 
@@ -164,7 +164,7 @@ def test_schedules_that_cannot_be_made_after_activation_never_fail_the_grant(
     report = world.invoke("ReconcileFunction", {})
 
     assert report["schedules"]["created"] == [request_id]
-    assert {schedule_name(request_id), schedule_name(request_id, reminder=True)} <= schedules(world)
+    assert {schedule_name(request_id), schedule_name(request_id, "remind")} <= schedules(world)
     assert len(messages_for(world, request_id, "request.active")) == 1  # its Grant step told her already
 
 

@@ -18,8 +18,9 @@ from trustgate_local.world import running_world, wait_for
 pytestmark = pytest.mark.functional
 
 SECRET = "trustgate/teams-webhooks"
-BOB_CHAT = "https://example.webhook.office.com/webhookb2/bob"
-CHANNEL = "https://prod-00.westeurope.logic.azure.com/workflows/channel"
+# Bob's own chat: a Workflows flow ("post in a chat with Flow bot"); the team's channel: an incoming webhook.
+BOB_CHAT = "https://prod-00.westeurope.logic.azure.com/workflows/bob-chat"
+CHANNEL = "https://example.webhook.office.com/webhookb2/channel"
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ from trustgate.app.sync import nonconforming_grants
 from trustgate.core.clock import to_rfc3339
 from trustgate.core.identity import account_of
 from trustgate.core.models import AccessRequest, AuditEvent, RequestStatus
-from trustgate.core.records import Page, iterate_pages
+from trustgate.core.records import SCHEDULE_KINDS, Page, iterate_pages
 from trustgate.core.trust_policy import (
     GRANT_SID_PREFIX,
     Document,
@@ -554,10 +554,11 @@ def _leaked_schedules(world: World, role: _Role, now: datetime) -> list[str]:
     schedules = _schedules(world)
     found: list[str] = []
     for r in role.grants:
-        for reminder in (False, True):
-            name = schedule_name(r.id, reminder)
+        for kind in SCHEDULE_KINDS:
+            name = schedule_name(r.id, kind)
             at = schedules.get(name)
-            if at is not None and at > now and r.status != RequestStatus.ACTIVE:
+            owner = RequestStatus.SCHEDULED if kind == "start" else RequestStatus.ACTIVE  # whose schedule it is
+            if at is not None and at > now and r.status != owner:
                 found.append(
                     f"leaked schedule: {name} fires at {to_rfc3339(at)} for a request that is {r.status.value}"
                 )

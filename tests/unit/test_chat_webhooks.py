@@ -3,6 +3,7 @@ channel, whichever service it is."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -13,7 +14,7 @@ from tests.support.samples import BOB, DAVE
 from tests.support.samples import a_request as sample_request
 from trustgate.adapters.chat import CACHE_SECONDS, ChatNotifier, FanOut, Render, WebhookRoutes
 from trustgate.adapters.slack import block_kit
-from trustgate.adapters.teams import adaptive_card
+from trustgate.adapters.teams import adaptive_card, may_carry_link
 from trustgate.core import messages
 from trustgate.core.models import AccessRequest, RequestStatus
 
@@ -219,3 +220,52 @@ def test_slack_and_teams_are_sent_side_by_side_and_a_failing_one_stops_neither_n
     assert delivered == [notice.event, notice.event]
     assert [url for url, _ in slack_posts] == [CHANNEL, CHANNEL]
     assert [url for url, _ in teams_posts] == ["https://example.webhook.office.com/channel"]
+
+
+def test_a_teams_incoming_webhook_never_carries_a_link_even_keyed_by_one_approver() -> None:
+    """An Office 365 connector posts to a channel, whoever it is keyed by; only a flow to one's own chat can."""
+    connector = "https://contoso.webhook.office.com/webhookb2/abc/IncomingWebhook/def"
+    workflow = "https://prod-00.westeurope.logic.azure.com:443/workflows/bob/triggers/manual/paths/invoke"
+    assert (may_carry_link(connector), may_carry_link(workflow)) == (False, True)
+    posted: list[tuple[str, dict[str, Any]]] = []
+
+    def post(url: str, body: bytes) -> int:
+        posted.append((url, json.loads(body)))
+        return 202
+
+    for bobs_url in (connector, workflow):
+        teams = ChatNotifier(WebhookRoutes(Secret({BOB: bobs_url}), "arn:secret"), adaptive_card, post, may_carry_link)
+        teams.send(messages.approval_needed(a_request(), BOB, LINK))
+    assert [(url, buttons(body)) for url, body in posted] == [(connector, []), (workflow, [LINK])]
+
+
+def test_a_teams_message_without_a_chat_text_is_plain_text_runs_never_markdown() -> None:
+    phishing = "[Open approval page](http:203.0.113.5/decide) ![x](http:1.2.3.4/p.png) **now**"
+    notice = messages.outcome_for_requester(
+        a_request(status=RequestStatus.DENIED, justification=phishing), comment=phishing
+    )
+    assert not notice.chat_text  # the case at hand: only `text`
+
+    card = adaptive_card(notice, False)["attachments"][0]["content"]
+
+    blocks = card["body"][1:-1]
+    assert blocks
+    assert all(block["type"] == "RichTextBlock" for block in blocks)  # TextRuns: Teams renders no markdown there
+    runs = [run["text"] for block in blocks for run in block["inlines"]]
+    assert any("Open approval page" in run for run in runs)
+
+
+def test_one_failing_webhook_keeps_no_other_from_its_copy() -> None:
+    posted: list[str] = []
+
+    def post(url: str, body: bytes) -> int:
+        if url == BOB_DM:
+            raise OSError("bob's webhook is gone")
+        posted.append(url)
+        return 200
+
+    slack = ChatNotifier(WebhookRoutes(Secret({BOB: BOB_DM, "*": CHANNEL}), "arn:secret"), block_kit, post)
+    notice = messages.outcome_for_requester(a_request(status=RequestStatus.DENIED), "no")
+    with pytest.raises(OSError, match="bob's webhook is gone"):
+        slack.send(dataclasses.replace(notice, recipient=BOB))
+    assert posted == [CHANNEL]

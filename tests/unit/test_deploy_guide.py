@@ -101,10 +101,11 @@ def test_what_the_guide_says_the_siem_archive_adds_is_what_the_template_adds() -
         "AWS::KinesisFirehose::DeliveryStream": 1,
         "AWS::Events::Rule": 1,
         "AWS::IAM::Role": 2,
-        "AWS::CloudWatch::Alarm": 1,
+        "AWS::CloudWatch::Alarm": 2,
     }
-    assert "a bucket and its policy, a Firehose delivery\nstream, a rule, 2 more IAM roles and 1 more alarm" in GUIDE
+    assert "a bucket and its policy, a Firehose delivery\nstream, a rule, 2 more IAM roles and 2 more alarms" in GUIDE
     assert "AuditArchiveFailedAlarm" in section(6)
+    assert "AuditArchiveDeliveryAlarm" in section(6)
     assert "**The audit archive bucket**" in section(7)
     deployer = json.loads(re.findall(r"```json\n(.*?)```", section(2), flags=re.DOTALL)[0])
     (archive_rights,) = [s for s in deployer["Statement"] if s["Sid"].startswith("SiemArchive")]

@@ -91,7 +91,7 @@ def test_approved_grant_puts_exactly_that_principal_with_its_expiry(deps: FakeDe
     assert grant.expires_at - grant.starts_at == timedelta(hours=1)
     # The session guard ends alice's sessions at the grant's end; the expiry is scheduled.
     assert guard_window(deps.roles.session_guard(ROLE_ARN), f"{ROLE_ID}:alice")[1] == grant.expires_at
-    assert deps.schedules.schedules[(grant.id, False)] == grant.expires_at
+    assert deps.schedules.schedules[(grant.id, "expire")] == grant.expires_at
 
 
 def test_a_requester_may_not_approve_their_own_request(deps: FakeDependencies) -> None:
@@ -141,7 +141,7 @@ def test_revoke_removes_the_principal_at_once_and_drops_the_schedule(deps: FakeD
     revoked = requests.revoke_request(deps, caller(ALICE), grant.id, "done early")
     assert (revoked.status, revoked.reason) == (RequestStatus.REVOKED, "done early")
     assert deps.roles.trust_policy(ROLE_ARN) == VENDOR_TRUST
-    assert (grant.id, False) not in deps.schedules.schedules
+    assert (grant.id, "expire") not in deps.schedules.schedules
 
 
 def test_every_change_is_audited_and_announced(deps: FakeDependencies) -> None:

@@ -120,7 +120,7 @@ def test_a_reconcile_with_nothing_interrupted_changes_nothing(deps: FakeDependen
     assert report == {
         "roles": [{"role_arn": ROLE_ARN, "changed": False, "expired": []}],
         "flows": [],
-        "schedules": {"deleted": [], "created": []},
+        "schedules": {"deleted": [], "created": [], "started": []},
         "failures": [],
     }
     assert deps.roles.writes == writes
@@ -291,7 +291,7 @@ def test_an_active_grant_past_its_end_whose_schedule_was_lost_is_expired(deps: F
     assert deps.roles.trust_policy(ROLE_ARN) == VENDOR_TRUST
     assert guard_window(deps.roles.session_guard(ROLE_ARN), f"{ROLE_ID}:alice")[1] == grant.expires_at
     assert told(deps, grant.id, "request.expired") == [ALICE]
-    assert report["schedules"] == {"deleted": [], "created": []}  # an ended grant gets no schedule back
+    assert report["schedules"] == {"deleted": [], "created": [], "started": []}  # an ended grant gets no schedule back
     assert deps.schedules.schedules == {}
     assert reconciler.reconcile(deps)["roles"][0]["expired"] == []  # expired once
 
@@ -323,10 +323,14 @@ def test_an_expiry_that_died_before_its_sync_is_finished(
 
     assert first["roles"] == [{"role_arn": ROLE_ARN, "changed": True, "expired": []}]
     assert deps.roles.trust_policy(ROLE_ARN) == VENDOR_TRUST
-    assert first["schedules"] == {"deleted": [], "created": []}  # its end is too recent: its step may still run
-    assert (grant.id, False) in deps.schedules.schedules
+    assert first["schedules"] == {
+        "deleted": [],
+        "created": [],
+        "started": [],
+    }  # its end is too recent: its step may still run
+    assert (grant.id, "expire") in deps.schedules.schedules
     deps.clock.advance(AFTER_GRACE)
-    assert reconciler.reconcile(deps)["schedules"] == {"deleted": [grant.id], "created": []}
+    assert reconciler.reconcile(deps)["schedules"] == {"deleted": [grant.id], "created": [], "started": []}
     assert deps.schedules.schedules == {}
 
 
@@ -342,7 +346,7 @@ def test_orphaned_schedules_are_deleted_and_a_missing_one_is_made(
         deps.flow.executions[grant.id] = "SUCCEEDED"  # both flows finished (the fake leaves them RUNNING)
     at = deps.clock.now() + timedelta(hours=1)
     deps.schedules.create(NO_SUCH_REQUEST, at)  # its request does not exist
-    deps.schedules.create(NO_SUCH_REQUEST, at, reminder=True)
+    deps.schedules.create(NO_SUCH_REQUEST, at, "remind")
     # A revoke that died after IAM let go of erin, before it deleted her schedules and told her.
     with monkeypatch.context() as patch:
         patch.setattr(deps.schedules, "delete", kill)
@@ -356,20 +360,20 @@ def test_orphaned_schedules_are_deleted_and_a_missing_one_is_made(
 
     first = reconciler.reconcile(deps)["schedules"]
 
-    assert first == {"deleted": [NO_SUCH_REQUEST], "created": [kept.id]}
+    assert first == {"deleted": [NO_SUCH_REQUEST], "created": [kept.id], "started": []}
     assert kept.expires_at is not None
-    assert deps.schedules.schedules[(kept.id, False)] == kept.expires_at
-    assert deps.schedules.schedules[(kept.id, True)] == kept.expires_at - timedelta(minutes=10)  # its reminder
-    assert (revoked.id, False) in deps.schedules.schedules  # its end is too recent: its step may still be running
+    assert deps.schedules.schedules[(kept.id, "expire")] == kept.expires_at
+    assert deps.schedules.schedules[(kept.id, "remind")] == kept.expires_at - timedelta(minutes=10)  # its reminder
+    assert (revoked.id, "expire") in deps.schedules.schedules  # its end is too recent: its step may still be running
     assert told(deps, revoked.id, "request.revoked") == []
 
     deps.clock.advance(AFTER_GRACE)
-    assert reconciler.reconcile(deps)["schedules"] == {"deleted": [revoked.id], "created": []}
+    assert reconciler.reconcile(deps)["schedules"] == {"deleted": [revoked.id], "created": [], "started": []}
 
-    assert set(deps.schedules.schedules) == {(kept.id, False), (kept.id, True)}
+    assert set(deps.schedules.schedules) == {(kept.id, "expire"), (kept.id, "remind")}
     assert told(deps, revoked.id, "request.revoked") == [ERIN]  # told now, once
     assert len(told(deps, kept.id, "request.active")) == active_told  # told once, by its own Grant step
-    assert reconciler.reconcile(deps)["schedules"] == {"deleted": [], "created": []}
+    assert reconciler.reconcile(deps)["schedules"] == {"deleted": [], "created": [], "started": []}
     assert told(deps, revoked.id, "request.revoked") == [ERIN]
 
 
@@ -378,7 +382,7 @@ def test_a_grant_without_a_schedule_whose_flow_still_runs_is_left_to_its_flow(de
     assert deps.flow.status(grant.id) == "RUNNING"  # its Grant step may be scheduling it right now
     deps.schedules.delete(grant.id)
 
-    assert reconciler.reconcile(deps)["schedules"] == {"deleted": [], "created": []}
+    assert reconciler.reconcile(deps)["schedules"] == {"deleted": [], "created": [], "started": []}
 
     assert deps.schedules.schedules == {}
 
@@ -391,9 +395,9 @@ def test_a_grant_whose_flow_failed_after_activation_is_scheduled_and_its_request
     deps.flow.executions[grant.id] = "FAILED"  # the Grant step died after the activation, before its follow-ups
     deps.notifier.sent.clear()
 
-    assert reconciler.reconcile(deps)["schedules"] == {"deleted": [], "created": [grant.id]}
+    assert reconciler.reconcile(deps)["schedules"] == {"deleted": [], "created": [grant.id], "started": []}
 
-    assert deps.schedules.schedules[(grant.id, False)] == grant.expires_at
+    assert deps.schedules.schedules[(grant.id, "expire")] == grant.expires_at
     assert told(deps, grant.id, "request.active") == [ALICE]
 
 
@@ -417,7 +421,7 @@ def test_a_grant_the_stored_policy_no_longer_allows_is_revoked(deps: FakeDepende
     assert not names(deps, ALICE)
     assert [s for s in statements_of(deps.roles.trust_policy(ROLE_ARN)) if is_managed(s)] == []
     assert guard_window(deps.roles.session_guard(ROLE_ARN), f"{ROLE_ID}:alice")[1] == deps.clock.now()
-    assert (grant.id, False) not in deps.schedules.schedules
+    assert (grant.id, "expire") not in deps.schedules.schedules
     assert told(deps, grant.id, "request.revoked") == [ALICE]
     assert reconciler.reconcile(deps)["roles"][0]["changed"] is False  # finished once
 
@@ -494,8 +498,8 @@ def test_a_failing_role_is_reported_and_never_stops_the_other_role_or_the_other_
     assert counted.count("ReconcileFailures") == 1
     assert report["flows"] == [{"request_id": waiting, "done": "flow started"}]
     assert deps.flow.status(waiting) == "RUNNING"
-    assert report["schedules"] == {"deleted": [NO_SUCH_REQUEST], "created": [grant.id]}
-    assert (grant.id, False) in deps.schedules.schedules
+    assert report["schedules"] == {"deleted": [NO_SUCH_REQUEST], "created": [grant.id], "started": []}
+    assert (grant.id, "expire") in deps.schedules.schedules
 
 
 def test_a_failing_pending_sweep_never_stops_the_roles_or_the_schedules(
@@ -513,14 +517,14 @@ def test_a_failing_pending_sweep_never_stops_the_roles_or_the_schedules(
 
     report = reconciler.reconcile(deps)
 
-    assert [f["part"] for f in report["failures"]] == ["pending requests"]
-    assert "ThrottlingException" in report["failures"][0]["error"]
+    assert [f["part"] for f in report["failures"]] == ["pending requests", "scheduled requests"]
+    assert all("ThrottlingException" in failure["error"] for failure in report["failures"])
     assert report["flows"] == []
     assert report["roles"][0]["changed"] is True
     assert not forged_present(deps)
     assert report["schedules"]["created"] == [grant.id]
-    assert (grant.id, False) in deps.schedules.schedules
-    assert counted.count("ReconcileFailures") == 1
+    assert (grant.id, "expire") in deps.schedules.schedules
+    assert counted.count("ReconcileFailures") == 2
 
 
 def test_one_request_that_fails_never_stops_the_other_requests(

@@ -50,7 +50,7 @@ def test_an_admin_revokes_a_person_ending_the_grant_and_cancelling_the_extension
     assert deps.store.get_request(grant.id).status == RequestStatus.REVOKED
     assert deps.store.get_request(extension.id).status == RequestStatus.CANCELLED
     assert (task_token(extension.id), "cancelled") in deps.flow.resumed
-    assert (grant.id, False) not in deps.schedules.schedules
+    assert (grant.id, "expire") not in deps.schedules.schedules
     # The cancelled extension cannot be approved after the revoke.
     with pytest.raises(ConflictError) as refused:
         approve(deps, extension.id, BOB)

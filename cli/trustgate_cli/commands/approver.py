@@ -75,7 +75,7 @@ def run_approve(args: argparse.Namespace, ctx: Context) -> int:
         return ExitCode.OK
     if status == "pending":
         if not ctx.json:
-            ctx.print("approved; granting…")
+            ctx.print("approved; scheduling…" if request.get("start_at") else "approved; granting…")
         request = _wait_for_grant(ctx, request)
     if ctx.json:
         ctx.print_json(request)
@@ -136,6 +136,9 @@ def _outcome(request: JsonObject, ctx: Context) -> str:
     if status == "active":
         until = when(request.get("expires_at"), ctx.now())
         return f"granted: {person_of(request)} has access to {role}" + (f", expiring {until}" if until else "")
+    if status == "scheduled":
+        begins = when(request.get("start_at"), ctx.now())
+        return f"scheduled: {person_of(request)} gets access to {role} {begins}; nothing is granted before then"
     if status == "pending":
         return f"still granting; check with: trustgate status {request_id}"
     reason = f": {request['reason']}" if request.get("reason") else ""

@@ -6,6 +6,7 @@ import argparse
 import difflib
 import shlex
 import time
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
@@ -21,7 +22,7 @@ from trustgate_cli.commands.base import (
     positive_int,
     print_list,
 )
-from trustgate_cli.durations import DURATION_FORMS, duration_in_words
+from trustgate_cli.durations import DURATION_FORMS, DurationError, duration_in_words, to_iso8601
 from trustgate_cli.errors import (
     ApiError,
     CliError,
@@ -44,7 +45,7 @@ from trustgate_cli.render import (
     way_in_lines,
 )
 
-STATUSES = ("pending", "active", "expired", "revoked", "denied", "cancelled", "timed_out", "failed")
+STATUSES = ("pending", "scheduled", "active", "expired", "revoked", "denied", "cancelled", "timed_out", "failed")
 POLL_INTERVAL_SECONDS = 1.0
 # Consecutive failed polls (5xx, 429, network) tolerated before --wait gives up with that error.
 MAX_POLL_FAILURES = 3
@@ -77,10 +78,21 @@ def register(commands: CommandAdder) -> None:
         examples=[
             'request PumpCustomerAccess --duration "2 hours" --reason "rotate the CloudTrail bucket key"',
             'request pumpcustomeraccess --duration 30m --reason "read the audit logs" --ticket CHG-1234 --wait',
+            'request PumpCustomerAccess --start 2026-12-01T21:00Z --duration 2h --reason "maintenance window"',
+            'request PumpCustomerAccess --start +3h --duration 1h --reason "tonight\'s key rotation"',
         ],
+        epilog="With --start the access is scheduled: once approved it waits (status scheduled) and begins at that "
+        "time, ending one --duration later; --wait then returns once it is approved.",
     )
     parser.add_argument("role", metavar="ROLE", help="role name (any case) or ARN; 'trustgate roles' lists them")
     _add_duration_and_reason(parser, duration_required=False)
+    parser.add_argument(
+        "--start",
+        type=start_arg,
+        metavar="WHEN",
+        help="begin later: an RFC 3339 time (2026-12-01T21:00Z, or with an offset) or +DURATION from now (+3h, "
+        "on TrustGate's clock); at most the deployment's MaxScheduleAhead (7 days by default) ahead",
+    )
     parser.add_argument("--ticket", help="change or incident ticket, if the role asks for one")
     parser.add_argument(
         "--idempotency-key", metavar="KEY", help="retrying with the same key and body returns the same request"
@@ -107,14 +119,18 @@ def register(commands: CommandAdder) -> None:
     parser.add_argument("--limit", type=positive_int, metavar="N", help="show at most N requests")
 
     parser = commands.add(
-        "cancel", run_cancel, "cancel your pending request", examples=["cancel 01JD7X4T9Q8W2N5R6S3V1Y0Z9A"]
+        "cancel",
+        run_cancel,
+        "cancel your pending or scheduled request",
+        examples=["cancel 01JD7X4T9Q8W2N5R6S3V1Y0Z9A"],
     )
     parser.add_argument("id", metavar="ID")
 
     parser = commands.add(
         "revoke",
         run_revoke,
-        "end an active grant now, or (admins) everything one person holds on a role",
+        "end an active grant now (or a scheduled one before it begins), or (admins) everything one person holds on "
+        "a role",
         epilog="'trustgate revoke ID' ends the active grant ID, with the rest of its holder's access to the role. "
         "'trustgate revoke --role ROLE --principal ARN_OR_PERSON' (admins of the role) ends every grant that "
         "person holds on the role and cancels their pending requests, then prints exactly what changed.",
@@ -152,6 +168,29 @@ def register(commands: CommandAdder) -> None:
     parser.add_argument("role", metavar="ROLE_ARN_OR_NAME")
     parser.add_argument("--account", metavar="ID", help="account id, when roles of that name exist in several")
     parser.add_argument("--display-name", metavar="NAME", help="label the console shows (default: role name)")
+
+
+def start_arg(text: str) -> str:
+    """argparse type: `+3h` as ISO 8601 from now (`PT3H`, counted on TrustGate's clock), or an RFC 3339 time with a
+    zone (`2026-12-01T21:00Z`, `2026-12-01T22:00+01:00`) as UTC, `2026-12-01T21:00:00Z`."""
+    value = text.strip()
+    if value.startswith("+"):
+        try:
+            return to_iso8601(value[1:])
+        except DurationError as error:
+            raise argparse.ArgumentTypeError(f"{text!r}: {error}") from None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a time like 2026-12-01T21:00Z, nor a time from now like +3h"
+        ) from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no zone: add Z for UTC (2026-12-01T21:00Z) or an offset")
+    try:
+        return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except OverflowError:
+        raise argparse.ArgumentTypeError(f"{text!r} is outside the range of UTC times") from None
 
 
 def _add_duration_and_reason(parser: argparse.ArgumentParser, *, duration_required: bool) -> None:
@@ -204,6 +243,8 @@ def run_request(args: argparse.Namespace, ctx: Context) -> int:
         body["duration"] = args.duration
     if args.ticket:
         body["ticket"] = args.ticket
+    if args.start:
+        body["start_at"] = args.start
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
     created = as_object(ctx.client.post("/requests", body, headers=headers), "the new request")
     return _finish(ctx, created, wait=args.wait, timeout=args.timeout)
@@ -390,6 +431,10 @@ def _finish(ctx: Context, request: JsonObject, *, wait: bool, timeout: float | N
         request = _wait_for_decision(ctx, request, timeout)
     _show_request(ctx, request)
     status = request.get("status")
+    if status == "scheduled":  # approved: it begins at its start without anyone doing anything
+        if not ctx.json:
+            ctx.note(f"approved; it begins by itself (cancel: trustgate cancel {request.get('id')})")
+        return ExitCode.OK
     if not wait:
         if status == "pending" and not ctx.json:
             request_id = request.get("id")

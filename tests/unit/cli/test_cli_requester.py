@@ -438,3 +438,53 @@ def test_request_wait_with_ctrl_c_exits_130_and_names_the_request(
 
     assert result.code == 130
     assert "request req-1 is still pending; check with: trustgate status req-1" in result.err
+
+
+# -- scheduled access (--start) --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "sent"),
+    [
+        ("+3h", "PT3H"),  # counted on TrustGate's clock, not this machine's
+        ("+1 day", "P1D"),
+        ("2026-12-01T21:00Z", "2026-12-01T21:00:00Z"),
+        ("2026-12-01T22:30:00+01:00", "2026-12-01T21:30:00Z"),
+    ],
+)
+def test_request_with_start_sends_start_at(cli: Cli, api: FakeApi, typed: str, sent: str) -> None:
+    api.reply("POST", "/requests", a_request(start_at="2026-12-01T21:00:00Z"), status=201)
+
+    result = cli("request", "PumpCustomerAccess", "--start", typed, "--duration", "2h", "--reason", "maintenance")
+
+    assert result.code == 0, result.err
+    [posted] = api.calls("POST", "/requests")
+    assert posted.json["start_at"] == sent
+    assert posted.json["duration"] == "PT2H"
+    assert "scheduled for: 2026-12-01 21:00 UTC" in result.out.replace("  ", "").replace(":  ", ": ")
+
+
+@pytest.mark.parametrize("typed", ["2026-12-01T21:00", "tonight", "+soon", "+0m"])
+def test_request_with_an_unreadable_start_is_a_usage_error_and_sends_nothing(
+    cli: Cli, api: FakeApi, typed: str
+) -> None:
+    result = cli("request", "PumpCustomerAccess", "--start", typed, "--reason", "maintenance")
+
+    assert result.code == 2
+    assert "--start" in result.err
+    assert api.received == []
+
+
+def test_request_wait_with_start_returns_once_approved_and_scheduled(cli: Cli, api: FakeApi) -> None:
+    later = {"start_at": "2026-11-26T21:00:00Z"}
+    clock = {"Date": "Thu, 26 Nov 2026 10:05:00 GMT"}  # TrustGate's clock, as its answers tell it
+    api.reply("POST", "/requests", a_request(**later), status=201, headers=clock)
+    api.reply("GET", "/requests/req-1", a_request(**later), headers=clock)
+    scheduled = a_request(**later, status="scheduled", decided_at="2026-11-26T10:05:00Z")
+    api.reply("GET", "/requests/req-1", scheduled, headers=clock)
+
+    result = cli("request", "PumpCustomerAccess", "--start", "+11h", "--reason", "maintenance", "--wait")
+
+    assert result.code == 0, result.err
+    assert "status:        scheduled; begins in 10 hours 55 min (21:00 UTC)\n" in result.out
+    assert "it begins by itself (cancel: trustgate cancel req-1)" in result.err

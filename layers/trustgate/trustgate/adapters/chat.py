@@ -96,16 +96,35 @@ def _fit_for_channel(notification: Notification) -> bool:
 class ChatNotifier:
     """Posts notifications, rendered for one chat service, to the webhooks `WebhookRoutes` routes them to."""
 
-    def __init__(self, routes: WebhookRoutes, render: Render, post: Callable[[str, bytes], int] | None = None) -> None:
+    def __init__(
+        self,
+        routes: WebhookRoutes,
+        render: Render,
+        post: Callable[[str, bytes], int] | None = None,
+        may_carry_link: Callable[[str], bool] = lambda _: True,
+    ) -> None:
         self.routes = routes
         self.render = render
         self.post = post
+        self.may_carry_link = may_carry_link  # the service's own limit: a URL that can only post to a channel
 
     def send(self, notification: Notification) -> None:
+        """Post to every webhook it is routed to; one that fails (logged) stops none of the others."""
         post = self.post or post_json  # looked up when sending, so the local stack and tests can stand in for it
+        failures: list[Exception] = []
         for url in self.routes.urls_for(notification):
-            with_link = notification.personal and self.routes.is_personal(url, notification.recipient)
-            post(url, json.dumps(self.render(notification, with_link)).encode())
+            with_link = (
+                notification.personal
+                and self.routes.is_personal(url, notification.recipient)
+                and self.may_carry_link(url)
+            )
+            try:
+                post(url, json.dumps(self.render(notification, with_link)).encode())
+            except Exception as error:  # re-raised below, after the other webhooks had theirs
+                logger.exception("chat webhook failed", extra={"event": notification.event})
+                failures.append(error)
+        if failures:
+            raise failures[0]
 
 
 class FanOut:

@@ -1,4 +1,6 @@
-"""EventBridge Scheduler adapter: one self-deleting `at()` schedule per grant, targeting the expire function."""
+"""EventBridge Scheduler adapter: self-deleting `at()` schedules per grant. Its expiry and the reminder before it
+invoke the expire function; a scheduled request's start starts an approval-flow execution with
+{request_id, start: true}, which goes straight to its Grant step (retries, failure handling and all)."""
 
 from __future__ import annotations
 
@@ -9,46 +11,57 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from trustgate.core.records import ScheduleRef
+from trustgate.core.records import SCHEDULE_KINDS, ScheduleKind, ScheduleRef
 
 if TYPE_CHECKING:
     from mypy_boto3_scheduler import EventBridgeSchedulerClient
 
 
 PREFIX = "trustgate-"
-EXPIRE_PREFIX = f"{PREFIX}expire-"
-REMIND_PREFIX = f"{PREFIX}remind-"
+# What each kind's target is told besides the request id: the expire function's input (core/steps.ExpiryStep),
+# or the approval flow's (statemachine/approval.asl.json).
+_PAYLOADS: dict[ScheduleKind, dict[str, object]] = {
+    "expire": {},
+    "remind": {"reminder": True},
+    "start": {"start": True},
+}
 
 
-def schedule_name(request_id: str, reminder: bool = False) -> str:
-    return f"{REMIND_PREFIX if reminder else EXPIRE_PREFIX}{request_id}"
+def schedule_name(request_id: str, kind: ScheduleKind = "expire") -> str:
+    return f"{PREFIX}{kind}-{request_id}"
 
 
 def parse_schedule_name(name: str) -> ScheduleRef | None:
     """The grant a schedule belongs to, from its name (None for a name TrustGate does not give)."""
-    for prefix, reminder in ((EXPIRE_PREFIX, False), (REMIND_PREFIX, True)):
+    for kind in SCHEDULE_KINDS:
+        prefix = f"{PREFIX}{kind}-"
         if name.startswith(prefix) and len(name) > len(prefix):
-            return ScheduleRef(name[len(prefix) :], reminder)
+            return ScheduleRef(name[len(prefix) :], kind)
     return None
 
 
 class ExpirySchedules:
     def __init__(
-        self, client: EventBridgeSchedulerClient, group: str, target_arn: str, role_arn: str, dead_letter_arn: str
+        self,
+        client: EventBridgeSchedulerClient,
+        group: str,
+        target_arn: str,
+        role_arn: str,
+        dead_letter_arn: str,
+        state_machine_arn: str = "",
     ) -> None:
         self.client = client
         self.group = group
         self.target_arn = target_arn
         self.role_arn = role_arn
         self.dead_letter_arn = dead_letter_arn
+        self.state_machine_arn = state_machine_arn
 
-    def create(self, request_id: str, at: datetime, reminder: bool = False) -> None:
-        """Schedule the grant's expiry (or its reminder); an existing one is replaced, so retries are safe."""
-        payload: dict[str, object] = {"request_id": request_id}
-        if reminder:
-            payload["reminder"] = True
+    def create(self, request_id: str, at: datetime, kind: ScheduleKind = "expire") -> None:
+        """Schedule the grant's expiry (its reminder, its start); an existing one is replaced, so retries are safe."""
+        payload: dict[str, object] = {"request_id": request_id, **_PAYLOADS[kind]}
         target: dict[str, object] = {
-            "Arn": self.target_arn,
+            "Arn": self.state_machine_arn if kind == "start" else self.target_arn,
             "RoleArn": self.role_arn,
             "Input": json.dumps(payload),
             "RetryPolicy": {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 10},
@@ -56,7 +69,7 @@ class ExpirySchedules:
         if self.dead_letter_arn:
             target["DeadLetterConfig"] = {"Arn": self.dead_letter_arn}
         arguments: dict[str, object] = {
-            "Name": schedule_name(request_id, reminder),
+            "Name": schedule_name(request_id, kind),
             "GroupName": self.group,
             "ScheduleExpression": f"at({at.astimezone(UTC):%Y-%m-%dT%H:%M:%S})",
             "ScheduleExpressionTimezone": "UTC",
@@ -73,9 +86,9 @@ class ExpirySchedules:
 
     def delete(self, request_id: str) -> None:
         """Remove a grant's schedules; already gone (fired, or never made) is fine."""
-        for reminder in (False, True):
+        for kind in SCHEDULE_KINDS:
             try:
-                self.client.delete_schedule(Name=schedule_name(request_id, reminder), GroupName=self.group)
+                self.client.delete_schedule(Name=schedule_name(request_id, kind), GroupName=self.group)
             except ClientError as error:
                 if error.response["Error"]["Code"] != "ResourceNotFoundException":
                     raise

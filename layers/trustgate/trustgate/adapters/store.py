@@ -20,7 +20,7 @@ from trustgate.adapters.throttling import throttling_in
 from trustgate.core.clock import parse_rfc3339, to_rfc3339
 from trustgate.core.errors import ConflictError, InvalidCursorError, LockTimeoutError, NotFoundError, ThrottledError
 from trustgate.core.models import STORED, AccessRequest, AuditEvent, RequestStatus, RolePolicy
-from trustgate.core.records import Page, StoredPolicy, SyncQueue, iterate_pages
+from trustgate.core.records import Page, StoredPolicy, SyncQueue, iterate_pages, role_key
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -81,7 +81,7 @@ def _request_keys(request: AccessRequest) -> dict[str, Any]:
         "pk": f"REQUEST#{request.id}",
         "sk": "REQUEST",
         "gsi1pk": f"ROLE#{request.role_arn}",
-        "gsi1sk": f"{request.status.value}#{created}",
+        "gsi1sk": f"{request.status.value}#{role_key(request)}",
         "gsi2pk": f"PERSON#{request.requester.key}",
         "gsi2sk": created,
         "gsi3pk": f"STATUS#{request.status.value}",

@@ -25,6 +25,7 @@ from trustgate.adapters.scheduler import ExpirySchedules
 from trustgate.adapters.slack import block_kit
 from trustgate.adapters.store import Store
 from trustgate.adapters.teams import adaptive_card
+from trustgate.adapters.teams import may_carry_link as teams_may_carry_link
 from trustgate.adapters.workflow import ApprovalFlow
 from trustgate.core.clock import Clock, system_clock
 from trustgate.core.settings import Settings
@@ -95,7 +96,12 @@ class Dependencies:
     def schedules(self) -> ExpirySchedules:
         s = self.settings
         return ExpirySchedules(
-            self.client("scheduler"), s.schedule_group, s.expire_function_arn, s.scheduler_role_arn, s.expiry_dlq_arn
+            self.client("scheduler"),
+            s.schedule_group,
+            s.expire_function_arn,
+            s.scheduler_role_arn,
+            s.expiry_dlq_arn,
+            s.state_machine_arn,
         )
 
     @cached_property
@@ -105,14 +111,13 @@ class Dependencies:
     @cached_property
     def notifier(self) -> NotificationSink:
         sns = Notifier(self.client("sns"), self.settings.topic_arn, self.settings.personal_topic_arn)
-        chats = [
-            ChatNotifier(WebhookRoutes(self.client("secretsmanager"), secret_arn), render)
-            for secret_arn, render in (
-                (self.settings.slack_webhook_secret_arn, block_kit),
-                (self.settings.teams_webhook_secret_arn, adaptive_card),
-            )
-            if secret_arn
-        ]
+        chats: list[NotificationSink] = []
+        if self.settings.slack_webhook_secret_arn:
+            routes = WebhookRoutes(self.client("secretsmanager"), self.settings.slack_webhook_secret_arn)
+            chats.append(ChatNotifier(routes, block_kit))
+        if self.settings.teams_webhook_secret_arn:
+            routes = WebhookRoutes(self.client("secretsmanager"), self.settings.teams_webhook_secret_arn)
+            chats.append(ChatNotifier(routes, adaptive_card, may_carry_link=teams_may_carry_link))
         return FanOut([sns, *chats]) if chats else sns
 
     @cached_property

@@ -23,6 +23,7 @@ class ApprovalFlow:
         `auto_approve` sends it straight to Grant; otherwise it waits for a decision at most the window."""
         flow_input = {
             "request_id": request_id,
+            "start": False,  # not a scheduled request's start run (its start schedule sends true)
             "auto_approve": auto_approve,
             "approval_window_seconds": approval_window_seconds,
         }

@@ -15,7 +15,7 @@ from trustgate.api.common import caller_of, deps, documented
 from trustgate.api.inputs import header
 from trustgate.app import audit
 from trustgate.core.audit_export import COLUMNS, CSV_MEDIA_TYPE, audit_csv, prefers_csv
-from trustgate.core.clock import parse_rfc3339
+from trustgate.core.clock import parse_rfc3339, to_rfc3339
 from trustgate.core.durations import parse_duration
 from trustgate.core.errors import ValidationError
 from trustgate.core.models import AuditEvent
@@ -83,10 +83,13 @@ def list_audit(
     if start and end and start > end:
         raise ValidationError("since must not be later than until")
     page = audit.audit_trail(deps(), caller_of(router), audit.AuditQuery(role, start, end, actor, next, limit))
+    vary = {"Vary": "Accept"}  # one URL, two representations: caches must key on Accept
     if not prefers_csv(format_, header(router.current_event.raw_event, "accept")):
-        return Response(200, "application/json", AuditList(items=page.items, next=page.next))
-    given = {"role": role, "since": since, "until": until, "actor": actor, "limit": limit, "format": "csv"}
-    headers = {"Link": _next_link(given, page.next)} if page.next else None
+        return Response(200, "application/json", AuditList(items=page.items, next=page.next), headers=vary)
+    # The next page keeps this page's window: an age (since=PT1H) is sent on as the time it meant now.
+    window = {"since": to_rfc3339(start) if start else None, "until": to_rfc3339(end) if end else None}
+    given = {"role": role, **window, "actor": actor, "limit": limit, "format": "csv"}
+    headers = {**vary, "Link": _next_link(given, page.next)} if page.next else vary
     return Response(200, f"{CSV_MEDIA_TYPE}; charset=utf-8", audit_csv(page.items), headers=headers)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache
 from typing import Annotated, Any
 
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from trustgate.adapters.store import Store
 from trustgate.api.common import caller_of, deps, documented
 from trustgate.app import decisions, requests
+from trustgate.core.clock import parse_rfc3339
 from trustgate.core.durations import parse_duration
 from trustgate.core.errors import ValidationError
 from trustgate.core.models import AccessRequest, RequestStatus, RequestView
@@ -34,6 +36,14 @@ class CreateRequestBody(BaseModel):
     )
     justification: str = Field(min_length=1, max_length=2000)
     ticket: str | None = Field(default=None, max_length=200)
+    start_at: StrictStr | None = Field(
+        default=None,
+        max_length=64,
+        description="scheduled access: an RFC 3339 time (2026-12-01T21:00:00Z) in the future, at most the deployer's "
+        "MaxScheduleAhead (default P7D) ahead, or that far from now as an ISO 8601 duration (PT3H: in three hours, "
+        "on TrustGate's clock); the access begins then, once approved, and ends one `duration` later. Absent: it "
+        "begins once approved",
+    )
 
 
 class ExtendBody(BaseModel):
@@ -85,7 +95,8 @@ def _view(request: AccessRequest) -> dict[str, Any]:
             409: "`request_pending` (one open request per person and role), `in_progress` (same Idempotency-Key), "
             "`trust_policy_full`, `session_guard_full`, `session_name_conflict` (auto-approved grants)",
             422: "a rule of the role: `duration_too_long`, `duration_too_short`, `justification_too_short`, "
-            "`ticket_required`, `ticket_invalid`, `rule_violation`; `idempotency_key_reused`",
+            "`ticket_required`, `ticket_invalid`, `rule_violation`; `start_at_in_past`, `start_at_too_far` "
+            "(MaxScheduleAhead); `idempotency_key_reused`",
         },
     ),
 )
@@ -107,9 +118,30 @@ def _create(payload: dict[str, Any]) -> dict[str, Any]:
     caller = caller_of(router)
     body = CreateRequestBody.model_validate(payload["body"])
     duration = parse_duration(body.duration) if body.duration is not None else None
-    new = requests.NewRequest(body.role, duration, body.justification, body.ticket)
+    start_at = _start_at(body.start_at, d.clock.now()) if body.start_at is not None else None
+    new = requests.NewRequest(body.role, duration, body.justification, body.ticket, start_at=start_at)
     request = requests.create_request(d, caller, new, wait_if_auto_approved=True)
     return _view(request)
+
+
+def _start_at(text: str, now: datetime) -> datetime:
+    """An RFC 3339 time, or a time from now as an ISO 8601 duration (counted on TrustGate's clock, not the
+    caller's: the CLI's `--start +3h`)."""
+    if text.strip().upper().startswith("P"):
+        try:
+            return now + parse_duration(text)
+        except ValidationError as error:
+            raise ValidationError(f"start_at: {error.message}; or give an RFC 3339 time") from error
+    try:
+        zoned = datetime.fromisoformat(text.replace("Z", "+00:00")).tzinfo is not None
+        if zoned:
+            return parse_rfc3339(text)
+    except ValueError:
+        pass
+    raise ValidationError(
+        f"start_at: {text[:64]!r} is not an RFC 3339 time with its zone, such as 2026-12-01T21:00:00Z or "
+        "2026-12-01T22:00:00+01:00, nor a time from now such as PT3H"
+    )
 
 
 @cache
@@ -167,11 +199,14 @@ def get_request(request_id: str) -> RequestView:
 
 @router.post(
     "/requests/<request_id>/cancel",
-    summary="Cancel your pending request",
+    summary="Cancel your pending or scheduled request",
     responses=documented(
         200,
-        "the cancelled request",
-        {404: "`not_found`: no such request, or none you may see", 409: "`conflict`: the request is not pending"},
+        "the cancelled request (a scheduled one's start schedule is deleted)",
+        {
+            404: "`not_found`: no such request, or none you may see",
+            409: "`conflict`: the request is neither pending nor scheduled",
+        },
     ),
 )
 def cancel(request_id: str) -> RequestView:
@@ -180,13 +215,13 @@ def cancel(request_id: str) -> RequestView:
 
 @router.post(
     "/requests/<request_id>/revoke",
-    summary="End an active grant now",
+    summary="End an active grant now, or a scheduled one before it begins",
     responses=documented(
         200,
-        "the revoked request",
+        "the revoked request (with everything else its person holds on the role)",
         {
             404: "`not_found`: no such request, or none you may see",
-            409: "`conflict`: the grant is not active; `session_guard_full`, `sync_not_verified`",
+            409: "`conflict`: the grant is neither active nor scheduled; `session_guard_full`, `sync_not_verified`",
             503: None,
         },
     ),

@@ -86,6 +86,18 @@ def start_flow(deps: Dependencies, request: AccessRequest) -> bool:
     )
 
 
+def delete_schedules_quietly(deps: Dependencies, request_id: str) -> None:
+    """Delete a request's schedules after its end is recorded; one left behind (AWS failed) is the reconciler's to
+    delete, so this never fails the change that ended it."""
+    try:
+        deps.schedules.delete(request_id)
+    except Exception:
+        logger.exception(
+            "could not delete a request's schedules; the reconciler will", extra={"request_id": request_id}
+        )
+        count("SchedulesDeferred")
+
+
 def end_grant_effects(deps: Dependencies, ended: AccessRequest, actor: str) -> SyncResult:
     """After a grant ends: take the principal out, drop the schedule, tell the requester."""
     result = sync_role(deps, ended.role_arn, actor, f"{ended.id} {ended.status.value}", changed=[ended])
@@ -112,7 +124,7 @@ def ensure_schedules(deps: Dependencies, grant: AccessRequest) -> None:
     deps.schedules.create(grant.id, grant.expires_at)
     remind_at = grant.expires_at - REMINDER_BEFORE
     if grant.duration >= REMINDER_MIN_DURATION and remind_at > deps.clock.now():
-        deps.schedules.create(grant.id, remind_at, reminder=True)
+        deps.schedules.create(grant.id, remind_at, "remind")
 
 
 def concrete_approvers(request: AccessRequest) -> list[str]:

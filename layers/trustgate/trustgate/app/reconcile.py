@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from trustgate.adapters.observability import count, logger
+from trustgate.app import workflow_steps
 from trustgate.app.access import SYSTEM, policy_for
 from trustgate.app.effects import decision_of, ensure_schedules, notify, resume_flow, start_flow
 from trustgate.app.standing import start_just_in_time
@@ -19,12 +20,15 @@ from trustgate.app.transitions import transition
 from trustgate.app.workflow_steps import finalize
 from trustgate.core import messages
 from trustgate.core.errors import (
+    ActivationNotRecordedError,
+    LockTimeoutError,
     NotFoundError,
+    ThrottledError,
     TrustGateError,
 )
 from trustgate.core.models import AccessRequest, RequestStatus
 from trustgate.core.ports import Dependencies
-from trustgate.core.records import iterate_pages
+from trustgate.core.records import ScheduleKind, iterate_pages
 
 FLOW_GRACE = timedelta(minutes=2)  # the reconciler leaves a younger request or end alone: its step may be running
 
@@ -153,10 +157,11 @@ def _finish_flow(deps: Dependencies, request_id: str, now: datetime) -> str | No
 
 
 def _reconcile_schedules(deps: Dependencies, now: datetime, failures: list[dict[str, str]]) -> dict[str, list[str]]:
-    """Schedules without an active grant are deleted; an active grant without its expiry schedule gets it."""
-    listed: dict[str, set[bool]] = {}
+    """Schedules without an active grant (or a scheduled request) are deleted; an active grant without its expiry
+    schedule gets it; a scheduled request without its start schedule gets it, or is started if its start is past."""
+    listed: dict[str, set[ScheduleKind]] = {}
     for ref in deps.schedules.listed():
-        listed.setdefault(ref.request_id, set()).add(ref.reminder)
+        listed.setdefault(ref.request_id, set()).add(ref.kind)
     deleted, created = [], []
     for request_id, kinds in listed.items():
         try:
@@ -166,7 +171,7 @@ def _reconcile_schedules(deps: Dependencies, now: datetime, failures: list[dict[
             _failed(failures, f"schedules of {request_id}", error)
     for role_arn in deps.settings.managed_role_arns:
         try:
-            missing = [g for g in deps.store.active_grants(role_arn) if False not in listed.get(g.id, set())]
+            missing = [g for g in deps.store.active_grants(role_arn) if "expire" not in listed.get(g.id, set())]
         except Exception as error:
             _failed(failures, f"schedules of {role_arn}", error)
             continue
@@ -176,10 +181,44 @@ def _reconcile_schedules(deps: Dependencies, now: datetime, failures: list[dict[
                     created.append(grant.id)
             except Exception as error:
                 _failed(failures, f"schedules of {grant.id}", error)
-    return {"deleted": deleted, "created": created}
+    started: list[str] = []
+    try:
+        scheduled = list(iterate_pages(lambda c: deps.store.requests_by_status(RequestStatus.SCHEDULED, c)))
+    except Exception as error:  # the sweeps above stand; scheduled requests are looked at next run
+        _failed(failures, "scheduled requests", error)
+        scheduled = []
+    for request in scheduled:
+        try:
+            done = _keep_scheduled(deps, request.id, "start" in listed.get(request.id, set()), now)
+        except Exception as error:
+            _failed(failures, f"start of {request.id}", error)
+            continue
+        (started if done == "started" else created if done == "scheduled" else []).append(request.id)
+    return {"deleted": deleted, "created": created, "started": started}
 
 
-def _delete_orphaned(deps: Dependencies, request_id: str, kinds: set[bool], now: datetime) -> bool:
+def _keep_scheduled(deps: Dependencies, request_id: str, has_schedule: bool, now: datetime) -> str | None:
+    """A scheduled request whose start went by a while ago is started now (its schedule was lost, or failed every
+    retry); one still ahead without its start schedule gets it again."""
+    request = deps.store.get_request(request_id)  # read consistently: a cancel or its start may just have happened
+    if request.status != RequestStatus.SCHEDULED or request.start_at is None:
+        return None
+    if request.start_at <= now - FLOW_GRACE:
+        try:
+            result = workflow_steps.grant(deps, request.id)
+        except (LockTimeoutError, ThrottledError, ActivationNotRecordedError):
+            raise  # passing: the next run (or the schedule's own retry) tries again
+        except TrustGateError as error:  # lasting (the trust policy is full, IAM refuses it): as the flow would
+            finalize(deps, request.id, "failed", {"Error": error.code, "Cause": error.message})
+            return None
+        return "started" if result["status"] == RequestStatus.ACTIVE else None
+    if not has_schedule and request.start_at > now:
+        deps.schedules.create(request.id, request.start_at, "start")
+        return "scheduled"
+    return None
+
+
+def _delete_orphaned(deps: Dependencies, request_id: str, kinds: set[ScheduleKind], now: datetime) -> bool:
     """Delete the schedules of a request that is not (or no longer) an active grant. One whose grant ended early
     while its expiry schedule stayed was never followed through (the ending steps delete it before telling the
     requester): the requester is told now."""
@@ -188,13 +227,13 @@ def _delete_orphaned(deps: Dependencies, request_id: str, kinds: set[bool], now:
     except NotFoundError:
         request = None
     if request is not None:
-        if request.status in (RequestStatus.ACTIVE, RequestStatus.PENDING):
-            return False  # an active grant's, or one being granted
+        if request.status in (RequestStatus.ACTIVE, RequestStatus.PENDING, RequestStatus.SCHEDULED):
+            return False  # an active grant's, one being granted, or a scheduled one's start
         ended_at = request.expires_at or request.created_at
         if ended_at > now - FLOW_GRACE:  # the step that ended it may still be deleting them
             return False
     deps.schedules.delete(request_id)
-    if request is not None and False in kinds and request.status in (RequestStatus.REVOKED, RequestStatus.FAILED):
+    if request is not None and "expire" in kinds and request.status in (RequestStatus.REVOKED, RequestStatus.FAILED):
         notify(deps, messages.outcome_for_requester(request))
     return True
 

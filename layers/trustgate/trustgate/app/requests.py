@@ -10,7 +10,15 @@ from typing import Any
 
 from trustgate.adapters.observability import logger
 from trustgate.app.access import SYSTEM, owns, policy_for, resolve_role, roles_for_admin
-from trustgate.app.effects import notify, publish_event, resume_flow, start_flow, tell_approvers_closed, while_pending
+from trustgate.app.effects import (
+    delete_schedules_quietly,
+    notify,
+    publish_event,
+    resume_flow,
+    start_flow,
+    tell_approvers_closed,
+    while_pending,
+)
 from trustgate.app.sync import (
     SyncResult,
     end_now,
@@ -60,6 +68,7 @@ class NewRequest:
     justification: str
     ticket: str | None = None
     extends: str | None = None
+    start_at: datetime | None = None  # scheduled access: from then, for `duration`
 
 
 def create_request(
@@ -75,8 +84,12 @@ def create_request(
     person = check_may_request(caller, effective, deps.settings)
     duration = new.duration or effective.default_duration
     check_request(duration, new.justification, new.ticket, effective)
-    _check_nothing_pending(deps, person, role_arn)
     now = deps.clock.now()
+    start_at = check_start(new.start_at, now, deps.settings.max_schedule_ahead) if new.start_at else None
+    _check_nothing_pending(deps, person, role_arn)
+    approval_deadline = now + effective.approval_window
+    if start_at is not None:  # no decision is worth waiting for once the window asked for has ended
+        approval_deadline = min(approval_deadline, start_at + duration)
     request = AccessRequest(
         id=new_id(now),
         role_arn=role_arn,
@@ -86,7 +99,8 @@ def create_request(
         justification=new.justification.strip(),
         ticket=new.ticket,
         created_at=now,
-        approval_deadline=now + effective.approval_window,
+        start_at=start_at,
+        approval_deadline=approval_deadline,
         required_approvals=effective.policy.required_approvals,
         approvers=list(effective.approvers),
         allow_self_approval=effective.policy.allow_self_approval,
@@ -96,7 +110,7 @@ def create_request(
     )
     # Refuses (409) when the role cannot hold this person now: trust policy or guard full, session name taken.
     coverage = preview_activation(deps, request, effective)
-    if coverage is not None and coverage.is_live(now):
+    if coverage is not None and coverage.is_live(now) and start_at is None:
         _check_extension(coverage, duration, now, effective)
         request = request.model_copy(update={"extends": coverage.grant_ids[-1], "covered_until": coverage.ends_at})
     elif new.extends:
@@ -114,7 +128,8 @@ def create_request(
     publish_event(deps, audit)
     # The role's auto-approve rules are judged here, once, and the flow is told (no evaluation step); the Grant
     # step judges the request again under the role lock by the policy in force then.
-    auto_approved = auto_approves(request, effective.policy.auto_approve, now)
+    # A scheduled request is judged at the time it asks to start (a rule for working hours means those hours).
+    auto_approved = auto_approves(request, effective.policy.auto_approve, start_at or now)
     if auto_approved:
         changes: dict[str, Any] = {"auto_approved": True, "decided_at": now}
         request = commit_change(deps, request, changes, SYSTEM, "request.auto_approved")
@@ -127,6 +142,24 @@ def create_request(
     if wait_if_auto_approved and auto_approved:
         return while_pending(deps, request, AUTO_APPROVE_WAIT_SECONDS, poll=0.1)
     return request
+
+
+def check_start(start_at: datetime, now: datetime, max_ahead: timedelta) -> datetime:
+    """A scheduled request's start: in the future, at most MaxScheduleAhead from now (whole seconds)."""
+    start = start_at.replace(microsecond=0)
+    if start <= now:
+        raise RuleViolationError(
+            f"start_at {to_rfc3339(start)} is not in the future (it is {to_rfc3339(now)} now); give a later time, "
+            "or leave start_at out to start once approved",
+            code="start_at_in_past",
+        )
+    if start - now > max_ahead:
+        raise RuleViolationError(
+            f"start_at {to_rfc3339(start)} is more than {format_duration(max_ahead)} ahead (MaxScheduleAhead); ask "
+            f"for a start before {to_rfc3339(now + max_ahead)}",
+            code="start_at_too_far",
+        )
+    return start
 
 
 def _check_nothing_pending(deps: Dependencies, person: Person, role_arn: str) -> None:
@@ -171,13 +204,17 @@ def cancel_request(deps: Dependencies, caller: Caller, request_id: str) -> Acces
     # Under the role lock, so an approved request is either granted or cancelled, never both.
     with role_lock(deps.store, deps, request.role_arn):
         request = deps.store.get_request(request_id)
-        if request.status != RequestStatus.PENDING:
+        if request.status not in (RequestStatus.PENDING, RequestStatus.SCHEDULED):
             raise ConflictError(
-                f"request {request_id} is {request.status.value}; only a pending request can be cancelled"
+                f"request {request_id} is {request.status.value}; only a pending or scheduled request can be "
+                "cancelled (an active grant is revoked: trustgate revoke)"
             )
         if request.starts_at is not None:  # its grant was under way and failed: the flow records that
             raise ConflictError(f"request {request_id} is being granted; revoke it once it is active")
         cancelled = transition(deps, request, RequestStatus.CANCELLED, caller.arn)
+    if request.status == RequestStatus.SCHEDULED:  # approved, its flow is over: only its start schedule is left
+        delete_schedules_quietly(deps, cancelled.id)
+        return cancelled
     resume_flow(deps, cancelled, "cancelled")
     tell_approvers_closed(deps, cancelled)
     return cancelled
@@ -206,8 +243,10 @@ def revoke_request(deps: Dependencies, caller: Caller, request_id: str, reason: 
     own = owns(deps, caller, request)
     if not own and not is_admin(caller, policy_for(deps, request.role_arn).admins):
         raise ForbiddenError("only the person who holds a grant or an admin can revoke it")
-    if request.status not in (RequestStatus.ACTIVE, RequestStatus.REVOKED):
-        raise ConflictError(f"request {request_id} is {request.status.value}; only an active grant can be revoked")
+    if request.status not in (RequestStatus.ACTIVE, RequestStatus.SCHEDULED, RequestStatus.REVOKED):
+        raise ConflictError(
+            f"request {request_id} is {request.status.value}; only an active or scheduled grant can be revoked"
+        )
     revocation = revoke_person(deps, caller, request.role_arn, request.principal_arn, reason, grant=request)
     return next((g for g in revocation.ended if g.id == request_id), deps.store.get_request(request_id))
 
@@ -221,7 +260,8 @@ def revoke_person(
     *,
     grant: AccessRequest | None = None,
 ) -> Revocation:
-    """End everything one person holds on a role: every active grant and every pending request.
+    """End everything one person holds on a role: every active grant, every scheduled one (it never starts) and
+    every pending request.
 
     `principal` is any ARN of the person or their person key; `grant`, one of their grants read by id.
     Fails closed: the ends are recorded first, under the role lock (no grant can be activated in between,
@@ -253,7 +293,13 @@ def revoke_person(
                 if held.expires_at:
                     was_until.append(held.expires_at)
                 ended.append(end_now(deps, held, RequestStatus.REVOKED, why, actor))
-        for pending in pending_of(deps, key, role_arn):
+        waiting = open_of(deps, key, role_arn, also=grant)
+        for scheduled in (r for r in waiting if r.status == RequestStatus.SCHEDULED):
+            if scheduled.starts_at is not None:  # being activated (IAM may name them already): its span must end
+                ended.append(end_now(deps, scheduled, RequestStatus.FAILED, f"revoked while starting: {why}", actor))
+                continue
+            ended.append(transition(deps, scheduled, RequestStatus.REVOKED, actor, reason=why))
+        for pending in (r for r in waiting if r.status == RequestStatus.PENDING):
             if pending.starts_at is not None:  # being granted (IAM may name them already): its span must end
                 ended.append(end_now(deps, pending, RequestStatus.FAILED, f"revoked while being granted: {why}", actor))
                 continue
@@ -349,6 +395,28 @@ def _revoke_incomplete(role_arn: str, key: str, error: Exception) -> RevokeIncom
         f"the revocation of {key} on {role_name_of(role_arn)} is recorded, but IAM could not be updated yet "
         f"({cause[:300]}), so the role's trust policy or session guard may still name them. Retry this call "
         "to finish it; otherwise TrustGate's reconciler finishes it within 5 minutes"
+    )
+
+
+def open_of(
+    deps: Dependencies, person_key: str, role_arn: str, also: AccessRequest | None = None
+) -> list[AccessRequest]:
+    """The person's pending and scheduled requests of the role, read consistently (under the role lock, nothing
+    moves between the two: a request becomes scheduled under it). The index only names the candidates: one it
+    still shows pending may be scheduled by now, or the reverse, and `also` (read by id) need not be listed yet."""
+    oldest = (
+        deps.clock.now() - deps.settings.max_approval_window - deps.settings.max_schedule_ahead - timedelta(hours=1)
+    )
+    ids = {also.id} if also is not None else set()
+    for request in iterate_pages(lambda cursor: deps.store.requests_by_person(person_key, cursor)):
+        if request.created_at < oldest:
+            break
+        if request.role_arn == role_arn and request.status in (RequestStatus.PENDING, RequestStatus.SCHEDULED):
+            ids.add(request.id)
+    waiting = (RequestStatus.PENDING, RequestStatus.SCHEDULED)
+    return sorted(
+        (r for r in deps.store.get_requests(ids) if r.status in waiting and r.requester.key == person_key),
+        key=lambda r: r.created_at,
     )
 
 

@@ -93,6 +93,8 @@ VERIFY_ATTEMPTS = 5
 DEPARTURE_MARGIN = timedelta(minutes=2)
 # Grants that can still shape a coverage: live ones, and ended ones whose sessions the guard still ends.
 SPAN_STATUSES = (RequestStatus.ACTIVE, RequestStatus.EXPIRED, RequestStatus.REVOKED, RequestStatus.FAILED)
+# Approved requests a round may activate: pending (granted once approved) and scheduled (granted at start_at).
+AWAITING_ACTIVATION = (RequestStatus.PENDING, RequestStatus.SCHEDULED)
 # When standing access cannot be rendered (or IAM refuses it), the next safer way to render it.
 FALLBACK: dict[Standing, Standing | None] = {"policy": "held", "held": "none", "none": None}
 
@@ -176,11 +178,13 @@ def grants_shaping(deps: Dependencies, role_arn: str) -> list[AccessRequest]:
 
     The `ByRole` index (one query per status) is eventually consistent, so it only names the candidates, each
     then read again consistently: a grant a round revoked or activated a moment ago is seen as it is, never as
-    the index still shows it (active, or pending and so left out). Pending requests are candidates for that
-    reason; one approved before the history window began cannot be activated any more.
+    the index still shows it (active, or pending or scheduled and so left out). Pending and scheduled requests are
+    candidates for that reason. The index orders a role's requests by when they could begin (`records.role_key`:
+    a scheduled one's start, else its creation), so one whose window began before the history window cannot shape a
+    coverage any more, however long before its start it was asked for.
     """
     since = deps.clock.now() - history_window(deps)
-    candidates = deps.store.recent_grants(role_arn, (*SPAN_STATUSES, RequestStatus.PENDING), since)
+    candidates = deps.store.recent_grants(role_arn, (*SPAN_STATUSES, *AWAITING_ACTIVATION), since)
     return [g for g in deps.store.get_requests(g.id for g in candidates) if g.status in SPAN_STATUSES]
 
 
@@ -366,7 +370,7 @@ class Activation:
     require_mfa: bool = False
 
     def as_grant(self, coverage: Coverage | None, now: datetime) -> AccessRequest:
-        starts, ends = activation_window(self.request.duration, coverage, now, self.max_duration)
+        starts, ends = activation_window(self.request, coverage, now, self.max_duration)
         if self.request.starts_at is not None and self.request.expires_at is not None:
             starts, ends = self.request.starts_at, self.request.expires_at  # recorded by a round that stopped
         return self.request.model_copy(
@@ -380,12 +384,22 @@ class Activation:
 
 
 def activation_window(
-    duration: timedelta, coverage: Coverage | None, now: datetime, max_duration: timedelta
+    request: AccessRequest, coverage: Coverage | None, now: datetime, max_duration: timedelta
 ) -> tuple[datetime, datetime]:
-    """(start, end) of a new grant: from now; to the current coverage's end plus `duration` when the person is
-    covered, else now plus `duration`; never more than the role's maximum from now."""
-    base = coverage.ends_at if coverage is not None and coverage.is_live(now) else now
-    return now, min(base + duration, now + max_duration)
+    """(start, end) of a new grant, the window its approvers saw; never more than the role's maximum from now.
+
+    From now. An extension (asked while covered) ends its `duration` after the coverage's end as they saw it
+    (`covered_until`; earlier if the coverage has ended sooner since); scheduled access one `duration` after the
+    start asked for; any other request its `duration` from now, even if the person became covered meanwhile (by a
+    scheduled grant that began), so that no grant outlasts what was approved."""
+    requested_end = request.requested_end()
+    if requested_end is not None:
+        return now, min(requested_end, now + max_duration)
+    base = now
+    if request.extends is not None and coverage is not None and coverage.is_live(now):
+        seen = coverage.ends_at if request.covered_until is None else min(coverage.ends_at, request.covered_until)
+        base = max(seen, now)
+    return now, min(base + request.duration, now + max_duration)
 
 
 def sync_role(
@@ -736,7 +750,7 @@ def _judge(
     tightened the policy since it was made or approved (policy changes take this lock too).
     """
     fresh = deps.store.get_request(request_id)
-    if fresh.status != RequestStatus.PENDING or fresh.decided_at is None:
+    if fresh.status not in AWAITING_ACTIVATION or fresh.decided_at is None:
         raise ConflictError(f"request {fresh.id} is {fresh.status.value}; nothing to grant")
     effective = target.effective
     why = nonconforming_reason(fresh, effective, deps.settings) or approval_shortfall(

@@ -6,12 +6,14 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from trustgate.adapters.observability import count, logger
 from trustgate.app import approval_links
 from trustgate.app.access import SYSTEM, policy_for
 from trustgate.app.effects import (
     after_activation,
     concrete_approvers,
     decision_of,
+    delete_schedules_quietly,
     end_grant_effects,
     notify,
     resume_flow,
@@ -20,6 +22,7 @@ from trustgate.app.effects import (
 from trustgate.app.sync import (
     Activation,
     end_now,
+    role_lock,
     sync_role,
 )
 from trustgate.app.transitions import transition
@@ -33,6 +36,9 @@ from trustgate.core.models import AccessRequest, RequestStatus, notify_targets
 from trustgate.core.ports import Dependencies
 
 EXPIRY_SKEW = timedelta(seconds=60)  # a schedule may fire slightly early; IAM's own condition covers the gap
+# A start this close is waited for in the Grant step (well inside its timeout) rather than scheduled: nothing in IAM
+# could keep a person out before their start, so a grant is never made early, not even by seconds.
+START_SLACK = timedelta(seconds=60)
 
 
 def notify_approvers(deps: Dependencies, request_id: str, task_token: str) -> dict[str, Any]:
@@ -65,26 +71,73 @@ def grant(deps: Dependencies, request_id: str) -> dict[str, Any]:
 
     Safe to retry (the state machine retries lock timeouts and a dead Lambda): a request whose window is on
     record keeps it, and an active one only gets its follow-ups. Once the grant is active nothing may fail it.
+    A scheduled request (`start_at` ahead) is recorded `scheduled` and its start schedule made; at its start the
+    schedule runs the flow again ({request_id, start: true}) and this step activates it. Early or repeated runs
+    change nothing but what is due.
     """
     request = deps.store.get_request(request_id)
+    if request.status == RequestStatus.PENDING and request.decided_at is None:
+        raise ConflictError(f"request {request_id} has no approval to grant")
+    if request.status in (RequestStatus.PENDING, RequestStatus.SCHEDULED):
+        if request.start_at is not None:
+            wait = request.start_at - deps.clock.now()
+            if wait > START_SLACK:
+                return _schedule_start(deps, request)
+            if wait > timedelta(0):  # its start is seconds away: wait for it here, never letting anyone in early
+                deps.sleep(wait.total_seconds())
+        return _activate(deps, deps.store.get_request(request_id))
+    if request.status == RequestStatus.ACTIVE:  # a retry after IAM was verified: only follow-ups left
+        return _granted(deps, request)
+    # Closed meanwhile (cancelled, denied, revoked, ...): whoever closed it took the person out; nothing to grant.
+    return {"request_id": request.id, "status": request.status.value}
+
+
+def _activate(deps: Dependencies, request: AccessRequest) -> dict[str, Any]:
+    """Make an approved request an active grant through `sync_role`, or fail it for why it cannot be."""
+    if request.status not in (RequestStatus.PENDING, RequestStatus.SCHEDULED):  # closed while we waited
+        return {"request_id": request.id, "status": request.status.value}
+    requested_end = request.requested_end()
+    if requested_end is not None and requested_end <= deps.clock.now():
+        why = f"its window (from {messages.human_time(request.start_at)}) had ended before it could begin"
+        return _failed(deps, request, f"not granted: {why}; ask again for a time still ahead")
+    effective = policy_for(deps, request.role_arn)
+    activation = Activation(request, effective.max_duration, effective.policy.require_mfa)
+    # Judged under the role lock by the policy in force there: an admin may have tightened it since the
+    # request was made or approved (`sync_role` refuses before writing anything).
+    try:
+        result = sync_role(deps, request.role_arn, SYSTEM, f"grant {request.id}", activation)
+    except RequestNonconformingError as error:
+        return _not_granted(deps, deps.store.get_request(request.id), error.message)
+    assert result.activated is not None
+    return _granted(deps, result.activated)
+
+
+def _granted(deps: Dependencies, grant: AccessRequest) -> dict[str, Any]:
+    assert grant.expires_at is not None
+    after_activation(deps, grant)
+    return {"request_id": grant.id, "status": grant.status.value, "expires_at": grant.expires_at.isoformat()}
+
+
+def _schedule_start(deps: Dependencies, request: AccessRequest) -> dict[str, Any]:
+    """An approved request whose start is ahead: it waits as `scheduled` (nobody in IAM) for its one-time schedule.
+    Recorded first; a schedule that cannot be made now is made by the reconciler, which also starts a scheduled
+    request whose start went by."""
+    start_at = request.start_at
+    assert start_at is not None
     if request.status == RequestStatus.PENDING:
-        if request.decided_at is None:
-            raise ConflictError(f"request {request_id} has no approval to grant")
-        effective = policy_for(deps, request.role_arn)
-        activation = Activation(request, effective.max_duration, effective.policy.require_mfa)
-        # Judged under the role lock by the policy in force there: an admin may have tightened it since the
-        # request was made or approved (`sync_role` refuses before writing anything).
-        try:
-            result = sync_role(deps, request.role_arn, SYSTEM, f"grant {request.id}", activation)
-        except RequestNonconformingError as error:
-            return _not_granted(deps, deps.store.get_request(request_id), error.message)
-        assert result.activated is not None
-        request = result.activated
-    elif request.status != RequestStatus.ACTIVE:  # active: a retry after IAM was verified, only follow-ups left
-        raise ConflictError(f"request {request_id} is {request.status.value}; nothing to grant")
-    assert request.expires_at is not None
-    after_activation(deps, request)
-    return {"request_id": request.id, "status": request.status.value, "expires_at": request.expires_at.isoformat()}
+        # Under the role lock, as a cancel or a revoke of it: neither can miss it while it changes status.
+        with role_lock(deps.store, deps, request.role_arn):
+            request = deps.store.get_request(request.id)
+            if request.status != RequestStatus.PENDING:
+                return {"request_id": request.id, "status": request.status.value}
+            request = transition(deps, request, RequestStatus.SCHEDULED, SYSTEM)
+        notify(deps, messages.outcome_for_requester(request))
+    try:
+        deps.schedules.create(request.id, start_at, "start")
+    except Exception:
+        logger.exception("could not schedule a request's start; the reconciler will", extra={"request_id": request.id})
+        count("SchedulesDeferred")
+    return {"request_id": request.id, "status": request.status.value, "start_at": start_at.isoformat()}
 
 
 def _not_granted(deps: Dependencies, request: AccessRequest, why: str) -> dict[str, Any]:
@@ -93,7 +146,19 @@ def _not_granted(deps: Dependencies, request: AccessRequest, why: str) -> dict[s
         f"not granted: the policy of {role_name_of(request.role_arn)} changed after this request was made, and "
         f"{why}; ask again within the current policy"
     )
+    return _failed(deps, request, reason)
+
+
+def _failed(deps: Dependencies, request: AccessRequest, reason: str) -> dict[str, Any]:
+    """Record an approved request that will not be granted; one whose window is on record (IAM may have named its
+    person before a crash) keeps its span, ended now, and is synced out, as `finalize` does."""
+    if request.starts_at is not None:
+        failed = end_now(deps, request, RequestStatus.FAILED, reason)
+        end_grant_effects(deps, failed, SYSTEM)
+        return {"request_id": failed.id, "status": failed.status.value, "reason": reason}
     failed = transition(deps, request, RequestStatus.FAILED, SYSTEM, reason=reason)
+    if request.status == RequestStatus.SCHEDULED:
+        delete_schedules_quietly(deps, request.id)  # its start schedule, if it has not fired
     notify(deps, messages.outcome_for_requester(failed))
     return {"request_id": failed.id, "status": failed.status.value, "reason": reason}
 
@@ -114,10 +179,11 @@ def finalize(deps: Dependencies, request_id: str, outcome: str, error: dict[str,
         after_activation(deps, request)
     elif outcome == "failed":
         reason = failure_reason(error)
-        if request.status == RequestStatus.PENDING and request.starts_at is not None:
+        awaiting = request.status in (RequestStatus.PENDING, RequestStatus.SCHEDULED)
+        if awaiting and request.starts_at is not None:
             # Its window is on record, so IAM may have named the person: keep the span, ended now, for the guard.
             request = end_now(deps, request, RequestStatus.FAILED, reason)
-        elif request.status == RequestStatus.PENDING:
+        elif awaiting:
             request = transition(deps, request, RequestStatus.FAILED, SYSTEM, reason=reason)
         # Whatever failed, the trust policy must not keep this principal: re-render without the grant.
         end_grant_effects(deps, request, SYSTEM)

@@ -162,6 +162,14 @@ def result_page(request: AccessRequest, decision: str, now: datetime, *, missing
         lead = f"<p>Your approval was recorded, but access to <strong>{_e(role)}</strong> was not granted.</p>" + (
             f"<p>{_e(_sentence(request.reason))}</p>" if request.reason else ""
         )
+    elif request.status == RequestStatus.SCHEDULED:
+        heading = "Approved — access begins later"
+        badge = ("Approved", "ok")
+        lead = (
+            f"<p>Approved — {_e(so_far)} approvals. {_who(request)} can switch into <strong>{_e(role)}</strong> "
+            f"from <strong>{_e(human_time(request.start_at))}</strong> until "
+            f"<strong>{_e(human_time(request.requested_end()))}</strong>, not before.</p>"
+        )
     elif request.status == RequestStatus.ACTIVE:
         heading = "Access granted"
         badge = ("Approved", "ok")
@@ -334,7 +342,7 @@ def _status_tone(request: AccessRequest) -> str:
     """The badge colour of a request's status: red for refused, green for approved, amber while it waits."""
     if request.status in (RequestStatus.DENIED, RequestStatus.FAILED):
         return "bad"
-    if request.status == RequestStatus.ACTIVE or (
+    if request.status in (RequestStatus.ACTIVE, RequestStatus.SCHEDULED) or (
         request.status == RequestStatus.PENDING and request.decided_at is not None
     ):
         return "ok"
@@ -354,6 +362,15 @@ def _details(request: AccessRequest, now: datetime) -> str:
         ),
         ("Justification", f'<span class="text">{_e(request.justification)}</span>'),
     ]
+    if request.start_at is not None:
+        rows.insert(
+            3,
+            (
+                "Starts",
+                f"{_e(human_time(request.start_at))} <span class='muted'>(scheduled; ends "
+                f"{_e(human_time(request.requested_end()))})</span>",
+            ),
+        )
     if request.ticket:
         rows.append(("Ticket", _e(request.ticket)))
     change = extension_change(request)

@@ -7,7 +7,9 @@ from trustgate.core.models import RequestStatus
 
 S = RequestStatus
 LEGAL_TRANSITIONS: dict[RequestStatus, frozenset[RequestStatus]] = {
-    S.PENDING: frozenset({S.ACTIVE, S.DENIED, S.CANCELLED, S.TIMED_OUT, S.FAILED}),
+    S.PENDING: frozenset({S.SCHEDULED, S.ACTIVE, S.DENIED, S.CANCELLED, S.TIMED_OUT, S.FAILED}),
+    # Approved for later: it starts (active), or is cancelled or revoked before, or cannot start (failed).
+    S.SCHEDULED: frozenset({S.ACTIVE, S.CANCELLED, S.REVOKED, S.FAILED}),
     S.ACTIVE: frozenset({S.EXPIRED, S.REVOKED, S.FAILED}),
 }
 FINAL = frozenset(s for s in RequestStatus if s not in LEGAL_TRANSITIONS)
@@ -17,7 +19,8 @@ def check_transition(current: RequestStatus, target: RequestStatus) -> None:
     """Raise a conflict naming the current status when `current -> target` is not a legal move."""
     if target in LEGAL_TRANSITIONS.get(current, frozenset()):
         return
-    if current == S.PENDING or (current in FINAL and target in LEGAL_TRANSITIONS[S.PENDING]):
+    decided = FINAL | {S.SCHEDULED}  # a decision came before: nobody can decide it again
+    if current == S.PENDING or (current in decided and target in LEGAL_TRANSITIONS[S.PENDING]):
         raise AlreadyDecidedError(f"the request is already {current.value}; it cannot become {target.value}")
     raise ConflictError(f"the request is {current.value}; it cannot become {target.value}")
 
@@ -25,6 +28,7 @@ def check_transition(current: RequestStatus, target: RequestStatus) -> None:
 def event_name(target: RequestStatus) -> str:
     """The audit action / EventBridge detail-type for reaching a status."""
     return {
+        S.SCHEDULED: "request.scheduled",
         S.ACTIVE: "request.granted",
         S.EXPIRED: "grant.expired",
         S.REVOKED: "grant.revoked",

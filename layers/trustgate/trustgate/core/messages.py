@@ -146,13 +146,22 @@ def chat_text(text: str | None) -> str:
     return _MARKDOWN.sub(r"\\\1", one_line(text))
 
 
+def _from(request: AccessRequest) -> str:
+    """` from <start>` for scheduled access (it begins then, not once approved), else nothing."""
+    return f" from {human_time(request.start_at)}" if request.start_at is not None else ""
+
+
 def _summary(request: AccessRequest) -> str:
     lines = [
         f"Requester:     {request.requester.label} via {request.principal_arn}",
         f"Role:          {request.role_arn}",
         f"Duration:      {human_duration(request.duration)} ({format_duration(request.duration)})",
-        f"Justification: {one_line(request.justification)}",
     ]
+    if request.start_at is not None:
+        lines.append(
+            f"Starts:        {human_time(request.start_at)} (scheduled; ends {human_time(request.requested_end())})"
+        )
+    lines.append(f"Justification: {one_line(request.justification)}")
     if request.ticket:
         lines.append(f"Ticket:        {one_line(request.ticket)}")
     change = extension_change(request)
@@ -180,8 +189,12 @@ def _chat_summary(request: AccessRequest) -> str:
         f"*Requester:* `{request.principal_arn}`",
         f"*Role:* `{request.role_arn}`",
         f"*Duration:* {human_duration(request.duration)}",
-        f"*Justification:* {chat_text(request.justification)}",
     ]
+    if request.start_at is not None:
+        lines.append(
+            f"*Starts:* {human_time(request.start_at)} (scheduled; ends {human_time(request.requested_end())})"
+        )
+    lines.append(f"*Justification:* {chat_text(request.justification)}")
     if request.ticket:
         lines.append(f"*Ticket:* {chat_text(request.ticket)}")
     change = extension_change(request)
@@ -219,7 +232,7 @@ def approval_needed(
     who = short_principal(request.principal_arn)
     progress, deadline = _progress(request)
     cli = _decide_commands(request)
-    lines = [f"{who} asks for access to {role} for {human_duration(request.duration)}.", ""]
+    lines = [f"{who} asks for access to {role} for {human_duration(request.duration)}{_from(request)}.", ""]
     if link:
         lines += [
             LINK_BLOCK_START,
@@ -247,7 +260,7 @@ def approval_needed(
     ]
     chat = "\n".join(
         [
-            f"{who} asks for access to *{role}* for {human_duration(request.duration)}.",
+            f"{who} asks for access to *{role}* for {human_duration(request.duration)}{_from(request)}.",
             _chat_summary(request),
             f"*Approvals:* {progress}",
             f"*Times out at:* {deadline}",
@@ -275,7 +288,7 @@ def request_notice(request: AccessRequest, recipient: str = TEAM) -> Notificatio
     cli = _decide_commands(request)
     named = [short_principal(a) for a in dict.fromkeys(request.approvers) if a.startswith("arn:") and "*" not in a]
     lines = [
-        f"{who} asks for access to {role} for {human_duration(request.duration)}.",
+        f"{who} asks for access to {role} for {human_duration(request.duration)}{_from(request)}.",
         "",
         f"Approvers use their own link or `trustgate approve {request.id}`. Each approver's personal link goes",
         "only to that approver's own delivery; this copy never carries one.",
@@ -295,7 +308,7 @@ def request_notice(request: AccessRequest, recipient: str = TEAM) -> Notificatio
         request,
         chat_text="\n".join(
             [
-                f"{who} asks for access to *{role}* for {human_duration(request.duration)}.",
+                f"{who} asks for access to *{role}* for {human_duration(request.duration)}{_from(request)}.",
                 _chat_summary(request),
                 f"*Approvals:* {progress}",
                 f"*Times out at:* {deadline}",
@@ -368,6 +381,17 @@ def outcome_for_requester(request: AccessRequest, comment: str | None = None) ->
         )
         access = way_in(request)
         steps = (f"Switch role: {access.console_url}", access.assume_role_command)
+    elif status == RequestStatus.SCHEDULED:
+        begins, ends = human_time(request.start_at), human_time(request.requested_end())
+        subject = f"{BRAND} Access to {role} approved: it begins at {begins}"
+        body = "\n".join(
+            [
+                f"Your request {request.id} was approved. Your access to {role} begins at {begins} and ends at "
+                f"{ends}; until then the role does not let you in. You are told again when it begins.",
+                "",
+                f"Not needed any more? trustgate cancel {request.id}",
+            ]
+        )
     elif status == RequestStatus.DENIED:
         note = comment or request.reason
         denier = next((a.approver_arn for a in reversed(request.approvals) if a.decision == "deny"), None)
@@ -417,15 +441,21 @@ def coverage_revoked(
     """Tell a person exactly what a revoke changed: which grants ended, the end they had, what was cancelled."""
     first = (ended or cancelled)[0]
     role = role_name_of(first.role_arn)
-    now_end = human_time(ended[0].expires_at) if ended else None
+    started = [g for g in ended if g.starts_at is not None]
+    never_started = [g for g in ended if g.starts_at is None]  # scheduled access revoked before its start
     lines = []
-    if ended:
+    if started:
         lines.append(
-            f"Your access to {role} was revoked at {now_end}"
+            f"Your access to {role} was revoked at {human_time(started[0].expires_at)}"
             + (f" (it was until {human_time(was_until)})" if was_until else "")
             + ". You can no longer switch into the role, and every session of yours in it stopped working then."
         )
-        lines.append("Grants ended: " + ", ".join(g.id for g in ended))
+        lines.append("Grants ended: " + ", ".join(g.id for g in started))
+    if never_started:
+        lines.append(
+            "Scheduled access revoked before it began (it will not start): "
+            + ", ".join(f"{g.id} (from {human_time(g.start_at)})" for g in never_started)
+        )
     if cancelled:
         lines.append("Pending requests cancelled (they would have extended it): " + ", ".join(r.id for r in cancelled))
     if reason:

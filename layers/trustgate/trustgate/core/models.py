@@ -74,6 +74,7 @@ Duration = Annotated[
 
 class RequestStatus(StrEnum):
     PENDING = "pending"
+    SCHEDULED = "scheduled"  # approved, waiting for its `start_at` (one-time schedule), nobody in IAM yet
     ACTIVE = "active"
     EXPIRED = "expired"
     REVOKED = "revoked"
@@ -112,6 +113,7 @@ class AccessRequest(BaseModel):
     ticket: str | None = None
     created_at: UtcDatetime
     decided_at: UtcDatetime | None = None
+    start_at: UtcDatetime | None = None  # asked for: access from then (scheduled access); None = once approved
     starts_at: UtcDatetime | None = None
     expires_at: UtcDatetime | None = None
     approval_deadline: UtcDatetime | None = None
@@ -137,6 +139,10 @@ class AccessRequest(BaseModel):
     def approvals_by(self, decision: str) -> list[Approval]:
         return [a for a in self.approvals if a.decision == decision]
 
+    def requested_end(self) -> datetime | None:
+        """A scheduled request's end: one duration after the start asked for (None for one that starts on approval)."""
+        return self.start_at + self.duration if self.start_at is not None else None
+
     def is_grant_live(self, now: datetime) -> bool:
         """An active grant whose expiry is still ahead: it belongs in the trust policy."""
         return self.status == RequestStatus.ACTIVE and self.expires_at is not None and self.expires_at > now
@@ -154,7 +160,12 @@ class RequestView(BaseModel):
     ticket: str | None = None
     created_at: UtcDatetime
     decided_at: UtcDatetime | None = None
-    starts_at: UtcDatetime | None = None
+    start_at: UtcDatetime | None = Field(
+        default=None,
+        description="scheduled access: when the requester asked the access to begin (it then ends one `duration` "
+        "later); absent: it begins once approved",
+    )
+    starts_at: UtcDatetime | None = Field(default=None, description="when the access began (the grant's window)")
     expires_at: UtcDatetime | None = None
     approval_deadline: UtcDatetime | None = None
     approvals: list[Approval]

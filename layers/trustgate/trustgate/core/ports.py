@@ -14,7 +14,16 @@ from typing import Any, Protocol
 from trustgate.core.clock import Clock
 from trustgate.core.messages import Notification
 from trustgate.core.models import AccessRequest, AuditEvent, RequestStatus, RolePolicy
-from trustgate.core.records import Decision, ExecutionStatus, LiveRole, Page, ScheduleRef, StoredPolicy, SyncQueue
+from trustgate.core.records import (
+    Decision,
+    ExecutionStatus,
+    LiveRole,
+    Page,
+    ScheduleKind,
+    ScheduleRef,
+    StoredPolicy,
+    SyncQueue,
+)
 from trustgate.core.settings import Settings
 from trustgate.core.trust_policy import Document
 
@@ -106,9 +115,9 @@ class RoleEditor(Protocol):
 
 
 class Schedules(Protocol):
-    """One-time schedules that expire a grant (and remind its holder before)."""
+    """One-time schedules that expire a grant (and remind its holder before), or start a scheduled request."""
 
-    def create(self, request_id: str, at: datetime, reminder: bool = ...) -> None: ...
+    def create(self, request_id: str, at: datetime, kind: ScheduleKind = ...) -> None: ...
     def delete(self, request_id: str) -> None: ...
     def listed(self) -> Iterator[ScheduleRef]: ...
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from trustgate.core.models import RolePolicy
+from trustgate.core.clock import to_rfc3339
+from trustgate.core.models import AccessRequest, RolePolicy
 from trustgate.core.trust_policy import Document
 
 
@@ -57,12 +58,17 @@ class LiveRole:
     other_inline_size: int  # characters the role's other inline policies use (shared 10,240 quota)
 
 
+# A grant's one-time schedules: its expiry, the reminder before it, and (a scheduled request) its start.
+ScheduleKind = Literal["expire", "remind", "start"]
+SCHEDULE_KINDS: tuple[ScheduleKind, ...] = ("expire", "remind", "start")
+
+
 @dataclass(frozen=True)
 class ScheduleRef:
     """One of TrustGate's schedules, as the group lists it."""
 
     request_id: str
-    reminder: bool
+    kind: ScheduleKind
 
 
 # A decision handed to a waiting approval flow, and what Step Functions says of an execution (RUNNING,
@@ -101,3 +107,10 @@ def filled_page[T](
         if cursor is None or len(found) >= limit:
             break
     return Page(found, cursor)
+
+
+def role_key(request: AccessRequest) -> str:
+    """A request's place in its role's index (`ByRole`, after its status): when it could begin (a scheduled
+    request's `start_at`, else when it was made), so the grants that may have begun since T are one range of the
+    index whether they were scheduled or not (`recent_grants`)."""
+    return f"{to_rfc3339(request.start_at or request.created_at)}#{request.id}"

@@ -481,8 +481,8 @@ def approval_shortfall(
     A rule's approval is judged by the rules in force at the moment it approved; a person's by who may decide
     now, against the number of approvals the role requires now.
     """
-    if request.auto_approved:
-        if auto_approves(request, effective.policy.auto_approve, request.decided_at or now):
+    if request.auto_approved:  # judged, as when it was made, at the start it asked for (else when it was decided)
+        if auto_approves(request, effective.policy.auto_approve, request.start_at or request.decided_at or now):
             return None
         return "no auto-approve rule of the role approves it any more"
     counted = len(counted_approvals(request, effective, settings))

@@ -29,6 +29,7 @@ ENV = {
     "default_duration": "DEFAULT_DURATION",
     "max_approval_window": "MAX_APPROVAL_WINDOW",
     "default_approval_window": "DEFAULT_APPROVAL_WINDOW",
+    "max_schedule_ahead": "MAX_SCHEDULE_AHEAD",
     "trust_policy_quota": "TRUST_POLICY_QUOTA",
     "initial_standing_access": "INITIAL_STANDING_ACCESS",
     "partition": "AWS_PARTITION",
@@ -86,6 +87,9 @@ class Settings(BaseModel):
     default_duration: timedelta = timedelta(hours=1)
     max_approval_window: timedelta = timedelta(hours=24)
     default_approval_window: timedelta = timedelta(hours=2)
+    max_schedule_ahead: timedelta = Field(
+        default=timedelta(days=7), description="how far ahead a request's start_at may be (MaxScheduleAhead)"
+    )
     trust_policy_quota: int = Field(default=2048, ge=1, le=4096)
     initial_standing_access: Literal["unmanaged", "none"] = Field(
         default="unmanaged",

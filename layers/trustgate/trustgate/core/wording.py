@@ -26,7 +26,7 @@ def outcome_of(request: AccessRequest) -> str:
     """
     if request.status == RequestStatus.PENDING:
         return "approved" if request.decided_at is not None else "pending"
-    if request.status in (RequestStatus.ACTIVE, RequestStatus.EXPIRED, RequestStatus.REVOKED):
+    if request.status in (RequestStatus.SCHEDULED, RequestStatus.ACTIVE, RequestStatus.EXPIRED, RequestStatus.REVOKED):
         return "approved"
     return status_words(request.status)
 
@@ -46,4 +46,6 @@ def status_label(request: AccessRequest) -> str:
         return "Approved" if request.decided_at is not None else "Waiting for approval"
     if request.status == RequestStatus.ACTIVE:
         return "Access granted"
+    if request.status == RequestStatus.SCHEDULED:
+        return "Approved, not begun"
     return status_words(request.status).capitalize()
