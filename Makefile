@@ -90,7 +90,8 @@ build: sam-venv ## sam build
 
 test: setup lint typecheck ## every check: lint, types, all tests, sam validate/build, a quick bench
 	$(VENV)/bin/pytest -n auto -m "not e2e and not fuzz"  # one worker a core: moto tests are CPU-bound
-	$(VENV)/bin/pytest -m "e2e or fuzz"  # the local stacks and the browser, one test at a time
+	$(VENV)/bin/pytest -n 2 --dist loadfile -m e2e  # a local stack per worker; each file's tests in order on one
+	$(VENV)/bin/pytest -m fuzz  # schemathesis parametrizes in the process that runs it: one at a time
 	$(MAKE) validate build
 	$(MAKE) bench QUICK=1
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.drive import ROLE, signed, statement_naming, wait_for
-from tests.support.iam_eval import ALLOWED, EXPLICITLY_DENIED, IMPLICITLY_DENIED, IamCase, evaluate
+from tests.support.iam_eval import ALLOWED, EXPLICITLY_DENIED, IMPLICITLY_DENIED, IamCase, assume_role, evaluate
 from trustgate_local.seed import DemoUser
 from trustgate_local.server import LocalStack
 
@@ -31,7 +31,6 @@ REASON = "rotate the CloudTrail bucket after the audit finding"
 # A call the role's permissions (the vendor's PumpCustomerManagementAccess) allow: organizations:List*.
 ACTION = "organizations:ListAccounts"
 # The caller's own account lets them call sts:AssumeRole (a cross-account call needs it); the trust policy decides.
-MAY_ASSUME = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}
 
 
 def iso(moment: datetime) -> str:
@@ -84,23 +83,15 @@ def assume(
     case_id: str, role: RoleInIam, policy: Mapping[str, Any], user: DemoUser, name: str, at: datetime, org: str
 ) -> IamCase:
     """`user` (long-term access keys: no aws:MultiFactorAuthPresent) calls AssumeRole as `name` at `at`."""
-    return IamCase(
-        id=case_id,
-        principal=user.arn,
-        action="sts:AssumeRole",
-        resource=role.arn,
-        identity_policies=[MAY_ASSUME],
-        resource_policy=policy,
-        resource_account=role.account,
-        context={
-            "aws:CurrentTime": iso(at),
-            "aws:PrincipalArn": user.arn,
-            "aws:PrincipalOrgID": org,
-            "aws:userid": user.user_id,
-            "aws:username": user.name,
-            "sts:RoleSessionName": name,
-        },
-    )
+    context = {
+        "aws:CurrentTime": iso(at),
+        "aws:PrincipalArn": user.arn,
+        "aws:PrincipalOrgID": org,
+        "aws:userid": user.user_id,
+        "aws:username": user.name,
+        "sts:RoleSessionName": name,
+    }
+    return assume_role(case_id, user.arn, role.arn, policy, context)
 
 
 def act(case_id: str, role: RoleInIam, name: str, issued: datetime, at: datetime, org: str) -> IamCase:

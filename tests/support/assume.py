@@ -6,10 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from tests.support.aws import MALLORY, ORG_ID, ROLE_ARN, World
-from tests.support.iam_eval import IamCase, evaluate
+from tests.support.iam_eval import IamCase, assume_role, evaluate
 from trustgate.core.clock import to_rfc3339
-
-MAY_ASSUME = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}
 
 
 def assume(case_id: str, arn: str, session_name: str, trust_policy: dict[str, object], now: datetime) -> IamCase:
@@ -24,16 +22,7 @@ def assume(case_id: str, arn: str, session_name: str, trust_policy: dict[str, ob
     }
     if account != MALLORY.split(":")[4]:  # mallory's account is outside the organization
         context["aws:PrincipalOrgID"] = ORG_ID
-    return IamCase(
-        id=case_id,
-        principal=arn,
-        action="sts:AssumeRole",
-        resource=ROLE_ARN,
-        identity_policies=[MAY_ASSUME],
-        resource_policy=trust_policy,
-        resource_account=ROLE_ARN.split(":")[4],
-        context=context,
-    )
+    return assume_role(case_id, arn, ROLE_ARN, trust_policy, context)
 
 
 def decisions(world: World, *cases: tuple[str, str, str], at: datetime | None = None) -> dict[str, str]:

@@ -40,7 +40,6 @@ from trustgate.app import sync
 from trustgate.app.access import policy_for
 from trustgate.app.sync import nonconforming_grants
 from trustgate.core.clock import to_rfc3339
-from trustgate.core.identity import account_of
 from trustgate.core.models import AccessRequest, AuditEvent, RequestStatus
 from trustgate.core.records import SCHEDULE_KINDS, Page, iterate_pages
 from trustgate.core.trust_policy import (
@@ -64,7 +63,6 @@ DECISION_IN_TRANSIT_SECONDS = 0.75  # a flow just handed a decision starts movin
 # The reconciler runs every 5 minutes (template.yaml): the one reconcile after a crash is its next run, by
 # which time a dead holder's lease (sync.LOCK_LEASE, 60 s) has lapsed.
 RECONCILE_PERIOD = timedelta(minutes=5)
-MAY_ASSUME = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]}
 
 _deserialize = TypeDeserializer()
 _dying = threading.local()  # set in the thread whose process was just killed, until the kill leaves the Lambda
@@ -418,16 +416,7 @@ def _assume_case(case_id: str, arn: str, role_arn: str, policy: Document, now: d
     }
     if ":user/" in arn:
         context["aws:username"] = name
-    return iam_eval.IamCase(
-        id=case_id,
-        principal=arn,
-        action="sts:AssumeRole",
-        resource=role_arn,
-        identity_policies=[MAY_ASSUME],
-        resource_policy=policy,
-        resource_account=account_of(role_arn),
-        context=context,
-    )
+    return iam_eval.assume_role(case_id, arn, role_arn, policy, context)
 
 
 def _approved(request: AccessRequest) -> bool:

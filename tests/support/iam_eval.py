@@ -65,6 +65,30 @@ class IamCase:
         }
 
 
+# The caller's own account lets them call AssumeRole (needed across accounts): the trust policy decides.
+MAY_ASSUME: Final = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}],
+}
+
+
+def assume_role(
+    case_id: str, principal: str, role_arn: str, trust_policy: Policy, context: Mapping[str, ContextValue]
+) -> IamCase:
+    """`principal` (allowed AssumeRole by its own account) calls AssumeRole on `role_arn`, whose trust policy
+    alone decides, with this request context."""
+    return IamCase(
+        id=case_id,
+        principal=principal,
+        action="sts:AssumeRole",
+        resource=role_arn,
+        identity_policies=[MAY_ASSUME],
+        resource_policy=trust_policy,
+        resource_account=role_arn.split(":")[4],
+        context=context,
+    )
+
+
 def _jsonable(value: object) -> object:
     """Mappings and sequences that json does not know natively (e.g. MappingProxyType) as dicts and lists."""
     if isinstance(value, Mapping):

@@ -37,7 +37,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.iam_eval import ALLOWED, EXPLICITLY_DENIED, IMPLICITLY_DENIED, IamCase, evaluate
+from tests.support.iam_eval import ALLOWED, EXPLICITLY_DENIED, IMPLICITLY_DENIED, IamCase, assume_role, evaluate
 from trustgate.app.sync import DEPARTURE_MARGIN
 from trustgate.core.coverage import Coverages, GrantSpan, coverages_of
 from trustgate.core.identity import person_of
@@ -72,11 +72,6 @@ LIVE_DOCUMENT: Final[Document] = {
             "Action": "sts:AssumeRole",
         }
     ],
-}
-# The caller's own account lets them call AssumeRole (needed across accounts); the trust policy decides.
-MAY_ASSUME: Final = {
-    "Version": "2012-10-17",
-    "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}],
 }
 # The role's permissions: everything, so any denial of a session's call is the guard's.
 ADMIN: Final = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
@@ -559,16 +554,7 @@ def assume_case(case_id: str, caller: str, name: str, at: Seconds, trust: Docume
     }
     if ":user/" in caller:
         context["aws:username"] = caller.rsplit("/", 1)[1]  # IAM users only
-    return IamCase(
-        id=case_id,
-        principal=caller,
-        action="sts:AssumeRole",
-        resource=ROLE_ARN,
-        identity_policies=[MAY_ASSUME],
-        resource_policy=trust,
-        resource_account=ACCOUNT,
-        context=context,
-    )
+    return assume_role(case_id, caller, ROLE_ARN, trust, context)
 
 
 def session_case(case_id: str, name: str, at: Seconds, issued: Seconds, guard: Document | None) -> IamCase:

@@ -65,6 +65,15 @@ def names(deps: FakeDependencies, principal: str = ALICE) -> bool:
     return grant_expiry_in(deps.roles.trust_policy(ROLE_ARN), principal) is not None
 
 
+def assert_active_for_its_window(deps: FakeDependencies, request: AccessRequest) -> None:
+    """Active, and ending one duration after the start asked for, in the record and in the trust policy."""
+    grant = deps.store.get_request(request.id)
+    assert grant.status == RequestStatus.ACTIVE
+    assert request.start_at is not None
+    assert grant.expires_at == request.start_at + request.duration
+    assert grant_expiry_in(deps.roles.trust_policy(ROLE_ARN), ALICE) == grant.expires_at
+
+
 # -- asking -------------------------------------------------------------------------------------
 
 
@@ -143,11 +152,7 @@ def test_approved_after_its_start_it_begins_at_once_and_still_ends_on_time(deps:
     approve(deps, request.id)
     workflow_steps.grant(deps, request.id)
 
-    grant = deps.store.get_request(request.id)
-    assert grant.status == RequestStatus.ACTIVE
-    assert request.start_at is not None
-    assert grant.expires_at == request.start_at + 2 * HOUR
-    assert names(deps)
+    assert_active_for_its_window(deps, request)
 
 
 def test_a_start_whose_whole_window_went_by_fails_and_names_nobody(deps: FakeDependencies) -> None:
@@ -253,11 +258,7 @@ def test_the_reconciler_remakes_a_lost_start_schedule_and_starts_a_start_it_miss
     deps.clock.advance(3 * HOUR + timedelta(minutes=3))
     report = reconciler.reconcile(deps)
     assert report["schedules"]["started"] == [request.id]
-    grant = deps.store.get_request(request.id)
-    assert grant.status == RequestStatus.ACTIVE
-    assert request.start_at is not None
-    assert grant.expires_at == request.start_at + 2 * HOUR
-    assert names(deps)
+    assert_active_for_its_window(deps, request)
 
 
 def test_the_reconciler_leaves_a_scheduled_requests_start_schedule_alone(deps: FakeDependencies) -> None:
