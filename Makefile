@@ -89,10 +89,12 @@ build: sam-venv ## sam build
 	$(SAM) build --parallel
 
 test: setup lint typecheck ## every check: lint, types, all tests, sam validate/build, a quick bench
-	$(VENV)/bin/pytest -n auto -m "not e2e and not fuzz"  # one worker a core: moto tests are CPU-bound
+	$(VENV)/bin/pytest -n auto --dist worksteal -m "not e2e and not fuzz"  # a worker a core: moto tests are CPU-bound
 	$(VENV)/bin/pytest -n 2 --dist loadfile -m e2e  # a local stack per worker; each file's tests in order on one
-	$(VENV)/bin/pytest -m fuzz  # schemathesis parametrizes in the process that runs it: one at a time
-	$(MAKE) validate build
+	@# schemathesis parametrizes in the process that runs it, so fuzz runs in one, on one core; sam builds beside it
+	set -e; $(VENV)/bin/pytest -m fuzz & fuzz=$$!; \
+	  $(MAKE) --no-print-directory validate build || { kill $$fuzz; exit 1; }; \
+	  wait $$fuzz
 	$(MAKE) bench QUICK=1
 
 local: venv ## run TrustGate on this machine (API on 127.0.0.1:3000) until Ctrl-C
