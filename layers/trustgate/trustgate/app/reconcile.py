@@ -12,6 +12,7 @@ from trustgate.app.access import SYSTEM, policy_for
 from trustgate.app.effects import decision_of, ensure_schedules, notify, resume_flow, start_flow
 from trustgate.app.standing import start_just_in_time
 from trustgate.app.sync import (
+    AWAITING_ACTIVATION,
     end_now,
     nonconforming_grants,
     sync_role,
@@ -227,7 +228,7 @@ def _delete_orphaned(deps: Dependencies, request_id: str, kinds: set[ScheduleKin
     except NotFoundError:
         request = None
     if request is not None:
-        if request.status in (RequestStatus.ACTIVE, RequestStatus.PENDING, RequestStatus.SCHEDULED):
+        if request.status in (RequestStatus.ACTIVE, *AWAITING_ACTIVATION):
             return False  # an active grant's, one being granted, or a scheduled one's start
         ended_at = request.expires_at or request.created_at
         if ended_at > now - FLOW_GRACE:  # the step that ended it may still be deleting them

@@ -20,6 +20,7 @@ from trustgate.app.effects import (
     while_pending,
 )
 from trustgate.app.sync import (
+    AWAITING_ACTIVATION,
     SyncResult,
     end_now,
     history_window,
@@ -204,7 +205,7 @@ def cancel_request(deps: Dependencies, caller: Caller, request_id: str) -> Acces
     # Under the role lock, so an approved request is either granted or cancelled, never both.
     with role_lock(deps.store, deps, request.role_arn):
         request = deps.store.get_request(request_id)
-        if request.status not in (RequestStatus.PENDING, RequestStatus.SCHEDULED):
+        if request.status not in AWAITING_ACTIVATION:
             raise ConflictError(
                 f"request {request_id} is {request.status.value}; only a pending or scheduled request can be "
                 "cancelled (an active grant is revoked: trustgate revoke)"
@@ -404,29 +405,32 @@ def open_of(
     """The person's pending and scheduled requests of the role, read consistently (under the role lock, nothing
     moves between the two: a request becomes scheduled under it). The index only names the candidates: one it
     still shows pending may be scheduled by now, or the reverse, and `also` (read by id) need not be listed yet."""
-    oldest = (
-        deps.clock.now() - deps.settings.max_approval_window - deps.settings.max_schedule_ahead - timedelta(hours=1)
-    )
-    ids = {also.id} if also is not None else set()
-    for request in iterate_pages(lambda cursor: deps.store.requests_by_person(person_key, cursor)):
-        if request.created_at < oldest:
-            break
-        if request.role_arn == role_arn and request.status in (RequestStatus.PENDING, RequestStatus.SCHEDULED):
-            ids.add(request.id)
-    waiting = (RequestStatus.PENDING, RequestStatus.SCHEDULED)
+    ahead = deps.settings.max_schedule_ahead  # a scheduled request may have been asked for that long before
+    ids = {r.id for r in _listed_of(deps, person_key, role_arn, AWAITING_ACTIVATION, ahead)}
+    if also is not None:
+        ids.add(also.id)
     return sorted(
-        (r for r in deps.store.get_requests(ids) if r.status in waiting and r.requester.key == person_key),
+        (r for r in deps.store.get_requests(ids) if r.status in AWAITING_ACTIVATION and r.requester.key == person_key),
         key=lambda r: r.created_at,
     )
 
 
 def pending_of(deps: Dependencies, person_key: str, role_arn: str) -> list[AccessRequest]:
-    oldest_pending = deps.clock.now() - deps.settings.max_approval_window - timedelta(hours=1)
+    """The person's pending requests of the role, as the index lists them."""
+    return _listed_of(deps, person_key, role_arn, (RequestStatus.PENDING,), timedelta(0))
+
+
+def _listed_of(
+    deps: Dependencies, person_key: str, role_arn: str, statuses: tuple[RequestStatus, ...], ahead: timedelta
+) -> list[AccessRequest]:
+    """The person's requests of the role in `statuses` as the index lists them, newest first, back to the oldest
+    that can still be undecided (the longest approval window, plus `ahead` for one asked for in advance)."""
+    oldest = deps.clock.now() - deps.settings.max_approval_window - ahead - timedelta(hours=1)
     found = []
     for request in iterate_pages(lambda cursor: deps.store.requests_by_person(person_key, cursor)):
-        if request.created_at < oldest_pending:
+        if request.created_at < oldest:
             break
-        if request.role_arn == role_arn and request.status == RequestStatus.PENDING:
+        if request.role_arn == role_arn and request.status in statuses:
             found.append(request)
     return found
 

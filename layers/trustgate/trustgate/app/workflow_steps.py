@@ -20,6 +20,7 @@ from trustgate.app.effects import (
     tell_approvers_closed,
 )
 from trustgate.app.sync import (
+    AWAITING_ACTIVATION,
     Activation,
     end_now,
     role_lock,
@@ -78,7 +79,7 @@ def grant(deps: Dependencies, request_id: str) -> dict[str, Any]:
     request = deps.store.get_request(request_id)
     if request.status == RequestStatus.PENDING and request.decided_at is None:
         raise ConflictError(f"request {request_id} has no approval to grant")
-    if request.status in (RequestStatus.PENDING, RequestStatus.SCHEDULED):
+    if request.status in AWAITING_ACTIVATION:
         if request.start_at is not None:
             wait = request.start_at - deps.clock.now()
             if wait > START_SLACK:
@@ -94,7 +95,7 @@ def grant(deps: Dependencies, request_id: str) -> dict[str, Any]:
 
 def _activate(deps: Dependencies, request: AccessRequest) -> dict[str, Any]:
     """Make an approved request an active grant through `sync_role`, or fail it for why it cannot be."""
-    if request.status not in (RequestStatus.PENDING, RequestStatus.SCHEDULED):  # closed while we waited
+    if request.status not in AWAITING_ACTIVATION:  # closed while we waited
         return {"request_id": request.id, "status": request.status.value}
     requested_end = request.requested_end()
     if requested_end is not None and requested_end <= deps.clock.now():
@@ -179,7 +180,7 @@ def finalize(deps: Dependencies, request_id: str, outcome: str, error: dict[str,
         after_activation(deps, request)
     elif outcome == "failed":
         reason = failure_reason(error)
-        awaiting = request.status in (RequestStatus.PENDING, RequestStatus.SCHEDULED)
+        awaiting = request.status in AWAITING_ACTIVATION
         if awaiting and request.starts_at is not None:
             # Its window is on record, so IAM may have named the person: keep the span, ended now, for the guard.
             request = end_now(deps, request, RequestStatus.FAILED, reason)

@@ -23,6 +23,7 @@ from trustgate.core.messages import (
     extension_change,
     human_duration,
     human_time,
+    scheduled_window,
     short_principal,
     way_in_lines,
 )
@@ -362,15 +363,9 @@ def _details(request: AccessRequest, now: datetime) -> str:
         ),
         ("Justification", f'<span class="text">{_e(request.justification)}</span>'),
     ]
-    if request.start_at is not None:
-        rows.insert(
-            3,
-            (
-                "Starts",
-                f"{_e(human_time(request.start_at))} <span class='muted'>(scheduled; ends "
-                f"{_e(human_time(request.requested_end()))})</span>",
-            ),
-        )
+    starts = scheduled_window(request)
+    if starts:
+        rows.insert(3, ("Starts", _e(starts)))
     if request.ticket:
         rows.append(("Ticket", _e(request.ticket)))
     change = extension_change(request)

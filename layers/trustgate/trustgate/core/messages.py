@@ -151,16 +151,22 @@ def _from(request: AccessRequest) -> str:
     return f" from {human_time(request.start_at)}" if request.start_at is not None else ""
 
 
+def scheduled_window(request: AccessRequest) -> str | None:
+    """`2026-12-01 21:00 UTC (scheduled; ends 2026-12-01 23:00 UTC)` for scheduled access, else None."""
+    if request.start_at is None:
+        return None
+    return f"{human_time(request.start_at)} (scheduled; ends {human_time(request.requested_end())})"
+
+
 def _summary(request: AccessRequest) -> str:
     lines = [
         f"Requester:     {request.requester.label} via {request.principal_arn}",
         f"Role:          {request.role_arn}",
         f"Duration:      {human_duration(request.duration)} ({format_duration(request.duration)})",
     ]
-    if request.start_at is not None:
-        lines.append(
-            f"Starts:        {human_time(request.start_at)} (scheduled; ends {human_time(request.requested_end())})"
-        )
+    starts = scheduled_window(request)
+    if starts:
+        lines.append(f"Starts:        {starts}")
     lines.append(f"Justification: {one_line(request.justification)}")
     if request.ticket:
         lines.append(f"Ticket:        {one_line(request.ticket)}")
@@ -190,10 +196,9 @@ def _chat_summary(request: AccessRequest) -> str:
         f"*Role:* `{request.role_arn}`",
         f"*Duration:* {human_duration(request.duration)}",
     ]
-    if request.start_at is not None:
-        lines.append(
-            f"*Starts:* {human_time(request.start_at)} (scheduled; ends {human_time(request.requested_end())})"
-        )
+    starts = scheduled_window(request)
+    if starts:
+        lines.append(f"*Starts:* {starts}")
     lines.append(f"*Justification:* {chat_text(request.justification)}")
     if request.ticket:
         lines.append(f"*Ticket:* {chat_text(request.ticket)}")
