@@ -86,7 +86,8 @@ def grant(deps: Dependencies, request_id: str) -> dict[str, Any]:
                 return _schedule_start(deps, request)
             if wait > timedelta(0):  # its start is seconds away: wait for it here, never letting anyone in early
                 deps.sleep(wait.total_seconds())
-        return _activate(deps, deps.store.get_request(request_id))
+                request = deps.store.get_request(request_id)  # as it is after the wait (a cancel may have come)
+        return _activate(deps, request)
     if request.status == RequestStatus.ACTIVE:  # a retry after IAM was verified: only follow-ups left
         return _granted(deps, request)
     # Closed meanwhile (cancelled, denied, revoked, ...): whoever closed it took the person out; nothing to grant.
