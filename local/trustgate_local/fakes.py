@@ -122,20 +122,27 @@ class FakeStore:
         self.policies: dict[str, _Policy] = {}
         self.locks: dict[str, _Lock] = {}
         self.tokens: dict[str, dict[str, Any]] = {}
+        self.review_reminders: dict[str, str] = {}  # request id -> when approvers were last reminded (RFC 3339)
 
     # -- requests
 
-    def create_request(self, request: AccessRequest, audit: AuditEvent) -> None:
+    def create_request(self, request: AccessRequest, audit: AuditEvent, *also: AuditEvent) -> None:
         marker = (request.role_arn, request.requester.key)
         pending = request.status == RequestStatus.PENDING
-        if request.id in self.requests or audit.id in self.audits or (pending and marker in self.open_markers):
+        audits = (audit, *also)
+        if (
+            request.id in self.requests
+            or any(event.id in self.audits for event in audits)
+            or (pending and marker in self.open_markers)
+        ):
             raise ConflictError(
                 f"{request.requester.label} already has a request open for {request.role_arn}; wait for its "
                 "decision or cancel it before asking again",
                 code="request_pending",
             )
         self.requests[request.id] = _copy(request)
-        self.audits[audit.id] = audit.model_copy(deep=True)
+        for event in audits:
+            self.audits[event.id] = event.model_copy(deep=True)
         if pending:
             self.open_markers[marker] = request.id
 
@@ -209,6 +216,22 @@ class FakeStore:
     def all_requests(self, cursor: str | None = None, limit: int = PAGE_LIMIT) -> Page[AccessRequest]:
         keyed = [(_created_key(r), _copy(r)) for r in self.requests.values()]
         return _page("REQUEST", keyed, cursor, limit, lambda _: True)
+
+    def review_pending(self, cursor: str | None = None, limit: int = PAGE_LIMIT) -> Page[AccessRequest]:
+        keyed = [(_created_key(r), _copy(r)) for r in self.requests.values() if r.review_pending]
+        return _page("REVIEW#pending", keyed, cursor, limit, lambda _: True)
+
+    def claim_review_reminder(self, request_id: str, now: datetime, due_before: datetime) -> bool:
+        request = self.requests.get(request_id)
+        reminded = self.review_reminders.get(request_id)
+        if (
+            request is None
+            or not request.review_pending
+            or (reminded is not None and reminded >= to_rfc3339(due_before))
+        ):
+            return False
+        self.review_reminders[request_id] = to_rfc3339(now)
+        return True
 
     def active_grants(self, role_arn: str) -> list[AccessRequest]:
         return [_copy(r) for r in self.requests.values() if r.role_arn == role_arn and r.status == RequestStatus.ACTIVE]

@@ -159,7 +159,7 @@ def test_an_unknown_parameter_is_named_with_the_accepted_ones(world: World) -> N
     assert status == 400, answer
     assert answer["error"]["code"] == "unknown_parameter"
     assert "'stauts'" in answer["error"]["message"]
-    assert "limit, mine, next, role, status" in answer["error"]["message"]
+    assert "limit, mine, next, review, role, status" in answer["error"]["message"]
 
 
 def test_every_declared_parameter_is_still_accepted(world: World) -> None:

@@ -97,7 +97,7 @@ def _partition_key(spec: dict[str, Any]) -> str | None:
 
 @pytest.fixture
 def watched() -> Iterator[tuple[World, CallRecorder]]:
-    with running_world() as world:
+    with running_world({"AllowBreakGlass": "true"}) as world:
         yield world, CallRecorder(world)
 
 
@@ -227,6 +227,22 @@ def test_every_call_of_every_flow_is_allowed_by_the_template(watched: tuple[Worl
     report = world.invoke("ReconcileFunction", {})
     assert [f["done"] for f in report["flows"]] == ["flow started"]
     assert report["schedules"]["created"] == [carol]
+    # Break-glass: active at once (API, Grant), listed and reviewed (API); another, unreviewed, is reminded a day
+    # later (Reconcile).
+    rule = {"break_glass": {"requesters": [ERIN], "max_duration": "PT30M"}}
+    assert world.api("PUT", "/roles/PumpCustomerAccess/policy", CAROL, rule)[0] == 200
+    glass = {"role": "PumpCustomerAccess", "duration": "PT15M", "justification": JUSTIFICATION, "break_glass": True}
+    status, body = world.api("POST", "/requests", ERIN, glass)
+    assert (status, body["status"]) == (201, "active"), body
+    assert world.api("GET", "/requests", BOB, query={"review": "pending"})[0] == 200
+    assert world.api("POST", f"/requests/{body['id']}/review", BOB, {"verdict": "ok"})[0] == 200
+    world.advance(timedelta(minutes=20))
+    world.fire_schedule(body["id"])
+    world.wait_status(body["id"], "expired")
+    status, body = world.api("POST", "/requests", ERIN, glass)
+    assert status == 201, body
+    world.advance(timedelta(days=1, minutes=1))
+    assert world.invoke("ReconcileFunction", {})["reviews_reminded"] == [body["id"]]
 
     seen = {function for function, _ in recorder.calls}
     assert seen == set(FUNCTIONS), f"the flows never ran {set(FUNCTIONS) - seen}"

@@ -29,7 +29,6 @@ from tests.support.aws import (
 )
 from tests.support.flows import approve, granted, request_access
 from tests.support.iam_faults import iam_refuses_principal, show_as_deleted
-from trustgate.adapters import observability
 from trustgate.core.ids import new_id
 from trustgate.core.models import AuditEvent, RolePolicy
 from trustgate.core.trust_policy import BASELINE_SID, NOBODY, grant_expiry_in, statements_of
@@ -75,34 +74,6 @@ def store_directly(world: World, policy: RolePolicy) -> None:
     now = world.deps.clock.now()
     audit = AuditEvent(id=new_id(now), at=now, actor="test", action="policy.changed", role_arn=ROLE_ARN)
     world.deps.store.put_role_policy(ROLE_ARN, policy, version, audit)
-
-
-@pytest.fixture
-def published(world: World, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Detail types TrustGate puts on EventBridge from now on."""
-    sent: list[str] = []
-    original = world.deps.events.publish
-
-    def publish(event: AuditEvent) -> None:
-        sent.append(f"trustgate.{event.action}")
-        original(event)
-
-    monkeypatch.setattr(world.deps.events, "publish", publish)
-    return sent
-
-
-@pytest.fixture
-def metrics_added(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Names of the Powertools metrics added from now on (metrics are not published in tests)."""
-    added: list[str] = []
-    original = observability.metrics.add_metric
-
-    def add_metric(name: str, **kwargs: Any) -> None:
-        added.append(name)
-        original(name=name, **kwargs)
-
-    monkeypatch.setattr(observability.metrics, "add_metric", add_metric)
-    return added
 
 
 # -- 1. the ceiling covers approval ------------------------------------------------------------------
@@ -506,7 +477,9 @@ def test_the_template_has_the_ceiling_parameters_and_alarms_on_the_new_metrics()
         for resource in template["Resources"].values()
         if resource["Type"] == "AWS::CloudWatch::Alarm"
     }
-    for metric in ("PolicyUnrenderable", "DriftRemoved"):
+    assert (parameters["AllowBreakGlass"]["Default"], parameters["MaxBreakGlassDuration"]["Default"]) == ("false", "PT1H")
+    assert {"ALLOW_BREAK_GLASS", "MAX_BREAK_GLASS_DURATION"} <= set(variables)
+    for metric in ("PolicyUnrenderable", "DriftRemoved", "BreakGlassUsed"):
         assert alarms[metric]["Namespace"] == variables["POWERTOOLS_METRICS_NAMESPACE"]
         assert alarms[metric]["Dimensions"] == [{"Name": "service", "Value": variables["POWERTOOLS_SERVICE_NAME"]}]
 

@@ -45,6 +45,7 @@ def test_a_requester_sees_the_role_its_longest_duration_and_that_it_needs_approv
             "needs_approval": True,
             "required_approvals": 1,
             "auto_approve": [],
+            "break_glass_max_duration": None,
             "justification_min_length": 10,
             "ticket_pattern": None,
             "require_mfa": False,

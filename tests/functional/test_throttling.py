@@ -20,7 +20,7 @@ from tests.support.adversarial import refused_unchanged
 from tests.support.aws import ALICE, BOB, CAROL, DAVE, MANAGEMENT, ROLE_ARN, World, api_event
 from tests.support.flows import granted, request_access
 from tests.support.links import approval_links, call_page
-from trustgate.adapters import iam, observability
+from trustgate.adapters import iam
 from trustgate.app import decisions, sync
 from trustgate.core.errors import ConflictError
 from trustgate.core.identity import caller_for_arn
@@ -366,19 +366,6 @@ def test_a_busy_role_answers_429_role_busy_with_retry_after(world: World, monkey
 
 
 # -- events -------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def metrics_added(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    added: list[str] = []
-    original = observability.metrics.add_metric
-
-    def add_metric(name: str, **kwargs: Any) -> None:
-        added.append(name)
-        original(name=name, **kwargs)
-
-    monkeypatch.setattr(observability.metrics, "add_metric", add_metric)
-    return added
 
 
 def refusing_every_event(world: World, monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:

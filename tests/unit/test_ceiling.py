@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from trustgate.core.errors import CeilingExceededError, RuleViolationError
+from trustgate.core.errors import CeilingExceededError, ForbiddenError, RuleViolationError
+from trustgate.core.identity import caller_for_arn
 from trustgate.core.models import RolePolicy
-from trustgate.core.rules import check_within_ceiling, effective_policy
+from trustgate.core.rules import break_glass_max, check_may_break_glass, check_within_ceiling, effective_policy
 from trustgate.core.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -110,3 +112,43 @@ def test_settings_read_the_ceiling_from_the_environment() -> None:
         False,
         False,
     )
+
+
+def test_break_glass_needs_the_deployers_consent_names_its_requesters_and_stays_under_its_ceiling() -> None:
+    alice = "arn:aws:iam::222222222222:user/alice"
+    rule = {"break_glass": {"requesters": [alice], "max_duration": "PT30M"}}
+    assert refusal(rule) == "exceeds_ceiling break_glass"
+    allowing = SETTINGS.model_copy(update={"allow_break_glass": True, "max_break_glass_duration": timedelta(hours=1)})
+    assert refusal(rule, allowing) is None
+    assert refusal({"break_glass": {"requesters": [], "max_duration": "PT30M"}}, allowing) == "invalid_policy -"
+    too_long = {"break_glass": {"requesters": [alice], "max_duration": "PT2H"}}
+    assert refusal(too_long, allowing) == "exceeds_ceiling break_glass.max_duration"
+    too_short = {"break_glass": {"requesters": [alice], "max_duration": "PT5M"}}
+    assert refusal(too_short, allowing) == "invalid_policy -"
+    outside = {"break_glass": {"requesters": ["arn:aws:iam::333333333333:user/*"], "max_duration": "PT30M"}}
+    assert refusal(outside, allowing) == "exceeds_ceiling break_glass.requesters"
+    saved = RolePolicy.model_validate(rule)
+    assert effective_policy(ROLE, saved, SETTINGS).policy.break_glass is None  # off at run time without consent
+    assert effective_policy(ROLE, saved, allowing).policy == saved
+    with pytest.raises(ValueError, match="max_duration"):
+        RolePolicy.model_validate({"break_glass": {"requesters": [alice]}})
+    assert Settings.from_env({"ALLOW_BREAK_GLASS": "true", "MAX_BREAK_GLASS_DURATION": "PT45M"}).model_dump(
+        include={"allow_break_glass", "max_break_glass_duration"}
+    ) == {"allow_break_glass": True, "max_break_glass_duration": timedelta(minutes=45)}
+
+
+def test_the_break_glass_maximum_is_the_least_of_the_rule_the_ceiling_and_the_roles_maximum() -> None:
+    alice = caller_for_arn("arn:aws:iam::222222222222:user/alice", SETTINGS.caller_policy())
+    allowing = SETTINGS.model_copy(update={"allow_break_glass": True, "max_break_glass_duration": timedelta(hours=1)})
+    policy = RolePolicy.model_validate(
+        {"max_duration": "PT20M", "break_glass": {"requesters": [alice.arn], "max_duration": "PT45M"}}
+    )
+    effective = effective_policy(ROLE, policy, allowing)
+    assert break_glass_max(effective, allowing) == timedelta(minutes=20)
+    check_may_break_glass(alice, timedelta(minutes=20), effective, allowing)
+    with pytest.raises(RuleViolationError, match="PT20M"):
+        check_may_break_glass(alice, timedelta(minutes=21), effective, allowing)
+    bob = caller_for_arn("arn:aws:iam::222222222222:user/bob", SETTINGS.caller_policy())
+    with pytest.raises(ForbiddenError, match=r"break_glass\.requesters"):
+        check_may_break_glass(bob, timedelta(minutes=15), effective, allowing)
+    assert break_glass_max(effective_policy(ROLE, policy, SETTINGS), SETTINGS) is None

@@ -28,7 +28,7 @@ from trustgate_local.template import load_template
 pytestmark = pytest.mark.unit
 
 TABLE_ARN = {"Fn::GetAtt": ["Table", "Arn"]}
-INDEXES = ("ByRole", "ByPrincipal", "ByStatus", "ByKind")
+INDEXES = ("ByRole", "ByPrincipal", "ByStatus", "ByKind", "ByReview")
 
 
 @pytest.fixture(scope="module")

@@ -121,6 +121,7 @@ def test_a_reconcile_with_nothing_interrupted_changes_nothing(deps: FakeDependen
         "roles": [{"role_arn": ROLE_ARN, "changed": False, "expired": []}],
         "flows": [],
         "schedules": {"deleted": [], "created": [], "started": []},
+        "reviews_reminded": [],
         "failures": [],
     }
     assert deps.roles.writes == writes

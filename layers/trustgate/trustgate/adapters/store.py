@@ -34,7 +34,9 @@ _INDEX_KEYS = {
     "ByPrincipal": ("gsi2pk", "gsi2sk"),
     "ByStatus": ("gsi3pk", "gsi3sk"),
     "ByKind": ("gsi4pk", "gsi4sk"),
+    "ByReview": ("gsi5pk", "gsi5sk"),
 }
+REVIEW_PENDING = "REVIEW#pending"  # the ByReview partition: break-glass requests awaiting review (a sparse index)
 
 
 def _to_item(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -77,7 +79,9 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
 
 def _request_keys(request: AccessRequest) -> dict[str, Any]:
     created = f"{to_rfc3339(request.created_at)}#{request.id}"
+    review = {"gsi5pk": REVIEW_PENDING, "gsi5sk": created} if request.review_pending else {}
     return {
+        **review,
         "pk": f"REQUEST#{request.id}",
         "sk": "REQUEST",
         "gsi1pk": f"ROLE#{request.role_arn}",
@@ -152,8 +156,8 @@ class Store:
 
     # -- requests ---------------------------------------------------------------------------------
 
-    def create_request(self, request: AccessRequest, audit: AuditEvent) -> None:
-        """Write a new request and its audit record together; a request id is never reused."""
+    def create_request(self, request: AccessRequest, audit: AuditEvent, *also: AuditEvent) -> None:
+        """Write a new request and its audit records together; a request id is never reused."""
         writes: list[dict[str, Any]] = [
             {
                 "Put": {
@@ -163,6 +167,7 @@ class Store:
                 }
             },
             self._audit_put(audit),
+            *(self._audit_put(event) for event in also),
         ]
         if request.status == RequestStatus.PENDING:
             # One open request per person per role, atomically: a marker only one request can hold.
@@ -206,7 +211,7 @@ class Store:
         """An Update (not a Put) so attributes outside the model, like the task token, survive."""
         item = request_item(after)
         values = {key: value for key, value in item.items() if key not in ("pk", "sk")}
-        cleared = [name for name in AccessRequest.model_fields if name not in item]
+        cleared = [name for name in (*AccessRequest.model_fields, "gsi5pk", "gsi5sk") if name not in item]
         names = {f"#a{i}": key for i, key in enumerate([*values, *cleared])}
         placeholders = {key: f"#a{i}" for i, key in enumerate([*values, *cleared])}
         expression = "SET " + ", ".join(f"{placeholders[key]} = :v{i}" for i, key in enumerate(values))
@@ -314,6 +319,23 @@ class Store:
 
     def all_requests(self, cursor: str | None = None, limit: int = PAGE_LIMIT) -> Page[AccessRequest]:
         return self._query_requests("ByKind", "gsi4pk = :pk", {":pk": "REQUEST"}, cursor, limit)
+
+    def review_pending(self, cursor: str | None = None, limit: int = PAGE_LIMIT) -> Page[AccessRequest]:
+        """Break-glass requests no approver has reviewed yet, newest first (a sparse index: only they are in it)."""
+        return self._query_requests("ByReview", "gsi5pk = :pk", {":pk": REVIEW_PENDING}, cursor, limit)
+
+    def claim_review_reminder(self, request_id: str, now: datetime, due_before: datetime) -> bool:
+        """Claim today's review reminder: True for the one caller that may send it (not reminded since
+        `due_before`, and still awaiting review). Another reconciler run racing this one gets False."""
+        return (
+            self._update_if(
+                _request_key(request_id),
+                "SET review_reminded_at = :now",
+                "attribute_exists(gsi5pk) AND (attribute_not_exists(review_reminded_at) OR review_reminded_at < :due)",
+                {":now": to_rfc3339(now), ":due": to_rfc3339(due_before)},
+            )
+            is not None
+        )
 
     def active_grants(self, role_arn: str) -> list[AccessRequest]:
         """Every active grant of a role (one indexed query per page; never a table scan)."""

@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 from trustgate.api.common import caller_of, deps, documented
 from trustgate.app import requests
 from trustgate.core import rules
-from trustgate.core.identity import parse_role_arn, switch_role_url
+from trustgate.core.identity import Caller, parse_role_arn, switch_role_url
 from trustgate.core.models import Duration
+from trustgate.core.settings import Settings
 
 router = Router()
 
@@ -38,6 +39,11 @@ class RequestableRole(BaseModel):
     auto_approve: list[AutoApproveWhen] = Field(
         description="the auto-approve rules that apply to the caller; a request meeting one needs no approver"
     )
+    break_glass_max_duration: Duration | None = Field(
+        default=None,
+        description="set when the role's break_glass rule names the caller: the longest access they may take at "
+        "once, without approval (`break_glass: true`); null: no break-glass for them",
+    )
     justification_min_length: int
     ticket_pattern: str | None = Field(default=None, description="RE2 pattern a `ticket` must match; null: none")
     require_mfa: bool
@@ -61,11 +67,24 @@ class RequestableRoleList(BaseModel):
 def list_requestable_roles() -> RequestableRoleList:
     caller = caller_of(router)
     person, policies = requests.requestable_roles(deps(), caller)
-    items = [_requestable(effective.role_arn, caller.arn, effective) for effective in policies]
+    d = deps()
+    items = [
+        _requestable(effective.role_arn, caller.arn, effective, _break_glass_max(caller, effective, d.settings))
+        for effective in policies
+    ]
     return RequestableRoleList(person=person.label, items=items)
 
 
-def _requestable(role_arn: str, caller_arn: str, effective: rules.EffectivePolicy) -> RequestableRole:
+def _break_glass_max(caller: Caller, effective: rules.EffectivePolicy, settings: Settings) -> timedelta | None:
+    """The longest break-glass grant this caller may take on the role (None: the rule does not name them)."""
+    rule = effective.policy.break_glass
+    longest = rules.break_glass_max(effective, settings)
+    return longest if rule is not None and caller.matches(rule.requesters) else None
+
+
+def _requestable(
+    role_arn: str, caller_arn: str, effective: rules.EffectivePolicy, break_glass_max: timedelta | None
+) -> RequestableRole:
     policy = effective.policy
     applying = [rule for rule in policy.auto_approve if rules.rule_names(rule, caller_arn)]
     role = parse_role_arn(role_arn)
@@ -86,6 +105,7 @@ def _requestable(role_arn: str, caller_arn: str, effective: rules.EffectivePolic
             )
             for rule in applying
         ],
+        break_glass_max_duration=break_glass_max,
         justification_min_length=policy.justification_min_length,
         ticket_pattern=policy.ticket_pattern,
         require_mfa=policy.require_mfa,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
@@ -14,11 +14,11 @@ from aws_lambda_powertools.utilities.idempotency import (
     IdempotencyConfig,
     idempotent_function,
 )
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from trustgate.adapters.store import Store
 from trustgate.api.common import caller_of, deps, documented
-from trustgate.app import decisions, requests
+from trustgate.app import decisions, requests, reviews
 from trustgate.core.clock import parse_rfc3339
 from trustgate.core.durations import parse_duration
 from trustgate.core.errors import ValidationError
@@ -44,6 +44,21 @@ class CreateRequestBody(BaseModel):
         "on TrustGate's clock); the access begins then, once approved, and ends one `duration` later. Absent: it "
         "begins once approved",
     )
+    break_glass: StrictBool = Field(
+        default=False,
+        description="break-glass: active at once, without approval, where the role policy's `break_glass` rule names "
+        "you and within its `max_duration`. Every approver and notify target is told at once, an alarm fires, and "
+        "an approver reviews it afterwards (POST /requests/{id}/review)",
+    )
+
+
+class ReviewBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: Literal["ok", "misuse"] = Field(
+        description="`ok`: the break-glass use was justified; `misuse`: it was not"
+    )
+    comment: str | None = Field(default=None, max_length=1000)
 
 
 class ExtendBody(BaseModel):
@@ -89,12 +104,16 @@ def _view(request: AccessRequest) -> dict[str, Any]:
     summary="Ask for access to a role",
     responses=documented(
         201,
-        "the request (already active when an auto-approve rule decided it)",
+        "the request (already active when an auto-approve rule decided it, or for break-glass)",
         {
+            403: "`forbidden`, `not_a_person`: you may not request the role; `break_glass_not_allowed`: the role's "
+            "policy does not let you break the glass",
             404: "`not_found`: the role is not one TrustGate manages",
             409: "`request_pending` (one open request per person and role), `in_progress` (same Idempotency-Key), "
-            "`trust_policy_full`, `session_guard_full`, `session_name_conflict` (auto-approved grants)",
-            422: "a rule of the role: `duration_too_long`, `duration_too_short`, `justification_too_short`, "
+            "`trust_policy_full`, `session_guard_full`, `session_name_conflict` (auto-approved and break-glass "
+            "grants), `already_covered` (break-glass while you hold the role)",
+            422: "a rule of the role: `duration_too_long` (also beyond the break-glass maximum), `duration_too_short`, "
+            "`justification_too_short`, "
             "`ticket_required`, `ticket_invalid`, `rule_violation`; `start_at_in_past`, `start_at_too_far` "
             "(MaxScheduleAhead); `idempotency_key_reused`",
         },
@@ -119,7 +138,9 @@ def _create(payload: dict[str, Any]) -> dict[str, Any]:
     body = CreateRequestBody.model_validate(payload["body"])
     duration = parse_duration(body.duration) if body.duration is not None else None
     start_at = _start_at(body.start_at, d.clock.now()) if body.start_at is not None else None
-    new = requests.NewRequest(body.role, duration, body.justification, body.ticket, start_at=start_at)
+    new = requests.NewRequest(
+        body.role, duration, body.justification, body.ticket, start_at=start_at, break_glass=body.break_glass
+    )
     request = requests.create_request(d, caller, new, wait_if_auto_approved=True)
     return _view(request)
 
@@ -175,14 +196,27 @@ def list_requests(
     status: Annotated[RequestStatus | None, Query()] = None,
     role: Annotated[str | None, Query()] = None,
     mine: Annotated[bool, Query()] = False,
+    review: Annotated[
+        Literal["pending"] | None, Query(description="`pending`: break-glass grants awaiting review")
+    ] = None,
     next: Annotated[str | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
 ) -> RequestList:
     """Admins see the requests of the roles they administer (and their own); everyone else their own.
 
+    `review=pending` lists instead the break-glass grants no approver has reviewed yet, of the roles whose
+    approvers or admins you are (newest first); it combines with `role` and `status`, not with `mine`.
+
     A page holds `limit` requests unless there are no more (`next` is then absent); only when many requests in a
     row are ones you may not see does it hold fewer, with `next` to go on from. Follow `next` until it is absent.
     """
+    if review is not None:
+        if mine:
+            raise ValidationError("review=pending lists the grants you review, never your own: leave mine out")
+        page = reviews.pending_reviews(
+            deps(), caller_of(router), requests.RequestQuery(status, role, False, next, limit)
+        )
+        return RequestList(items=[RequestView.of(r) for r in page.items], next=page.next)
     query = requests.RequestQuery(status, role, mine, next, limit)
     page = requests.list_requests(deps(), caller_of(router), query)
     return RequestList(items=[RequestView.of(r) for r in page.items], next=page.next)
@@ -269,6 +303,24 @@ def approve(request_id: str, body: Annotated[DecisionBody | None, Body()] = None
 def deny(request_id: str, body: Annotated[DecisionBody | None, Body()] = None) -> RequestView:
     comment = body.comment if body else None
     return RequestView.of(decisions.decide(deps(), caller_of(router), request_id, "deny", comment))
+
+
+@router.post(
+    "/requests/<request_id>/review",
+    summary="Review a break-glass grant after the fact (approvers, never its requester)",
+    responses=documented(
+        200,
+        "the request with your review",
+        {
+            403: "`forbidden` (not an approver of the role), `approver_removed`, `own_request` (you took it), "
+            "`not_a_person`",
+            404: "`not_found`: no such request, or none you may see",
+            409: "`not_break_glass` (it went through approval), `already_reviewed`",
+        },
+    ),
+)
+def review_request(request_id: str, body: Annotated[ReviewBody, Body()]) -> RequestView:
+    return RequestView.of(reviews.review_request(deps(), caller_of(router), request_id, body.verdict, body.comment))
 
 
 @router.get("/approvals", summary="Pending requests you may decide", responses=documented(200, "the requests", {}))

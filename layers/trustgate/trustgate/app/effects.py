@@ -7,18 +7,20 @@ from datetime import timedelta
 from typing import Literal
 
 from trustgate.adapters.observability import count, logger
+from trustgate.app.access import policy_for
 from trustgate.app.sync import (
     SyncResult,
     sync_role,
 )
 from trustgate.app.transitions import publish_quietly
 from trustgate.core import messages
+from trustgate.core.durations import format_duration
 from trustgate.core.errors import (
     TrustGateError,
 )
 from trustgate.core.identity import person_of
 from trustgate.core.messages import Notification
-from trustgate.core.models import AccessRequest, AuditEvent, RequestStatus
+from trustgate.core.models import AccessRequest, AuditEvent, RequestStatus, notify_targets
 from trustgate.core.ports import Dependencies
 from trustgate.core.rules import (
     same_human,
@@ -81,7 +83,7 @@ def start_flow(deps: Dependencies, request: AccessRequest) -> bool:
     window = (request.approval_deadline or now) - now
     return deps.flow.start(
         request.id,
-        auto_approve=request.auto_approved,
+        auto_approve=request.auto_approved or request.break_glass,
         approval_window_seconds=max(1, int(window.total_seconds())),
     )
 
@@ -144,6 +146,47 @@ def _same_person(arn: str, request: AccessRequest) -> bool:
         return same_human(person_of(arn), request.requester)
     except TrustGateError:
         return False
+
+
+def break_glass_record(request: AccessRequest) -> AuditEvent:
+    """The audit record (and EventBridge event `trustgate.break_glass`) of a break-glass request: written with the
+    request, in one transaction, under an id derived from the request's, so it can be announced again as it was."""
+    return AuditEvent(
+        id=f"{request.id}-break-glass",
+        at=request.created_at,
+        actor=request.principal_arn,
+        action="break_glass",
+        role_arn=request.role_arn,
+        request_id=request.id,
+        detail={
+            "principal_arn": request.principal_arn,
+            "person": request.requester.label,
+            "duration": format_duration(request.duration),
+            "justification": request.justification,
+            "ticket": request.ticket,
+        },
+    )
+
+
+def announce_break_glass(deps: Dependencies, request: AccessRequest) -> None:
+    """Everyone who would have approved it, at once: the event, the metric its alarm watches, and each approver
+    (on their own delivery), the role's notify targets and the team told. Called by the API once the request is
+    recorded, and by the reconciler for one whose API call died before this (a repeat tells people twice, never
+    nobody)."""
+    publish_event(deps, break_glass_record(request))
+    count("BreakGlassUsed")
+    reviewers = reviewers_of(request)
+    for reviewer in reviewers:
+        notify(deps, messages.break_glass_used(request, reviewer))
+    notify(deps, messages.break_glass_used(request))
+    for target in notify_targets(policy_for(deps, request.role_arn).policy.notify):
+        if target not in reviewers:
+            notify(deps, messages.break_glass_used(request, target))
+
+
+def reviewers_of(request: AccessRequest) -> list[str]:
+    """The approvers named exactly who may review a break-glass grant: never its requester."""
+    return concrete_approvers(request.model_copy(update={"allow_self_approval": False}))
 
 
 def tell_approvers_closed(deps: Dependencies, request: AccessRequest, except_arn: str | None = None) -> None:

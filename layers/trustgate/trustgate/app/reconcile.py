@@ -9,7 +9,8 @@ from typing import Any
 from trustgate.adapters.observability import count, logger
 from trustgate.app import workflow_steps
 from trustgate.app.access import SYSTEM, policy_for
-from trustgate.app.effects import decision_of, ensure_schedules, notify, resume_flow, start_flow
+from trustgate.app.effects import announce_break_glass, decision_of, ensure_schedules, notify, resume_flow, start_flow
+from trustgate.app.reviews import remind_reviews
 from trustgate.app.standing import start_just_in_time
 from trustgate.app.sync import (
     AWAITING_ACTIVATION,
@@ -37,7 +38,8 @@ FLOW_GRACE = timedelta(minutes=2)  # the reconciler leaves a younger request or 
 def reconcile(deps: Dependencies) -> dict[str, Any]:
     """Every 5 minutes: finish whatever an interrupted step left behind (docs/architecture.md, "What the
     reconciler finishes"): flows that never started or ended too soon, decisions the flow was never told,
-    due expiries, grants the policy no longer allows, drift, and schedules without a grant or a grant without one.
+    due expiries, grants the policy no longer allows, drift, and schedules without a grant or a grant without one;
+    and the daily reminder of break-glass grants awaiting review.
 
     Each phase, each role and each request is its own unit: one that fails is logged, counted
     (`ReconcileFailures`, which an alarm watches) and reported, and never stops the others.
@@ -55,7 +57,18 @@ def reconcile(deps: Dependencies) -> dict[str, Any]:
         schedules = _reconcile_schedules(deps, now, failures)
     except Exception as error:
         _failed(failures, "schedules", error)
-    return {"roles": roles, "flows": flows, "schedules": schedules, "failures": failures}
+    reminded: list[str] = []
+    try:
+        reminded = remind_reviews(deps)
+    except Exception as error:
+        _failed(failures, "break-glass review reminders", error)
+    return {
+        "roles": roles,
+        "flows": flows,
+        "schedules": schedules,
+        "reviews_reminded": reminded,
+        "failures": failures,
+    }
 
 
 def _failed(failures: list[dict[str, str]], what: str, error: Exception) -> None:
@@ -142,6 +155,8 @@ def _finish_flow(deps: Dependencies, request_id: str, now: datetime) -> str | No
             finalize(deps, request.id, "timed_out")
             return "timed out"
         start_flow(deps, request)  # named after the request: never a second flow
+        if request.break_glass:  # the API died before announcing it, or after: told twice rather than never
+            announce_break_glass(deps, request)
         return "flow started"
     if flow == "RUNNING":
         decision = decision_of(request)

@@ -11,6 +11,8 @@ from typing import Any
 from trustgate.adapters.observability import logger
 from trustgate.app.access import SYSTEM, owns, policy_for, resolve_role, roles_for_admin
 from trustgate.app.effects import (
+    announce_break_glass,
+    break_glass_record,
     delete_schedules_quietly,
     notify,
     publish_event,
@@ -43,6 +45,7 @@ from trustgate.core.errors import (
     RuleViolationError,
     SessionGuardFullError,
     TrustGateError,
+    ValidationError,
 )
 from trustgate.core.identity import Caller, Person, caller_for_arn, check_person, role_name_of
 from trustgate.core.ids import new_id
@@ -52,6 +55,8 @@ from trustgate.core.records import Page, filled_page, iterate_pages
 from trustgate.core.rules import (
     EffectivePolicy,
     auto_approves,
+    break_glass_max,
+    check_may_break_glass,
     check_may_request,
     check_request,
     is_admin,
@@ -70,6 +75,7 @@ class NewRequest:
     ticket: str | None = None
     extends: str | None = None
     start_at: datetime | None = None  # scheduled access: from then, for `duration`
+    break_glass: bool = False  # at once, without approval; reviewed by an approver afterwards
 
 
 def create_request(
@@ -84,6 +90,14 @@ def create_request(
     effective = policy_for(deps, role_arn)
     person = check_may_request(caller, effective, deps.settings)
     duration = new.duration or effective.default_duration
+    if new.break_glass:
+        if new.start_at is not None or new.extends:
+            raise ValidationError(
+                "break_glass is access now: leave start_at out (a scheduled start is approved beforehand), and extend "
+                "a break-glass grant by asking again with approval"
+            )
+        duration = new.duration or min(duration, break_glass_max(effective, deps.settings) or duration)
+        check_may_break_glass(caller, duration, effective, deps.settings)
     check_request(duration, new.justification, new.ticket, effective)
     now = deps.clock.now()
     start_at = check_start(new.start_at, now, deps.settings.max_schedule_ahead) if new.start_at else None
@@ -108,9 +122,17 @@ def create_request(
         identity_roles=list(effective.identity_roles),
         approver_kinds=list(effective.policy.approver_kinds),
         require_mfa=effective.policy.require_mfa,
+        break_glass=new.break_glass,
+        decided_at=now if new.break_glass else None,  # nobody approves it: its review comes afterwards
     )
     # Refuses (409) when the role cannot hold this person now: trust policy or guard full, session name taken.
     coverage = preview_activation(deps, request, effective)
+    if coverage is not None and coverage.is_live(now) and new.break_glass:
+        raise ConflictError(
+            f"you ({person.label}) already hold {role_name_of(role_arn)} until {to_rfc3339(coverage.ends_at)}, so "
+            "there is no glass to break; ask for an extension with approval if you need longer",
+            code="already_covered",
+        )
     if coverage is not None and coverage.is_live(now) and start_at is None:
         _check_extension(coverage, duration, now, effective)
         request = request.model_copy(update={"extends": coverage.grant_ids[-1], "covered_until": coverage.ends_at})
@@ -125,6 +147,10 @@ def create_request(
         request_id=request.id,
         after=request.model_dump(mode="json", exclude={"approvers"}),
     )
+    if request.break_glass:
+        deps.store.create_request(request, audit, break_glass_record(request))
+        publish_event(deps, audit)
+        return _break_glass(deps, request, wait=wait_if_auto_approved)
     deps.store.create_request(request, audit)
     publish_event(deps, audit)
     # The role's auto-approve rules are judged here, once, and the flow is told (no evaluation step); the Grant
@@ -143,6 +169,19 @@ def create_request(
     if wait_if_auto_approved and auto_approved:
         return while_pending(deps, request, AUTO_APPROVE_WAIT_SECONDS, poll=0.1)
     return request
+
+
+def _break_glass(deps: Dependencies, request: AccessRequest, *, wait: bool) -> AccessRequest:
+    """A recorded break-glass request (its `break_glass` audit record with it): announced at once, then straight to
+    the Grant step, which judges it again under the role lock by the rule in force."""
+    announce_break_glass(deps, request)
+    try:
+        start_flow(deps, request)
+    except Exception as error:
+        logger.exception("could not start the break-glass flow")
+        transition(deps, request, RequestStatus.FAILED, SYSTEM, reason=f"the grant could not start: {error}")
+        raise
+    return while_pending(deps, request, AUTO_APPROVE_WAIT_SECONDS, poll=0.1) if wait else request
 
 
 def check_start(start_at: datetime, now: datetime, max_ahead: timedelta) -> datetime:

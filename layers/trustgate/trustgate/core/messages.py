@@ -173,8 +173,18 @@ def _summary(request: AccessRequest) -> str:
     change = extension_change(request)
     if change:
         lines.append(f"Extension:     {request.requester.label} {change}")
+    if request.break_glass:
+        lines.append(f"Break-glass:   {_review_state(request)}")
     lines.append(f"Request id:    {request.id}")
     return "\n".join(lines)
+
+
+def _review_state(request: AccessRequest) -> str:
+    """`granted without approval; review pending` or the verdict and who gave it."""
+    review = request.review
+    if review is None:
+        return "granted without approval; an approver's review is pending"
+    return f"granted without approval; reviewed {review.verdict} by {short_principal(review.reviewer_arn)}"
 
 
 def way_in_lines(request: AccessRequest) -> list[str]:
@@ -205,6 +215,8 @@ def _chat_summary(request: AccessRequest) -> str:
     change = extension_change(request)
     if change:
         lines.append(f"*Extension:* {change}")
+    if request.break_glass:
+        lines.append(f"*Break-glass:* {_review_state(request)}")
     lines.append(f"*Request id:* `{request.id}`")
     return "\n".join(lines)
 
@@ -383,6 +395,11 @@ def outcome_for_requester(request: AccessRequest, comment: str | None = None) ->
                 f"Need longer? trustgate extend {request.id} --duration 1h --reason '…' (before it ends)",
                 f"Done early?  trustgate revoke {request.id}",
             ]
+            + (
+                ["", "This was break-glass access: your approvers were told at once and review it afterwards."]
+                if request.break_glass
+                else []
+            )
         )
         access = way_in(request)
         steps = (f"Switch role: {access.console_url}", access.assume_role_command)
@@ -472,6 +489,93 @@ def coverage_revoked(
         first.principal_arn,
         "requester",
         first,
+        shared=True,
+    )
+
+
+# -- break-glass ---------------------------------------------------------------------------------
+
+
+def _review_commands(request: AccessRequest) -> list[str]:
+    return [
+        f"trustgate review {request.id} --ok --comment '…'",
+        f"trustgate review {request.id} --misuse --comment '…'",
+    ]
+
+
+def break_glass_used(request: AccessRequest, recipient: str = TEAM) -> Notification:
+    """At once, to every approver (`recipient` one of them), the role's notify targets and the team: someone took
+    the role without approval. Carries no link: reviewing is done with the CLI or the API, as the reviewer."""
+    role = role_name_of(request.role_arn)
+    who = short_principal(request.principal_arn)
+    commands = _review_commands(request)
+    headline = (
+        f"BREAK-GLASS: {who} took {role} without approval, for {human_duration(request.duration)} "
+        f"(until about {human_time(request.created_at + request.duration)})."
+    )
+    lines = [
+        headline,
+        "",
+        "Nobody approved this access: the role's break-glass rule let it in at once. An approver reviews every",
+        "break-glass grant afterwards (anyone but the requester):",
+        *(f"  {command}" for command in commands),
+        f"If it should not last: trustgate revoke {request.id} --reason '…' (an admin of the role)",
+        "",
+        _summary(request),
+    ]
+    audience = "team" if recipient == TEAM else ("approver" if recipient in request.approvers else "watcher")
+    return Notification(
+        "break_glass",
+        f"{BRAND} BREAK-GLASS: {who} took {role} without approval",
+        "\n".join(lines),
+        recipient,
+        audience,
+        request,
+        chat_text="\n".join([headline, _chat_summary(request), "Approvers review it with `trustgate review`."]),
+        next_steps=tuple(commands),
+    )
+
+
+def review_due(request: AccessRequest, reviewer: str) -> Notification:
+    """The daily reminder of a break-glass grant nobody has reviewed yet."""
+    role = role_name_of(request.role_arn)
+    who = short_principal(request.principal_arn)
+    commands = _review_commands(request)
+    body = "\n".join(
+        [
+            f"{who} took {role} without approval on {human_time(request.created_at)} (break-glass), and no approver has",
+            "reviewed it yet. Review it, or see every one awaiting review with: trustgate list --review pending",
+            *(f"  {command}" for command in commands),
+            "",
+            _summary(request),
+        ]
+    )
+    return Notification(
+        "break_glass.review_due",
+        f"{BRAND} Review due: {who}'s break-glass use of {role}",
+        body,
+        reviewer,
+        "approver",
+        request,
+        next_steps=tuple(commands),
+    )
+
+
+def break_glass_reviewed(request: AccessRequest) -> Notification:
+    """Tell the requester (and the team) the verdict on their break-glass use."""
+    review = request.review
+    assert review is not None
+    role = role_name_of(request.role_arn)
+    verdict = "justified" if review.verdict == "ok" else "MISUSE"
+    body = f"{short_principal(review.reviewer_arn)} reviewed your break-glass use of {role} ({request.id}): {verdict}."
+    body += f"\nComment: {one_line(review.comment)}" if review.comment else "\nNo comment was given."
+    return Notification(
+        "break_glass.reviewed",
+        f"{BRAND} Break-glass use of {role} reviewed: {verdict}",
+        f"{body}\n\n{_summary(request)}",
+        request.principal_arn,
+        "requester",
+        request,
         shared=True,
     )
 

@@ -100,6 +100,23 @@ class Approval(BaseModel):
         return person_of(self.approver_arn)
 
 
+ReviewVerdict = Literal["ok", "misuse"]
+
+
+class Review(BaseModel):
+    """An approver's verdict on a break-glass grant, given after the fact."""
+
+    reviewer_arn: str = Field(description="the ARN the reviewer used")
+    verdict: ReviewVerdict = Field(description="`ok`: the use was justified; `misuse`: it was not")
+    at: UtcDatetime
+    comment: str | None = None
+
+    @computed_field(description="who reviewed, as a person")  # type: ignore[prop-decorator]
+    @property
+    def person(self) -> str:
+        return _label(self.reviewer_arn)
+
+
 class AccessRequest(BaseModel):
     """One request for access and, once approved, the grant it became (the source of truth)."""
 
@@ -125,6 +142,8 @@ class AccessRequest(BaseModel):
     approver_kinds: list[PersonKind] = Field(default_factory=list)
     require_mfa: bool = False
     auto_approved: bool = False
+    break_glass: bool = False  # granted at once without approval; an approver reviews it afterwards
+    review: Review | None = None
     extends: str | None = None
     covered_until: UtcDatetime | None = None
     left_trust_at: UtcDatetime | None = None  # when a sync took the ended grant's person out of the trust policy
@@ -142,6 +161,11 @@ class AccessRequest(BaseModel):
     def requested_end(self) -> datetime | None:
         """A scheduled request's end: one duration after the start asked for (None for one that starts on approval)."""
         return self.start_at + self.duration if self.start_at is not None else None
+
+    @property
+    def review_pending(self) -> bool:
+        """A break-glass request no approver has reviewed yet."""
+        return self.break_glass and self.review is None
 
     def is_grant_live(self, now: datetime) -> bool:
         """An active grant whose expiry is still ahead: it belongs in the trust policy."""
@@ -171,6 +195,12 @@ class RequestView(BaseModel):
     approvals: list[Approval]
     required_approvals: int
     auto_approved: bool = False
+    break_glass: bool = Field(
+        default=False, description="granted at once without approval (break-glass); an approver reviews it afterwards"
+    )
+    review: Review | None = Field(
+        default=None, description="for break-glass: the approver's verdict after the fact; absent: not reviewed yet"
+    )
     extends: str | None = None
     covered_until: UtcDatetime | None = Field(
         default=None, description="for an extension: the end of the access the person holds now"
@@ -437,6 +467,20 @@ def _check_notify(values: list[str], info: ValidationInfo) -> list[str]:
     return unique
 
 
+class BreakGlassRule(BaseModel):
+    """Who may take the role at once, without approval, for how long; every use is reviewed afterwards."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requesters: Annotated[list[str], AfterValidator(_check_globs)] = Field(
+        description="ARN globs, account ids or person keys of who may break the glass (they must also be allowed to "
+        "request the role)"
+    )
+    max_duration: Duration = Field(
+        description="the longest break-glass grant; at most the deployer's MaxBreakGlassDuration"
+    )
+
+
 class RolePolicy(BaseModel):
     """A customer admin's rules for one role; every unset field falls back to the deploy ceiling."""
 
@@ -482,6 +526,11 @@ class RolePolicy(BaseModel):
         default_factory=list,
         description="roles whose session names an identity provider sets (e.g. a SAML role): their sessions "
         "count as persons; must be within the deployment's IdentityRoleArns",
+    )
+    break_glass: BreakGlassRule | None = Field(
+        default=None,
+        description="off when absent: who may take the role at once without approval, and for how long; every use "
+        "notifies the approvers, raises an alarm and waits for an approver's review",
     )
     approver_kinds: list[PersonKind] = Field(
         default_factory=list,

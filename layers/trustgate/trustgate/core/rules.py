@@ -86,6 +86,8 @@ def _within_approval_floor(policy: RolePolicy, settings: Settings) -> RolePolicy
         update["auto_approve"] = []
     if policy.allow_self_approval and not settings.allow_self_approval:
         update["allow_self_approval"] = False
+    if policy.break_glass is not None and not settings.allow_break_glass:
+        update["break_glass"] = None
     return policy.model_copy(update=update) if update else policy
 
 
@@ -162,6 +164,38 @@ def _check_approval_floor(policy: RolePolicy, settings: Settings) -> None:
             "allow_self_approval: this deployment does not let requesters approve their own requests "
             "(AllowSelfApproval is false); leave it false",
         )
+    _check_break_glass_rule(policy, settings)
+
+
+def _check_break_glass_rule(policy: RolePolicy, settings: Settings) -> None:
+    rule = policy.break_glass
+    if rule is None:
+        return
+    if not settings.allow_break_glass:
+        raise CeilingExceededError(
+            "break_glass",
+            "AllowBreakGlass=false",
+            "break_glass: this deployment does not allow break-glass access (AllowBreakGlass is false), so every "
+            "request needs a person's approval; remove break_glass",
+        )
+    if not rule.requesters:
+        raise RuleViolationError(
+            "break_glass.requesters: name who may break the glass (ARN patterns, account ids or person keys); "
+            "an empty list would let every requester in without approval",
+            code="invalid_policy",
+        )
+    ceiling = min(settings.max_break_glass_duration, settings.max_duration)
+    if rule.max_duration > ceiling:
+        raise CeilingExceededError(
+            "break_glass.max_duration",
+            format_duration(ceiling),
+            f"break_glass.max_duration {format_duration(rule.max_duration)} is longer than this deployment allows "
+            f"({format_duration(ceiling)}, MaxBreakGlassDuration); ask for at most that",
+        )
+    if rule.max_duration < settings.min_duration:
+        raise RuleViolationError(
+            f"break_glass.max_duration must be at least {format_duration(settings.min_duration)}", code="invalid_policy"
+        )
 
 
 # -- every principal a policy names lies inside the deployment's accounts ---------------------------
@@ -189,6 +223,8 @@ def _check_principals(policy: RolePolicy, settings: Settings) -> None:
         ("admins", policy.admins, True),
     ]
     fields += [(f"auto_approve[{n}].principals", rule.principals, False) for n, rule in enumerate(policy.auto_approve)]
+    if policy.break_glass is not None:
+        fields.append(("break_glass.requesters", policy.break_glass.requesters, False))
     for field, values, exact in fields:
         for value in values:
             refusal = principal_refusal(value, policy, settings, exact=exact)
@@ -352,6 +388,51 @@ def check_request(duration: timedelta, justification: str, ticket: str | None, e
             raise RuleViolationError(f"ticket {ticket!r} does not match {pattern!r}", code="ticket_invalid")
 
 
+def break_glass_max(effective: EffectivePolicy, settings: Settings) -> timedelta | None:
+    """The longest break-glass grant the role allows now (None: the role allows no break-glass)."""
+    rule = effective.policy.break_glass
+    if rule is None or not settings.allow_break_glass:
+        return None
+    return min(rule.max_duration, settings.max_break_glass_duration, effective.max_duration)
+
+
+def check_may_break_glass(caller: Caller, duration: timedelta, effective: EffectivePolicy, settings: Settings) -> None:
+    """May this caller (already allowed to request the role) take it at once, for this long? 403 or 422 saying why."""
+    longest = break_glass_max(effective, settings)
+    role = role_name_of(effective.role_arn)
+    if longest is None:
+        raise ForbiddenError(
+            f"{role} does not allow break-glass access: its role policy has no break_glass rule"
+            + ("" if settings.allow_break_glass else " (and this deployment's AllowBreakGlass is false)")
+            + "; ask for access with approval instead (leave break_glass out)",
+            code="break_glass_not_allowed",
+        )
+    rule = effective.policy.break_glass
+    assert rule is not None
+    if not caller.matches(rule.requesters):
+        raise ForbiddenError(
+            f"{caller.arn} may not break the glass on {role}: the role policy's break_glass.requesters does not "
+            "name you; ask for access with approval instead (leave break_glass out)",
+            code="break_glass_not_allowed",
+        )
+    if duration > longest:
+        raise RuleViolationError(
+            f"duration {format_duration(duration)} is longer than the break-glass maximum of {role} "
+            f"({format_duration(longest)}); ask for at most that",
+            code="duration_too_long",
+        )
+
+
+def break_glass_refusal(request: AccessRequest, effective: EffectivePolicy, settings: Settings) -> str | None:
+    """Why the role policy in force would no longer let this break-glass request in (None if it would)."""
+    try:
+        caller = caller_for_arn(request.principal_arn, settings.caller_policy())
+        check_may_break_glass(caller, request.duration, effective, settings)
+    except TrustGateError as error:
+        return f"break-glass: {error.message}"
+    return None
+
+
 def check_may_decide(caller: Caller, request: AccessRequest, effective: EffectivePolicy | None = None) -> Person:
     """May this caller decide the request? Judged by the role policy in force *and* the request's snapshot.
 
@@ -458,7 +539,7 @@ def nonconforming_reason(request: AccessRequest, effective: EffectivePolicy, set
         check_may_request(caller_for_arn(request.principal_arn, settings.caller_policy()), effective, settings)
     except TrustGateError as error:
         return f"its requester may no longer ask for the role ({error.message})"
-    return None
+    return break_glass_refusal(request, effective, settings) if request.break_glass else None
 
 
 def counted_approvals(request: AccessRequest, effective: EffectivePolicy, settings: Settings) -> list[Approval]:
@@ -481,6 +562,8 @@ def approval_shortfall(
     A rule's approval is judged by the rules in force at the moment it approved; a person's by who may decide
     now, against the number of approvals the role requires now.
     """
+    if request.break_glass:  # no approval to count: the break-glass rule in force must still let it in
+        return break_glass_refusal(request, effective, settings)
     if request.auto_approved:  # judged, as when it was made, at the start it asked for (else when it was decided)
         if auto_approves(request, effective.policy.auto_approve, request.start_at or request.decided_at or now):
             return None

@@ -24,6 +24,8 @@ ENV = {
     "min_required_approvals": "MIN_REQUIRED_APPROVALS",
     "allow_auto_approve": "ALLOW_AUTO_APPROVE",
     "allow_self_approval": "ALLOW_SELF_APPROVAL",
+    "allow_break_glass": "ALLOW_BREAK_GLASS",
+    "max_break_glass_duration": "MAX_BREAK_GLASS_DURATION",
     "max_duration": "MAX_DURATION",
     "min_duration": "MIN_DURATION",
     "default_duration": "DEFAULT_DURATION",
@@ -81,6 +83,12 @@ class Settings(BaseModel):
     )
     allow_self_approval: bool = Field(
         default=False, description="may a role policy turn on allow_self_approval at all (AllowSelfApproval)"
+    )
+    allow_break_glass: bool = Field(
+        default=False, description="may a role policy allow break-glass access at all (AllowBreakGlass)"
+    )
+    max_break_glass_duration: timedelta = Field(
+        default=timedelta(hours=1), description="the longest break-glass grant a role policy may allow"
     )
     max_duration: timedelta = timedelta(hours=12)
     min_duration: timedelta = timedelta(minutes=15)
