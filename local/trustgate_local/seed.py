@@ -89,6 +89,8 @@ class DemoOrganization:
             "BootstrapAdmins": self.user("admin").arn,
             "DefaultApprovers": f"{self.user('approver').arn},{self.user('approver2').arn}",
             "MinDuration": "PT1M",
+            # So break-glass can be tried here: still off for the role until an admin's policy names who may.
+            "AllowBreakGlass": "true",
             # The shared mailbox: alarms and team copies, never a personal link (the outbox shows it as a subscriber).
             "NotificationEmail": SHARED_MAILBOX,
         }

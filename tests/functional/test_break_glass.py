@@ -98,11 +98,17 @@ def test_break_glass_is_active_at_once_everyone_is_told_and_an_approver_reviews_
     assert pending_reviews(world, CAROL) == [request_id]
     assert pending_reviews(world, ERIN) == []
     assert pending_reviews(world, BOB, role=ROLE_NAME, status="active") == [request_id]
-    assert pending_reviews(world, BOB, status="expired") == []
+    assert pending_reviews(world, BOB, status="revoked") == []
 
-    # Only an approver reviews, once; the requester is told the verdict.
+    # Breaking the glass again waits for this use's review: max_duration bounds access, not one grant.
+    world.api("POST", f"/requests/{request_id}/revoke", CAROL, {"reason": "incident over"})
+    status, answer = break_glass(world, duration="PT30M")
+    assert (status, answer["error"]["code"]) == (403, "break_glass_not_allowed")
+    assert f"trustgate review {request_id}" in answer["error"]["message"]
+
+    # Only an approver reviews, once; the requester is told the verdict. A stranger learns nothing.
     status, answer = review(world, ERIN, request_id, "ok")
-    assert (status, answer["error"]["code"]) == (403, "forbidden")
+    assert (status, answer["error"]["code"]) == (404, "not_found")
     status, answer = review(world, BOB, request_id, "misuse", "no incident was open")
     assert status == 200, answer
     assert answer["review"]["verdict"] == "misuse"
@@ -118,11 +124,14 @@ def test_break_glass_is_active_at_once_everyone_is_told_and_an_approver_reviews_
     assert pending_reviews(world, BOB) == []
     status, view = world.api("GET", f"/requests/{request_id}", ALICE)
     assert view["review"]["verdict"] == "misuse"
+    assert alice_may_assume(world) != ALLOWED  # revoked above
 
-    # It ends on time like any grant.
-    world.advance(timedelta(minutes=31))
-    world.fire_schedule(request_id)
-    assert world.status(request_id) == "expired"
+    # Reviewed, the next use may go ahead; it ends on time like any grant.
+    status, answer = break_glass(world, duration="PT15M")
+    assert status == 201, answer
+    world.advance(timedelta(minutes=16))
+    world.fire_schedule(answer["id"])
+    assert world.status(answer["id"]) == "expired"
     assert alice_may_assume(world) != ALLOWED
 
 
@@ -231,10 +240,14 @@ def test_the_deployer_ceiling_bounds_break_glass_rules() -> None:
         nobody = {"requesters": [], "max_duration": "PT30M"}
         status, answer = world.api("PUT", POLICY, CAROL, {**JUST_IN_TIME, "break_glass": nobody})
         assert status == 422, answer
+        # Someone other than the requesters must be able to review each use.
+        own_reviewers = {"requesters": [BOB, DAVE], "max_duration": "PT30M"}
+        status, answer = world.api("PUT", POLICY, CAROL, {**JUST_IN_TIME, "break_glass": own_reviewers})
+        assert (status, answer["error"]["code"]) == (422, "invalid_policy")
+        assert "not its requester" in answer["error"]["message"]
         outside = {"requesters": ["arn:aws:iam::*:user/alice"], "max_duration": "PT30M"}
         status, answer = world.api("PUT", POLICY, CAROL, {**JUST_IN_TIME, "break_glass": outside})
         assert (status, answer["error"]["code"]) == (422, "exceeds_ceiling")
-
 
 
 class _Killed(BaseException):
@@ -264,5 +277,9 @@ def test_a_break_glass_whose_api_call_died_is_granted_and_announced_by_the_recon
     assert report["flows"] == [{"request_id": request.id, "done": "flow started"}]
     world.wait_status(request.id, "active")
     assert alice_may_assume(world) == ALLOWED
+    # The Grant step announced it before it let her in (the API never did).
     assert sorted(s.recipient for s in messages_for(world, request.id, "break_glass")) == sorted([BOB, DAVE])
     assert "trustgate.break_glass" in published
+    announced = world.deps.store.get_request(request.id).announced_at
+    assert announced is not None
+    assert world.deps.store.get_request(request.id).starts_at >= announced

@@ -477,7 +477,10 @@ def test_the_template_has_the_ceiling_parameters_and_alarms_on_the_new_metrics()
         for resource in template["Resources"].values()
         if resource["Type"] == "AWS::CloudWatch::Alarm"
     }
-    assert (parameters["AllowBreakGlass"]["Default"], parameters["MaxBreakGlassDuration"]["Default"]) == ("false", "PT1H")
+    assert (parameters["AllowBreakGlass"]["Default"], parameters["MaxBreakGlassDuration"]["Default"]) == (
+        "false",
+        "PT1H",
+    )
     assert {"ALLOW_BREAK_GLASS", "MAX_BREAK_GLASS_DURATION"} <= set(variables)
     for metric in ("PolicyUnrenderable", "DriftRemoved", "BreakGlassUsed"):
         assert alarms[metric]["Namespace"] == variables["POWERTOOLS_METRICS_NAMESPACE"]

@@ -118,7 +118,13 @@ def test_break_glass_needs_the_deployers_consent_names_its_requesters_and_stays_
     alice = "arn:aws:iam::222222222222:user/alice"
     rule = {"break_glass": {"requesters": [alice], "max_duration": "PT30M"}}
     assert refusal(rule) == "exceeds_ceiling break_glass"
-    allowing = SETTINGS.model_copy(update={"allow_break_glass": True, "max_break_glass_duration": timedelta(hours=1)})
+    allowing = SETTINGS.model_copy(
+        update={
+            "allow_break_glass": True,
+            "max_break_glass_duration": timedelta(hours=1),
+            "default_approvers": ["arn:aws:iam::222222222222:user/bob"],
+        }
+    )
     assert refusal(rule, allowing) is None
     assert refusal({"break_glass": {"requesters": [], "max_duration": "PT30M"}}, allowing) == "invalid_policy -"
     too_long = {"break_glass": {"requesters": [alice], "max_duration": "PT2H"}}
@@ -152,3 +158,29 @@ def test_the_break_glass_maximum_is_the_least_of_the_rule_the_ceiling_and_the_ro
     with pytest.raises(ForbiddenError, match=r"break_glass\.requesters"):
         check_may_break_glass(bob, timedelta(minutes=15), effective, allowing)
     assert break_glass_max(effective_policy(ROLE, policy, SETTINGS), SETTINGS) is None
+
+
+@pytest.mark.parametrize(
+    ("approvers", "requesters", "expected"),
+    [
+        (["arn:aws:iam::222222222222:user/bob"], ["arn:aws:iam::222222222222:user/alice"], None),
+        (["arn:aws:iam::222222222222:user/bob"], ["arn:aws:iam::222222222222:user/*"], "invalid_policy -"),
+        (["iam:222222222222:bob"], ["arn:aws:iam::222222222222:user/b*"], "invalid_policy -"),
+        (["iam:222222222222:bob"], ["222222222222"], "invalid_policy -"),  # a whole account names bob too
+        (["idc:bob"], ["arn:aws:iam::222222222222:user/alice"], None),
+        (["idc:bob"], ["idc:b*"], "invalid_policy -"),
+        # An Identity Center person may sign in through any permission set: a session pattern might be theirs.
+        (
+            ["idc:bob"],
+            ["arn:aws:sts::222222222222:assumed-role/AWSReservedSSO_Ops_0123456789abcdef/*"],
+            "invalid_policy -",
+        ),
+        (["arn:aws:iam::222222222222:user/alice", "idc:bob"], ["arn:aws:iam::222222222222:user/alice"], None),
+    ],
+)
+def test_a_break_glass_rule_needs_an_approver_it_cannot_name(
+    approvers: list[str], requesters: list[str], expected: str | None
+) -> None:
+    allowing = SETTINGS.model_copy(update={"allow_break_glass": True})
+    policy = {"approvers": approvers, "break_glass": {"requesters": requesters, "max_duration": "PT30M"}}
+    assert refusal(policy, allowing) == expected

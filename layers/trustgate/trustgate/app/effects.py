@@ -12,7 +12,7 @@ from trustgate.app.sync import (
     SyncResult,
     sync_role,
 )
-from trustgate.app.transitions import publish_quietly
+from trustgate.app.transitions import commit_change, publish_quietly
 from trustgate.core import messages
 from trustgate.core.durations import format_duration
 from trustgate.core.errors import (
@@ -168,20 +168,25 @@ def break_glass_record(request: AccessRequest) -> AuditEvent:
     )
 
 
-def announce_break_glass(deps: Dependencies, request: AccessRequest) -> None:
+def announce_break_glass(deps: Dependencies, request: AccessRequest) -> AccessRequest:
     """Everyone who would have approved it, at once: the event, the metric its alarm watches, and each approver
-    (on their own delivery), the role's notify targets and the team told. Called by the API once the request is
-    recorded, and by the reconciler for one whose API call died before this (a repeat tells people twice, never
-    nobody)."""
+    (on their own delivery), the role's notify targets and the team told; then `announced_at` recorded.
+
+    The API announces a break-glass request as soon as it is recorded; the Grant step announces one that is not
+    yet (the API died first) before it activates it, so no break-glass grant begins unannounced. Dying between
+    the two announces it twice, never not at all."""
     publish_event(deps, break_glass_record(request))
     count("BreakGlassUsed")
+    until = deps.clock.now() + request.duration
     reviewers = reviewers_of(request)
     for reviewer in reviewers:
-        notify(deps, messages.break_glass_used(request, reviewer))
-    notify(deps, messages.break_glass_used(request))
+        notify(deps, messages.break_glass_used(request, until, reviewer))
+    notify(deps, messages.break_glass_used(request, until))
     for target in notify_targets(policy_for(deps, request.role_arn).policy.notify):
         if target not in reviewers:
-            notify(deps, messages.break_glass_used(request, target))
+            notify(deps, messages.break_glass_used(request, until, target))
+    changes = {"announced_at": deps.clock.now()}
+    return commit_change(deps, request, changes, "trustgate", "break_glass.announced")
 
 
 def reviewers_of(request: AccessRequest) -> list[str]:

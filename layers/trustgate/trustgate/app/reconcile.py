@@ -9,7 +9,7 @@ from typing import Any
 from trustgate.adapters.observability import count, logger
 from trustgate.app import workflow_steps
 from trustgate.app.access import SYSTEM, policy_for
-from trustgate.app.effects import announce_break_glass, decision_of, ensure_schedules, notify, resume_flow, start_flow
+from trustgate.app.effects import decision_of, ensure_schedules, notify, resume_flow, start_flow
 from trustgate.app.reviews import remind_reviews
 from trustgate.app.standing import start_just_in_time
 from trustgate.app.sync import (
@@ -154,9 +154,7 @@ def _finish_flow(deps: Dependencies, request_id: str, now: datetime) -> str | No
         if undecided_too_long:
             finalize(deps, request.id, "timed_out")
             return "timed out"
-        start_flow(deps, request)  # named after the request: never a second flow
-        if request.break_glass:  # the API died before announcing it, or after: told twice rather than never
-            announce_break_glass(deps, request)
+        start_flow(deps, request)  # named after the request: never a second flow (Grant announces a break-glass)
         return "flow started"
     if flow == "RUNNING":
         decision = decision_of(request)

@@ -98,6 +98,7 @@ def create_request(
             )
         duration = new.duration or min(duration, break_glass_max(effective, deps.settings) or duration)
         check_may_break_glass(caller, duration, effective, deps.settings)
+        _check_no_unreviewed_break_glass(deps, person, role_arn)
     check_request(duration, new.justification, new.ticket, effective)
     now = deps.clock.now()
     start_at = check_start(new.start_at, now, deps.settings.max_schedule_ahead) if new.start_at else None
@@ -174,7 +175,7 @@ def create_request(
 def _break_glass(deps: Dependencies, request: AccessRequest, *, wait: bool) -> AccessRequest:
     """A recorded break-glass request (its `break_glass` audit record with it): announced at once, then straight to
     the Grant step, which judges it again under the role lock by the rule in force."""
-    announce_break_glass(deps, request)
+    request = announce_break_glass(deps, request)
     try:
         start_flow(deps, request)
     except Exception as error:
@@ -200,6 +201,19 @@ def check_start(start_at: datetime, now: datetime, max_ahead: timedelta) -> date
             code="start_at_too_far",
         )
     return start
+
+
+def _check_no_unreviewed_break_glass(deps: Dependencies, person: Person, role_arn: str) -> None:
+    """Break-glass limits one use, not access: the next use waits for the last one's review, so nobody holds a role
+    without approval for longer than its maximum by breaking the glass again when a grant ends (or is revoked)."""
+    for request in iterate_pages(deps.store.review_pending):
+        if request.role_arn == role_arn and request.requester.key == person.key:
+            raise ForbiddenError(
+                f"your break-glass use {request.id} of {role_name_of(role_arn)} has not been reviewed yet, so you may "
+                f"not break the glass again; ask an approver to review it (trustgate review {request.id}), or ask "
+                "for access with approval (leave break_glass out)",
+                code="break_glass_not_allowed",
+            )
 
 
 def _check_nothing_pending(deps: Dependencies, person: Person, role_arn: str) -> None:

@@ -31,14 +31,19 @@ def review_request(
     request = deps.store.get_request(request_id)
     effective = policy_for(deps, request.role_arn)
     may_see = caller.matches(effective.approvers) or is_admin(caller, effective.admins)
+    if not may_see and not owns(deps, caller, request):  # as GET /requests/{id}: a stranger learns nothing
+        raise NotFoundError(f"no request {request_id} that you may see")
     if not request.break_glass:
-        if not may_see and not owns(deps, caller, request):
-            raise NotFoundError(f"no request {request_id} that you may see")
         raise ConflictError(
             f"request {request_id} was not break-glass access: it went through approval, so there is nothing to review",
             code="not_break_glass",
         )
     person = check_may_decide(caller, request.model_copy(update={"allow_self_approval": False}), effective)
+    if request.starts_at is None:
+        raise ConflictError(
+            f"request {request_id} has not begun (it is {request.status.value}): review a break-glass use once it "
+            "was granted",
+        )
     if request.review is not None:
         raise ConflictError(
             f"request {request_id} was already reviewed ({request.review.verdict}) by "

@@ -11,6 +11,7 @@ from trustgate.app import approval_links
 from trustgate.app.access import SYSTEM, policy_for
 from trustgate.app.effects import (
     after_activation,
+    announce_break_glass,
     concrete_approvers,
     decision_of,
     delete_schedules_quietly,
@@ -80,6 +81,8 @@ def grant(deps: Dependencies, request_id: str) -> dict[str, Any]:
     if request.status == RequestStatus.PENDING and request.decided_at is None:
         raise ConflictError(f"request {request_id} has no approval to grant")
     if request.status in AWAITING_ACTIVATION:
+        if request.break_glass and request.announced_at is None:  # the API died before announcing it
+            request = announce_break_glass(deps, request)
         if request.start_at is not None:
             wait = request.start_at - deps.clock.now()
             if wait > START_SLACK:

@@ -503,7 +503,7 @@ def _review_commands(request: AccessRequest) -> list[str]:
     ]
 
 
-def break_glass_used(request: AccessRequest, recipient: str = TEAM) -> Notification:
+def break_glass_used(request: AccessRequest, until: datetime, recipient: str = TEAM) -> Notification:
     """At once, to every approver (`recipient` one of them), the role's notify targets and the team: someone took
     the role without approval. Carries no link: reviewing is done with the CLI or the API, as the reviewer."""
     role = role_name_of(request.role_arn)
@@ -511,7 +511,7 @@ def break_glass_used(request: AccessRequest, recipient: str = TEAM) -> Notificat
     commands = _review_commands(request)
     headline = (
         f"BREAK-GLASS: {who} took {role} without approval, for {human_duration(request.duration)} "
-        f"(until about {human_time(request.created_at + request.duration)})."
+        f"(until about {human_time(until)})."
     )
     lines = [
         headline,

@@ -143,6 +143,7 @@ class AccessRequest(BaseModel):
     require_mfa: bool = False
     auto_approved: bool = False
     break_glass: bool = False  # granted at once without approval; an approver reviews it afterwards
+    announced_at: UtcDatetime | None = None  # break-glass: when approvers, the event and the alarm's metric went out
     review: Review | None = None
     extends: str | None = None
     covered_until: UtcDatetime | None = None
@@ -164,8 +165,10 @@ class AccessRequest(BaseModel):
 
     @property
     def review_pending(self) -> bool:
-        """A break-glass request no approver has reviewed yet."""
-        return self.break_glass and self.review is None
+        """A break-glass request no approver has reviewed yet, unless it ended without ever beginning (nothing
+        was used: a failed or cancelled attempt needs no verdict)."""
+        never_began = self.starts_at is None and self.status in (RequestStatus.FAILED, RequestStatus.CANCELLED)
+        return self.break_glass and self.review is None and not never_began
 
     def is_grant_live(self, now: datetime) -> bool:
         """An active grant whose expiry is still ahead: it belongs in the trust policy."""

@@ -32,12 +32,13 @@ from trustgate.core.identity import (
     check_person,
     is_identity_role_session,
     looks_like_identity_center,
+    matches_any,
     matches_person,
     person_of,
     role_name_of,
 )
 from trustgate.core.models import AccessRequest, Approval, AutoApproveRule, RequestStatus, RolePolicy
-from trustgate.core.patterns import PatternError, regex_fullmatch
+from trustgate.core.patterns import PatternError, glob_matches, regex_fullmatch
 from trustgate.core.settings import Settings
 from trustgate.core.trust_policy import Baseline, GrantConditions, RenderSpec
 from trustgate.core.user_text import visible_length
@@ -196,6 +197,42 @@ def _check_break_glass_rule(policy: RolePolicy, settings: Settings) -> None:
         raise RuleViolationError(
             f"break_glass.max_duration must be at least {format_duration(settings.min_duration)}", code="invalid_policy"
         )
+    approvers = policy.approvers or settings.default_approvers
+    if not any(_independent_reviewer(approver, rule.requesters, settings.partition) for approver in approvers):
+        raise RuleViolationError(
+            "break_glass: every use is reviewed by an approver who is not its requester, but each approver of this "
+            "role is named by break_glass.requesters (or is a pattern); name at least one exact approver whom the "
+            "rule does not name",
+            code="invalid_policy",
+        )
+
+
+def _independent_reviewer(approver: str, requesters: Sequence[str], partition: str) -> bool:
+    """Is this approver an exact person whom the break-glass rule cannot name (so they could review its uses)?
+    Conservative: a person who signs in through role sessions (Identity Center, an identity role) counts only if
+    the rule names nothing but IAM users and person keys that are not theirs."""
+    if any(glob in approver for glob in _GLOB):
+        return False
+    kind, _, rest = approver.partition(":")
+    user_arn: str | None = None
+    if kind in _PERSON_KINDS:
+        key = approver.lower()
+        if kind == "iam":
+            account, _, name = rest.partition(":")
+            user_arn = f"arn:{partition}:iam::{account}:user/{name}"
+    else:
+        try:
+            key = person_of(approver).key
+        except InvalidPrincipalError:
+            return False
+        user_arn = approver if ":user/" in approver else None
+    keyed = [p.lower() for p in requesters if p.split(":", 1)[0] in _PERSON_KINDS]
+    if any(glob_matches(key, pattern) for pattern in keyed):
+        return False
+    arn_patterns = [p for p in requesters if p.split(":", 1)[0] not in _PERSON_KINDS]
+    if user_arn is not None:
+        return not matches_any(user_arn, arn_patterns)
+    return all(":user/" in pattern for pattern in arn_patterns)
 
 
 # -- every principal a policy names lies inside the deployment's accounts ---------------------------
@@ -205,6 +242,7 @@ _ARN_PARTS = re.compile(r"^arn:(?P<partition>[^:]*):(?P<service>[^:]*):(?P<regio
 _ACCOUNT = re.compile(r"^\d{12}$")
 _PERSON_KEY = re.compile(r"^(iam:\d{12}:[\w+=,.@-]+|idc:[\w+=,.@-]+|role:[\w+=,.@-]+)$")
 _GLOB = ("*", "?", "[")
+_PERSON_KINDS = ("iam", "idc", "role")
 EXACT_PERSONS = "exact persons (no wildcards)"
 
 

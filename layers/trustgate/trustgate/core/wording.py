@@ -24,6 +24,8 @@ def outcome_of(request: AccessRequest) -> str:
     An approved request stays "approved" while its grant is made, once it is active, and after it ended or was
     revoked: that is how it was decided. "pending" while it waits for a decision.
     """
+    if request.break_glass and request.status in (RequestStatus.PENDING, RequestStatus.ACTIVE):
+        return "taken without approval (break-glass)"
     if request.status == RequestStatus.PENDING:
         return "approved" if request.decided_at is not None else "pending"
     if request.status in (RequestStatus.SCHEDULED, RequestStatus.ACTIVE, RequestStatus.EXPIRED, RequestStatus.REVOKED):
@@ -42,6 +44,8 @@ def ended_phrase(outcome: str, *, already: bool = False) -> str:
 def status_label(request: AccessRequest) -> str:
     """A request's status as a short label (the approval page's badge): "Waiting for approval", "Approved",
     "Access granted", "Timed out", "Denied", …"""
+    if request.status == RequestStatus.PENDING and request.break_glass:
+        return "Break-glass, being granted"
     if request.status == RequestStatus.PENDING:
         return "Approved" if request.decided_at is not None else "Waiting for approval"
     if request.status == RequestStatus.ACTIVE:
