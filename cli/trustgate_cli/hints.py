@@ -13,7 +13,16 @@ _NAMES_A_COMMAND = re.compile(
     r"\b(?:trustgate [a-z][a-z-]*|aws (?:configure|sso)\b|make local|check TRUSTGATE_ENDPOINT)"
 )
 _AGAIN = "run the same command again in a few seconds"
-_SEE_REQUEST = ("already_decided", "already_decided_by_you", "conflict", "request_nonconforming", "link_used")
+_SEE_REQUEST = (
+    "already_decided",
+    "already_decided_by_you",
+    "conflict",
+    "request_nonconforming",
+    "link_used",
+    "not_break_glass",
+    "already_reviewed",
+)
+_REVIEWABLE = "trustgate list --review pending (the break-glass grants you may review)"
 _ROLE_RULES = ("exceeds_ceiling", "invalid_policy", "invalid_pattern", "unadopted_open_statement", "last_admin")
 _MALFORMED = ("invalid_input", "unknown_parameter", "repeated_parameter", "invalid_cursor", "body_too_large")
 # API Gateway's refusals of the signature or the credentials behind it.
@@ -45,6 +54,10 @@ def next_step(error: CliError, args: argparse.Namespace) -> str:
         return _not_allowed(command, code, status)
     if code == "request_pending":
         return "trustgate list --mine --status pending (then trustgate cancel ID)"
+    if code == "break_glass_not_allowed":
+        return f"ask with approval instead: trustgate request {role or 'ROLE'} --reason TEXT (without --break-glass)"
+    if code == "already_covered":
+        return "trustgate list --mine --status active (then trustgate extend ID, which goes through approval)"
     if code in _SEE_REQUEST or error.code in ("denied", "timed_out", "cancelled", "failed", "expired", "revoked"):
         return status
     if code in ("duration_too_long", "duration_too_short"):
@@ -80,6 +93,8 @@ def next_step(error: CliError, args: argparse.Namespace) -> str:
 def _not_found(command: str, request_id: str | None, role: str | None) -> str:
     if command in ("approve", "deny"):
         return "trustgate approvals (the requests you may decide)"
+    if command == "review":
+        return _REVIEWABLE
     if command == "revoke --role":
         return f"trustgate list --role {role} --status active"
     if request_id:
@@ -94,6 +109,8 @@ def _not_allowed(command: str, code: str, status: str) -> str:
         return f"ask another approver; {status}"
     if command in ("approve", "deny"):
         return "trustgate approvals (the requests you may decide)"
+    if command == "review":
+        return _REVIEWABLE
     if command in _ADMIN_COMMANDS:
         return "ask an admin of the role; trustgate roles shows what you may request"
     if command in ("cancel", "revoke", "extend"):

@@ -114,7 +114,11 @@ def status_line(request: Row, now: datetime) -> str:
     if status == "scheduled" and start is not None:
         return f"scheduled; begins {relative(start, now)} ({clock_time(start, now)})"
     if status == "pending" and request.get("decided_at"):  # the last approval is in: the grant is being made
-        return "pending; approved, granting access"
+        return (
+            "pending; break-glass, granting access"
+            if request.get("break_glass")
+            else "pending; approved, granting access"
+        )
     if status == "pending" and parse_time(deadline):
         return f"pending; times out {when(deadline, now)} unless approved"
     return status
@@ -174,11 +178,35 @@ def capacity_of(document: Row) -> str:
     return capacity(used, quota) if isinstance(used, int) and isinstance(quota, int) else "-"
 
 
+def break_glass_state(request: Row) -> str:
+    """For a break-glass request, whether an approver reviewed it: `yes; review pending`, or `yes; reviewed ok by
+    bob (IAM user, 111122223333) at 2026-11-26 12:00 UTC: <comment>`; '' for a request that went through approval."""
+    if not request.get("break_glass"):
+        return ""
+    review = request.get("review")
+    if not isinstance(review, dict):
+        return "yes; review pending"
+    reviewer = review.get("person") or short_principal(str(review.get("reviewer_arn", "")))
+    at = f" at {time_text(review['at'])}" if review.get("at") else ""
+    comment = f": {review['comment']}" if review.get("comment") else ""
+    return f"yes; reviewed {review.get('verdict', '?')} by {reviewer}{at}{comment}"
+
+
+def status_cell(request: Row) -> str:
+    """A list's STATUS: the status, marked when break-glass (`active (break-glass, unreviewed)`)."""
+    status = "" if request.get("status") is None else str(request["status"])
+    if not request.get("break_glass"):
+        return status
+    review = request.get("review")
+    verdict = f"reviewed {review.get('verdict', '?')}" if isinstance(review, dict) else "unreviewed"
+    return f"{status} (break-glass, {verdict})"
+
+
 REQUEST_COLUMNS: Sequence[Column] = (
     ("ID", _text("id")),
     ("ROLE", lambda row: role_name(str(row.get("role_arn", "")))),
     ("PRINCIPAL", lambda row: short_principal(str(row.get("principal_arn", "")))),
-    ("STATUS", _text("status")),
+    ("STATUS", status_cell),
     ("DURATION", lambda row: duration_in_words(row.get("duration"))),
     ("CREATED", lambda row: time_text(row.get("created_at"))),
     ("EXPIRES", lambda row: time_text(row.get("expires_at"))),
@@ -210,13 +238,16 @@ _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
 def approval_needed(role: Row) -> str:
-    """Whether asking for a role needs approval: `1 approver`, `no (approved automatically)`, or when not."""
+    """Whether asking for a role needs approval: `1 approver`, `no (approved automatically)`, or when not; and
+    how long the caller may take it at once without approval (`break-glass up to 1 hour`) where its rule names them."""
+    break_glass = role.get("break_glass_max_duration")
+    emergency = f"; break-glass up to {duration_in_words(break_glass)}" if break_glass else ""
     if role.get("needs_approval") is False:
-        return "no (approved automatically)"
+        return "no (approved automatically)" + emergency
     count = role.get("required_approvals", 1)
     text = f"{count} approver" + ("" if count == 1 else "s")
     rules = [rule for rule in role.get("auto_approve") or [] if isinstance(rule, dict)]
-    return text + (f"; none {' or '.join(_auto_rule(rule) for rule in rules)}" if rules else "")
+    return text + (f"; none {' or '.join(_auto_rule(rule) for rule in rules)}" if rules else "") + emergency
 
 
 def _auto_rule(rule: Row) -> str:
@@ -270,6 +301,8 @@ def request_details(request: Row, now: datetime | None = None) -> str:
     )
     pending = request.get("status") == "pending"
     change = extension_change(request) if pending else ""
+    # Break-glass went through no approval: its line says so (and how its review went) instead of `0/1`.
+    no_approvals = bool(request.get("break_glass")) and not approvals
     return key_values(
         [
             ("id", str(request.get("id", ""))),
@@ -277,6 +310,7 @@ def request_details(request: Row, now: datetime | None = None) -> str:
             ("person", str(request.get("person") or "")),
             ("principal", str(request.get("principal_arn", ""))),
             ("status", status_line(request, now)),
+            ("break-glass", break_glass_state(request)),
             ("reason", str(request.get("reason") or "")),
             ("duration", duration_in_words(request.get("duration", ""))),
             ("scheduled for", time_text(request.get("start_at"))),
@@ -289,7 +323,10 @@ def request_details(request: Row, now: datetime | None = None) -> str:
             ("expires", time_text(request.get("expires_at"))),
             ("extends", str(request.get("extends") or "")),
             ("extension", f"{person_of(request)} {change}" if change else ""),
-            ("approvals", f"{approvals_count(request)}" + (f": {approvals}" if approvals else "")),
+            (
+                "approvals",
+                "" if no_approvals else f"{approvals_count(request)}" + (f": {approvals}" if approvals else ""),
+            ),
         ]
     )
 

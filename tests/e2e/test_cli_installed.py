@@ -240,3 +240,66 @@ def test_the_installed_cli_errors_point_the_way(installed_cli: Path, local_stack
     assert refused.returncode == 7
     assert "'make local'" in refused.stderr
     assert "TRUSTGATE_ENDPOINT" in refused.stderr
+
+
+def test_the_installed_cli_breaks_the_glass_and_an_approver_reviews_it(
+    installed_cli: Path, local_stack: LocalStack, tmp_path: Path
+) -> None:
+    venv, local = installed_cli, local_stack
+    requester = local.organization.user("requester").arn
+    shown = as_json(venv, local, "admin", "policy", "show", ROLE)
+    earlier = {key: value for key, value in shown.items() if key not in ("effective", "version")}
+    rule = {**earlier, "break_glass": {"requesters": [requester], "max_duration": "PT30M"}}
+    (tmp_path / "policy.json").write_text(json.dumps(rule), encoding="utf-8")
+    ok(venv, local, "--profile", "admin", "policy", "set", ROLE, "--file", str(tmp_path / "policy.json"))
+    try:
+        # WHEN alice breaks the glass, THEN she holds the role at once, and the approvers are told
+        taken = run(
+            venv,
+            local,
+            "--profile",
+            "requester",
+            "request",
+            ROLE,
+            "--break-glass",
+            "--duration",
+            "20m",
+            "--reason",
+            "INC-4711: the pump API is down and nobody answers",
+        )
+        assert taken.returncode == 0, taken.stderr
+        request_id = as_json(venv, local, "requester", "list", "--mine", "--status", "active")["items"][0]["id"]
+        assert "break-glass" in taken.stdout.lower()
+        wait_for(lambda: outbox(local, request_id=request_id, event="break_glass"), "the approvers to be told")
+
+        # AND it waits for a review: listed for bob; alice may neither review it nor break the glass again
+        pending = ok(venv, local, "--profile", "approver", "list", "--review", "pending")
+        assert request_id in pending
+        own = run(venv, local, "--profile", "requester", "review", request_id, "--ok")
+        assert own.returncode != 0
+        assert "forbidden" in own.stderr or "approver" in own.stderr
+        again = run(
+            venv,
+            local,
+            "--profile",
+            "requester",
+            "request",
+            ROLE,
+            "--break-glass",
+            "--reason",
+            "INC-4711: still down after the first one",
+        )
+        assert again.returncode != 0
+        assert "not been reviewed" in again.stderr
+
+        # WHEN bob reviews it, THEN the request carries his verdict and the queue is empty
+        reviewed = run(
+            venv, local, "--profile", "approver", "review", request_id, "--misuse", "--comment", "no incident was open"
+        )
+        assert reviewed.returncode == 0, reviewed.stderr
+        view = as_json(venv, local, "requester", "status", request_id)
+        assert (view["break_glass"], view["review"]["verdict"]) == (True, "misuse")
+        assert request_id not in ok(venv, local, "--profile", "approver", "list", "--review", "pending")
+    finally:
+        (tmp_path / "policy.json").write_text(json.dumps(earlier), encoding="utf-8")
+        ok(venv, local, "--profile", "admin", "policy", "set", ROLE, "--file", str(tmp_path / "policy.json"))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from tests.support.aws import EVENTS, World
+from tests.support.aws import ALICE, EVENTS, World
 from trustgate_local.template import load_template
 
 pytestmark = pytest.mark.functional
@@ -50,3 +51,17 @@ def test_each_api_sample_event_reaches_its_route(world: World, path: Path) -> No
     body = json.loads(response["body"] or "{}")
     assert response["statusCode"] < 500, body
     assert body.get("error", {}).get("message") != "no such route; see GET /openapi.json"
+
+
+def test_every_route_the_api_serves_is_declared_in_the_template(world: World) -> None:
+    """A route the code serves but API Gateway does not declare answers 403 there (and in the local stack)."""
+    status, document = world.api("GET", "/openapi.json", ALICE)
+    assert status == 200
+
+    def shape(path: str) -> str:
+        return re.sub(r"\{[^}]+\}", "{}", path)
+
+    served = {(method.upper(), shape(path)) for path, operations in document["paths"].items() for method in operations}
+    declared = {(method, shape(path)) for method, path in template_routes()}
+    assert served, "the OpenAPI document lists the API's routes"
+    assert served <= declared, f"served but not declared in template.yaml: {sorted(served - declared)}"

@@ -1,4 +1,4 @@
-"""Approver commands: approvals, approve, deny."""
+"""Approver commands: approvals, approve, deny, review."""
 
 from __future__ import annotations
 
@@ -43,6 +43,36 @@ def register(commands: CommandAdder) -> None:
         parser = commands.add(decision, handler, help_text, examples=[example])
         parser.add_argument("id", metavar="ID", help="request id")
         parser.add_argument("--comment", help="shown to the requester and kept in the audit log")
+
+    parser = commands.add(
+        "review",
+        run_review,
+        "give your verdict on a break-glass grant after the fact (approvers of the role; never your own)",
+        examples=[
+            'review 01JD7X4T9Q8W2N5R6S3V1Y0Z9A --ok --comment "INC-4711: payments were down"',
+            'review 01JD7X4T9Q8W2N5R6S3V1Y0Z9A --misuse --comment "no incident; ask for approval next time"',
+        ],
+        epilog="Break-glass access is granted at once, without approval; an approver of the role (anyone but the "
+        "person who took it) reviews each use once, whatever became of the grant. 'trustgate list --review "
+        "pending' lists those awaiting your review.",
+    )
+    parser.add_argument("id", metavar="ID", help="id of the break-glass request")
+    verdict = parser.add_mutually_exclusive_group(required=True)
+    verdict.add_argument(
+        "--ok", dest="verdict", action="store_const", const="ok", help="the use was justified (one of --ok, --misuse)"
+    )
+    verdict.add_argument(
+        "--misuse",
+        dest="verdict",
+        action="store_const",
+        const="misuse",
+        help="the use was not justified (adds one to the BreakGlassMisuse metric; one of --ok, --misuse)",
+    )
+    parser.add_argument(
+        "--comment",
+        metavar="TEXT",
+        help="why (at most 1000 characters): shown to the requester and kept in the audit log",
+    )
 
 
 def run_approvals(args: argparse.Namespace, ctx: Context) -> int:
@@ -94,6 +124,27 @@ def run_deny(args: argparse.Namespace, ctx: Context) -> int:
         ctx.print(f"denied; {person_of(request)} is told, and nothing was granted")
         ctx.print(request_details(request, ctx.now()))
     return ExitCode.OK
+
+
+def run_review(args: argparse.Namespace, ctx: Context) -> int:
+    """POST /requests/{id}/review: the verdict on a break-glass grant, then the request as `status` shows it."""
+    body = {"verdict": args.verdict} | ({"comment": args.comment} if args.comment else {})
+    request = as_object(ctx.client.post(api_path("requests", args.id, "review"), body), "the request")
+    if ctx.json:
+        ctx.print_json(request)
+        return ExitCode.OK
+    ctx.print(_review_outcome(request, args.verdict))
+    ctx.print(request_details(request, ctx.now()))
+    return ExitCode.OK
+
+
+def _review_outcome(request: JsonObject, verdict: str) -> str:
+    """The verdict in one line, as the server recorded it (else as given)."""
+    review = request.get("review")
+    verdict = str(review.get("verdict") or verdict) if isinstance(review, dict) else verdict
+    use = f"the break-glass use of {role_name(str(request.get('role_arn', '')))} by {person_of(request)}"
+    judged = "justified" if verdict == "ok" else "not justified"
+    return f"reviewed {verdict}: {use} was {judged}; they and the team are told"
 
 
 def _decide(ctx: Context, request_id: str, decision: str, comment: str | None) -> JsonObject:

@@ -46,6 +46,9 @@ from trustgate_cli.render import (
 )
 
 STATUSES = ("pending", "scheduled", "active", "expired", "revoked", "denied", "cancelled", "timed_out", "failed")
+REVIEW_STATES = ("pending",)
+# After a break-glass grant's way in, as its "granted" email ends (trustgate.messages.outcome_for_requester).
+BREAK_GLASS_TOLD = "This is break-glass access: the role's approvers were told at once and will review it afterwards."
 POLL_INTERVAL_SECONDS = 1.0
 # Consecutive failed polls (5xx, 429, network) tolerated before --wait gives up with that error.
 MAX_POLL_FAILURES = 3
@@ -80,9 +83,12 @@ def register(commands: CommandAdder) -> None:
             'request pumpcustomeraccess --duration 30m --reason "read the audit logs" --ticket CHG-1234 --wait',
             'request PumpCustomerAccess --start 2026-12-01T21:00Z --duration 2h --reason "maintenance window"',
             'request PumpCustomerAccess --start +3h --duration 1h --reason "tonight\'s key rotation"',
+            'request PumpCustomerAccess --break-glass --duration 30m --reason "INC-4711: payments are down"',
         ],
         epilog="With --start the access is scheduled: once approved it waits (status scheduled) and begins at that "
-        "time, ending one --duration later; --wait then returns once it is approved.",
+        "time, ending one --duration later; --wait then returns once it is approved. With --break-glass it is "
+        "active at once, without approval, where the role's break-glass rule names you: the role's approvers are "
+        "told at once and one of them reviews it afterwards (trustgate review).",
     )
     parser.add_argument("role", metavar="ROLE", help="role name (any case) or ARN; 'trustgate roles' lists them")
     _add_duration_and_reason(parser, duration_required=False)
@@ -92,6 +98,12 @@ def register(commands: CommandAdder) -> None:
         metavar="WHEN",
         help="begin later: an RFC 3339 time (2026-12-01T21:00Z, or with an offset) or +DURATION from now (+3h, "
         "on TrustGate's clock); at most the deployment's MaxScheduleAhead (7 days by default) ahead",
+    )
+    parser.add_argument(
+        "--break-glass",
+        action="store_true",
+        help="emergencies only: access at once, without approval, where the role's break-glass rule names you "
+        "(trustgate roles shows for how long); its approvers are told and review it afterwards; not with --start",
     )
     parser.add_argument("--ticket", help="change or incident ticket, if the role asks for one")
     parser.add_argument(
@@ -111,11 +123,21 @@ def register(commands: CommandAdder) -> None:
         "list",
         run_list,
         "list requests",
-        examples=["list --mine --status pending", "list --role PumpCustomerAccess --limit 20"],
+        examples=[
+            "list --mine --status pending",
+            "list --role PumpCustomerAccess --limit 20",
+            "list --review pending   # approvers: the break-glass grants awaiting your review",
+        ],
     )
     parser.add_argument("--status", choices=STATUSES)
     parser.add_argument("--role", metavar="ROLE", help="role name or ARN")
     parser.add_argument("--mine", action="store_true", help="only requests you made")
+    parser.add_argument(
+        "--review",
+        choices=REVIEW_STATES,
+        help="pending: the break-glass grants no approver has reviewed yet, of the roles you approve or "
+        "administer (then: trustgate review ID); not with --mine",
+    )
     parser.add_argument("--limit", type=positive_int, metavar="N", help="show at most N requests")
 
     parser = commands.add(
@@ -238,6 +260,10 @@ def run_roles(args: argparse.Namespace, ctx: Context) -> int:
 def run_request(args: argparse.Namespace, ctx: Context) -> int:
     """POST /requests, then optionally wait for the decision."""
     _check_wait_options(args)
+    if args.break_glass and args.start:
+        raise UsageError(
+            "bad_option", "--break-glass and --start exclude each other: break-glass access begins at once"
+        )
     body: JsonObject = {"role": args.role, "justification": args.justification}
     if args.duration is not None:  # otherwise the role's default_duration applies
         body["duration"] = args.duration
@@ -245,6 +271,8 @@ def run_request(args: argparse.Namespace, ctx: Context) -> int:
         body["ticket"] = args.ticket
     if args.start:
         body["start_at"] = args.start
+    if args.break_glass:
+        body["break_glass"] = True
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
     created = as_object(ctx.client.post("/requests", body, headers=headers), "the new request")
     return _finish(ctx, created, wait=args.wait, timeout=args.timeout)
@@ -268,9 +296,19 @@ def run_status(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def run_list(args: argparse.Namespace, ctx: Context) -> int:
-    """GET /requests with the given filters."""
-    query = {"status": args.status, "role": args.role, "mine": True if args.mine else None}
-    return _print_requests(ctx, query, limit=args.limit)
+    """GET /requests with the given filters; with --review pending, the break-glass grants awaiting review."""
+    if args.review and args.mine:
+        raise UsageError("bad_option", "--review pending lists the grants you review, never your own: leave out --mine")
+    query = {"status": args.status, "role": args.role, "mine": True if args.mine else None, "review": args.review}
+    if not args.review:
+        return _print_requests(ctx, query, limit=args.limit)
+    return _print_requests(
+        ctx,
+        query,
+        limit=args.limit,
+        empty="no break-glass grants await your review",
+        hint="review with: trustgate review ID --ok (or --misuse) --comment TEXT; a review is given once",
+    )
 
 
 def run_cancel(args: argparse.Namespace, ctx: Context) -> int:
@@ -412,10 +450,16 @@ def _roles_for_lookup(ctx: Context) -> list[tuple[RoleRef, str | None]]:
     return found
 
 
-def _print_requests(ctx: Context, query: dict[str, Any], limit: int | None) -> int:
+def _print_requests(
+    ctx: Context, query: dict[str, Any], limit: int | None, *, empty: str = "no requests", hint: str = ""
+) -> int:
+    """A table of the requests GET /requests lists for `query`, then `hint` on stderr when there are any."""
     items, more = collect_pages(ctx, "/requests", query, limit)
     note = f"showing the first {limit}; raise --limit or filter with --status/--role for the rest"
-    return print_list(ctx, items, REQUEST_COLUMNS, "no requests", cut_short=note if more else None)
+    code = print_list(ctx, items, REQUEST_COLUMNS, empty, cut_short=note if more else None)
+    if items and hint and not ctx.json:
+        ctx.note(hint)
+    return code
 
 
 def _check_wait_options(args: argparse.Namespace) -> None:
@@ -431,6 +475,9 @@ def _finish(ctx: Context, request: JsonObject, *, wait: bool, timeout: float | N
         request = _wait_for_decision(ctx, request, timeout)
     _show_request(ctx, request)
     status = request.get("status")
+    if request.get("break_glass") and status in ("pending", "active") and not ctx.json:
+        ctx.print()
+        ctx.print(BREAK_GLASS_TOLD)
     if status == "scheduled":  # approved: it begins at its start without anyone doing anything
         if not ctx.json:
             ctx.note(f"approved; it begins by itself (cancel: trustgate cancel {request.get('id')})")
@@ -438,9 +485,13 @@ def _finish(ctx: Context, request: JsonObject, *, wait: bool, timeout: float | N
     if not wait:
         if status == "pending" and not ctx.json:
             request_id = request.get("id")
-            ctx.note(
-                f"waiting for approval; check with: trustgate status {request_id} (cancel: trustgate cancel {request_id})"
-            )
+            if request.get("break_glass"):  # nothing to approve: the grant is being made
+                ctx.note(f"granting; check with: trustgate status {request_id}")
+            else:
+                ctx.note(
+                    f"waiting for approval; check with: trustgate status {request_id} "
+                    f"(cancel: trustgate cancel {request_id})"
+                )
         return ExitCode.OK
     if status != "active":
         phrase = _ENDED_PHRASES.get(str(status), f"is {status}")
@@ -463,7 +514,11 @@ def _wait_for_decision(ctx: Context, request: JsonObject, timeout: float | None)
     failures = 0
     try:
         while request.get("status") == "pending":
-            progress.show(f"waiting for approval of {request_id}: {approvals_count(request)} approvals")
+            progress.show(
+                f"granting break-glass access {request_id}"
+                if request.get("break_glass")
+                else f"waiting for approval of {request_id}: {approvals_count(request)} approvals"
+            )
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise WaitTimedOutError(

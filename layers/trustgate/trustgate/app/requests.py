@@ -339,6 +339,7 @@ def revoke_person(
     def revoke_under_lock() -> list[AccessRequest]:
         if finishing:
             return []
+        now = deps.clock.now()  # one end for the whole coverage, however long the writes take
         active = {g.id: g for g in deps.store.active_grants(role_arn)}
         if grant is not None:  # its own consistent read wins over what the index shows
             active[grant.id] = deps.store.get_request(grant.id)
@@ -346,16 +347,20 @@ def revoke_person(
             if held.status == RequestStatus.ACTIVE and held.requester.key == key:
                 if held.expires_at:
                     was_until.append(held.expires_at)
-                ended.append(end_now(deps, held, RequestStatus.REVOKED, why, actor))
+                ended.append(end_now(deps, held, RequestStatus.REVOKED, why, actor, now))
         waiting = open_of(deps, key, role_arn, also=grant)
         for scheduled in (r for r in waiting if r.status == RequestStatus.SCHEDULED):
             if scheduled.starts_at is not None:  # being activated (IAM may name them already): its span must end
-                ended.append(end_now(deps, scheduled, RequestStatus.FAILED, f"revoked while starting: {why}", actor))
+                ended.append(
+                    end_now(deps, scheduled, RequestStatus.FAILED, f"revoked while starting: {why}", actor, now)
+                )
                 continue
             ended.append(transition(deps, scheduled, RequestStatus.REVOKED, actor, reason=why))
         for pending in (r for r in waiting if r.status == RequestStatus.PENDING):
             if pending.starts_at is not None:  # being granted (IAM may name them already): its span must end
-                ended.append(end_now(deps, pending, RequestStatus.FAILED, f"revoked while being granted: {why}", actor))
+                ended.append(
+                    end_now(deps, pending, RequestStatus.FAILED, f"revoked while being granted: {why}", actor, now)
+                )
                 continue
             cancelled.append(
                 transition(deps, pending, RequestStatus.CANCELLED, actor, reason=f"cancelled by a revoke: {why}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from trustgate.app import access, effects, requests
@@ -26,7 +27,7 @@ from trustgate.core.ids import new_id
 from trustgate.core.models import AccessRequest, AuditEvent, RolePolicy
 from trustgate.core.ports import Dependencies
 from trustgate.core.records import StoredPolicy
-from trustgate.core.rules import check_within_ceiling, effective_policy
+from trustgate.core.rules import break_glass_max, check_within_ceiling, effective_policy
 from trustgate.core.trust_policy import Document, Statement, policy_size, unmanaged_statements
 
 
@@ -219,6 +220,10 @@ def policy_view(deps: Dependencies, caller: Caller, role_arn: str) -> dict[str, 
     return _policy_view(deps, role_arn, deps.store.get_stored_policy(role_arn))
 
 
+def _duration_or_none(value: timedelta | None) -> str | None:
+    return format_duration(value) if value is not None else None
+
+
 def _policy_view(deps: Dependencies, role_arn: str, stored: StoredPolicy) -> dict[str, Any]:
     effective = effective_policy(role_arn, stored.policy, deps.settings)
     view = stored.policy.model_dump(mode="json")
@@ -233,6 +238,8 @@ def _policy_view(deps: Dependencies, role_arn: str, stored: StoredPolicy) -> dic
         "required_approvals": effective.policy.required_approvals,
         "auto_approve": bool(effective.policy.auto_approve),
         "allow_self_approval": effective.policy.allow_self_approval,
+        # null where the role allows none, or AllowBreakGlass is false (a stored rule then does not apply)
+        "break_glass_max_duration": _duration_or_none(break_glass_max(effective, deps.settings)),
     }
     if stored.unrenderable:
         view["effective"]["unrenderable"] = stored.unrenderable

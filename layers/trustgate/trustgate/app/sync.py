@@ -1190,11 +1190,17 @@ def _record_departures(deps: Dependencies, grants: Sequence[AccessRequest], depa
 
 
 def end_now(
-    deps: Dependencies, grant: AccessRequest, status: RequestStatus, reason: str, actor: str = "trustgate"
+    deps: Dependencies,
+    grant: AccessRequest,
+    status: RequestStatus,
+    reason: str,
+    actor: str = "trustgate",
+    at: datetime | None = None,
 ) -> AccessRequest:
     """End a grant before its time (revoked, failed) with its real end recorded: the session guard keeps
-    enforcing exactly that moment. An expiry keeps the approved end; see `workflow_steps.expire`."""
-    now = deps.clock.now()
+    enforcing exactly that moment (`at`: one moment for every grant one change ends). An expiry keeps the approved
+    end; see `workflow_steps.expire`."""
+    now = at or deps.clock.now()
     ends = min(grant.expires_at, now) if grant.expires_at else now
     return transition(deps, grant, status, actor, reason=reason, expires_at=ends)
 
