@@ -316,7 +316,9 @@ def _api_error(status: int, raw: bytes, headers: Message, url: str = "") -> CliE
     if isinstance(document, dict):
         error = document.get("error")
         if isinstance(error, dict) and error.get("code"):
-            return ApiError(status, str(error["code"]), str(error.get("message") or ""))
+            refusals = error.get("roles")  # a multi-role request's `roles_refused`: each refusing role's reason
+            roles = [role for role in refusals if isinstance(role, dict)] if isinstance(refusals, list) else None
+            return ApiError(status, str(error["code"]), str(error.get("message") or ""), roles)
     if status == 404:
         # TrustGate answers every 404 (an unknown route too) with its error body: this is some other server.
         body = raw.decode("utf-8", "replace").strip()[:100]

@@ -49,6 +49,8 @@ class CliError(Exception):
     # A poll that fails this way may simply be tried again (see `request --wait`).
     retryable: bool = False
     status: int | None = None  # the HTTP status, for an answer from the API
+    # A multi-role request's refusal (`roles_refused`): each refusing role's own {role, status, code, message}.
+    roles: list[dict[str, object]] | None = None
 
     def __init__(self, code: str, message: str, next_step: str = "") -> None:
         # One line on stderr, whatever the server put in its message.
@@ -61,9 +63,19 @@ class CliError(Exception):
         """The one line on stderr: `trustgate: <code>: <message>; try: <next step>`."""
         return f"trustgate: {self.code}: {self.message}" + (f"; try: {self.next_step}" if self.next_step else "")
 
+    def detail_lines(self) -> list[str]:
+        """The lines stderr shows under `line()`: for `roles_refused`, each refusing role's reason
+        (`  PumpBilling: duration_too_long: ...`); none for any other error."""
+        return [
+            f"  {_name_of(role.get('role'))}: {role.get('code', '')}: {' '.join(str(role.get('message', '')).split())}"
+            for role in self.roles or []
+        ]
+
     def document(self) -> dict[str, object]:
         """The error as `--output json` prints it on stdout."""
         error: dict[str, object] = {"code": self.code, "message": self.message}
+        if self.roles:
+            error["roles"] = self.roles
         if self.next_step:
             error["next"] = self.next_step
         if self.status is not None:
@@ -73,10 +85,12 @@ class CliError(Exception):
 
 
 class ApiError(CliError):
-    """The API answered with an HTTP error status and (usually) its `{"error": {code, message}}` body."""
+    """The API answered with an HTTP error status and (usually) its `{"error": {code, message}}` body; `roles`: the
+    body's `error.roles`, a multi-role request's refusal by each role."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, roles: list[dict[str, object]] | None = None) -> None:
         super().__init__(code, message)
+        self.roles = roles or None
         self.status = status
         self.exit_code = exit_code_for_status(status)
         self.retryable = status == 429 or status >= 500
@@ -135,3 +149,9 @@ def exit_code_for_status(status: int) -> int:
         return ExitCode.API_ERROR
     # A 1xx/3xx reaching here is not an answer the API gives: treat as the endpoint misbehaving.
     return ExitCode.SERVER_ERROR
+
+
+def _name_of(role: object) -> str:
+    """A role as the API names it in a refusal (name, `path/name` or ARN) by its bare name, as
+    `trustgate_cli.arns.role_name` does (which imports this module)."""
+    return str(role or "?").rsplit("/", 1)[-1]

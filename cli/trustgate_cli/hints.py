@@ -42,6 +42,9 @@ def next_step(error: CliError, args: argparse.Namespace) -> str:
         return error.next_step
     command = str(getattr(args, "command_name", "") or "")
     request_id, role = getattr(args, "id", None), getattr(args, "role", None)
+    roles = getattr(args, "roles", None)  # `request ROLE [ROLE ...]`: one role is named in the hints
+    if role is None and isinstance(roles, list) and len(roles) == 1:
+        role = roles[0]
     if command == "roles" and getattr(args, "managed", False):
         command = "roles --managed"
     if command == "revoke" and role:  # an admin's revoke of everything one person holds
@@ -54,6 +57,10 @@ def next_step(error: CliError, args: argparse.Namespace) -> str:
         return _not_allowed(command, code, status)
     if code == "request_pending":
         return "trustgate list --mine --status pending (then trustgate cancel ID)"
+    if code == "roles_refused":
+        return "ask again without the roles that refuse, or once what each one says is dealt with"
+    if code == "no_common_approver":
+        return "ask for each role in a request of its own: trustgate request ROLE --reason TEXT"
     if code == "break_glass_not_allowed":
         return f"ask with approval instead: trustgate request {role or 'ROLE'} --reason TEXT (without --break-glass)"
     if code == "already_covered":

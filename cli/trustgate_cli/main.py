@@ -4,8 +4,10 @@ Every request is SigV4-signed (service `execute-api`) with the standard AWS cred
 (--profile, environment, SSO). Output is aligned text, or with `--output json` the API's own JSON
 document on stdout (lists that span pages are printed as one `{"items": [...]}`); progress and
 errors go to stderr, an error as one line that ends with what to try next:
-`trustgate: <code>: <message>; try: <next command>`. With `--output json` an error is also a JSON
-object on stdout: `{"error": {"code", "message", "next", "status", "exit_code"}}`.
+`trustgate: <code>: <message>; try: <next command>` (a multi-role request's `roles_refused` is followed
+by one `  <role>: <code>: <message>` line per refusing role). With `--output json` an error is also a
+JSON object on stdout: `{"error": {"code", "message", "next", "status", "exit_code"}}` (and `roles`,
+the API's own list, for `roles_refused`).
 
 Exit codes:
   0  success (with --wait: the request is active)
@@ -148,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if ctx.json and not ctx.wrote_output:  # a script reads stdout: the error is a JSON object there
             ctx.print_json(error.document())  # (after `request --wait`, the request it printed says how it ended)
         sys.stdout.flush()
-        sys.stderr.write(error.line() + "\n")
+        sys.stderr.write("".join(line + "\n" for line in [error.line(), *error.detail_lines()]))
         return error.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("trustgate: interrupted\n")

@@ -156,6 +156,43 @@ def way_in_lines(access: Row) -> list[str]:
     return lines
 
 
+def role_arns(request: Row) -> list[str]:
+    """Every role a request asks for: a multi-role request's `roles` (the first is its own `role_arn`), else its one
+    `role_arn`."""
+    roles = request.get("roles")
+    several = [str(arn) for arn in roles if arn] if isinstance(roles, list) else []
+    return several or [str(request.get("role_arn", ""))]
+
+
+def roles_named(request: Row) -> str:
+    """The role a request asks for, or each role of a multi-role request: `RoleA, RoleB` (as the server's
+    `trustgate.messages.roles_named` writes it)."""
+    return ", ".join(role_name(arn) for arn in role_arns(request))
+
+
+def role_cell(request: Row) -> str:
+    """A list's ROLE: the role's name, and how many more a multi-role request asks for (`RoleA +1`)."""
+    more = len(role_arns(request)) - 1
+    return role_name(str(request.get("role_arn", ""))) + (f" +{more}" if more > 0 else "")
+
+
+def roles_line(request: Row, parts: Sequence[Row] = ()) -> str:
+    """A multi-role request's roles, each other role with its own request (`parts`) and, when `parts` holds that
+    request as fetched, its status: `RoleA, RoleB (req-2, active)`; '' for a request of one role."""
+    arns = role_arns(request)
+    if len(arns) < 2:
+        return ""
+    ids = [str(part_id) for part_id in request.get("parts") or []]
+    fetched = {str(part.get("id")): part for part in parts}
+    shown = [role_name(arns[0])]
+    for index, arn in enumerate(arns[1:]):
+        part_id = ids[index] if index < len(ids) else ""
+        status = str(fetched[part_id].get("status") or "") if part_id in fetched else ""
+        about = ", ".join(text for text in (part_id, status) if text)
+        shown.append(role_name(arn) + (f" ({about})" if about else ""))
+    return ", ".join(shown)
+
+
 def capacity(used: int, quota: int) -> str:
     """Trust-policy size against its quota, e.g. `1234 / 2048 characters (60%)`."""
     percent = round(100 * used / quota) if quota else 0
@@ -204,7 +241,7 @@ def status_cell(request: Row) -> str:
 
 REQUEST_COLUMNS: Sequence[Column] = (
     ("ID", _text("id")),
-    ("ROLE", lambda row: role_name(str(row.get("role_arn", "")))),
+    ("ROLE", role_cell),
     ("PRINCIPAL", lambda row: short_principal(str(row.get("principal_arn", "")))),
     ("STATUS", status_cell),
     ("DURATION", lambda row: duration_in_words(row.get("duration"))),
@@ -217,7 +254,7 @@ def approval_columns(now: datetime) -> Sequence[Column]:
     """`trustgate approvals`: who asks for what, and by when it must be decided (it times out then)."""
     return (
         ("ID", _text("id")),
-        ("ROLE", lambda row: role_name(str(row.get("role_arn", "")))),
+        ("ROLE", roles_named),  # a multi-role request is listed once, with every role
         ("PERSON", person_of),
         ("DURATION", lambda row: duration_in_words(row.get("duration"))),
         ("APPROVALS", approvals_count),
@@ -287,11 +324,13 @@ AUDIT_COLUMNS: Sequence[Column] = (
 )
 
 
-def request_details(request: Row, now: datetime | None = None) -> str:
+def request_details(request: Row, now: datetime | None = None, parts: Sequence[Row] = ()) -> str:
     """One request as `key: value` lines, the way `status ID` and every request command print it.
 
     Times are for people (`2026-11-26 10:00 UTC`), durations in words (`1 hour`), and the status says what it
-    means at `now` (TrustGate's clock, see `Context.now`): `active; expires in 52 min (12:35 UTC)`.
+    means at `now` (TrustGate's clock, see `Context.now`): `active; expires in 52 min (12:35 UTC)`. A multi-role
+    request has a `roles:` line (with each other role's request, and its status when `parts` holds it as fetched);
+    one of its other roles' requests a `part of:` line naming the request that holds the decision.
     """
     now = now or datetime.now(UTC)
     approvals = "; ".join(
@@ -307,6 +346,8 @@ def request_details(request: Row, now: datetime | None = None) -> str:
         [
             ("id", str(request.get("id", ""))),
             ("role", str(request.get("role_arn", ""))),
+            ("roles", roles_line(request, parts)),
+            ("part of", str(request.get("part_of") or "")),
             ("person", str(request.get("person") or "")),
             ("principal", str(request.get("principal_arn", ""))),
             ("status", status_line(request, now)),

@@ -127,24 +127,27 @@ class FakeStore:
     # -- requests
 
     def create_request(self, request: AccessRequest, audit: AuditEvent, *also: AuditEvent) -> None:
-        marker = (request.role_arn, request.requester.key)
-        pending = request.status == RequestStatus.PENDING
-        audits = (audit, *also)
+        self.create_requests([request], [audit, *also])
+
+    def create_requests(self, requests: Sequence[AccessRequest], audits: Sequence[AuditEvent]) -> None:
+        markers = [(r.role_arn, r.requester.key) for r in requests if r.status == RequestStatus.PENDING]
         if (
-            request.id in self.requests
+            any(r.id in self.requests for r in requests)
             or any(event.id in self.audits for event in audits)
-            or (pending and marker in self.open_markers)
+            or any(marker in self.open_markers for marker in markers)
         ):
+            roles = ", ".join(r.role_arn for r in requests)
             raise ConflictError(
-                f"{request.requester.label} already has a request open for {request.role_arn}; wait for its "
-                "decision or cancel it before asking again",
+                f"{requests[0].requester.label} already has a request open for {roles}; wait for its decision or "
+                "cancel it before asking again",
                 code="request_pending",
             )
-        self.requests[request.id] = _copy(request)
+        for request in requests:
+            self.requests[request.id] = _copy(request)
+            if request.status == RequestStatus.PENDING:
+                self.open_markers[(request.role_arn, request.requester.key)] = request.id
         for event in audits:
             self.audits[event.id] = event.model_copy(deep=True)
-        if pending:
-            self.open_markers[marker] = request.id
 
     def get_request(self, request_id: str) -> AccessRequest:
         if request_id not in self.requests:

@@ -75,8 +75,8 @@ class World:
     def deps(self) -> wiring.Dependencies:
         return wiring.dependencies()
 
-    def trust_policy(self) -> dict[str, Any]:
-        document = self.session.client("iam").get_role(RoleName=ROLE_NAME)["Role"]["AssumeRolePolicyDocument"]
+    def trust_policy(self, role_name: str = ROLE_NAME) -> dict[str, Any]:
+        document = self.session.client("iam").get_role(RoleName=role_name)["Role"]["AssumeRolePolicyDocument"]
         if isinstance(document, str):  # boto3 decodes the document; its stubs also allow the raw JSON
             return dict(json.loads(document))
         return dict(document)

@@ -11,6 +11,7 @@ touching a new kind of item, or the API that starts doing what only the flow did
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -18,7 +19,19 @@ from typing import Any
 
 import pytest
 
-from tests.support.aws import ALICE, BOB, CAROL, DAVE, ERIN, PARAMETERS, ROLE_ARN, World, running_world, wait_for
+from tests.support.aws import (
+    ALICE,
+    BOB,
+    CAROL,
+    DAVE,
+    ERIN,
+    PARAMETERS,
+    ROLE_ARN,
+    VENDOR_TRUST,
+    World,
+    running_world,
+    wait_for,
+)
 from tests.support.flows import JUSTIFICATION, approve, granted, request_access
 from tests.support.links import approval_links, call_page, form_for
 from tests.support.permissions import FUNCTIONS, Call, allowed, function_statements, template
@@ -95,9 +108,16 @@ def _partition_key(spec: dict[str, Any]) -> str | None:
     return value.get("S") if isinstance(value, dict) else None
 
 
+OTHER_NAME = "PumpBilling"
+OTHER_ARN = ROLE_ARN.replace("PumpCustomerAccess", OTHER_NAME)
+# Break-glass allowed, and a second managed role for multi-role requests (each function's rights name both).
+WATCHED = {"AllowBreakGlass": "true", "ManagedRoleArns": f"{ROLE_ARN},{OTHER_ARN}"}
+
+
 @pytest.fixture
 def watched() -> Iterator[tuple[World, CallRecorder]]:
-    with running_world({"AllowBreakGlass": "true"}) as world:
+    with running_world(WATCHED) as world:
+        world.session.client("iam").create_role(RoleName=OTHER_NAME, AssumeRolePolicyDocument=json.dumps(VENDOR_TRUST))
         yield world, CallRecorder(world)
 
 
@@ -111,7 +131,9 @@ def resolver_for(world: World, document: dict[str, Any]) -> Resolver:
         "AWS::URLSuffix": "amazonaws.com",
         "AWS::NoValue": "",
     }
-    return Resolver(document, parameter_values(document, PARAMETERS), pseudo, stack.refs, stack.attributes)
+    return Resolver(
+        document, parameter_values(document, {**PARAMETERS, **WATCHED}), pseudo, stack.refs, stack.attributes
+    )
 
 
 def judge(world: World, calls: set[tuple[str, Call]]) -> list[str]:
@@ -243,6 +265,22 @@ def test_every_call_of_every_flow_is_allowed_by_the_template(watched: tuple[Worl
     assert status == 201, body
     world.advance(timedelta(days=1, minutes=1))
     assert world.invoke("ReconcileFunction", {})["reviews_reminded"] == [body["id"]]
+
+    # Multi-role: one request for two roles approved on the page (Decide) and granted role by role (Grant), one
+    # denied there (Decide ends the other role's request too), one cancelled (API).
+    roles = {"roles": ["PumpCustomerAccess", OTHER_NAME], "duration": "PT15M", "justification": JUSTIFICATION}
+    for caller, action in ((DAVE, "approve"), (ERIN, "deny"), (CAROL, "cancel")):
+        status, body = world.api("POST", "/requests", caller, roles)
+        assert status == 201, body
+        if action == "cancel":
+            world.wait_for_task_token(body["id"])
+            assert world.api("POST", f"/requests/{body['id']}/cancel", caller)[0] == 200
+            continue
+        links = approval_links(world, body["id"], expected=1 if caller == DAVE else 2)  # never the requester
+        page = call_page(world, "GET", links[BOB])
+        assert call_page(world, "POST", links[BOB], form=form_for(page.body, action)).status == 200
+        world.wait_status(body["id"], "active" if action == "approve" else "denied")
+        assert world.status(body["parts"][0]) == ("active" if action == "approve" else "denied")
 
     seen = {function for function, _ in recorder.calls}
     assert seen == set(FUNCTIONS), f"the flows never ran {set(FUNCTIONS) - seen}"

@@ -10,8 +10,10 @@ from tests.support.iam_eval import IamCase, assume_role, evaluate
 from trustgate.core.clock import to_rfc3339
 
 
-def assume(case_id: str, arn: str, session_name: str, trust_policy: dict[str, object], now: datetime) -> IamCase:
-    """The IAM user `arn` (long-term keys) calls AssumeRole on the managed role as `session_name`."""
+def assume(
+    case_id: str, arn: str, session_name: str, trust_policy: dict[str, object], now: datetime, role_arn: str = ROLE_ARN
+) -> IamCase:
+    """The IAM user `arn` (long-term keys) calls AssumeRole on a managed role as `session_name`."""
     account, user = arn.split(":")[4], arn.rsplit("/", 1)[1]
     context = {
         "aws:CurrentTime": to_rfc3339(now),
@@ -22,12 +24,14 @@ def assume(case_id: str, arn: str, session_name: str, trust_policy: dict[str, ob
     }
     if account != MALLORY.split(":")[4]:  # mallory's account is outside the organization
         context["aws:PrincipalOrgID"] = ORG_ID
-    return assume_role(case_id, arn, ROLE_ARN, trust_policy, context)
+    return assume_role(case_id, arn, role_arn, trust_policy, context)
 
 
-def decisions(world: World, *cases: tuple[str, str, str], at: datetime | None = None) -> dict[str, str]:
-    """AWS's decision for each (case id, caller ARN, session name) against the trust policy IAM holds now,
-    at `at` (default: TrustGate's clock now)."""
-    trust, now = world.trust_policy(), at or world.deps.clock.now()
-    built = [assume(case_id, arn, name, trust, now) for case_id, arn, name in cases]
+def decisions(
+    world: World, *cases: tuple[str, str, str], at: datetime | None = None, role_arn: str = ROLE_ARN
+) -> dict[str, str]:
+    """AWS's decision for each (case id, caller ARN, session name) against the trust policy IAM holds now for the
+    role, at `at` (default: TrustGate's clock now)."""
+    trust, now = world.trust_policy(role_arn.rsplit("/", 1)[-1]), at or world.deps.clock.now()
+    built = [assume(case_id, arn, name, trust, now, role_arn) for case_id, arn, name in cases]
     return {case.id: decision for case, decision in zip(built, evaluate(built), strict=True)}

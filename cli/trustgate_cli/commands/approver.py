@@ -15,6 +15,7 @@ from trustgate_cli.render import (
     extension_change,
     person_of,
     request_details,
+    roles_named,
     when,
 )
 
@@ -183,7 +184,7 @@ def _wait_for_grant(ctx: Context, request: JsonObject) -> JsonObject:
 def _outcome(request: JsonObject, ctx: Context) -> str:
     """What the approval led to, in one line."""
     status, request_id = request.get("status"), request.get("id")
-    role = role_name(str(request.get("role_arn", "")))
+    role = roles_named(request)  # a multi-role request: every role, each granted its own access
     if status == "active":
         until = when(request.get("expires_at"), ctx.now())
         return f"granted: {person_of(request)} has access to {role}" + (f", expiring {until}" if until else "")

@@ -6,6 +6,7 @@ import argparse
 import difflib
 import shlex
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
@@ -41,6 +42,8 @@ from trustgate_cli.render import (
     approvals_count,
     key_values,
     request_details,
+    role_arns,
+    roles_named,
     time_text,
     way_in_lines,
 )
@@ -49,6 +52,8 @@ STATUSES = ("pending", "scheduled", "active", "expired", "revoked", "denied", "c
 REVIEW_STATES = ("pending",)
 # After a break-glass grant's way in, as its "granted" email ends (trustgate.messages.outcome_for_requester).
 BREAK_GLASS_TOLD = "This is break-glass access: the role's approvers were told at once and will review it afterwards."
+# The most roles one request may ask for (the API's own limit: trustgate.app.requests.MAX_ROLES).
+MAX_ROLES = 10
 POLL_INTERVAL_SECONDS = 1.0
 # Consecutive failed polls (5xx, 429, network) tolerated before --wait gives up with that error.
 MAX_POLL_FAILURES = 3
@@ -77,20 +82,31 @@ def register(commands: CommandAdder) -> None:
     parser = commands.add(
         "request",
         run_request,
-        "ask for time-boxed access to a role",
+        "ask for time-boxed access to a role, or to several roles with one approval",
         examples=[
             'request PumpCustomerAccess --duration "2 hours" --reason "rotate the CloudTrail bucket key"',
             'request pumpcustomeraccess --duration 30m --reason "read the audit logs" --ticket CHG-1234 --wait',
             'request PumpCustomerAccess --start 2026-12-01T21:00Z --duration 2h --reason "maintenance window"',
             'request PumpCustomerAccess --start +3h --duration 1h --reason "tonight\'s key rotation"',
             'request PumpCustomerAccess --break-glass --duration 30m --reason "INC-4711: payments are down"',
+            'request PumpCustomerAccess PumpBilling --duration 2h --reason "CHG-91: migrate the billing hooks" --wait',
         ],
         epilog="With --start the access is scheduled: once approved it waits (status scheduled) and begins at that "
         "time, ending one --duration later; --wait then returns once it is approved. With --break-glass it is "
         "active at once, without approval, where the role's break-glass rule names you: the role's approvers are "
-        "told at once and one of them reviews it afterwards (trustgate review).",
+        "told at once and one of them reviews it afterwards (trustgate review). With several roles (up to "
+        f"{MAX_ROLES}) it is one request: one approval covers them all, then each role gets its own grant; if any "
+        "role refuses, none is asked for, and each refusing role says why. --start and --break-glass apply to one "
+        "role at a time. Cancel, revoke or extend the request (revoke and extend also by the ID of any of its roles' "
+        "requests) and it acts on every role.",
     )
-    parser.add_argument("role", metavar="ROLE", help="role name (any case) or ARN; 'trustgate roles' lists them")
+    parser.add_argument(
+        "roles",
+        metavar="ROLE",
+        nargs="+",
+        help="role name (any case) or ARN; 'trustgate roles' lists them; several (up to "
+        f"{MAX_ROLES}): one request, one approval for all",
+    )
     _add_duration_and_reason(parser, duration_required=False)
     parser.add_argument(
         "--start",
@@ -258,13 +274,18 @@ def run_roles(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def run_request(args: argparse.Namespace, ctx: Context) -> int:
-    """POST /requests, then optionally wait for the decision."""
+    """POST /requests (`role`, or `roles` for several), then optionally wait for the decision."""
     _check_wait_options(args)
     if args.break_glass and args.start:
         raise UsageError(
             "bad_option", "--break-glass and --start exclude each other: break-glass access begins at once"
         )
-    body: JsonObject = {"role": args.role, "justification": args.justification}
+    roles: list[str] = args.roles
+    if len(roles) > 1:
+        _check_several_roles(args)
+    # One role is sent as `role`, as to a server that knows no multi-role requests.
+    body: JsonObject = {"role": roles[0]} if len(roles) == 1 else {"roles": roles}
+    body["justification"] = args.justification
     if args.duration is not None:  # otherwise the role's default_duration applies
         body["duration"] = args.duration
     if args.ticket:
@@ -276,6 +297,35 @@ def run_request(args: argparse.Namespace, ctx: Context) -> int:
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
     created = as_object(ctx.client.post("/requests", body, headers=headers), "the new request")
     return _finish(ctx, created, wait=args.wait, timeout=args.timeout)
+
+
+def _check_several_roles(args: argparse.Namespace) -> None:
+    """A request for several roles: neither scheduled nor break-glass, at most MAX_ROLES, each role once."""
+    for option, given in (("--start", args.start), ("--break-glass", args.break_glass)):
+        if given:
+            raise UsageError(
+                "bad_option", f"{option} applies to one role at a time: ask for each role in a request of its own"
+            )
+    roles: list[str] = args.roles
+    if len(roles) > MAX_ROLES:
+        raise UsageError(
+            "too_many_roles",
+            f"at most {MAX_ROLES} roles in one request; you named {len(roles)}: ask for the others in another",
+        )
+    for index, given in enumerate(roles):
+        for earlier in roles[:index]:
+            if _same_role(earlier, given):
+                twice = f"{given!r} twice" if earlier == given else f"{earlier!r} and {given!r}, the same role"
+                raise UsageError("repeated_role", f"you named {twice}: name each role once")
+
+
+def _same_role(one: str, other: str) -> bool:
+    """Do two roles as typed name the same role? By name, in any case (IAM role names are unique in an account
+    regardless of case); two ARNs only in the same account."""
+    first, second = parse_role_arn(one), parse_role_arn(other)
+    if first is not None and second is not None and first.account != second.account:
+        return False
+    return role_name(one).casefold() == role_name(other).casefold()
 
 
 def run_extend(args: argparse.Namespace, ctx: Context) -> int:
@@ -291,7 +341,9 @@ def run_status(args: argparse.Namespace, ctx: Context) -> int:
     if args.id is None:
         return _print_requests(ctx, {"mine": True}, limit=None)
     request = as_object(ctx.client.get(api_path("requests", args.id)), "the request")
-    _show_request(ctx, request)
+    # A multi-role request: its other roles' requests too, for their status and their way in.
+    parts = [] if ctx.json else _parts_of(ctx, request)
+    _show_request(ctx, request, parts=parts)
     return ExitCode.OK
 
 
@@ -315,6 +367,7 @@ def run_cancel(args: argparse.Namespace, ctx: Context) -> int:
     """POST /requests/{id}/cancel."""
     request = as_object(ctx.client.post(api_path("requests", args.id, "cancel")), "the request")
     _show_request(ctx, request, instructions=False)
+    _note_every_role(ctx, request, "cancelled")
     return ExitCode.OK
 
 
@@ -332,7 +385,19 @@ def run_revoke(args: argparse.Namespace, ctx: Context) -> int:
     body = {"reason": args.reason} if args.reason else {}
     request = as_object(ctx.client.post(api_path("requests", args.id, "revoke"), body), "the request")
     _show_request(ctx, request, instructions=False)
+    _note_every_role(ctx, request, "revoked")
     return ExitCode.OK
+
+
+def _note_every_role(ctx: Context, request: JsonObject, done: str) -> None:
+    """After a cancel or revoke of a multi-role request (or of one of its roles' requests): it acted on every role."""
+    if ctx.json:
+        return
+    if request.get("parts"):
+        ctx.note(f"{done} for every role of request {request.get('id')}: {roles_named(request)}")
+    elif request.get("part_of"):
+        first = request["part_of"]
+        ctx.note(f"{done} with every role of request {first}; see: trustgate status {first}")
 
 
 def _revoke_person(ctx: Context, role: str, principal: str, reason: str | None) -> int:
@@ -470,11 +535,16 @@ def _check_wait_options(args: argparse.Namespace) -> None:
 
 
 def _finish(ctx: Context, request: JsonObject, *, wait: bool, timeout: float | None) -> int:
-    """Print a request just made; with --wait first poll until it leaves `pending`."""
+    """Print a request just made; with --wait first poll until it leaves `pending`. An active multi-role request:
+    each other role's request as well (with --wait, once it too left `pending`), for its way in."""
+    deadline = None if timeout is None else time.monotonic() + timeout
     if wait:
-        request = _wait_for_decision(ctx, request, timeout)
-    _show_request(ctx, request)
+        request = _wait_for_decision(ctx, request, timeout, deadline)
     status = request.get("status")
+    fetch = status == "active" and (wait or not ctx.json)  # with --wait, every role's grant is waited for
+    parts = _parts_of(ctx, request, wait=wait, timeout=timeout, deadline=deadline) if fetch else []
+    several = len(role_arns(request)) > 1
+    _show_request(ctx, request, parts=parts, summary=_one_approval(request) if several else "")
     if request.get("break_glass") and status in ("pending", "active") and not ctx.json:
         ctx.print()
         ctx.print(BREAK_GLASS_TOLD)
@@ -493,32 +563,60 @@ def _finish(ctx: Context, request: JsonObject, *, wait: bool, timeout: float | N
                     f"(cancel: trustgate cancel {request_id})"
                 )
         return ExitCode.OK
-    if status != "active":
-        phrase = _ENDED_PHRASES.get(str(status), f"is {status}")
-        reason = _ended_reason(request)
+    ended = next((item for item in [request, *parts] if item.get("status") != "active"), None)
+    if ended is not None:
+        ended_status = str(ended.get("status"))
+        phrase = _ENDED_PHRASES.get(ended_status, f"is {ended_status}")
+        reason = _ended_reason(ended)
+        role = f" ({role_name(str(ended.get('role_arn', '')))}, of {request.get('id')})" if ended is not request else ""
         raise RequestEndedError(
-            str(status),
-            f"request {request.get('id')} {phrase}" + (f": {reason}" if reason else ""),
+            ended_status,
+            f"request {ended.get('id')}{role} {phrase}" + (f": {reason}" if reason else ""),
             f"trustgate status {request.get('id')}",
         )
     return ExitCode.OK
 
 
-def _wait_for_decision(ctx: Context, request: JsonObject, timeout: float | None) -> JsonObject:
-    """Poll GET /requests/{id} about every POLL_INTERVAL_SECONDS until the status leaves `pending`."""
+def _one_approval(request: JsonObject) -> str:
+    """The line after a multi-role request just made: every role, and that one approval covers them all."""
+    return (
+        f"One request for {len(role_arns(request))} roles ({roles_named(request)}): one approval covers them all; "
+        "each role gets its own grant."
+    )
+
+
+def _parts_of(
+    ctx: Context,
+    request: JsonObject,
+    *,
+    wait: bool = False,
+    timeout: float | None = None,
+    deadline: float | None = None,
+) -> list[JsonObject]:
+    """The other roles' requests of a multi-role request (`parts`), each as GET /requests/{id} answers it; with
+    `wait`, once each left `pending` (the first role's grant comes a moment before the others'). [] for one role."""
+    parts = []
+    for part_id in request.get("parts") or []:
+        part = as_object(ctx.client.get(api_path("requests", str(part_id))), "the request")
+        parts.append(_wait_for_decision(ctx, part, timeout, deadline) if wait else part)
+    return parts
+
+
+def _wait_for_decision(
+    ctx: Context, request: JsonObject, timeout: float | None, deadline: float | None = None
+) -> JsonObject:
+    """Poll GET /requests/{id} about every POLL_INTERVAL_SECONDS until the status leaves `pending` (at most until
+    `deadline`, a `time.monotonic()`, else `timeout` seconds from now)."""
     request_id = request.get("id")
     if not isinstance(request_id, str) or not request_id:
         raise TransportError("invalid_response", "the API answered a request without an 'id'; cannot wait for it")
     progress = Progress(ctx.err, live=ctx.err.isatty())
-    deadline = None if timeout is None else time.monotonic() + timeout
+    if deadline is None and timeout is not None:
+        deadline = time.monotonic() + timeout
     failures = 0
     try:
         while request.get("status") == "pending":
-            progress.show(
-                f"granting break-glass access {request_id}"
-                if request.get("break_glass")
-                else f"waiting for approval of {request_id}: {approvals_count(request)} approvals"
-            )
+            progress.show(_waiting_for(request, request_id))
             left = None if deadline is None else deadline - time.monotonic()
             if left is not None and left <= 0:
                 raise WaitTimedOutError(
@@ -544,6 +642,15 @@ def _wait_for_decision(ctx: Context, request: JsonObject, timeout: float | None)
     return request
 
 
+def _waiting_for(request: JsonObject, request_id: str) -> str:
+    """What --wait shows while `request` is pending."""
+    if request.get("break_glass"):
+        return f"granting break-glass access {request_id}"
+    if request.get("part_of"):  # decided with the request it is part of: its grant follows
+        return f"granting {role_name(str(request.get('role_arn', '')))} ({request_id}, of {request['part_of']})"
+    return f"waiting for approval of {request_id}: {approvals_count(request)} approvals"
+
+
 def _ended_reason(request: JsonObject) -> str:
     """Why a request ended without access: its `reason`, else the deniers' comments."""
     if request.get("reason"):
@@ -556,16 +663,35 @@ def _ended_reason(request: JsonObject) -> str:
     return "; ".join(comments)
 
 
-def _show_request(ctx: Context, request: JsonObject, *, instructions: bool = True) -> None:
-    """Print one request; when it is an active grant (and `instructions`), also how to use it."""
+def _show_request(
+    ctx: Context,
+    request: JsonObject,
+    *,
+    instructions: bool = True,
+    parts: Sequence[JsonObject] = (),
+    summary: str = "",
+) -> None:
+    """Print one request (then `summary`); when it is an active grant (and `instructions`), also how to use it.
+
+    `parts`: a multi-role request's other roles' requests as fetched; their status goes in the `roles:` line, and
+    the way in of each active one follows, each headed by its role.
+    """
     if ctx.json:
         ctx.print_json(request)
         return
-    ctx.print(request_details(request, ctx.now()))
-    way_in = access_instructions(request, ctx.profile) if instructions and request.get("status") == "active" else ""
-    if way_in:
+    ctx.print(request_details(request, ctx.now(), parts))
+    if summary:
         ctx.print()
-        ctx.print(way_in)
+        ctx.print(summary)
+    if not instructions:
+        return
+    for grant in [request, *parts] if request.get("status") == "active" else []:
+        way_in = access_instructions(grant, ctx.profile) if grant.get("status") == "active" else ""
+        if way_in:
+            ctx.print()
+            if parts:
+                ctx.print(f"{role_name(str(grant.get('role_arn', '')))} ({grant.get('id')}):")
+            ctx.print(way_in)
 
 
 def access_instructions(request: JsonObject, profile: str | None) -> str:

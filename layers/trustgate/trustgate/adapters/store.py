@@ -158,35 +158,42 @@ class Store:
 
     def create_request(self, request: AccessRequest, audit: AuditEvent, *also: AuditEvent) -> None:
         """Write a new request and its audit records together; a request id is never reused."""
-        writes: list[dict[str, Any]] = [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": request_item(request),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
-            self._audit_put(audit),
-            *(self._audit_put(event) for event in also),
-        ]
-        if request.status == RequestStatus.PENDING:
-            # One open request per person per role, atomically: a marker only one request can hold.
-            marker = {**_open_key(request), "request_id": request.id}
+        self.create_requests([request], [audit, *also])
+
+    def create_requests(self, requests: Sequence[AccessRequest], audits: Sequence[AuditEvent]) -> None:
+        """Write new requests (one, or a multi-role request's) and their audit records in one transaction: all or
+        none. A pending request also takes its role's open-request marker for its person, atomically."""
+        writes: list[dict[str, Any]] = [*(self._audit_put(event) for event in audits)]
+        for request in requests:
             writes.append(
                 {
                     "Put": {
                         "TableName": self.table,
-                        "Item": _to_item(marker),
+                        "Item": request_item(request),
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
                 }
             )
+            if request.status == RequestStatus.PENDING:
+                # One open request per person per role, atomically: a marker only one request can hold.
+                marker = {**_open_key(request), "request_id": request.id}
+                writes.append(
+                    {
+                        "Put": {
+                            "TableName": self.table,
+                            "Item": _to_item(marker),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    }
+                )
+        first = requests[0]
         try:
-            self._transact(writes, conflict=f"request {request.id} already exists")
+            self._transact(writes, conflict=f"request {first.id} already exists")
         except ConflictError as error:
+            roles = ", ".join(r.role_arn for r in requests)
             raise ConflictError(
-                f"{request.requester.label} already has a request open for {request.role_arn}; wait for its "
-                "decision or cancel it before asking again",
+                f"{first.requester.label} already has a request open for {roles}; wait for its decision or cancel "
+                "it before asking again",
                 code="request_pending",
             ) from error
 

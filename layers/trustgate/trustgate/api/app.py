@@ -68,7 +68,8 @@ def build_app(dependencies: Callable[[], Dependencies]) -> APIGatewayRestResolve
     def trustgate_error(error: TrustGateError) -> Response[Any]:
         if error.status == 409 and throttling_in(error) is not None:  # a write cancelled only because the
             return throttled(error)  # table was busy (the store calls it a conflict): nothing changed, retry
-        return error_response(error.status, error.code, error.message, getattr(error, "retry_after_seconds", None))
+        retry_after = getattr(error, "retry_after_seconds", None)
+        return error_response(error.status, error.code, error.message, retry_after, getattr(error, "refusals", None))
 
     @app.exception_handler(RequestUnsupportedContentType)
     def unsupported_media(_: RequestUnsupportedContentType) -> Response[Any]:

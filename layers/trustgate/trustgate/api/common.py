@@ -18,15 +18,24 @@ from trustgate.core.ports import Dependencies
 DEFAULT_RETRY_AFTER_SECONDS = 5
 
 
-def error_response(status: int, code: str, message: str, retry_after: int | None = None) -> Response[Any]:
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    retry_after: int | None = None,
+    roles: list[dict[str, object]] | None = None,
+) -> Response[Any]:
     """The API's error body. A 429 or 503 always says when to retry (`Retry-After`, in seconds): the error's
-    own `retry_after_seconds`, or DEFAULT_RETRY_AFTER_SECONDS."""
+    own `retry_after_seconds`, or DEFAULT_RETRY_AFTER_SECONDS. `roles`: a multi-role request's refusal per role."""
     if retry_after is None and status in (429, 503):
         retry_after = DEFAULT_RETRY_AFTER_SECONDS
+    error: dict[str, object] = {"code": code, "message": message}
+    if roles:
+        error["roles"] = roles
     return Response(
         status_code=status,
         content_type="application/json",
-        body=json.dumps({"error": {"code": code, "message": message}}),
+        body=json.dumps({"error": error}),
         headers={"Retry-After": str(retry_after)} if retry_after is not None else None,
     )
 

@@ -30,7 +30,16 @@ router = Router()
 class CreateRequestBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    role: str = Field(min_length=1, max_length=2048, description="name or ARN of a managed role")
+    role: str | None = Field(
+        default=None, min_length=1, max_length=2048, description="name or ARN of a managed role (or give `roles`)"
+    )
+    roles: list[Annotated[str, Field(min_length=1, max_length=2048)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=10,
+        description="instead of `role`: up to 10 roles (names or ARNs) in one request, with one approval for all; each "
+        "role gets its own grant, or none does (a refusal of any role refuses all, naming each role's reason)",
+    )
     duration: StrictStr | StrictInt | None = Field(
         default=None, description="ISO 8601 (PT1H) or whole minutes; default from the role"
     )
@@ -108,12 +117,14 @@ def _view(request: AccessRequest) -> dict[str, Any]:
         {
             403: "`forbidden`, `not_a_person`: you may not request the role; `break_glass_not_allowed`: the role's "
             "policy does not let you break the glass",
+            400: "`invalid_input`: malformed; both or neither of `role` and `roles`; a role twice in `roles`",
             404: "`not_found`: the role is not one TrustGate manages",
             409: "`request_pending` (one open request per person and role), `in_progress` (same Idempotency-Key), "
             "`trust_policy_full`, `session_guard_full`, `session_name_conflict` (auto-approved and break-glass "
             "grants), `already_covered` (break-glass while you hold the role)",
             422: "a rule of the role: `duration_too_long` (also beyond the break-glass maximum), `duration_too_short`, "
-            "`justification_too_short`, "
+            "`justification_too_short`, `roles_refused` (with `roles`: one or more roles refuse; `error.roles` "
+            "lists each `{role, status, code, message}`, and the status is the first refusal's), `no_common_approver`, "
             "`ticket_required`, `ticket_invalid`, `rule_violation`; `start_at_in_past`, `start_at_too_far` "
             "(MaxScheduleAhead); `idempotency_key_reused`",
         },
@@ -138,8 +149,16 @@ def _create(payload: dict[str, Any]) -> dict[str, Any]:
     body = CreateRequestBody.model_validate(payload["body"])
     duration = parse_duration(body.duration) if body.duration is not None else None
     start_at = _start_at(body.start_at, d.clock.now()) if body.start_at is not None else None
+    if (body.role is None) == (body.roles is None):
+        raise ValidationError("give either role (one role) or roles (a list of up to 10), not both and not neither")
     new = requests.NewRequest(
-        body.role, duration, body.justification, body.ticket, start_at=start_at, break_glass=body.break_glass
+        body.role or "",
+        duration,
+        body.justification,
+        body.ticket,
+        start_at=start_at,
+        break_glass=body.break_glass,
+        roles=tuple(body.roles or ()),
     )
     request = requests.create_request(d, caller, new, wait_if_auto_approved=True)
     return _view(request)

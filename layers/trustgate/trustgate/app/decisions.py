@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -10,6 +11,7 @@ from trustgate.adapters.observability import count, logger
 from trustgate.adapters.throttling import throttling_in
 from trustgate.app.access import policy_for
 from trustgate.app.effects import resume_flow, tell_approvers_closed
+from trustgate.app.requests import close_parts
 from trustgate.app.transitions import commit_change, transition
 from trustgate.core.errors import (
     ApproverRemovedError,
@@ -39,16 +41,51 @@ Decision = Literal["approve", "deny"]
 
 
 def pending_for_approver(deps: Dependencies, caller: Caller) -> list[AccessRequest]:
-    """Pending requests the caller may decide under each role's policy in force (a deny at least)."""
+    """Pending requests the caller may decide under each role's policy in force (a deny at least); a multi-role
+    request once, by the policies of all its roles (its other roles' requests are decided with it)."""
     now = deps.clock.now()
     policies: dict[str, EffectivePolicy] = {}
+
+    def policy(role_arn: str) -> EffectivePolicy:
+        if role_arn not in policies:
+            policies[role_arn] = policy_for(deps, role_arn)
+        return policies[role_arn]
+
     found = []
     for request in iterate_pages(lambda cursor: deps.store.requests_by_status(RequestStatus.PENDING, cursor)):
-        if request.role_arn not in policies:
-            policies[request.role_arn] = policy_for(deps, request.role_arn)
-        if may_decide_now(request, caller, now, policies[request.role_arn], deps.settings):
+        if request.part_of is not None:
+            continue
+        judged = judged_by(deps, request, policy)
+        if all(may_decide_now(view, caller, now, effective, deps.settings) for view, effective in judged):
             found.append(request)
     return found
+
+
+def judged_by(
+    deps: Dependencies, request: AccessRequest, policy: Callable[[str], EffectivePolicy] | None = None
+) -> list[tuple[AccessRequest, EffectivePolicy]]:
+    """Each role a decision on `request` must satisfy, with the policy in force there: for a multi-role request,
+    every role's own request (its snapshot: approvers, kinds, self-approval) carrying the one decision so far."""
+    policy = policy or (lambda role_arn: policy_for(deps, role_arn))
+    if not request.bundle:
+        return [(request, policy(request.role_arn))]
+    decision = {
+        "approvals": request.approvals,
+        "status": request.status,
+        "decided_at": request.decided_at,
+        "approval_deadline": request.approval_deadline,
+    }
+    # One read each (GetItem: the unauthenticated approval page may read no more than that)
+    views = [request, *(deps.store.get_request(part_id).model_copy(update=decision) for part_id in request.parts)]
+    return [(view, policy(view.role_arn)) for view in views]
+
+
+def approvals_missing(deps: Dependencies, request: AccessRequest) -> int:
+    """How many more approvals the request needs under the policy in force (of the role that needs the most)."""
+    return max(
+        max(effective.policy.required_approvals - len(counted_approvals(view, effective, deps.settings)), 0)
+        for view, effective in judged_by(deps, request)
+    )
 
 
 def check_decision(
@@ -57,18 +94,25 @@ def check_decision(
     approver: Caller,
     *,
     approving: bool,
-    effective: EffectivePolicy | None = None,
+    judged: list[tuple[AccessRequest, EffectivePolicy]] | None = None,
 ) -> None:
-    """May `approver` decide `request` now, under the role policy in force? (`rules.check_decidable`.)
+    """May `approver` decide `request` now, under the role policy in force? (`rules.check_decidable`.) A multi-role
+    request: under the policy of every one of its roles.
 
     A removed approver is told when the role policy changed (from the audit log).
     """
-    effective = effective or policy_for(deps, request.role_arn)
-    try:
-        check_decidable(request, approver, deps.clock.now(), effective, deps.settings, approving=approving)
-    except ApproverRemovedError as error:
-        changed_at = policy_changed_at(deps, request.role_arn, request.created_at)
-        raise ApproverRemovedError(approver_removed_message(request.role_arn, changed_at)) from error
+    if request.part_of is not None:
+        raise ConflictError(
+            f"request {request.id} is one role of the multi-role request {request.part_of}; decide that one "
+            f"(trustgate approve {request.part_of}), which decides every role of it",
+            code="part_of_request",
+        )
+    for view, effective in judged or judged_by(deps, request):
+        try:
+            check_decidable(view, approver, deps.clock.now(), effective, deps.settings, approving=approving)
+        except ApproverRemovedError as error:
+            changed_at = policy_changed_at(deps, view.role_arn, request.created_at)
+            raise ApproverRemovedError(approver_removed_message(view.role_arn, changed_at)) from error
 
 
 def policy_changed_at(deps: Dependencies, role_arn: str, since: datetime) -> datetime | None:
@@ -97,8 +141,8 @@ def decide(
             deps.sleep(random.uniform(0, min(most, first * 2 ** (attempt - 1))))
         request = deps.store.get_request(request_id)
         now = deps.clock.now()
-        effective = policy_for(deps, request.role_arn)
-        check_decision(deps, request, approver, approving=decision == "approve", effective=effective)
+        judged = judged_by(deps, request)
+        check_decision(deps, request, approver, approving=decision == "approve", judged=judged)
         approvals = [
             *request.approvals,
             Approval(approver_arn=approver.arn, decision=decision, at=now, comment=comment),
@@ -116,9 +160,13 @@ def decide(
                     reason=comment,
                 )
             else:
-                required = effective.policy.required_approvals
-                after = request.model_copy(update={"approvals": approvals})
-                quorum = len(counted_approvals(after, effective, deps.settings)) >= required
+                # Each role's approvals counted by its own policy in force, against its own number.
+                required = max(effective.policy.required_approvals for _, effective in judged)
+                quorum = all(
+                    len(counted_approvals(view.model_copy(update={"approvals": approvals}), effective, deps.settings))
+                    >= effective.policy.required_approvals
+                    for view, effective in judged
+                )
                 changes: dict[str, Any] = {"approvals": approvals}
                 if required != request.required_approvals:  # the policy in force sets how many are needed
                     changes["required_approvals"] = required
@@ -135,6 +183,8 @@ def decide(
         except ConflictError as error:  # someone else decided at the same moment: re-read and judge again
             lost = error  # (a real conflict, the request now decided or closed, is `check_decision`'s 409)
             continue
+        if decision == "deny":
+            close_parts(deps, updated, approver.arn)
         if quorum:  # recorded: nothing after this may fail the decision (say, a throttled table)
             try:
                 resume_flow(deps, updated, decision)

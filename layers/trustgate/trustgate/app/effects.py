@@ -195,6 +195,8 @@ def reviewers_of(request: AccessRequest) -> list[str]:
 
 
 def tell_approvers_closed(deps: Dependencies, request: AccessRequest, except_arn: str | None = None) -> None:
+    if request.part_of is not None:  # its approvers were asked about the multi-role request, and told of that
+        return
     for approver in concrete_approvers(request):
         if approver != except_arn:
             notify(deps, messages.already_decided(request, approver))

@@ -26,7 +26,7 @@ from typing import Literal
 
 from trustgate.adapters.observability import logger
 from trustgate.adapters.throttling import is_throttling
-from trustgate.app import access, approval_links, decisions, effects
+from trustgate.app import approval_links, decisions, effects
 from trustgate.app.approval_links import InvalidLinkError, LinkGrant
 from trustgate.core.errors import (
     ConflictError,
@@ -39,7 +39,7 @@ from trustgate.core.errors import (
 from trustgate.core.identity import Caller, caller_for_arn
 from trustgate.core.models import AccessRequest
 from trustgate.core.ports import Dependencies
-from trustgate.core.rules import counted_approvals, nonconforming_reason
+from trustgate.core.rules import nonconforming_reason
 
 Decision = Literal["approve", "deny"]
 GRANT_WAIT_SECONDS = 5.0  # show "Access granted" when the flow is quick; API Gateway allows 29 s
@@ -96,7 +96,8 @@ def open_link(deps: Dependencies, token: str) -> LinkView:
     grant, request = _resolve(deps, token)
     approver = _approver(deps, grant, request)
     _check_open(deps, grant, request, approver, None)
-    why = nonconforming_reason(request, access.policy_for(deps, request.role_arn), deps.settings)
+    judged = decisions.judged_by(deps, request)
+    why = next((w for view, policy in judged if (w := nonconforming_reason(view, policy, deps.settings))), None)
     return LinkView(request, grant.approver_arn, approval_links.csrf_for(grant), why)
 
 
@@ -138,11 +139,10 @@ def decide_by_link(
             raise
         released = _give_back(deps, grant, now)
         raise LinkRefused(_not_recorded(ThrottledError(), request, decision, released), request) from error
-    effective = access.policy_for(deps, decided.role_arn)
-    missing = effective.policy.required_approvals - len(counted_approvals(decided, effective, deps.settings))
+    missing = decisions.approvals_missing(deps, decided)
     if decision == "approve" and decided.decided_at is not None:
         decided = effects.while_pending(deps, decided, GRANT_WAIT_SECONDS, poll=0.2)  # the page can say 'granted'
-    return LinkOutcome(decided, grant.approver_arn, decision, max(missing, 0))
+    return LinkOutcome(decided, grant.approver_arn, decision, missing)
 
 
 def _resolve(deps: Dependencies, token: str) -> tuple[LinkGrant, AccessRequest]:

@@ -10,6 +10,7 @@ from trustgate.adapters.observability import count, logger
 from trustgate.app import workflow_steps
 from trustgate.app.access import SYSTEM, policy_for
 from trustgate.app.effects import decision_of, ensure_schedules, notify, resume_flow, start_flow
+from trustgate.app.requests import close_parts
 from trustgate.app.reviews import remind_reviews
 from trustgate.app.standing import start_just_in_time
 from trustgate.app.sync import (
@@ -134,10 +135,30 @@ def _finish_flows(deps: Dependencies, now: datetime, failures: list[dict[str, st
     return finished
 
 
+def _finish_part(deps: Dependencies, part: AccessRequest, now: datetime) -> str | None:
+    """One role of a multi-role request still pending although the request that holds its decision ended without
+    granting it (a revoke of another role cancelled that one, or a step died before closing its parts)."""
+    parent = deps.store.get_request(part.part_of) if part.part_of else part
+    if part.status != RequestStatus.PENDING or part.starts_at is not None or part.created_at > now - FLOW_GRACE:
+        return None
+    if parent.status == RequestStatus.PENDING:
+        return None  # being decided: its flow grants or ends it with the others
+    if parent.status == RequestStatus.ACTIVE:
+        if deps.flow.status(parent.id) == "RUNNING":
+            return None  # being granted
+        # Some roles granted, this one not, and the flow is over: none may stay (every role or none).
+        finalize(deps, parent.id, "failed", {"Error": "Reconciler", "Cause": "the grant of every role did not finish"})
+        return f"failed with {parent.id} (not every role could be granted)"
+    close_parts(deps, parent, SYSTEM)
+    return f"closed with {parent.id} ({parent.status.value})"
+
+
 def _finish_flow(deps: Dependencies, request_id: str, now: datetime) -> str | None:
     """One request's flow: started if it never was, told a decision it was never given, or, if it ended while
     the request is still pending, the request's real outcome recorded (nobody left in IAM). What it did, if anything."""
     request = deps.store.get_request(request_id)  # read consistently: the index may be behind
+    if request.part_of is not None:  # one role of a multi-role request: it has no flow of its own
+        return _finish_part(deps, request, now)
     flow = deps.flow.status(request.id)
     if request.status in (RequestStatus.DENIED, RequestStatus.CANCELLED):
         if flow == "RUNNING" and resume_flow(deps, request, decision_of(request) or "cancelled"):

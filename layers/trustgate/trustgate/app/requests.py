@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -42,6 +42,7 @@ from trustgate.core.errors import (
     NotAPersonError,
     NotFoundError,
     RevokeIncompleteError,
+    RolesRefusedError,
     RuleViolationError,
     SessionGuardFullError,
     TrustGateError,
@@ -75,6 +76,7 @@ class NewRequest:
     ticket: str | None = None
     extends: str | None = None
     start_at: datetime | None = None  # scheduled access: from then, for `duration`
+    roles: tuple[str, ...] = ()  # several roles in one request (`role` is then unused)
     break_glass: bool = False  # at once, without approval; reviewed by an approver afterwards
 
 
@@ -84,9 +86,32 @@ def create_request(
     """Validate, record and start the approval flow for a request; the requester is always the caller.
 
     A person has one coverage of a role: asked while covered, the request is an extension that moves
-    the end of that coverage by its duration, and approvers are shown exactly that.
+    the end of that coverage by its duration, and approvers are shown exactly that. With `new.roles`, one request
+    for several roles (see `_create_bundle`).
     """
-    role_arn = resolve_role(deps, new.role)
+    if len(new.roles) > 1:
+        return _create_bundle(deps, caller, new, wait=wait_if_auto_approved)
+    now = deps.clock.now()
+    request, effective = _prepared(deps, caller, new.roles[0] if new.roles else new.role, new, now)
+    audit = _created(request, caller.arn, now)
+    if request.break_glass:
+        deps.store.create_request(request, audit, break_glass_record(request))
+        publish_event(deps, audit)
+        return _break_glass(deps, request, wait=wait_if_auto_approved)
+    deps.store.create_request(request, audit)
+    publish_event(deps, audit)
+    # The role's auto-approve rules are judged here, once, and the flow is told (no evaluation step); the Grant
+    # step judges the request again under the role lock by the policy in force then.
+    # A scheduled request is judged at the time it asks to start (a rule for working hours means those hours).
+    auto_approved = auto_approves(request, effective.policy.auto_approve, request.start_at or now)
+    return _start(deps, request, auto_approved, wait=wait_if_auto_approved)
+
+
+def _prepared(
+    deps: Dependencies, caller: Caller, role: str, new: NewRequest, now: datetime
+) -> tuple[AccessRequest, EffectivePolicy]:
+    """The request for one role as it would be recorded, every rule of the role checked (nothing recorded yet)."""
+    role_arn = resolve_role(deps, role)
     effective = policy_for(deps, role_arn)
     person = check_may_request(caller, effective, deps.settings)
     duration = new.duration or effective.default_duration
@@ -100,7 +125,6 @@ def create_request(
         check_may_break_glass(caller, duration, effective, deps.settings)
         _check_no_unreviewed_break_glass(deps, person, role_arn)
     check_request(duration, new.justification, new.ticket, effective)
-    now = deps.clock.now()
     start_at = check_start(new.start_at, now, deps.settings.max_schedule_ahead) if new.start_at else None
     _check_nothing_pending(deps, person, role_arn)
     approval_deadline = now + effective.approval_window
@@ -139,37 +163,135 @@ def create_request(
         request = request.model_copy(update={"extends": coverage.grant_ids[-1], "covered_until": coverage.ends_at})
     elif new.extends:
         raise ConflictError(f"request {new.extends} is no longer active, so there is nothing to extend; ask anew")
-    audit = AuditEvent(
+    return request, effective
+
+
+def _created(request: AccessRequest, actor: str, now: datetime) -> AuditEvent:
+    return AuditEvent(
         id=new_id(now),
         at=now,
-        actor=caller.arn,
+        actor=actor,
         action="request.created",
-        role_arn=role_arn,
+        role_arn=request.role_arn,
         request_id=request.id,
         after=request.model_dump(mode="json", exclude={"approvers"}),
     )
-    if request.break_glass:
-        deps.store.create_request(request, audit, break_glass_record(request))
-        publish_event(deps, audit)
-        return _break_glass(deps, request, wait=wait_if_auto_approved)
-    deps.store.create_request(request, audit)
-    publish_event(deps, audit)
-    # The role's auto-approve rules are judged here, once, and the flow is told (no evaluation step); the Grant
-    # step judges the request again under the role lock by the policy in force then.
-    # A scheduled request is judged at the time it asks to start (a rule for working hours means those hours).
-    auto_approved = auto_approves(request, effective.policy.auto_approve, start_at or now)
+
+
+def _start(deps: Dependencies, request: AccessRequest, auto_approved: bool, *, wait: bool) -> AccessRequest:
+    """A recorded request's approval flow started (straight to Grant when a rule approved it)."""
     if auto_approved:
-        changes: dict[str, Any] = {"auto_approved": True, "decided_at": now}
+        changes: dict[str, Any] = {"auto_approved": True, "decided_at": request.created_at}
         request = commit_change(deps, request, changes, SYSTEM, "request.auto_approved")
     try:
         start_flow(deps, request)
     except Exception as error:
         logger.exception("could not start the approval flow")
-        transition(deps, request, RequestStatus.FAILED, SYSTEM, reason=f"the approval flow could not start: {error}")
+        failed = transition(
+            deps, request, RequestStatus.FAILED, SYSTEM, reason=f"the approval flow could not start: {error}"
+        )
+        close_parts(deps, failed, SYSTEM)
         raise
-    if wait_if_auto_approved and auto_approved:
+    if wait and auto_approved:
         return while_pending(deps, request, AUTO_APPROVE_WAIT_SECONDS, poll=0.1)
     return request
+
+
+MAX_ROLES = 10  # the most roles one request may ask for
+
+
+def _create_bundle(deps: Dependencies, caller: Caller, new: NewRequest, *, wait: bool) -> AccessRequest:
+    """One request for several roles: one decision, then one grant per role, each through its own `sync_role`.
+
+    Every role's rules are checked as for a request of that role alone; if any role refuses, nothing is recorded
+    and the answer names each refusing role and why (`RolesRefusedError`). The first role's request holds the
+    decision (its approvers are those every role names, and each role's policy must be satisfied by the approvals:
+    `decisions.decide`); the others are its `parts`, recorded with it in one write.
+    """
+    if new.break_glass or new.start_at is not None:
+        raise ValidationError(
+            "roles: a request for several roles is neither break-glass nor scheduled; ask for each role on its own "
+            "for that"
+        )
+    if len(new.roles) > MAX_ROLES:
+        raise ValidationError(f"roles: at most {MAX_ROLES} roles in one request; you named {len(new.roles)}")
+    now = deps.clock.now()
+    refusals: list[dict[str, object]] = []
+    resolved: list[str] = []
+    for role in new.roles:
+        try:
+            resolved.append(resolve_role(deps, role))
+        except TrustGateError as error:
+            refusals.append(_refusal(role, error))
+    if len(set(resolved)) != len(resolved):
+        raise ValidationError("roles: each role once; the list names one role twice")
+    if refusals:
+        raise RolesRefusedError(refusals)
+    duration = new.duration or min(policy_for(deps, arn).default_duration for arn in resolved)
+    prepared: list[tuple[AccessRequest, EffectivePolicy]] = []
+    for arn in resolved:
+        try:
+            prepared.append(_prepared(deps, caller, arn, replace(new, duration=duration, roles=()), now))
+        except TrustGateError as error:
+            refusals.append(_refusal(role_name_of(arn), error))
+    if refusals:
+        raise RolesRefusedError(refusals)
+    members = [request for request, _ in prepared]
+    extending = [role_name_of(m.role_arn) for m in members if m.extends is not None]
+    if extending and len(extending) != len(members):
+        raise ConflictError(
+            f"you hold {', '.join(extending)} now but not every other role asked for, so one decision could not show "
+            "approvers one window: extend what you hold (trustgate extend ID) and ask for the other roles on their own",
+            code="mixed_coverage",
+        )
+    common = [a for a in members[0].approvers if all(a in m.approvers for m in members[1:])]
+    if not common:
+        raise RuleViolationError(
+            "roles: no approver is an approver of every one of these roles, so no single decision could cover them; "
+            "ask for them in separate requests",
+            code="no_common_approver",
+        )
+    deadline = min(m.approval_deadline for m in members if m.approval_deadline is not None)
+    first, *others = members
+    parts = [m.model_copy(update={"part_of": first.id, "approval_deadline": deadline}) for m in others]
+    parent = first.model_copy(
+        update={
+            "roles": resolved,
+            "parts": [p.id for p in parts],
+            "approvers": common,
+            "required_approvals": max(m.required_approvals for m in members),
+            "approval_deadline": deadline,
+        }
+    )
+    recorded = [parent, *parts]
+    audits = [_created(r, caller.arn, now) for r in recorded]
+    deps.store.create_requests(recorded, audits)
+    for audit in audits:
+        publish_event(deps, audit)
+    auto_approved = all(
+        auto_approves(r, effective.policy.auto_approve, now)
+        for r, (_, effective) in zip(recorded, prepared, strict=True)
+    )
+    return _start(deps, parent, auto_approved, wait=wait)
+
+
+def _refusal(role: str, error: TrustGateError) -> dict[str, object]:
+    return {"role": role, "status": error.status, "code": error.code, "message": error.message}
+
+
+def close_parts(deps: Dependencies, parent: AccessRequest, actor: str) -> None:
+    """A multi-role request that ended before its grants (denied, cancelled, timed out, failed): its other roles'
+    requests end the same way (the reconciler does it for one this could not)."""
+    if not parent.bundle:
+        return
+    closing = parent.status if parent.status in _ENDS_BEFORE_GRANT else RequestStatus.FAILED
+    why = f"with request {parent.id}: {parent.reason or parent.status.value}"
+    for part in (deps.store.get_request(part_id) for part_id in parent.parts):  # GetItem: see decisions.judged_by
+        if part.status == RequestStatus.PENDING and part.starts_at is None:
+            transition(deps, part, closing, actor, reason=why)
+
+
+_ENDS_BEFORE_GRANT = (RequestStatus.DENIED, RequestStatus.CANCELLED, RequestStatus.TIMED_OUT, RequestStatus.FAILED)
 
 
 def _break_glass(deps: Dependencies, request: AccessRequest, *, wait: bool) -> AccessRequest:
@@ -246,15 +368,24 @@ def extend_request(
         raise ForbiddenError("only the person who holds a grant can extend it")
     if original.status != RequestStatus.ACTIVE or original.expires_at is None:
         raise ConflictError(f"request {request_id} is {original.status.value}; only an active grant can be extended")
-    return create_request(
-        deps, caller, NewRequest(original.role_arn, duration, justification, original.ticket, original.id)
+    if original.part_of is not None:  # one role of a multi-role request: extend all of them, as asked together
+        original = deps.store.get_request(original.part_of)
+    new = NewRequest(
+        original.role_arn, duration, justification, original.ticket, original.id, roles=tuple(original.roles)
     )
+    return create_request(deps, caller, new)
 
 
 def cancel_request(deps: Dependencies, caller: Caller, request_id: str) -> AccessRequest:
     request = deps.store.get_request(request_id)
     if not owns(deps, caller, request):
         raise ForbiddenError("only the person who asked can cancel a request")
+    if request.part_of is not None:
+        raise ConflictError(
+            f"request {request_id} is one role of the multi-role request {request.part_of}; cancel that one "
+            f"(trustgate cancel {request.part_of}), which cancels every role of it",
+            code="part_of_request",
+        )
     # Under the role lock, so an approved request is either granted or cancelled, never both.
     with role_lock(deps.store, deps, request.role_arn):
         request = deps.store.get_request(request_id)
@@ -269,6 +400,7 @@ def cancel_request(deps: Dependencies, caller: Caller, request_id: str) -> Acces
     if request.status == RequestStatus.SCHEDULED:  # approved, its flow is over: only its start schedule is left
         delete_schedules_quietly(deps, cancelled.id)
         return cancelled
+    close_parts(deps, cancelled, caller.arn)
     resume_flow(deps, cancelled, "cancelled")
     tell_approvers_closed(deps, cancelled)
     return cancelled
@@ -301,6 +433,21 @@ def revoke_request(deps: Dependencies, caller: Caller, request_id: str, reason: 
         raise ConflictError(
             f"request {request_id} is {request.status.value}; only an active or scheduled grant can be revoked"
         )
+    parent = deps.store.get_request(request.part_of) if request.part_of else request
+    if parent.bundle:  # a multi-role request: every one of its roles, as they were asked for together
+        members = [request if i == request.id else deps.store.get_request(i) for i in [parent.id, *parent.parts]]
+        if not own and not all(is_admin(caller, policy_for(deps, m.role_arn).admins) for m in members):
+            raise ForbiddenError(
+                f"request {request_id} is one of a multi-role request, which a revoke ends on every role: only its "
+                "holder or an admin of every one of its roles can revoke it"
+            )
+        for member in members:  # a role still being granted too (pending, decided): it must never begin
+            if member.status in (RequestStatus.ACTIVE, RequestStatus.REVOKED, RequestStatus.PENDING):
+                try:
+                    revoke_person(deps, caller, member.role_arn, member.principal_arn, reason, grant=member)
+                except NotFoundError:  # nothing of theirs left on that role
+                    continue
+        return deps.store.get_request(request_id)
     revocation = revoke_person(deps, caller, request.role_arn, request.principal_arn, reason, grant=request)
     return next((g for g in revocation.ended if g.id == request_id), deps.store.get_request(request_id))
 
@@ -575,8 +722,11 @@ def requestable_roles(deps: Dependencies, caller: Caller) -> tuple[Person, list[
 def get_request_for(deps: Dependencies, caller: Caller, request_id: str) -> AccessRequest:
     """The requester, the role's approvers (as the policy in force names them) and admins may read a request."""
     request = deps.store.get_request(request_id)
-    effective = policy_for(deps, request.role_arn)
-    allowed = owns(deps, caller, request) or caller.matches(effective.approvers) or is_admin(caller, effective.admins)
+    if owns(deps, caller, request):
+        return request
+    # A multi-role request's decision names every role: only those entitled on every one of them see it.
+    policies = [policy_for(deps, arn) for arn in request.roles or [request.role_arn]]
+    allowed = all(caller.matches(p.approvers) or is_admin(caller, p.admins) for p in policies)
     if not allowed:
         raise NotFoundError(f"no request {request_id} that you may see")
     return request

@@ -752,6 +752,10 @@ def _judge(
     fresh = deps.store.get_request(request_id)
     if fresh.status not in AWAITING_ACTIVATION or fresh.decided_at is None:
         raise ConflictError(f"request {fresh.id} is {fresh.status.value}; nothing to grant")
+    if fresh.part_of is not None:  # one role of a multi-role request: only while the request as a whole stands
+        holder = deps.store.get_request(fresh.part_of)
+        if holder.status not in (RequestStatus.PENDING, RequestStatus.ACTIVE):
+            raise ConflictError(f"request {fresh.part_of}, of which {fresh.id} is a role, is {holder.status.value}")
     effective = target.effective
     why = nonconforming_reason(fresh, effective, deps.settings) or approval_shortfall(
         fresh, effective, deps.settings, now

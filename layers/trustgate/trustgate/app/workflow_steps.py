@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from trustgate.adapters.observability import count, logger
+from trustgate.adapters.throttling import throttling_in
 from trustgate.app import approval_links
 from trustgate.app.access import SYSTEM, policy_for
 from trustgate.app.effects import (
@@ -20,22 +21,26 @@ from trustgate.app.effects import (
     resume_flow,
     tell_approvers_closed,
 )
-from trustgate.app.sync import (
+from trustgate.app.requests import close_parts
+from trustgate.app.sync import (  # sync_role is a module attribute here: tests interpose on it
     AWAITING_ACTIVATION,
     Activation,
     end_now,
+    preview_activation,
     role_lock,
     sync_role,
 )
-from trustgate.app.transitions import transition
+from trustgate.app.transitions import commit_change, transition
 from trustgate.core import messages
 from trustgate.core.errors import (
     ConflictError,
     RequestNonconformingError,
+    TrustGateError,
 )
 from trustgate.core.identity import role_name_of
 from trustgate.core.models import AccessRequest, RequestStatus, notify_targets
 from trustgate.core.ports import Dependencies
+from trustgate.core.rules import approval_shortfall, nonconforming_reason
 
 EXPIRY_SKEW = timedelta(seconds=60)  # a schedule may fire slightly early; IAM's own condition covers the gap
 # A start this close is waited for in the Grant step (well inside its timeout) rather than scheduled: nothing in IAM
@@ -62,7 +67,8 @@ def notify_approvers(deps: Dependencies, request_id: str, task_token: str) -> di
         notified += 1
     notify(deps, messages.request_notice(request))  # the team copy, without links
     # Bounded and well-formed even if a policy stored before these checks holds more (see notify_targets).
-    for target in notify_targets(policy_for(deps, request.role_arn).policy.notify):
+    targets = [t for arn in request.roles or [request.role_arn] for t in policy_for(deps, arn).policy.notify]
+    for target in notify_targets(targets):
         if target not in approvers:
             notify(deps, messages.request_notice(request, target))
     return {"request_id": request_id, "notified": notified}
@@ -80,6 +86,12 @@ def grant(deps: Dependencies, request_id: str) -> dict[str, Any]:
     request = deps.store.get_request(request_id)
     if request.status == RequestStatus.PENDING and request.decided_at is None:
         raise ConflictError(f"request {request_id} has no approval to grant")
+    if request.part_of is not None:  # never alone: its request's Grant step grants every role or none
+        raise ConflictError(f"request {request_id} is one role of request {request.part_of}; grant that one")
+    if request.bundle:
+        if request.status in (RequestStatus.PENDING, RequestStatus.ACTIVE):
+            return _grant_bundle(deps, request)
+        return _fail_bundle(deps, request, request.reason or f"request {request.id} is {request.status.value}")
     if request.status in AWAITING_ACTIVATION:
         if request.break_glass and request.announced_at is None:  # the API died before announcing it
             request = announce_break_glass(deps, request)
@@ -115,6 +127,87 @@ def _activate(deps: Dependencies, request: AccessRequest) -> dict[str, Any]:
         return _not_granted(deps, deps.store.get_request(request.id), error.message)
     assert result.activated is not None
     return _granted(deps, result.activated)
+
+
+def _grant_bundle(deps: Dependencies, parent: AccessRequest) -> dict[str, Any]:
+    """A multi-role request: one grant per role, each through its own `sync_role`, or none at all.
+
+    The decision is carried to each role's request first; then every role is judged (its policy in force, the
+    approvals it counts, room in its trust policy and session guard) before any is granted, so a refusal fails
+    them all with each role's reason and IAM never names the person. Only a role that changes between that check
+    and its own sync (a race) can fail after others were granted: those are ended at once, their spans kept for
+    the session guard, and the whole request fails. Safe to retry: a role already granted is not granted again.
+    """
+    members = [parent, *(deps.store.get_request(part_id) for part_id in parent.parts)]
+    members = [_carry_decision(deps, parent, member) for member in members]
+    closed = [m for m in members if m.status not in (RequestStatus.PENDING, RequestStatus.ACTIVE)]
+    if closed:  # a role's request was ended meanwhile (a revoke of that role): the request is not granted
+        ended = "; ".join(f"{role_name_of(m.role_arn)}: {m.status.value}" for m in closed)
+        return _fail_bundle(deps, parent, f"not granted: a role's request ended before the grant ({ended})")
+    waiting = [m for m in members if m.status == RequestStatus.PENDING]
+    now = deps.clock.now()
+    refusals = []
+    for member in waiting:
+        effective = policy_for(deps, member.role_arn)
+        why: str | None = nonconforming_reason(member, effective, deps.settings) or approval_shortfall(
+            member, effective, deps.settings, now
+        )
+        if why is None:
+            try:
+                preview_activation(deps, member, effective)
+            except TrustGateError as error:
+                why = error.message
+        if why is not None:
+            refusals.append(f"{role_name_of(member.role_arn)}: {why}")
+    if refusals:
+        return _fail_bundle(deps, parent, "not granted, for any of its roles: " + "; ".join(refusals))
+    for member in waiting:
+        holder = deps.store.get_request(parent.id)  # revoked or failed meanwhile: grant no further role
+        if holder.status not in (RequestStatus.PENDING, RequestStatus.ACTIVE):
+            return _fail_bundle(deps, holder, f"not granted: request {parent.id} is {holder.status.value}")
+        effective = policy_for(deps, member.role_arn)
+        activation = Activation(member, effective.max_duration, effective.policy.require_mfa)
+        try:
+            sync_role(deps, member.role_arn, SYSTEM, f"grant {member.id} (of {parent.id})", activation)
+        except ConflictError as error:  # refused under the lock (nonconforming, no room, ended meanwhile): none stay
+            if throttling_in(error) is not None:  # the table was busy, not the role: the flow retries Grant
+                raise
+            return _fail_bundle(deps, parent, f"not granted: {role_name_of(member.role_arn)}: {error.message}")
+    granted = [deps.store.get_request(m.id) for m in members]
+    if any(g.status != RequestStatus.ACTIVE for g in granted):  # one was ended meanwhile (a revoke of its role)
+        return _fail_bundle(deps, parent, "not granted: a role's grant was ended while the others were granted")
+    for grant in granted:
+        after_activation(deps, grant)
+    ends = min(g.expires_at for g in granted if g.expires_at is not None)
+    return {"request_id": parent.id, "status": RequestStatus.ACTIVE.value, "expires_at": ends.isoformat()}
+
+
+def _carry_decision(deps: Dependencies, parent: AccessRequest, member: AccessRequest) -> AccessRequest:
+    """A multi-role request's other role: given the one decision (its approvals, when, whether a rule approved)."""
+    if member.id == parent.id or member.status != RequestStatus.PENDING or member.decided_at is not None:
+        return member
+    changes = {"approvals": parent.approvals, "decided_at": parent.decided_at, "auto_approved": parent.auto_approved}
+    return commit_change(deps, member, changes, SYSTEM, "request.approved", {"with": parent.id})
+
+
+def _fail_bundle(deps: Dependencies, parent: AccessRequest, reason: str) -> dict[str, Any]:
+    """Fail every role of a multi-role request. Every end is recorded first (a role already granted is ended now,
+    its span kept, so the session guard ends what it allowed); then each granted role's IAM is synced. If a sync
+    fails, its end is on record: every later sync of that role, the reconciler's within 5 minutes too, renders
+    the person out. The requester is told once."""
+    ended: list[AccessRequest] = []
+    for member_id in [parent.id, *parent.parts]:
+        member = deps.store.get_request(member_id)
+        if member.starts_at is not None and member.status in (RequestStatus.PENDING, RequestStatus.ACTIVE):
+            ended.append(end_now(deps, member, RequestStatus.FAILED, reason))
+        elif member.status == RequestStatus.PENDING:
+            transition(deps, member, RequestStatus.FAILED, SYSTEM, reason=reason)
+    for grant in ended:
+        sync_role(deps, grant.role_arn, SYSTEM, f"{grant.id} failed", changed=[grant])
+        delete_schedules_quietly(deps, grant.id)
+    failed = deps.store.get_request(parent.id)
+    notify(deps, messages.outcome_for_requester(failed))
+    return {"request_id": parent.id, "status": failed.status.value, "reason": reason}
 
 
 def _granted(deps: Dependencies, grant: AccessRequest) -> dict[str, Any]:
@@ -172,10 +265,19 @@ def finalize(deps: Dependencies, request_id: str, outcome: str, error: dict[str,
     """States RecordDenied / RecordTimeout / RecordFailure (and the reconciler, for a flow that ended while its
     request was pending): record the outcome, leave nobody behind, tell people."""
     request = deps.store.get_request(request_id)
+    if outcome == "failed" and request.bundle:
+        parts = [deps.store.get_request(part_id) for part_id in request.parts]
+        if request.status == RequestStatus.ACTIVE and all(p.status == RequestStatus.ACTIVE for p in parts):
+            for grant in (request, *parts):  # every role granted (IAM verified): only follow-ups failed
+                after_activation(deps, grant)
+            return {"request_id": request.id, "status": request.status.value}
+        # Some roles granted, others not: none may stay (one grant per role, or none at all).
+        return _fail_bundle(deps, request, failure_reason(error))
     if outcome == "timed_out" and request.status == RequestStatus.PENDING:
         request = transition(
             deps, request, RequestStatus.TIMED_OUT, SYSTEM, reason="nobody decided within the approval window"
         )
+        close_parts(deps, request, SYSTEM)
         notify(deps, messages.outcome_for_requester(request))
         tell_approvers_closed(deps, request)
     elif outcome == "failed" and request.status == RequestStatus.ACTIVE:

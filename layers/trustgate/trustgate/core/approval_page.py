@@ -17,12 +17,13 @@ from datetime import datetime
 
 from trustgate.core.durations import format_duration
 from trustgate.core.errors import InvalidPrincipalError
-from trustgate.core.identity import person_of, role_name_of
+from trustgate.core.identity import person_of
 from trustgate.core.messages import (
     approvals_so_far,
     extension_change,
     human_duration,
     human_time,
+    roles_named,
     scheduled_window,
     short_principal,
     way_in_lines,
@@ -114,7 +115,7 @@ def decision_page(
     `nonconforming`: why the role policy in force no longer allows approving it; the page says so up front
     (an approval is refused, a deny still closes the request).
     """
-    role = role_name_of(request.role_arn)
+    role = roles_named(request)
     title = f"Approve access to {role}?"
     duration = f"<strong>{_e(human_duration(request.duration))}</strong>"
     if request.covered_until is not None:  # an extension: they have access now, and ask for more
@@ -149,7 +150,7 @@ def result_page(request: AccessRequest, decision: str, now: datetime, *, missing
     `missing`: approvals still needed as the role policy in force counts them (approvals by approvers it
     no longer names do not count); without it, every approval on the request counts.
     """
-    role = role_name_of(request.role_arn)
+    role = roles_named(request)
     so_far = approvals_so_far(request)
     if missing is not None:  # as the policy in force counts them
         so_far = f"{max(request.required_approvals - missing, 0)} of {request.required_approvals}"
@@ -356,7 +357,15 @@ def _details(request: AccessRequest, now: datetime) -> str:
             "Requester",
             f"{_e(_person(request.principal_arn))} <span class='muted'>via</span> <code>{_e(request.principal_arn)}</code>",
         ),
-        ("Role", f"<code>{_e(request.role_arn)}</code>"),
+        (
+            (
+                "Roles",
+                "<br>".join(f"<code>{_e(arn)}</code>" for arn in request.roles) + " <span class='muted'>(one "
+                "decision for all; each role its own grant)</span>",
+            )
+            if request.roles
+            else ("Role", f"<code>{_e(request.role_arn)}</code>")
+        ),
         (
             "Duration",
             f"{_e(human_duration(request.duration))} <span class='muted'>({_e(format_duration(request.duration))})</span>",

@@ -254,3 +254,20 @@ class DecisionBusyError(TrustGateError):
     status = 429
     code = "decision_busy"
     retry_after_seconds = 2
+
+
+class RolesRefusedError(TrustGateError):
+    """A multi-role request one or more of whose roles refuse it: nothing was recorded or granted for any of them.
+
+    `refusals` holds each refusing role's own answer ({role, status, code, message}); the status is the first's."""
+
+    code = "roles_refused"
+
+    def __init__(self, refusals: list[dict[str, object]]) -> None:
+        shown = "; ".join(f"{r['role']}: {r['code']}: {r['message']}" for r in refusals)
+        super().__init__(
+            f"{len(refusals)} of the roles asked for refuse the request, so nothing was asked for any of them. {shown}"
+        )
+        self.refusals = refusals
+        status = refusals[0]["status"]
+        self.status = status if isinstance(status, int) else 422

@@ -158,10 +158,19 @@ def scheduled_window(request: AccessRequest) -> str | None:
     return f"{human_time(request.start_at)} (scheduled; ends {human_time(request.requested_end())})"
 
 
+def roles_named(request: AccessRequest) -> str:
+    """The role a request asks for, or each role of a multi-role request: `RoleA, RoleB`."""
+    return ", ".join(role_name_of(arn) for arn in request.roles or [request.role_arn])
+
+
 def _summary(request: AccessRequest) -> str:
     lines = [
         f"Requester:     {request.requester.label} via {request.principal_arn}",
-        f"Role:          {request.role_arn}",
+        *(
+            [f"Roles:         {', '.join(request.roles)} (one decision, one grant each)"]
+            if request.roles
+            else [f"Role:          {request.role_arn}"]
+        ),
         f"Duration:      {human_duration(request.duration)} ({format_duration(request.duration)})",
     ]
     starts = scheduled_window(request)
@@ -203,7 +212,7 @@ def way_in_lines(request: AccessRequest) -> list[str]:
 def _chat_summary(request: AccessRequest) -> str:
     lines = [
         f"*Requester:* `{request.principal_arn}`",
-        f"*Role:* `{request.role_arn}`",
+        *([f"*Roles:* `{'`, `'.join(request.roles)}`"] if request.roles else [f"*Role:* `{request.role_arn}`"]),
         f"*Duration:* {human_duration(request.duration)}",
     ]
     starts = scheduled_window(request)
@@ -245,7 +254,7 @@ def approval_needed(
 
     `withheld` says why a link that was minted is not in the message (the delivery is not the approver's alone).
     """
-    role = role_name_of(request.role_arn)
+    role = roles_named(request)
     who = short_principal(request.principal_arn)
     progress, deadline = _progress(request)
     cli = _decide_commands(request)
@@ -299,7 +308,7 @@ def approval_needed(
 
 def request_notice(request: AccessRequest, recipient: str = TEAM) -> Notification:
     """The request without any link: for shared subscribers (`TEAM`) and the role policy's `notify` targets."""
-    role = role_name_of(request.role_arn)
+    role = roles_named(request)
     who = short_principal(request.principal_arn)
     progress, deadline = _progress(request)
     cli = _decide_commands(request)
@@ -354,7 +363,7 @@ def links_withheld(request: AccessRequest, approver: str, why: str) -> Notificat
 def already_decided(request: AccessRequest, approver: str) -> Notification:
     """Tell an approver their earlier message is stale: the request was decided (or closed) already."""
     outcome = outcome_of(request)
-    role = role_name_of(request.role_arn)
+    role = roles_named(request)
     # Only approvals and denials have deciders; a cancel or a timeout is nobody's approval.
     decisive = next((decision for decision, word in DECISION_WORDS.items() if word == outcome), None)
     by = ", ".join(short_principal(a.approver_arn) for a in request.approvals if a.decision == decisive)

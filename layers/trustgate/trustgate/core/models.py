@@ -147,6 +147,11 @@ class AccessRequest(BaseModel):
     review: Review | None = None
     extends: str | None = None
     covered_until: UtcDatetime | None = None
+    # A multi-role request: the first role's request holds the decision and lists every role and the other roles'
+    # requests (`parts`, one per role in `roles[1:]`); each part names it in `part_of`.
+    roles: list[str] = Field(default_factory=list)
+    parts: list[str] = Field(default_factory=list)
+    part_of: str | None = None
     left_trust_at: UtcDatetime | None = None  # when a sync took the ended grant's person out of the trust policy
     reason: str | None = None
     version: int = 0
@@ -169,6 +174,11 @@ class AccessRequest(BaseModel):
         was used: a failed or cancelled attempt needs no verdict)."""
         never_began = self.starts_at is None and self.status in (RequestStatus.FAILED, RequestStatus.CANCELLED)
         return self.break_glass and self.review is None and not never_began
+
+    @property
+    def bundle(self) -> bool:
+        """The decision of a multi-role request (its first role's request, with the other roles as `parts`)."""
+        return bool(self.parts)
 
     def is_grant_live(self, now: datetime) -> bool:
         """An active grant whose expiry is still ahead: it belongs in the trust policy."""
@@ -207,6 +217,17 @@ class RequestView(BaseModel):
     extends: str | None = None
     covered_until: UtcDatetime | None = Field(
         default=None, description="for an extension: the end of the access the person holds now"
+    )
+    roles: list[str] = Field(
+        default_factory=list,
+        description="a multi-role request: every role asked for (this request is the first role's and holds the one "
+        "decision for all); empty for a request of one role",
+    )
+    parts: list[str] = Field(
+        default_factory=list, description="a multi-role request: the requests of `roles[1:]`, in that order"
+    )
+    part_of: str | None = Field(
+        default=None, description="one role of a multi-role request: the id of the request that holds its decision"
     )
     reason: str | None = None
     person: str = Field(default="", description="who asked, as a person")
