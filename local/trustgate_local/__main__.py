@@ -58,8 +58,9 @@ TrustGate is running locally.
   API          {local.endpoint}   (SigV4-signed, service execute-api, region us-east-1)
   AWS (moto)   {local.aws_endpoint}
   Organization {org.organization_id}: management account {org.management_account}, member account {", ".join(org.member_accounts)}
-  Managed role {org.role_arn}
-               (the vendor's default trust: anyone in the organization, so take it to just-in-time first)
+  Managed roles {org.role_arn}
+                {org.second_role_arn}
+               (the vendor's default trust: anyone in the organization, so take them to just-in-time first)
 
 Profiles ({_shown(local.profiles.config)}, {_shown(local.profiles.credentials)}):
 {people}

@@ -23,6 +23,7 @@ MANAGEMENT_ACCOUNT = "123456789012"  # moto's default account: the local TrustGa
 MEMBER_ACCOUNT = "222222222222"
 OUTSIDER_ACCOUNT = "999999999999"
 ROLE_NAME = "PumpCustomerAccess"
+SECOND_ROLE_NAME = "PumpBillingAccess"  # a second vendor role, so a request can ask for several roles at once
 PERMISSIONS_POLICY_NAME = "PumpCustomerManagementAccess"
 SHARED_MAILBOX = "team@example.com"
 
@@ -68,6 +69,7 @@ class DemoOrganization:
     outsider_account: str
     role_arn: str
     users: tuple[DemoUser, ...]
+    second_role_arn: str = ""
 
     @property
     def accounts(self) -> tuple[str, ...]:
@@ -83,7 +85,7 @@ class DemoOrganization:
     def stack_parameters(self) -> dict[str, str]:
         """template.yaml parameters for this organization (durations down to one minute locally)."""
         return {
-            "ManagedRoleArns": self.role_arn,
+            "ManagedRoleArns": ",".join(arn for arn in (self.role_arn, self.second_role_arn) if arn),
             "OrganizationId": self.organization_id,
             "AllowedAccountIds": ",".join(self.accounts),
             "BootstrapAdmins": self.user("admin").arn,
@@ -197,6 +199,11 @@ def seed_organization(session: boto3.Session) -> DemoOrganization:
         PolicyName=PERMISSIONS_POLICY_NAME, PolicyDocument=json.dumps(vendor_permissions_policy())
     )["Policy"]["Arn"]
     iam.attach_role_policy(RoleName=ROLE_NAME, PolicyArn=policy_arn)
+    second = iam.create_role(
+        RoleName=SECOND_ROLE_NAME,
+        Description="Pump's access to the organization's billing (a second managed role: multi-role requests)",
+        AssumeRolePolicyDocument=json.dumps(vendor_trust_policy(organization_id)),
+    )["Role"]
 
     users = []
     for person in PEOPLE:
@@ -223,4 +230,5 @@ def seed_organization(session: boto3.Session) -> DemoOrganization:
         outsider_account=OUTSIDER_ACCOUNT,
         role_arn=role["Arn"],
         users=tuple(users),
+        second_role_arn=second["Arn"],
     )

@@ -23,6 +23,7 @@ from trustgate_local.polling import wait_until
 from trustgate_local.server import LocalStack
 
 ROLE = "PumpCustomerAccess"
+SECOND_ROLE = "PumpBillingAccess"  # the local stack manages a second role, for multi-role requests
 
 
 @dataclass(frozen=True)

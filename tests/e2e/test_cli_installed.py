@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.drive import ROLE, advance, outbox, wait_for
+from tests.e2e.drive import ROLE, SECOND_ROLE, advance, outbox, wait_for
 from trustgate.core.clock import parse_rfc3339
 from trustgate_local.server import LocalStack
 
@@ -128,7 +128,7 @@ def test_the_installed_cli_drives_a_request_through_the_local_stack(
     venv, local = installed_cli, local_stack
 
     # WHEN alice asks what she may request
-    [role] = as_json(venv, local, "requester", "roles")["items"]
+    [role] = [r for r in as_json(venv, local, "requester", "roles")["items"] if r["role_name"] == ROLE]
     assert (role["role_name"], role["needs_approval"]) == (ROLE, True)
     table = ok(venv, local, "--profile", "requester", "roles")
     assert re.search(rf"^{ROLE} +\d{{12}} +\d+ hours? +1 hour +1 approver +-$", table, re.M), table
@@ -303,3 +303,42 @@ def test_the_installed_cli_breaks_the_glass_and_an_approver_reviews_it(
     finally:
         (tmp_path / "policy.json").write_text(json.dumps(earlier), encoding="utf-8")
         ok(venv, local, "--profile", "admin", "policy", "set", ROLE, "--file", str(tmp_path / "policy.json"))
+
+
+def test_the_installed_cli_asks_for_two_roles_in_one_request(installed_cli: Path, local_stack: LocalStack) -> None:
+    venv, local = installed_cli, local_stack
+    roles = [item["role_name"] for item in as_json(venv, local, "requester", "roles")["items"]]
+    assert roles == [ROLE, SECOND_ROLE]
+
+    # WHEN alice asks for both roles at once, THEN one request covers them, and bob approves it once
+    request = as_json(venv, local, "requester", "request", ROLE, SECOND_ROLE, "--duration", "1h", "--reason", REASON)
+    request_id, (part_id,) = request["id"], request["parts"]
+    assert [arn.rsplit("/", 1)[-1] for arn in request["roles"]] == [ROLE, SECOND_ROLE]
+    wait_for(lambda: outbox(local, request_id=request_id, event="approval.requested"), "the approvers' notifications")
+    assert outbox(local, request_id=part_id, event="approval.requested") == []
+    approved = run(venv, local, "--profile", "approver", "approve", request_id, "--comment", "both, for the migration")
+    assert approved.returncode == 0, approved.stderr
+
+    # AND each role has its own grant, each shown with its way in
+    def granted() -> bool | None:
+        states = {as_json(venv, local, "requester", "status", each)["status"] for each in (request_id, part_id)}
+        return states == {"active"} or None
+
+    wait_for(granted, "both roles to be granted")
+    status = ok(venv, local, "--profile", "requester", "status", request_id)
+    assert SECOND_ROLE in status
+    assert "--role-session-name alice" in status
+
+    # WHEN she revokes one of them, THEN both end
+    ok(venv, local, "--profile", "requester", "revoke", part_id, "--reason", "migration done")
+    assert {as_json(venv, local, "requester", "status", each)["status"] for each in (request_id, part_id)} == {
+        "revoked"
+    }
+
+    # AND a role that refuses refuses them both, naming itself
+    refused = run(
+        venv, local, "--profile", "requester", "request", ROLE, SECOND_ROLE, "--duration", "13h", "--reason", REASON
+    )
+    assert refused.returncode == 6, refused.stderr
+    assert "roles_refused" in refused.stderr
+    assert f"  {SECOND_ROLE}: duration_too_long" in refused.stderr

@@ -55,6 +55,6 @@ def test_raw_log_lines_are_recognised() -> None:
         "WARNING:root:something",
         "    {",
         '      "Sid": "TrustGateGrantUsers",',
-        "    reconcile (every 5 minutes): 1 role(s) checked, 0 repaired, 0 failure(s)",
+        "    reconcile (every 5 minutes): 2 role(s) checked, 0 repaired, 0 failure(s)",
     ]
     assert _raw_log_lines("\n".join(lines)) == lines[:3]
