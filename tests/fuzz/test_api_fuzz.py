@@ -67,6 +67,7 @@ FOR_APPROVER = [
     "GET /requests/{request_id}",
     "POST /requests/{request_id}/approve",
     "POST /requests/{request_id}/deny",
+    "POST /requests/{request_id}/review",
 ]
 FOR_ADMIN = [
     "GET /roles",
