@@ -4,6 +4,7 @@ deny, cancel, revoke and extend act on every role."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -211,19 +212,31 @@ def three(two: FakeDependencies) -> FakeDependencies:
     return two
 
 
+Interposed = Callable[[FakeDependencies, str, bool, dict[str, Any]], None]
+
+
+def interpose(monkeypatch: pytest.MonkeyPatch, before: Interposed) -> None:
+    """The Grant step's syncs, with `before(deps, role_arn, activating, kwargs)` run first (it may raise)."""
+    real = sync.sync_role
+
+    def interposed(deps: FakeDependencies, role_arn: str, *args: Any, **kwargs: Any) -> Any:
+        before(deps, role_arn, len(args) > 2, kwargs)  # (actor, reason, activation): an activation
+        return real(deps, role_arn, *args, **kwargs)
+
+    monkeypatch.setattr(workflow_steps, "sync_role", interposed)
+
+
 def test_a_revoke_while_the_roles_are_being_granted_stops_the_rest(
     two: FakeDependencies, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parent = ask(two)
     decisions.decide(two, caller(BOB), parent.id, "approve", None)
-    real = sync.sync_role
 
-    def revoked_between(deps: FakeDependencies, role_arn: str, *args: Any, **kwargs: Any) -> Any:
-        if role_arn == OTHER_ARN and len(args) > 2:  # the first role granted: alice revokes the whole request now
+    def revoked_between(deps: FakeDependencies, role_arn: str, activating: bool, _: dict[str, Any]) -> None:
+        if role_arn == OTHER_ARN and activating:  # the first role granted: alice revokes the whole request now
             requests.revoke_request(deps, caller(ALICE), parent.id, "done, all of it")
-        return real(deps, role_arn, *args, **kwargs)
 
-    monkeypatch.setattr(workflow_steps, "sync_role", revoked_between)
+    interpose(monkeypatch, revoked_between)
     assert workflow_steps.grant(two, parent.id)["status"] != "active"
     assert not names(two, ROLE_ARN)
     assert not names(two, OTHER_ARN)
@@ -236,18 +249,16 @@ def test_a_role_queued_before_a_revoke_is_never_granted_by_a_later_sync(
     parent = ask(two)
     decisions.decide(two, caller(BOB), parent.id, "approve", None)
     part_id = parent.parts[0]
-    real = sync.sync_role
 
-    def busy(deps: FakeDependencies, role_arn: str, *args: Any, **kwargs: Any) -> Any:
-        if role_arn == OTHER_ARN and len(args) > 2:  # queued its activation, then timed out waiting for the lock
+    def busy(deps: FakeDependencies, role_arn: str, activating: bool, _: dict[str, Any]) -> None:
+        if role_arn == OTHER_ARN and activating:  # queued its activation, then timed out waiting for the lock
             deps.store.mark_dirty(OTHER_ARN, [part_id], [])
             raise LockTimeoutError("busy")
-        return real(deps, role_arn, *args, **kwargs)
 
-    monkeypatch.setattr(workflow_steps, "sync_role", busy)
+    interpose(monkeypatch, busy)
     with pytest.raises(LockTimeoutError):
         workflow_steps.grant(two, parent.id)
-    monkeypatch.setattr(workflow_steps, "sync_role", real)
+    monkeypatch.undo()
     requests.revoke_request(two, caller(ALICE), parent.id, "stop everything")
     workflow_steps.grant(two, parent.id)  # the flow's retry
     # Carol's grant of the same role serves its queue: alice's queued activation is refused under the lock.
@@ -265,22 +276,20 @@ def test_failing_them_all_records_every_end_before_any_sync(
 ) -> None:
     parent = ask(three, names=(ROLE_NAME, OTHER_NAME, THIRD_NAME))
     decisions.decide(three, caller(BOB), parent.id, "approve", None)
-    real = sync.sync_role
     failed_once: list[str] = []
 
-    def flaky(deps: FakeDependencies, role_arn: str, *args: Any, **kwargs: Any) -> Any:
-        if role_arn == THIRD_ARN and len(args) > 2:  # the third role filled up after the check: a race
+    def flaky(deps: FakeDependencies, role_arn: str, activating: bool, kwargs: dict[str, Any]) -> None:
+        if role_arn == THIRD_ARN and activating:  # the third role filled up after the check: a race
             raise TrustPolicyFullError(2048, 2100)
         if kwargs.get("changed") and not failed_once:  # and the first sync that takes a role out times out
             failed_once.append(role_arn)
             raise LockTimeoutError("busy")
-        return real(deps, role_arn, *args, **kwargs)
 
-    monkeypatch.setattr(workflow_steps, "sync_role", flaky)
+    interpose(monkeypatch, flaky)
     with pytest.raises(LockTimeoutError):
         workflow_steps.grant(three, parent.id)
     assert {m.status for m in members(three, parent)} == {RequestStatus.FAILED}  # every end on record
-    monkeypatch.setattr(workflow_steps, "sync_role", real)
+    monkeypatch.undo()
     three.clock.advance(timedelta(minutes=5))
     reconciler.reconcile(three)  # its per-role sync renders the person out of the role whose sync failed
     assert not any(names(three, arn) for arn in (ROLE_ARN, OTHER_ARN, THIRD_ARN))
@@ -291,18 +300,16 @@ def test_the_reconciler_fails_a_request_granted_for_some_roles_whose_flow_is_ove
 ) -> None:
     parent = ask(two)
     decisions.decide(two, caller(BOB), parent.id, "approve", None)
-    real = sync.sync_role
 
-    def dies(deps: FakeDependencies, role_arn: str, *args: Any, **kwargs: Any) -> Any:
-        if role_arn == OTHER_ARN and len(args) > 2:
+    def dies(deps: FakeDependencies, role_arn: str, activating: bool, _: dict[str, Any]) -> None:
+        if role_arn == OTHER_ARN and activating:
             raise RuntimeError("the Lambda died")
-        return real(deps, role_arn, *args, **kwargs)
 
-    monkeypatch.setattr(workflow_steps, "sync_role", dies)
+    interpose(monkeypatch, dies)
     with pytest.raises(RuntimeError):
         workflow_steps.grant(two, parent.id)
     two.flow.executions[parent.id] = "FAILED"  # and RecordFailure failed every retry: the flow is over
-    monkeypatch.setattr(workflow_steps, "sync_role", real)
+    monkeypatch.undo()
     two.clock.advance(timedelta(minutes=10))
     reconciler.reconcile(two)
     assert {m.status for m in members(two, parent)} == {RequestStatus.FAILED}
