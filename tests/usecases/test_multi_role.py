@@ -353,3 +353,16 @@ def test_under_the_lock_a_role_is_granted_only_while_its_request_stands(
     workflow_steps.grant(two, carol.id)  # its sync serves the queue; alice's role is refused there
     assert two.store.get_request(part_id).status == RequestStatus.PENDING
     assert not names(two, OTHER_ARN)
+
+
+def test_extending_roles_that_end_at_different_times_is_refused(two: FakeDependencies) -> None:
+    parent = granted(two)
+    later = requests.extend_request(two, caller(ALICE), parent.id, HOUR, JUSTIFICATION)  # both, together: fine
+    requests.cancel_request(two, caller(ALICE), later.id)
+    one = requests.create_request(two, caller(ALICE), requests.NewRequest(OTHER_NAME, HOUR, JUSTIFICATION))
+    workflow_steps.notify_approvers(two, one.id, task_token(one.id))
+    decisions.decide(two, caller(BOB), one.id, "approve", None)
+    workflow_steps.grant(two, one.id)  # PumpBilling alone now ends an hour after PumpCustomerAccess
+    with pytest.raises(ConflictError, match="ends at different times") as refused:
+        requests.extend_request(two, caller(ALICE), parent.id, HOUR, JUSTIFICATION)
+    assert refused.value.code == "mixed_coverage"

@@ -198,6 +198,7 @@ def _start(deps: Dependencies, request: AccessRequest, auto_approved: bool, *, w
 
 
 MAX_ROLES = 10  # the most roles one request may ask for
+SAME_END = timedelta(minutes=1)  # roles granted together end within seconds of each other: one window to show
 
 
 def _create_bundle(deps: Dependencies, caller: Caller, new: NewRequest, *, wait: bool) -> AccessRequest:
@@ -242,6 +243,16 @@ def _create_bundle(deps: Dependencies, caller: Caller, new: NewRequest, *, wait:
         raise ConflictError(
             f"you hold {', '.join(extending)} now but not every other role asked for, so one decision could not show "
             "approvers one window: extend what you hold (trustgate extend ID) and ask for the other roles on their own",
+            code="mixed_coverage",
+        )
+    ends = [m.covered_until for m in members if m.covered_until is not None]
+    if ends and max(ends) - min(ends) > SAME_END:
+        shown = ", ".join(
+            f"{role_name_of(m.role_arn)} until {to_rfc3339(m.covered_until)}" for m in members if m.covered_until
+        )
+        raise ConflictError(
+            f"your access to these roles ends at different times ({shown}), so one decision could not show approvers "
+            "one window: extend each on its own",
             code="mixed_coverage",
         )
     common = [a for a in members[0].approvers if all(a in m.approvers for m in members[1:])]
