@@ -23,12 +23,14 @@ from tests.usecases.conftest import (
     caller,
     task_token,
 )
-from trustgate.app import decisions, requests, roles, sync, workflow_steps
+from trustgate.app import decisions, requests, roles, sync, transitions, workflow_steps
 from trustgate.app import reconcile as reconciler
 from trustgate.core.errors import (
+    ActivationNotRecordedError,
     ConflictError,
     ForbiddenError,
     LockTimeoutError,
+    RevokeIncompleteError,
     RolesRefusedError,
     RuleViolationError,
     TrustPolicyFullError,
@@ -366,3 +368,53 @@ def test_extending_roles_that_end_at_different_times_is_refused(two: FakeDepende
     with pytest.raises(ConflictError, match="ends at different times") as refused:
         requests.extend_request(two, caller(ALICE), parent.id, HOUR, JUSTIFICATION)
     assert refused.value.code == "mixed_coverage"
+
+
+def test_a_revoke_that_fails_on_one_role_still_ends_the_others(
+    two: FakeDependencies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parent = granted(two)
+    real_write = two.roles.write_trust_policy
+
+    def iam_down_for_the_first(role_arn: str, document: Any) -> None:
+        if role_arn == ROLE_ARN:
+            raise RuntimeError("AccessDenied / IAM unavailable")
+        real_write(role_arn, document)
+
+    monkeypatch.setattr(two.roles, "write_trust_policy", iam_down_for_the_first)
+    with pytest.raises(RevokeIncompleteError):
+        requests.revoke_request(two, caller(ALICE), parent.id, "leaked key, end everything")
+    assert {m.status for m in members(two, parent)} == {RequestStatus.REVOKED}  # every end on record
+    assert not names(two, OTHER_ARN)  # the role IAM could write is done
+    monkeypatch.undo()  # IAM is back: the reconciler finishes the other
+    two.clock.advance(timedelta(minutes=5))
+    reconciler.reconcile(two)
+    assert not names(two, ROLE_ARN)
+
+
+def test_a_role_whose_window_is_on_record_is_ended_by_the_reconciler_when_the_flow_is_over(
+    two: FakeDependencies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parent = ask(two)
+    decisions.decide(two, caller(BOB), parent.id, "approve", None)
+    part_id = parent.parts[0]
+    real_transition = transitions.transition
+
+    def cannot_mark_active(
+        deps: FakeDependencies, request: AccessRequest, target: RequestStatus, *args: Any, **kwargs: Any
+    ) -> AccessRequest:
+        if request.id == part_id and target == RequestStatus.ACTIVE:  # IAM names alice; recording it is throttled
+            raise RuntimeError("ProvisionedThroughputExceeded")
+        return real_transition(deps, request, target, *args, **kwargs)
+
+    monkeypatch.setattr(sync, "transition", cannot_mark_active)
+    with pytest.raises(ActivationNotRecordedError):
+        workflow_steps.grant(two, parent.id)
+    two.flow.executions[parent.id] = "FAILED"  # Grant's retries and RecordFailure's all failed the same way
+    monkeypatch.undo()
+    two.clock.advance(timedelta(minutes=10))
+    reconciler.reconcile(two)
+    assert {m.status for m in members(two, parent)} == {RequestStatus.FAILED}
+    assert not names(two, ROLE_ARN)
+    assert not names(two, OTHER_ARN)
+    requests.create_request(two, caller(ALICE), requests.NewRequest(OTHER_NAME, HOUR, JUSTIFICATION))  # not blocked

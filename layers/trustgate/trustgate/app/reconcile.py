@@ -136,17 +136,18 @@ def _finish_flows(deps: Dependencies, now: datetime, failures: list[dict[str, st
 
 
 def _finish_part(deps: Dependencies, part: AccessRequest, now: datetime) -> str | None:
-    """One role of a multi-role request still pending although the request that holds its decision ended without
-    granting it (a revoke of another role cancelled that one, or a step died before closing its parts)."""
-    parent = deps.store.get_request(part.part_of) if part.part_of else part
-    if part.status != RequestStatus.PENDING or part.starts_at is not None or part.created_at > now - FLOW_GRACE:
+    """One role of a multi-role request still pending although the request that holds its decision is no longer
+    being decided or granted: it ended without granting it (a revoke of another role cancelled it, a step died
+    before closing its parts), or its flow is over with some roles granted or this one's window on record."""
+    if part.status != RequestStatus.PENDING or part.created_at > now - FLOW_GRACE or part.part_of is None:
         return None
-    if parent.status == RequestStatus.PENDING:
+    parent = deps.store.get_request(part.part_of)
+    if parent.status == RequestStatus.PENDING and part.starts_at is None:
         return None  # being decided: its flow grants or ends it with the others
-    if parent.status == RequestStatus.ACTIVE:
-        if deps.flow.status(parent.id) == "RUNNING":
-            return None  # being granted
-        # Some roles granted, this one not, and the flow is over: none may stay (every role or none).
+    if parent.status in (RequestStatus.PENDING, RequestStatus.ACTIVE) and deps.flow.status(parent.id) == "RUNNING":
+        return None  # being granted
+    if parent.status in (RequestStatus.PENDING, RequestStatus.ACTIVE) or part.starts_at is not None:
+        # Some roles granted (or this one's window recorded) and the flow over: none may stay (every role or none).
         finalize(deps, parent.id, "failed", {"Error": "Reconciler", "Cause": "the grant of every role did not finish"})
         return f"failed with {parent.id} (not every role could be granted)"
     close_parts(deps, parent, SYSTEM)

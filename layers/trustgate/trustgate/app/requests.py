@@ -198,7 +198,9 @@ def _start(deps: Dependencies, request: AccessRequest, auto_approved: bool, *, w
 
 
 MAX_ROLES = 10  # the most roles one request may ask for
-SAME_END = timedelta(minutes=1)  # roles granted together end within seconds of each other: one window to show
+# Roles granted together end within seconds of each other, or minutes when the Grant step had to retry (its backoff
+# is at most ~2.5 min): within this, approvers are shown one window.
+SAME_END = timedelta(minutes=5)
 
 
 def _create_bundle(deps: Dependencies, caller: Caller, new: NewRequest, *, wait: bool) -> AccessRequest:
@@ -295,14 +297,14 @@ def close_parts(deps: Dependencies, parent: AccessRequest, actor: str) -> None:
     requests end the same way (the reconciler does it for one this could not)."""
     if not parent.bundle:
         return
-    closing = parent.status if parent.status in _ENDS_BEFORE_GRANT else RequestStatus.FAILED
+    closing = parent.status if parent.status in ENDS_BEFORE_GRANT else RequestStatus.FAILED
     why = f"with request {parent.id}: {parent.reason or parent.status.value}"
     for part in (deps.store.get_request(part_id) for part_id in parent.parts):  # GetItem: see decisions.judged_by
         if part.status == RequestStatus.PENDING and part.starts_at is None:
             transition(deps, part, closing, actor, reason=why)
 
 
-_ENDS_BEFORE_GRANT = (RequestStatus.DENIED, RequestStatus.CANCELLED, RequestStatus.TIMED_OUT, RequestStatus.FAILED)
+ENDS_BEFORE_GRANT = (RequestStatus.DENIED, RequestStatus.CANCELLED, RequestStatus.TIMED_OUT, RequestStatus.FAILED)
 
 
 def _break_glass(deps: Dependencies, request: AccessRequest, *, wait: bool) -> AccessRequest:
@@ -452,12 +454,19 @@ def revoke_request(deps: Dependencies, caller: Caller, request_id: str, reason: 
                 f"request {request_id} is one of a multi-role request, which a revoke ends on every role: only its "
                 "holder or an admin of every one of its roles can revoke it"
             )
-        for member in members:  # a role still being granted too (pending, decided): it must never begin
+        # Every role is tried, whatever one of them answers (a role still being granted too: it must never
+        # begin); the first error is raised once every end that could be recorded is.
+        errors: list[TrustGateError] = []
+        for member in members:
             if member.status in (RequestStatus.ACTIVE, RequestStatus.REVOKED, RequestStatus.PENDING):
                 try:
                     revoke_person(deps, caller, member.role_arn, member.principal_arn, reason, grant=member)
                 except NotFoundError:  # nothing of theirs left on that role
                     continue
+                except TrustGateError as error:  # 503 revoke_incomplete, 429 role_busy: retried, or the reconciler
+                    errors.append(error)
+        if errors:
+            raise errors[0]
         return deps.store.get_request(request_id)
     revocation = revoke_person(deps, caller, request.role_arn, request.principal_arn, reason, grant=request)
     return next((g for g in revocation.ended if g.id == request_id), deps.store.get_request(request_id))

@@ -21,7 +21,7 @@ from trustgate.app.effects import (
     resume_flow,
     tell_approvers_closed,
 )
-from trustgate.app.requests import close_parts
+from trustgate.app.requests import ENDS_BEFORE_GRANT, close_parts
 from trustgate.app.sync import (  # sync_role is a module attribute here: tests interpose on it
     AWAITING_ACTIVATION,
     Activation,
@@ -191,22 +191,26 @@ def _carry_decision(deps: Dependencies, parent: AccessRequest, member: AccessReq
 
 
 def _fail_bundle(deps: Dependencies, parent: AccessRequest, reason: str) -> dict[str, Any]:
-    """Fail every role of a multi-role request. Every end is recorded first (a role already granted is ended now,
-    its span kept, so the session guard ends what it allowed); then each granted role's IAM is synced. If a sync
-    fails, its end is on record: every later sync of that role, the reconciler's within 5 minutes too, renders
-    the person out. The requester is told once."""
+    """Fail every role of a multi-role request. Every end is recorded first (a role whose window is on record is
+    ended now, its span kept, so the session guard ends what it allowed); then each such role's IAM is synced. If
+    a sync fails, its end is on record: every later sync of that role, the reconciler's within 5 minutes too,
+    renders the person out. A role not yet begun ends as its request did (denied, cancelled…), else failed. The
+    requester is told once, when this changed anything."""
     ended: list[AccessRequest] = []
+    closing = parent.status if parent.status in ENDS_BEFORE_GRANT else RequestStatus.FAILED
     for member_id in [parent.id, *parent.parts]:
         member = deps.store.get_request(member_id)
         if member.starts_at is not None and member.status in (RequestStatus.PENDING, RequestStatus.ACTIVE):
             ended.append(end_now(deps, member, RequestStatus.FAILED, reason))
         elif member.status == RequestStatus.PENDING:
-            transition(deps, member, RequestStatus.FAILED, SYSTEM, reason=reason)
+            ended.append(transition(deps, member, closing, SYSTEM, reason=reason))
     for grant in ended:
-        sync_role(deps, grant.role_arn, SYSTEM, f"{grant.id} failed", changed=[grant])
-        delete_schedules_quietly(deps, grant.id)
+        if grant.starts_at is not None:
+            sync_role(deps, grant.role_arn, SYSTEM, f"{grant.id} failed", changed=[grant])
+            delete_schedules_quietly(deps, grant.id)
     failed = deps.store.get_request(parent.id)
-    notify(deps, messages.outcome_for_requester(failed))
+    if ended:
+        notify(deps, messages.outcome_for_requester(failed))
     return {"request_id": parent.id, "status": failed.status.value, "reason": reason}
 
 
