@@ -122,7 +122,10 @@ def test_a_start_at_refused_names_it_and_records_nothing(
 def test_start_at_may_be_a_time_from_now_on_trustgates_clock(world: World) -> None:
     world.advance(timedelta(days=1))  # TrustGate's clock, not the caller's, is what counts
     body = {"role": ROLE_NAME, "duration": "PT1H", "justification": JUSTIFICATION, "start_at": "PT3H"}
+    before = world.deps.clock.now().replace(microsecond=0)
     status, answer = world.api("POST", "/requests", ALICE, body)
     assert status == 201, answer
-    assert parse_rfc3339(answer["start_at"]) == world.deps.clock.now().replace(microsecond=0) + timedelta(hours=3)
+    # Three hours from when the API read its clock: between before and after the call (whole seconds).
+    start_at = parse_rfc3339(answer["start_at"])
+    assert before + timedelta(hours=3) <= start_at <= world.deps.clock.now() + timedelta(hours=3)
     assert parse_rfc3339(answer["approval_deadline"]) <= parse_rfc3339(answer["start_at"]) + timedelta(hours=1)
