@@ -62,6 +62,12 @@ def ask(
     return request
 
 
+def approved(deps: FakeDependencies, names: tuple[str, ...] = (ROLE_NAME, OTHER_NAME)) -> AccessRequest:
+    """Asked for and approved by bob: what the Grant step then finds."""
+    parent = ask(deps, names=names)
+    return decisions.decide(deps, caller(BOB), parent.id, "approve", None)
+
+
 def members(deps: FakeDependencies, parent: AccessRequest) -> list[AccessRequest]:
     return [deps.store.get_request(i) for i in [parent.id, *parent.parts]]
 
@@ -71,8 +77,7 @@ def names(deps: FakeDependencies, role_arn: str) -> bool:
 
 
 def granted(deps: FakeDependencies) -> AccessRequest:
-    parent = ask(deps)
-    decisions.decide(deps, caller(BOB), parent.id, "approve", None)
+    parent = approved(deps)
     assert workflow_steps.grant(deps, parent.id)["status"] == "active"
     return deps.store.get_request(parent.id)
 
@@ -117,8 +122,7 @@ def test_a_role_that_refuses_when_asked_refuses_the_whole_request(two: FakeDepen
 
 
 def test_a_role_that_refuses_at_the_grant_fails_them_all_and_iam_names_nobody(two: FakeDependencies) -> None:
-    parent = ask(two)
-    decisions.decide(two, caller(BOB), parent.id, "approve", None)
+    parent = approved(two)
     roles.change_policy(two, caller(CAROL), OTHER_ARN, RolePolicy(max_duration=timedelta(minutes=30)), dry_run=False)
 
     result = workflow_steps.grant(two, parent.id)
@@ -231,8 +235,7 @@ def interpose(monkeypatch: pytest.MonkeyPatch, before: Interposed) -> None:
 def test_a_revoke_while_the_roles_are_being_granted_stops_the_rest(
     two: FakeDependencies, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    parent = ask(two)
-    decisions.decide(two, caller(BOB), parent.id, "approve", None)
+    parent = approved(two)
 
     def revoked_between(deps: FakeDependencies, role_arn: str, activating: bool, _: dict[str, Any]) -> None:
         if role_arn == OTHER_ARN and activating:  # the first role granted: alice revokes the whole request now
@@ -248,8 +251,7 @@ def test_a_revoke_while_the_roles_are_being_granted_stops_the_rest(
 def test_a_role_queued_before_a_revoke_is_never_granted_by_a_later_sync(
     two: FakeDependencies, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    parent = ask(two)
-    decisions.decide(two, caller(BOB), parent.id, "approve", None)
+    parent = approved(two)
     part_id = parent.parts[0]
 
     def busy(deps: FakeDependencies, role_arn: str, activating: bool, _: dict[str, Any]) -> None:
@@ -276,8 +278,7 @@ def test_a_role_queued_before_a_revoke_is_never_granted_by_a_later_sync(
 def test_failing_them_all_records_every_end_before_any_sync(
     three: FakeDependencies, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    parent = ask(three, names=(ROLE_NAME, OTHER_NAME, THIRD_NAME))
-    decisions.decide(three, caller(BOB), parent.id, "approve", None)
+    parent = approved(three, names=(ROLE_NAME, OTHER_NAME, THIRD_NAME))
     failed_once: list[str] = []
 
     def flaky(deps: FakeDependencies, role_arn: str, activating: bool, kwargs: dict[str, Any]) -> None:
@@ -300,8 +301,7 @@ def test_failing_them_all_records_every_end_before_any_sync(
 def test_the_reconciler_fails_a_request_granted_for_some_roles_whose_flow_is_over(
     two: FakeDependencies, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    parent = ask(two)
-    decisions.decide(two, caller(BOB), parent.id, "approve", None)
+    parent = approved(two)
 
     def dies(deps: FakeDependencies, role_arn: str, activating: bool, _: dict[str, Any]) -> None:
         if role_arn == OTHER_ARN and activating:
@@ -342,8 +342,7 @@ def test_holding_only_some_of_the_roles_is_refused(two: FakeDependencies) -> Non
 def test_under_the_lock_a_role_is_granted_only_while_its_request_stands(
     two: FakeDependencies, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    parent = ask(two)
-    decisions.decide(two, caller(BOB), parent.id, "approve", None)
+    parent = approved(two)
     part_id = parent.parts[0]
     workflow_steps._carry_decision(two, two.store.get_request(parent.id), two.store.get_request(part_id))
     two.store.mark_dirty(OTHER_ARN, [part_id], [])  # queued, decided, still pending
@@ -395,8 +394,7 @@ def test_a_revoke_that_fails_on_one_role_still_ends_the_others(
 def test_a_role_whose_window_is_on_record_is_ended_by_the_reconciler_when_the_flow_is_over(
     two: FakeDependencies, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    parent = ask(two)
-    decisions.decide(two, caller(BOB), parent.id, "approve", None)
+    parent = approved(two)
     part_id = parent.parts[0]
     real_transition = transitions.transition
 

@@ -11,7 +11,7 @@ from trustgate.adapters.observability import count, logger
 from trustgate.adapters.throttling import throttling_in
 from trustgate.app.access import policy_for
 from trustgate.app.effects import resume_flow, tell_approvers_closed
-from trustgate.app.requests import close_parts
+from trustgate.app.requests import close_parts, parts_of
 from trustgate.app.transitions import commit_change, transition
 from trustgate.core.errors import (
     ApproverRemovedError,
@@ -75,8 +75,7 @@ def judged_by(
         "decided_at": request.decided_at,
         "approval_deadline": request.approval_deadline,
     }
-    # One read each (GetItem: the unauthenticated approval page may read no more than that)
-    views = [request, *(deps.store.get_request(part_id).model_copy(update=decision) for part_id in request.parts)]
+    views = [request, *(part.model_copy(update=decision) for part in parts_of(deps, request))]
     return [(view, policy(view.role_arn)) for view in views]
 
 

@@ -182,11 +182,17 @@ def announce_break_glass(deps: Dependencies, request: AccessRequest) -> AccessRe
     for reviewer in reviewers:
         notify(deps, messages.break_glass_used(request, until, reviewer))
     notify(deps, messages.break_glass_used(request, until))
-    for target in notify_targets(policy_for(deps, request.role_arn).policy.notify):
-        if target not in reviewers:
-            notify(deps, messages.break_glass_used(request, until, target))
+    for target in watchers_of(deps, request, reviewers):
+        notify(deps, messages.break_glass_used(request, until, target))
     changes = {"announced_at": deps.clock.now()}
     return commit_change(deps, request, changes, "trustgate", "break_glass.announced")
+
+
+def watchers_of(deps: Dependencies, request: AccessRequest, told: list[str]) -> list[str]:
+    """The `notify` targets of the request's roles (each role of a multi-role request), bounded and well-formed even
+    if a policy stored before these checks holds more (`notify_targets`), except those in `told` already."""
+    targets = [t for arn in request.roles or [request.role_arn] for t in policy_for(deps, arn).policy.notify]
+    return [target for target in notify_targets(targets) if target not in told]
 
 
 def reviewers_of(request: AccessRequest) -> list[str]:

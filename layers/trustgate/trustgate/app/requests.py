@@ -94,12 +94,11 @@ def create_request(
     now = deps.clock.now()
     request, effective = _prepared(deps, caller, new.roles[0] if new.roles else new.role, new, now)
     audit = _created(request, caller.arn, now)
-    if request.break_glass:
-        deps.store.create_request(request, audit, break_glass_record(request))
-        publish_event(deps, audit)
-        return _break_glass(deps, request, wait=wait_if_auto_approved)
-    deps.store.create_request(request, audit)
+    # A break-glass request is recorded with its `break_glass` audit record, in one write.
+    deps.store.create_request(request, audit, *([break_glass_record(request)] if request.break_glass else []))
     publish_event(deps, audit)
+    if request.break_glass:  # announced at once, then straight to Grant, which judges it by the rule in force
+        return _start(deps, announce_break_glass(deps, request), False, wait=wait_if_auto_approved)
     # The role's auto-approve rules are judged here, once, and the flow is told (no evaluation step); the Grant
     # step judges the request again under the role lock by the policy in force then.
     # A scheduled request is judged at the time it asks to start (a rule for working hours means those hours).
@@ -179,7 +178,8 @@ def _created(request: AccessRequest, actor: str, now: datetime) -> AuditEvent:
 
 
 def _start(deps: Dependencies, request: AccessRequest, auto_approved: bool, *, wait: bool) -> AccessRequest:
-    """A recorded request's approval flow started (straight to Grant when a rule approved it)."""
+    """A recorded request's approval flow started: straight to Grant when a rule approved it or it is break-glass
+    (decided once recorded), and then, with `wait`, answered once granted or after AUTO_APPROVE_WAIT_SECONDS."""
     if auto_approved:
         changes: dict[str, Any] = {"auto_approved": True, "decided_at": request.created_at}
         request = commit_change(deps, request, changes, SYSTEM, "request.auto_approved")
@@ -192,7 +192,7 @@ def _start(deps: Dependencies, request: AccessRequest, auto_approved: bool, *, w
         )
         close_parts(deps, failed, SYSTEM)
         raise
-    if wait and auto_approved:
+    if wait and request.decided_at is not None:
         return while_pending(deps, request, AUTO_APPROVE_WAIT_SECONDS, poll=0.1)
     return request
 
@@ -292,32 +292,26 @@ def _refusal(role: str, error: TrustGateError) -> dict[str, object]:
     return {"role": role, "status": error.status, "code": error.code, "message": error.message}
 
 
-def close_parts(deps: Dependencies, parent: AccessRequest, actor: str) -> None:
+def parts_of(deps: Dependencies, parent: AccessRequest) -> list[AccessRequest]:
+    """A multi-role request's other roles' requests, as stored now, in `roles` order (one GetItem each: the
+    unauthenticated approval page may read no more than that)."""
+    return [deps.store.get_request(part_id) for part_id in parent.parts]
+
+
+def close_parts(deps: Dependencies, parent: AccessRequest, actor: str) -> list[AccessRequest]:
     """A multi-role request that ended before its grants (denied, cancelled, timed out, failed): its other roles'
-    requests end the same way (the reconciler does it for one this could not)."""
-    if not parent.bundle:
-        return
-    closing = parent.status if parent.status in ENDS_BEFORE_GRANT else RequestStatus.FAILED
+    requests not begun end the same way (else failed); the reconciler does it for one this could not. Returns
+    those it ended."""
+    closing = parent.status if parent.status in _ENDS_BEFORE_GRANT else RequestStatus.FAILED
     why = f"with request {parent.id}: {parent.reason or parent.status.value}"
-    for part in (deps.store.get_request(part_id) for part_id in parent.parts):  # GetItem: see decisions.judged_by
-        if part.status == RequestStatus.PENDING and part.starts_at is None:
-            transition(deps, part, closing, actor, reason=why)
+    return [
+        transition(deps, part, closing, actor, reason=why)
+        for part in parts_of(deps, parent)
+        if part.status == RequestStatus.PENDING and part.starts_at is None
+    ]
 
 
-ENDS_BEFORE_GRANT = (RequestStatus.DENIED, RequestStatus.CANCELLED, RequestStatus.TIMED_OUT, RequestStatus.FAILED)
-
-
-def _break_glass(deps: Dependencies, request: AccessRequest, *, wait: bool) -> AccessRequest:
-    """A recorded break-glass request (its `break_glass` audit record with it): announced at once, then straight to
-    the Grant step, which judges it again under the role lock by the rule in force."""
-    request = announce_break_glass(deps, request)
-    try:
-        start_flow(deps, request)
-    except Exception as error:
-        logger.exception("could not start the break-glass flow")
-        transition(deps, request, RequestStatus.FAILED, SYSTEM, reason=f"the grant could not start: {error}")
-        raise
-    return while_pending(deps, request, AUTO_APPROVE_WAIT_SECONDS, poll=0.1) if wait else request
+_ENDS_BEFORE_GRANT = (RequestStatus.DENIED, RequestStatus.CANCELLED, RequestStatus.TIMED_OUT, RequestStatus.FAILED)
 
 
 def check_start(start_at: datetime, now: datetime, max_ahead: timedelta) -> datetime:
@@ -448,7 +442,7 @@ def revoke_request(deps: Dependencies, caller: Caller, request_id: str, reason: 
         )
     parent = deps.store.get_request(request.part_of) if request.part_of else request
     if parent.bundle:  # a multi-role request: every one of its roles, as they were asked for together
-        members = [request if i == request.id else deps.store.get_request(i) for i in [parent.id, *parent.parts]]
+        members = [parent, *parts_of(deps, parent)]
         if not own and not all(is_admin(caller, policy_for(deps, m.role_arn).admins) for m in members):
             raise ForbiddenError(
                 f"request {request_id} is one of a multi-role request, which a revoke ends on every role: only its "

@@ -20,8 +20,9 @@ from trustgate.app.effects import (
     notify,
     resume_flow,
     tell_approvers_closed,
+    watchers_of,
 )
-from trustgate.app.requests import ENDS_BEFORE_GRANT, close_parts
+from trustgate.app.requests import close_parts, parts_of
 from trustgate.app.sync import (  # sync_role is a module attribute here: tests interpose on it
     AWAITING_ACTIVATION,
     Activation,
@@ -38,7 +39,7 @@ from trustgate.core.errors import (
     TrustGateError,
 )
 from trustgate.core.identity import role_name_of
-from trustgate.core.models import AccessRequest, RequestStatus, notify_targets
+from trustgate.core.models import AccessRequest, RequestStatus
 from trustgate.core.ports import Dependencies
 from trustgate.core.rules import approval_shortfall, nonconforming_reason
 
@@ -66,11 +67,8 @@ def notify_approvers(deps: Dependencies, request_id: str, task_token: str) -> di
         notify(deps, messages.approval_needed(request, approver, link))  # personal: their own delivery only
         notified += 1
     notify(deps, messages.request_notice(request))  # the team copy, without links
-    # Bounded and well-formed even if a policy stored before these checks holds more (see notify_targets).
-    targets = [t for arn in request.roles or [request.role_arn] for t in policy_for(deps, arn).policy.notify]
-    for target in notify_targets(targets):
-        if target not in approvers:
-            notify(deps, messages.request_notice(request, target))
+    for target in watchers_of(deps, request, approvers):
+        notify(deps, messages.request_notice(request, target))
     return {"request_id": request_id, "notified": notified}
 
 
@@ -138,8 +136,7 @@ def _grant_bundle(deps: Dependencies, parent: AccessRequest) -> dict[str, Any]:
     and its own sync (a race) can fail after others were granted: those are ended at once, their spans kept for
     the session guard, and the whole request fails. Safe to retry: a role already granted is not granted again.
     """
-    members = [parent, *(deps.store.get_request(part_id) for part_id in parent.parts)]
-    members = [_carry_decision(deps, parent, member) for member in members]
+    members = [_carry_decision(deps, parent, member) for member in [parent, *parts_of(deps, parent)]]
     closed = [m for m in members if m.status not in (RequestStatus.PENDING, RequestStatus.ACTIVE)]
     if closed:  # a role's request was ended meanwhile (a revoke of that role): the request is not granted
         ended = "; ".join(f"{role_name_of(m.role_arn)}: {m.status.value}" for m in closed)
@@ -194,24 +191,26 @@ def _fail_bundle(deps: Dependencies, parent: AccessRequest, reason: str) -> dict
     """Fail every role of a multi-role request. Every end is recorded first (a role whose window is on record is
     ended now, its span kept, so the session guard ends what it allowed); then each such role's IAM is synced. If
     a sync fails, its end is on record: every later sync of that role, the reconciler's within 5 minutes too,
-    renders the person out. A role not yet begun ends as its request did (denied, cancelled…), else failed. The
-    requester is told once, when this changed anything."""
-    ended: list[AccessRequest] = []
-    closing = parent.status if parent.status in ENDS_BEFORE_GRANT else RequestStatus.FAILED
-    for member_id in [parent.id, *parent.parts]:
-        member = deps.store.get_request(member_id)
-        if member.starts_at is not None and member.status in (RequestStatus.PENDING, RequestStatus.ACTIVE):
-            ended.append(end_now(deps, member, RequestStatus.FAILED, reason))
-        elif member.status == RequestStatus.PENDING:
-            ended.append(transition(deps, member, closing, SYSTEM, reason=reason))
+    renders the person out. A role not yet begun ends as its request did (`close_parts`). The requester is told
+    once, when this changed anything."""
+    parent = deps.store.get_request(parent.id)
+    ended = [
+        end_now(deps, member, RequestStatus.FAILED, reason)
+        for member in [parent, *parts_of(deps, parent)]
+        if member.starts_at is not None and member.status in (RequestStatus.PENDING, RequestStatus.ACTIVE)
+    ]
+    parent = deps.store.get_request(parent.id)
+    changed = [*ended]
+    if parent.status == RequestStatus.PENDING:
+        parent = transition(deps, parent, RequestStatus.FAILED, SYSTEM, reason=reason)
+        changed.append(parent)
+    changed += close_parts(deps, parent, SYSTEM)
     for grant in ended:
-        if grant.starts_at is not None:
-            sync_role(deps, grant.role_arn, SYSTEM, f"{grant.id} failed", changed=[grant])
-            delete_schedules_quietly(deps, grant.id)
-    failed = deps.store.get_request(parent.id)
-    if ended:
-        notify(deps, messages.outcome_for_requester(failed))
-    return {"request_id": parent.id, "status": failed.status.value, "reason": reason}
+        sync_role(deps, grant.role_arn, SYSTEM, f"{grant.id} failed", changed=[grant])
+        delete_schedules_quietly(deps, grant.id)
+    if changed:
+        notify(deps, messages.outcome_for_requester(parent))
+    return {"request_id": parent.id, "status": parent.status.value, "reason": reason}
 
 
 def _granted(deps: Dependencies, grant: AccessRequest) -> dict[str, Any]:
@@ -270,7 +269,7 @@ def finalize(deps: Dependencies, request_id: str, outcome: str, error: dict[str,
     request was pending): record the outcome, leave nobody behind, tell people."""
     request = deps.store.get_request(request_id)
     if outcome == "failed" and request.bundle:
-        parts = [deps.store.get_request(part_id) for part_id in request.parts]
+        parts = parts_of(deps, request)
         if request.status == RequestStatus.ACTIVE and all(p.status == RequestStatus.ACTIVE for p in parts):
             for grant in (request, *parts):  # every role granted (IAM verified): only follow-ups failed
                 after_activation(deps, grant)
