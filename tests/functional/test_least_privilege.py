@@ -258,6 +258,7 @@ def test_every_call_of_every_flow_is_allowed_by_the_template(watched: tuple[Worl
     assert (status, body["status"]) == (201, "active"), body
     assert world.api("GET", "/requests", BOB, query={"review": "pending"})[0] == 200
     assert world.api("POST", f"/requests/{body['id']}/review", BOB, {"verdict": "ok"})[0] == 200
+    world.wait_status(body["id"], "active")  # the flow finished: its expiry schedule is made
     world.advance(timedelta(minutes=20))
     world.fire_schedule(body["id"])
     world.wait_status(body["id"], "expired")
