@@ -16,11 +16,13 @@ from datetime import timedelta
 from typing import Any
 
 from bench.capacity import principal
-from bench.counting import per_service, seconds_in_calls
+from bench.counting import per_operation, per_service, seconds_in_calls
 from bench.results import Section
 from bench.world import BenchWorld, rewired
+from trustgate.adapters import wiring
 from trustgate.adapters.store import request_item
 from trustgate.app import reconcile
+from trustgate.app.effects import ensure_schedules
 from trustgate.app.sync import span_of
 from trustgate.core.coverage import coverages_of
 from trustgate.core.models import AccessRequest, RequestStatus, RolePolicy
@@ -33,9 +35,11 @@ GRANTS_PER_ROLE = 10
 
 
 def seed(bench: BenchWorld, prefix: str, roles: int) -> list[str]:
-    """Create `roles` managed roles with 10 live grants each, through the uncounted observer session."""
+    """Create `roles` managed roles with 10 live grants each, their schedules as the Grant step makes them, through
+    the uncounted observer session."""
     world = bench.world
     settings = bench.settings
+    observed = wiring.Dependencies(settings, bench.observer, world.clock, world.deps.sleep)
     now = world.clock.now()
     dynamodb: Any = bench.observer.client("dynamodb")
     iam: Any = bench.observer.client("iam")
@@ -70,12 +74,22 @@ def seed(bench: BenchWorld, prefix: str, roles: int) -> list[str]:
         iam.put_role_policy(RoleName=name, PolicyName=GUARD_POLICY_NAME, PolicyDocument=json.dumps(guard))
         arns.append(arn)
         batch.extend({"PutRequest": {"Item": request_item(g)}} for g in grants)
+        for grant in grants:  # the steady state: every grant has its expiry (and reminder) schedule
+            ensure_schedules(observed, grant)
         while len(batch) >= 25:
             dynamodb.batch_write_item(RequestItems={settings.table_name: batch[:25]})
             batch = batch[25:]
     if batch:
         dynamodb.batch_write_item(RequestItems={settings.table_name: batch})
     return arns
+
+
+def clear_schedules(bench: BenchWorld) -> None:
+    scheduler: Any = bench.observer.client("scheduler")
+    group = bench.world.stack.refs["ExpiryScheduleGroup"]
+    for page in scheduler.get_paginator("list_schedules").paginate(GroupName=group):
+        for schedule in page["Schedules"]:
+            scheduler.delete_schedule(Name=schedule["Name"], GroupName=group)
 
 
 def run(bench: BenchWorld, quick: bool) -> Section:
@@ -92,6 +106,8 @@ def run(bench: BenchWorld, quick: bool) -> Section:
             report = reconcile.reconcile(deps)
             elapsed = time.perf_counter() - started
             calls = bench.recorder.reset()
+        # The next scale manages other roles: their schedules must not stay behind as another deployment's would.
+        clear_schedules(bench)
         problems = [r for r in report["roles"] if r.get("error") or r.get("changed") or r.get("expired")]
         if problems:
             raise RuntimeError(f"reconcile did not find the seeded steady state: {problems[:3]}")
@@ -123,6 +139,7 @@ def run(bench: BenchWorld, quick: bool) -> Section:
             "reconcile_seconds": round(elapsed, 2),
             "calls": len(calls),
             "calls_per_role_per_service": services,
+            "calls_per_role_per_operation": {k: round(v / roles, 2) for k, v in per_operation(calls).items()},
             "own_ms_per_role": round((elapsed - in_calls) / roles * 1000, 3),
             "in_calls_ms_per_role": round(in_calls / roles * 1000, 3),
         }

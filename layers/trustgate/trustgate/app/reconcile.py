@@ -53,9 +53,10 @@ def reconcile(deps: Dependencies) -> dict[str, Any]:
         flows = _finish_flows(deps, now, failures)
     except Exception as error:
         _failed(failures, "pending requests", error)
-    roles = [_reconcile_role(deps, role_arn, now, failures) for role_arn in deps.settings.managed_role_arns]
+    live: dict[str, list[AccessRequest]] = {}  # each role's live grants as its sync left them (read under its lock)
+    roles = [_reconcile_role(deps, role_arn, now, failures, live) for role_arn in deps.settings.managed_role_arns]
     try:
-        schedules = _reconcile_schedules(deps, now, failures)
+        schedules = _reconcile_schedules(deps, now, failures, live)
     except Exception as error:
         _failed(failures, "schedules", error)
     reminded: list[str] = []
@@ -82,33 +83,33 @@ def _failed(failures: list[dict[str, str]], what: str, error: Exception) -> None
     failures.append({"part": what, "error": detail})
 
 
-def _reconcile_role(deps: Dependencies, role_arn: str, now: datetime, failures: list[dict[str, str]]) -> dict[str, Any]:
+def _reconcile_role(
+    deps: Dependencies,
+    role_arn: str,
+    now: datetime,
+    failures: list[dict[str, str]],
+    live: dict[str, list[AccessRequest]],
+) -> dict[str, Any]:
     """End what is due (even if its schedule was lost) and grants the stored policy no longer allows; repair drift.
-    Under InitialStandingAccess=none, first take a role nobody set a policy for to just-in-time."""
-    expired: list[str] = []
+    Under InitialStandingAccess=none, first take a role nobody set a policy for to just-in-time. The role's live
+    grants are left in `live` for the schedule sweep, so it need not read them again."""
     started = None
     try:
         started = start_just_in_time(deps, role_arn)
     except Exception as error:  # e.g. an open statement without a Sid: reported each run, the sync still runs
         _failed(failures, f"initial standing access of {role_arn}", error)
+    ending = _EndUnderLock(deps, role_arn, now, failures)
     try:
-        for request in deps.store.active_grants(role_arn):
-            if request.expires_at is not None and request.expires_at <= now:
-                try:  # one grant that cannot be ended now must not keep the role from its sync
-                    ended = transition(deps, request, RequestStatus.EXPIRED, SYSTEM, reason="expired (reconciler)")
-                except Exception as error:
-                    _failed(failures, f"expiry of {request.id}", error)
-                    continue
-                notify(deps, messages.outcome_for_requester(ended))
-                expired.append(request.id)
-        revoked = _NonconformingRevoker(deps, role_arn)
-        result = sync_role(deps, role_arn, SYSTEM, "reconcile", under_lock=revoked)
-        for grant in revoked.ended:
+        result = sync_role(deps, role_arn, SYSTEM, "reconcile", under_lock=ending)
+        for grant in ending.revoked:
             deps.schedules.delete(grant.id)
+        for grant in (*ending.expired, *ending.revoked):
             notify(deps, messages.outcome_for_requester(grant))
     except Exception as error:  # a TrustGate error or an AWS one (AccessDenied, throttling): report it, go on
         _failed(failures, f"role {role_arn}", error)
-        return {"role_arn": role_arn, "error": failures[-1]["error"], "expired": expired}
+        return {"role_arn": role_arn, "error": failures[-1]["error"], "expired": [g.id for g in ending.expired]}
+    live[role_arn] = ending.live
+    expired = [g.id for g in ending.expired]
     if started is None:
         return {"role_arn": role_arn, "changed": result.changed, "expired": expired}
     changed = started.changed or result.changed
@@ -192,37 +193,45 @@ def _finish_flow(deps: Dependencies, request_id: str, now: datetime) -> str | No
     return "failed"
 
 
-def _reconcile_schedules(deps: Dependencies, now: datetime, failures: list[dict[str, str]]) -> dict[str, list[str]]:
+def _reconcile_schedules(
+    deps: Dependencies, now: datetime, failures: list[dict[str, str]], live: dict[str, list[AccessRequest]]
+) -> dict[str, list[str]]:
     """Schedules without an active grant (or a scheduled request) are deleted; an active grant without its expiry
-    schedule gets it; a scheduled request without its start schedule gets it, or is started if its start is past."""
+    schedule gets it; a scheduled request without its start schedule gets it, or is started if its start is past.
+
+    The role sweep's live grants (`live`) and the scheduled requests are known to be kept: only a schedule of
+    another request is looked up, so a run costs a few calls per role, not one per grant."""
     listed: dict[str, set[ScheduleKind]] = {}
     for ref in deps.schedules.listed():
         listed.setdefault(ref.request_id, set()).add(ref.kind)
+    started: list[str] = []
+    try:
+        scheduled = list(iterate_pages(lambda c: deps.store.requests_by_status(RequestStatus.SCHEDULED, c)))
+    except Exception as error:  # the sweeps below stand; scheduled requests are looked at next run
+        _failed(failures, "scheduled requests", error)
+        scheduled = []
+    kept = {g.id for grants in live.values() for g in grants} | {r.id for r in scheduled}
     deleted, created = [], []
     for request_id, kinds in listed.items():
+        if request_id in kept:
+            continue
         try:
             if _delete_orphaned(deps, request_id, kinds, now):
                 deleted.append(request_id)
         except Exception as error:
             _failed(failures, f"schedules of {request_id}", error)
     for role_arn in deps.settings.managed_role_arns:
-        try:
-            missing = [g for g in deps.store.active_grants(role_arn) if "expire" not in listed.get(g.id, set())]
+        try:  # a role whose sweep failed is read here
+            grants = live[role_arn] if role_arn in live else deps.store.active_grants(role_arn)
         except Exception as error:
             _failed(failures, f"schedules of {role_arn}", error)
             continue
-        for grant in missing:
+        for grant in [g for g in grants if "expire" not in listed.get(g.id, set())]:
             try:
                 if _schedule_missing(deps, grant.id, now):
                     created.append(grant.id)
             except Exception as error:
                 _failed(failures, f"schedules of {grant.id}", error)
-    started: list[str] = []
-    try:
-        scheduled = list(iterate_pages(lambda c: deps.store.requests_by_status(RequestStatus.SCHEDULED, c)))
-    except Exception as error:  # the sweeps above stand; scheduled requests are looked at next run
-        _failed(failures, "scheduled requests", error)
-        scheduled = []
     for request in scheduled:
         try:
             done = _keep_scheduled(deps, request.id, "start" in listed.get(request.id, set()), now)
@@ -290,21 +299,37 @@ def _schedule_missing(deps: Dependencies, grant_id: str, now: datetime) -> bool:
 
 
 @dataclass
-class _NonconformingRevoker:
-    """Under the role lock: end every live grant the stored policy no longer allows. A policy change ends them
-    itself; this catches one that could not (a crash after the policy was stored, a lost race). Their schedules
-    are deleted and their requesters told after the sync; if that cannot happen, the schedule sweep does both."""
+class _EndUnderLock:
+    """Under the role lock: end every live grant that is due (its schedule was lost or is late) or that the stored
+    policy no longer allows. A policy change ends the latter itself; this catches one that could not (a crash after
+    the policy was stored, a lost race). Requesters are told and revoked grants' schedules deleted after the sync;
+    if that cannot happen, the schedule sweep does both. What is left live is kept for the schedule sweep."""
 
     deps: Dependencies
     role_arn: str
-    ended: list[AccessRequest] = field(default_factory=list)
+    now: datetime
+    failures: list[dict[str, str]]
+    expired: list[AccessRequest] = field(default_factory=list)
+    revoked: list[AccessRequest] = field(default_factory=list)
+    live: list[AccessRequest] = field(default_factory=list)
 
     def __call__(self) -> list[AccessRequest]:
         grants = self.deps.store.active_grants(self.role_arn)
+        for grant in [g for g in grants if g.expires_at is not None and g.expires_at <= self.now]:
+            try:  # one grant that cannot be ended now must not keep the role from its sync
+                self.expired.append(
+                    transition(self.deps, grant, RequestStatus.EXPIRED, SYSTEM, reason="expired (reconciler)")
+                )
+            except Exception as error:
+                _failed(self.failures, f"expiry of {grant.id}", error)
+        expired = {g.id for g in self.expired}
+        remaining = [g for g in grants if g.id not in expired]
         effective = policy_for(self.deps, self.role_arn)
-        ending = nonconforming_grants(grants, effective, self.deps.settings, self.deps.clock.now())
-        for grant in grants:
+        ending = nonconforming_grants(remaining, effective, self.deps.settings, self.deps.clock.now())
+        for grant in remaining:
             if grant.id in ending:
                 reason = f"no longer allowed by the role policy: {ending[grant.id]}"
-                self.ended.append(end_now(self.deps, grant, RequestStatus.REVOKED, reason))
-        return self.ended
+                self.revoked.append(end_now(self.deps, grant, RequestStatus.REVOKED, reason))
+            else:
+                self.live.append(grant)
+        return [*self.expired, *self.revoked]
