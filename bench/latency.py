@@ -30,6 +30,7 @@ from bench.world import BenchWorld
 from trustgate.adapters.store import Store
 from trustgate.core.clock import parse_rfc3339
 from trustgate.core.trust_policy import aws_principals, is_managed, statements_of
+from trustgate_local.clockwork import fire_target
 from trustgate_local.world import ALICE, BOB
 
 GOAL_SECONDS = 1.0
@@ -202,8 +203,7 @@ class InProcessDriver:
             schedule = scheduler.get_schedule(Name=entry["Name"], GroupName=group)
             at = datetime.fromisoformat(schedule["ScheduleExpression"][3:-1]).replace(tzinfo=UTC)
             if at <= world.clock.now():
-                target = schedule["Target"]
-                world.host.invoke_by_arn(target["Arn"], json.loads(target["Input"]))
+                fire_target(world.session, world.host, schedule["Target"])
                 scheduler.delete_schedule(Name=entry["Name"], GroupName=group)  # ActionAfterCompletion: DELETE
 
     def trust_policy(self) -> dict[str, Any]:

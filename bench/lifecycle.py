@@ -9,7 +9,6 @@ own schedule target (the expire function, with the schedule's input) is invoked 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +21,7 @@ from bench.results import Section
 from bench.world import BenchWorld
 from trustgate.core.ids import new_id
 from trustgate.core.models import AuditEvent, AutoApproveRule, RolePolicy
+from trustgate_local.clockwork import fire_target
 from trustgate_local.template import load_template
 from trustgate_local.world import ALICE, BOB, ROLE_ARN
 
@@ -74,8 +74,7 @@ def _fire_schedules(bench: BenchWorld, request_id: str) -> int:
         due = _at(schedule)
         if due > world.clock.now():
             world.advance(due - world.clock.now() + timedelta(seconds=1))
-        target = schedule["Target"]
-        world.host.invoke_by_arn(target["Arn"], json.loads(target["Input"]))
+        fire_target(world.session, world.host, schedule["Target"])
     return len(schedules)
 
 

@@ -12,7 +12,7 @@ import re
 import threading
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -82,6 +82,24 @@ def is_state_machine(arn: str) -> bool:
     return arn.split(":")[2:3] == ["states"] and ":stateMachine:" in arn
 
 
+def is_sns_publish(arn: str) -> bool:
+    """Is a schedule's target Scheduler's universal target for SNS Publish (a grant's reminder)?"""
+    return arn.split(":")[2:3] == ["scheduler"] and arn.endswith(":aws-sdk:sns:publish")
+
+
+def fire_target(session: boto3.Session, host: FunctionHost, target: Mapping[str, Any]) -> tuple[str, Any]:
+    """Do what EventBridge Scheduler does with a schedule's target: start the approval flow (a scheduled request's
+    start), publish the Publish request it holds (a reminder), or invoke the function. What ran, and its answer."""
+    arn, payload = target["Arn"], target.get("Input") or "{}"
+    if is_state_machine(arn):
+        execution = session.client("stepfunctions").start_execution(stateMachineArn=arn, input=payload)
+        return "ApprovalStateMachine", {"executionArn": execution["executionArn"]}
+    if is_sns_publish(arn):
+        return "SNS Publish", {"MessageId": session.client("sns").publish(**json.loads(payload))["MessageId"]}
+    function = host.stack.function_by_arn(arn)
+    return function.logical_id, host.invoke(function, json.loads(payload))
+
+
 def _key(schedule: dict[str, Any]) -> str:
     return f"{schedule['Name']}@{schedule['ScheduleExpression']}"
 
@@ -100,8 +118,8 @@ class Clockwork:
         interval: float = 1.0,
         log: Callable[[str], None] = print,
     ) -> None:
+        self.session = session
         self.scheduler = session.client("scheduler")
-        self.stepfunctions = session.client("stepfunctions")
         self.sqs = session.client("sqs")
         self.stack = stack
         self.host = host
@@ -191,16 +209,8 @@ class Clockwork:
         return names
 
     def _fire(self, name: str, schedule: dict[str, Any], now: datetime) -> Run:
-        target = schedule["Target"]
         try:
-            if is_state_machine(target["Arn"]):  # a scheduled request's start: a new execution of the flow
-                execution = self.stepfunctions.start_execution(
-                    stateMachineArn=target["Arn"], input=target.get("Input") or "{}"
-                )
-                what, result = "ApprovalStateMachine", {"executionArn": execution["executionArn"]}
-            else:
-                function = self.stack.function_by_arn(target["Arn"])
-                what, result = function.logical_id, self.host.invoke(function, json.loads(target.get("Input") or "{}"))
+            what, result = fire_target(self.session, self.host, schedule["Target"])
         except Exception as error:
             return self._failed(name, schedule, now, error)
         self._complete(name, schedule)

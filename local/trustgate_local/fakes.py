@@ -506,13 +506,19 @@ class FakeSchedules:
 
     def __init__(self) -> None:
         self.schedules: dict[tuple[str, ScheduleKind], datetime] = {}
+        self.messages: dict[tuple[str, ScheduleKind], Notification] = {}  # what a reminder will say
 
-    def create(self, request_id: str, at: datetime, kind: ScheduleKind = "expire") -> None:
+    def create(
+        self, request_id: str, at: datetime, kind: ScheduleKind = "expire", message: Notification | None = None
+    ) -> None:
         self.schedules[(request_id, kind)] = at
+        if message is not None:
+            self.messages[(request_id, kind)] = message
 
-    def delete(self, request_id: str) -> None:
-        for kind in SCHEDULE_KINDS:
+    def delete(self, request_id: str, kinds: tuple[ScheduleKind, ...] = SCHEDULE_KINDS) -> None:
+        for kind in kinds:
             self.schedules.pop((request_id, kind), None)
+            self.messages.pop((request_id, kind), None)
 
     def listed(self) -> Iterator[ScheduleRef]:
         for request_id, kind in list(self.schedules):

@@ -24,7 +24,7 @@ from trustgate.core.clock import SystemClock
 from trustgate.core.records import ScheduleKind
 from trustgate.core.settings import Settings
 from trustgate_local import seed
-from trustgate_local.clockwork import is_state_machine
+from trustgate_local.clockwork import fire_target
 from trustgate_local.host import FunctionHost, install, uninstall
 from trustgate_local.polling import wait_until
 from trustgate_local.provision import Stack, provision
@@ -135,12 +135,8 @@ class World:
 
     def fire_schedule(self, request_id: str, kind: ScheduleKind = "expire") -> Any:
         """Do what EventBridge Scheduler does at the schedule's time: invoke its target with its input."""
-        schedule = self.schedule(request_id, kind)
-        target = schedule["Target"]
-        if is_state_machine(target["Arn"]):  # a scheduled request's start: a new execution of its flow
-            sfn = self.session.client("stepfunctions")
-            return sfn.start_execution(stateMachineArn=target["Arn"], input=target["Input"])["executionArn"]
-        return self.host.invoke_by_arn(target["Arn"], json.loads(target["Input"]))
+        what, answer = fire_target(self.session, self.host, self.schedule(request_id, kind)["Target"])
+        return answer["executionArn"] if what == "ApprovalStateMachine" else answer
 
     def advance(self, by: timedelta) -> None:
         self.clock.advance(by)

@@ -314,3 +314,27 @@ def test_the_judge_refuses_what_the_template_does_not_grant(watched: tuple[World
     ]
     assert len(judge(world, set(refused))) == len(refused)
     assert judge(world, {("DecideFunction", Call("dynamodb:UpdateItem", table, "TOKEN#abc"))}) == []
+
+
+def test_every_schedule_target_is_one_the_scheduler_role_may_call(world: World) -> None:
+    """What EventBridge Scheduler does as SchedulerRole: invoke the expire function, start a scheduled request's flow,
+    publish a reminder to the personal topic (its universal target) and dead-letter what fails, each allowed by the
+    template, and not the shared topic. (Its use of the topic's key holds only via SNS, a condition this judge
+    does not evaluate: test_template checks that statement.)"""
+    grant = granted(world)
+    scheduled = request_access(world, ALICE, start_at="PT3H")["id"]
+    approve(world, scheduled)
+    assert world.wait_execution(scheduled)["status"] == "SUCCEEDED"
+    expire, remind = world.schedule(grant["id"])["Target"], world.schedule(grant["id"], "remind")["Target"]
+    start = world.schedule(scheduled, "start")["Target"]
+    assert remind["Arn"] == "arn:aws:scheduler:::aws-sdk:sns:publish"
+    assert {expire["RoleArn"], remind["RoleArn"], start["RoleArn"]} == {world.stack.attributes["SchedulerRole"]["Arn"]}
+    calls = {
+        Call("lambda:InvokeFunction", expire["Arn"]),
+        Call("states:StartExecution", start["Arn"]),
+        Call("sns:Publish", json.loads(remind["Input"])["TopicArn"]),
+        Call("sqs:SendMessage", expire["DeadLetterConfig"]["Arn"]),
+    }
+    assert judge(world, {("SchedulerRole", call) for call in calls}) == []
+    refused = {Call("sns:Publish", world.stack.refs["NotificationTopic"]), Call("states:StartExecution", "arn:x")}
+    assert len(judge(world, {("SchedulerRole", call) for call in refused})) == 2

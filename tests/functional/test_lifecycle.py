@@ -10,9 +10,9 @@ import pytest
 
 from tests.support.aws import ALICE, BOB, DAVE, MEMBER, ROLE_ARN, VENDOR_TRUST, World, running_world
 from tests.support.flows import JUSTIFICATION, approve, granted, request_access
+from tests.support.links import received_by
 from trustgate.core.clock import parse_rfc3339
 from trustgate.core.ids import new_id
-from trustgate.core.messages import Notification
 from trustgate.core.models import AuditEvent, RolePolicy
 from trustgate.core.session_guard import guard_window
 from trustgate.core.trust_policy import GRANT_SID_PREFIX, grant_expiry_in, is_managed, statements_of
@@ -294,24 +294,41 @@ def test_every_change_is_audited_and_announced(world: World) -> None:
     assert synced.after is not None
 
 
-def test_a_reminder_fires_before_expiry_unless_an_extension_covers_it(world: World) -> None:
+def test_scheduler_itself_publishes_the_reminder_to_the_holder_and_an_extension_takes_it_away(world: World) -> None:
     request = granted(world)
-    group = world.stack.refs["ExpiryScheduleGroup"]
-    reminder = world.session.client("scheduler").get_schedule(Name=f"trustgate-remind-{request['id']}", GroupName=group)
+    reminder = world.schedule(request["id"], "remind")
     expires = parse_rfc3339(request["expires_at"])
     assert reminder["ScheduleExpression"] == f"at({(expires - timedelta(minutes=10)):%Y-%m-%dT%H:%M:%S})"
+    # No Lambda: Scheduler's universal target publishes the reminder to the personal topic, as its execution role.
     target = reminder["Target"]
-    sent: list[str] = []
-    original_send = world.deps.notifier.send
-
-    def recording_send(notification: Notification) -> None:
-        sent.append(notification.event)
-        original_send(notification)
-
-    world.deps.notifier.send = recording_send  # type: ignore[method-assign]
-    assert world.host.invoke_by_arn(target["Arn"], json.loads(target["Input"])) == {
-        "request_id": request["id"],
-        "reminded": True,
-    }
-    assert sent == ["grant.expiring"]
+    assert target["Arn"] == "arn:aws:scheduler:::aws-sdk:sns:publish"
+    assert target["RoleArn"] == world.stack.attributes["SchedulerRole"]["Arn"]
+    assert json.loads(target["Input"])["TopicArn"] == world.stack.refs["PersonalTopic"]
+    invoked = len(world.host.invocations)
+    world.advance(timedelta(minutes=51))
+    world.fire_schedule(request["id"], "remind")
+    assert len(world.host.invocations) == invoked
+    (told,) = [s for s in received_by(world, ALICE) if s.event == "grant.expiring"]
+    assert told.request_id == request["id"]
+    assert f"trustgate extend {request['id']} --duration 1h" in told.email
+    assert not [s for s in received_by(world, BOB) if s.event == "grant.expiring"]  # the holder's alone
     assert world.status(request["id"]) == "active"
+
+
+def test_an_extension_takes_away_the_reminder_of_the_grant_it_extends(world: World) -> None:
+    # Extended, the first grant's end is no longer the end of her access: its reminder goes, the extension has its own.
+    second = granted(world)
+    assert world.schedule(second["id"], "remind")
+    status, body = world.api(
+        "POST", f"/requests/{second['id']}/extend", ALICE, {"duration": "PT30M", "justification": JUSTIFICATION}
+    )
+    assert status == 201, body
+    approve(world, body["id"])
+    world.wait_status(body["id"], "active")
+    with pytest.raises(world.session.client("scheduler").exceptions.ResourceNotFoundException):
+        world.schedule(second["id"], "remind")
+    extension = world.deps.store.get_request(body["id"])
+    assert extension.expires_at is not None
+    assert world.schedule(body["id"], "remind")["ScheduleExpression"] == (
+        f"at({(extension.expires_at - timedelta(minutes=10)):%Y-%m-%dT%H:%M:%S})"
+    )

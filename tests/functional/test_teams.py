@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from tests.support.aws import BOB, World
-from tests.support.flows import request_access
-from tests.support.links import call_page, form_for
+from tests.support.aws import ALICE, BOB, World
+from tests.support.flows import granted, request_access
+from tests.support.links import call_page, form_for, received_by
 from trustgate.adapters import chat
 from trustgate_local.world import running_world, wait_for
 
@@ -21,6 +22,7 @@ SECRET = "trustgate/teams-webhooks"
 # Bob's own chat: a Workflows flow ("post in a chat with Flow bot"); the team's channel: an incoming webhook.
 BOB_CHAT = "https://prod-00.westeurope.logic.azure.com/workflows/bob-chat"
 CHANNEL = "https://example.webhook.office.com/webhookb2/channel"
+ALICE_CHAT = "https://prod-00.westeurope.logic.azure.com/workflows/alice-chat"
 
 
 @pytest.fixture
@@ -78,3 +80,20 @@ def test_the_outcome_for_the_requester_reaches_the_teams_channel(
     assert status == 200
 
     wait_for(lambda: "not during the freeze" in json.dumps(cards(posted, CHANNEL)) or None, 10, "the denial's card")
+
+
+def test_with_chat_webhooks_the_reminder_goes_through_the_expire_function_to_the_holders_chat_too(
+    teams_world: tuple[World, list[tuple[str, dict[str, Any]]]],
+) -> None:
+    world, posted = teams_world
+    world.session.client("secretsmanager").put_secret_value(
+        SecretId=SECRET, SecretString=json.dumps({BOB: BOB_CHAT, ALICE: ALICE_CHAT, "*": CHANNEL})
+    )
+    request = granted(world)
+    # SNS alone could not reach a chat: the reminder's schedule invokes the function that sends it everywhere.
+    target = world.schedule(request["id"], "remind")["Target"]
+    assert target["Arn"] == world.stack.functions["ExpireFunction"].arn
+    world.advance(timedelta(minutes=51))
+    assert world.fire_schedule(request["id"], "remind") == {"request_id": request["id"], "reminded": True}
+    assert any(request["id"] in json.dumps(card) and "ends at" in json.dumps(card) for card in cards(posted, ALICE_CHAT))
+    assert [s.event for s in received_by(world, ALICE) if s.event == "grant.expiring"] == ["grant.expiring"]

@@ -91,12 +91,15 @@ def _statement(raw: dict[str, Any]) -> Statement:
 
 
 def function_statements(document: dict[str, Any], logical_id: str) -> list[Statement]:
-    """Every statement the function's execution role holds through the template (inline, managed, SAM)."""
+    """Every statement the function's execution role (or a role such as SchedulerRole) holds through the template
+    (inline, managed, SAM)."""
     resources = document["Resources"]
     raw: list[dict[str, Any]] = []
     for policy in resources[logical_id]["Properties"].get("Policies", []):
         if isinstance(policy, dict) and "Statement" in policy:
             raw += _flatten(policy["Statement"])
+        elif isinstance(policy, dict) and "PolicyDocument" in policy:  # an AWS::IAM::Role's inline policy
+            raw += _flatten(policy["PolicyDocument"]["Statement"])
         elif isinstance(policy, dict) and set(policy) == {"Ref"}:
             managed = resources[policy["Ref"]]
             assert managed["Type"] == "AWS::IAM::ManagedPolicy", policy

@@ -236,3 +236,15 @@ def test_only_this_account_may_subscribe_to_or_publish_on_the_personal_topic(doc
     assert statement["Principal"] == "*"
     assert set(statement["Action"]) == {"sns:Subscribe", "sns:Publish"}
     assert statement["Condition"] == {"StringNotEquals": {"aws:PrincipalAccount": {"Ref": "AWS::AccountId"}}}
+
+
+def test_the_scheduler_role_publishes_reminders_to_the_personal_topic_only_and_uses_its_key_only_through_sns(
+    document: dict[str, Any],
+) -> None:
+    granted = statements(document, "SchedulerRole")
+    publish = [s for s in granted if s.grants("sns:Publish")]
+    assert [s.resources for s in publish] == [({"Ref": "PersonalTopic"},)]  # never the shared topic
+    (key,) = [s for s in granted if any(a.startswith("kms:") for a in s.actions)]
+    assert set(key.actions) == {"kms:GenerateDataKey*", "kms:Decrypt"}
+    assert key.resources == ({"Fn::GetAtt": ["NotificationKey", "Arn"]},)
+    assert key.condition == {"StringEquals": {"kms:ViaService": {"Fn::Sub": "sns.${AWS::Region}.${AWS::URLSuffix}"}}}

@@ -198,22 +198,28 @@ class Notifier:
         self._publish(self.personal_topic_arn, notification, personal=True)
 
     def _publish(self, topic_arn: str, notification: Notification, personal: bool) -> None:
-        if notification.link and not personal:  # never: a link is a credential of one person
-            raise ValueError("refusing to publish an approval link to the shared topic")
-        # Per-protocol bodies: email and SQS get plain text, HTTPS (Chatbot) and everything else the JSON card.
-        message = {"default": notification.chatbot(), "email": notification.text, "sqs": notification.text}
-        attributes = {
-            "event": notification.event,
-            "recipient": notification.recipient,
-            "audience": notification.audience,
-            "personal": "true" if personal else "false",
-            "role_arn": notification.request.role_arn,
-            "request_id": notification.request.id,
-        }
-        self.client.publish(
-            TopicArn=topic_arn,
-            Subject=notification.subject[:99],
-            Message=json.dumps(message),
-            MessageStructure="json",
-            MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items() if v},
-        )
+        self.client.publish(**publish_arguments(topic_arn, notification, personal))
+
+
+def publish_arguments(topic_arn: str, notification: Notification, personal: bool) -> dict[str, Any]:
+    """The SNS Publish request for one notification: what the notifier sends now, and what a reminder schedule
+    sends later on its own (EventBridge Scheduler's universal target, no Lambda)."""
+    if notification.link and not personal:  # never: a link is a credential of one person
+        raise ValueError("refusing to publish an approval link to the shared topic")
+    # Per-protocol bodies: email and SQS get plain text, HTTPS (Chatbot) and everything else the JSON card.
+    message = {"default": notification.chatbot(), "email": notification.text, "sqs": notification.text}
+    attributes = {
+        "event": notification.event,
+        "recipient": notification.recipient,
+        "audience": notification.audience,
+        "personal": "true" if personal else "false",
+        "role_arn": notification.request.role_arn,
+        "request_id": notification.request.id,
+    }
+    return {
+        "TopicArn": topic_arn,
+        "Subject": notification.subject[:99],
+        "Message": json.dumps(message),
+        "MessageStructure": "json",
+        "MessageAttributes": {k: {"DataType": "String", "StringValue": v} for k, v in attributes.items() if v},
+    }

@@ -1,6 +1,8 @@
-"""EventBridge Scheduler adapter: self-deleting `at()` schedules per grant. Its expiry and the reminder before it
-invoke the expire function; a scheduled request's start starts an approval-flow execution with
-{request_id, start: true}, which goes straight to its Grant step (retries, failure handling and all)."""
+"""EventBridge Scheduler adapter: self-deleting `at()` schedules per grant. Its expiry invokes the expire function;
+the reminder before it publishes its message to the personal topic itself (Scheduler's universal target for SNS
+Publish: no Lambda), or, where chat webhooks also deliver, invokes the expire function, which sends it everywhere.
+A scheduled request's start starts an approval-flow execution with {request_id, start: true}, which goes straight to
+its Grant step (retries, failure handling and all)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from trustgate.adapters.notify import publish_arguments
+from trustgate.core.messages import Notification
 from trustgate.core.records import SCHEDULE_KINDS, ScheduleKind, ScheduleRef
 
 if TYPE_CHECKING:
@@ -25,6 +29,11 @@ _PAYLOADS: dict[ScheduleKind, dict[str, object]] = {
     "remind": {"reminder": True},
     "start": {"start": True},
 }
+
+
+def sns_publish_target(partition: str) -> str:
+    """Scheduler's universal target for SNS Publish: the schedule's input is the Publish request itself."""
+    return f"arn:{partition}:scheduler:::aws-sdk:sns:publish"
 
 
 def schedule_name(request_id: str, kind: ScheduleKind = "expire") -> str:
@@ -49,6 +58,7 @@ class ExpirySchedules:
         role_arn: str,
         dead_letter_arn: str,
         state_machine_arn: str = "",
+        reminder_topic_arn: str = "",
     ) -> None:
         self.client = client
         self.group = group
@@ -56,12 +66,16 @@ class ExpirySchedules:
         self.role_arn = role_arn
         self.dead_letter_arn = dead_letter_arn
         self.state_machine_arn = state_machine_arn
+        self.reminder_topic_arn = reminder_topic_arn  # set: reminders are published by Scheduler itself
 
-    def create(self, request_id: str, at: datetime, kind: ScheduleKind = "expire") -> None:
-        """Schedule the grant's expiry (its reminder, its start); an existing one is replaced, so retries are safe."""
-        payload: dict[str, object] = {"request_id": request_id, **_PAYLOADS[kind]}
+    def create(
+        self, request_id: str, at: datetime, kind: ScheduleKind = "expire", message: Notification | None = None
+    ) -> None:
+        """Schedule the grant's expiry (its reminder, its start); an existing one is replaced, so retries are safe.
+        A reminder's `message` is published as it is now, when its topic is set (its words are known beforehand)."""
+        arn, payload = self._target(request_id, kind, message)
         target: dict[str, object] = {
-            "Arn": self.state_machine_arn if kind == "start" else self.target_arn,
+            "Arn": arn,
             "RoleArn": self.role_arn,
             "Input": json.dumps(payload),
             "RetryPolicy": {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 10},
@@ -84,9 +98,18 @@ class ExpirySchedules:
                 raise
             self.client.update_schedule(**arguments)  # type: ignore[arg-type]
 
-    def delete(self, request_id: str) -> None:
-        """Remove a grant's schedules; already gone (fired, or never made) is fine."""
-        for kind in SCHEDULE_KINDS:
+    def _target(
+        self, request_id: str, kind: ScheduleKind, message: Notification | None
+    ) -> tuple[str, dict[str, object]]:
+        if kind == "remind" and message is not None and self.reminder_topic_arn:
+            partition = self.role_arn.split(":")[1]
+            return sns_publish_target(partition), publish_arguments(self.reminder_topic_arn, message, personal=True)
+        payload: dict[str, object] = {"request_id": request_id, **_PAYLOADS[kind]}
+        return (self.state_machine_arn if kind == "start" else self.target_arn), payload
+
+    def delete(self, request_id: str, kinds: tuple[ScheduleKind, ...] = SCHEDULE_KINDS) -> None:
+        """Remove a grant's schedules (or only some kinds); already gone (fired, or never made) is fine."""
+        for kind in kinds:
             try:
                 self.client.delete_schedule(Name=schedule_name(request_id, kind), GroupName=self.group)
             except ClientError as error:

@@ -102,6 +102,8 @@ class Dependencies:
             s.scheduler_role_arn,
             s.expiry_dlq_arn,
             s.state_machine_arn,
+            # SNS is the only delivery: Scheduler publishes reminders itself. Chat webhooks need the function.
+            "" if s.slack_webhook_secret_arn or s.teams_webhook_secret_arn else s.personal_topic_arn,
         )
 
     @cached_property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Literal
 
@@ -111,13 +112,30 @@ def end_grant_effects(deps: Dependencies, ended: AccessRequest, actor: str) -> S
 def after_activation(deps: Dependencies, grant: AccessRequest) -> None:
     """What follows an activation: its schedules, the requester told. A grant is active only once IAM verified
     it, so none of this may fail it: a schedule that cannot be made now is made by the reconciler (IAM's own
-    end condition and the session guard end the access on time meanwhile)."""
+    end condition and the session guard end the access on time meanwhile). An extension takes away the reminders
+    of the person's grants that end before it: their ends are no longer the end of the person's access."""
     try:
         ensure_schedules(deps, grant)
+        if grant.extends is not None:
+            for earlier in outlasted_by(grant, deps.store.active_grants(grant.role_arn)):
+                deps.schedules.delete(earlier.id, ("remind",))
     except Exception:
         logger.exception("could not schedule a grant's expiry; the reconciler will", extra={"request_id": grant.id})
         count("SchedulesDeferred")
     notify(deps, messages.outcome_for_requester(grant))
+
+
+def outlasted_by(grant: AccessRequest, active: Sequence[AccessRequest]) -> list[AccessRequest]:
+    """The person's other active grants of the role that end before `grant` does: it extends their access."""
+    return [
+        g
+        for g in active
+        if g.id != grant.id
+        and g.requester.key == grant.requester.key
+        and g.expires_at is not None
+        and grant.expires_at is not None
+        and g.expires_at < grant.expires_at
+    ]
 
 
 def ensure_schedules(deps: Dependencies, grant: AccessRequest) -> None:
@@ -126,7 +144,7 @@ def ensure_schedules(deps: Dependencies, grant: AccessRequest) -> None:
     deps.schedules.create(grant.id, grant.expires_at)
     remind_at = grant.expires_at - REMINDER_BEFORE
     if grant.duration >= REMINDER_MIN_DURATION and remind_at > deps.clock.now():
-        deps.schedules.create(grant.id, remind_at, "remind")
+        deps.schedules.create(grant.id, remind_at, "remind", messages.expiring_soon(grant))
 
 
 def concrete_approvers(request: AccessRequest) -> list[str]:

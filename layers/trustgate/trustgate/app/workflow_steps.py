@@ -18,6 +18,7 @@ from trustgate.app.effects import (
     delete_schedules_quietly,
     end_grant_effects,
     notify,
+    outlasted_by,
     resume_flow,
     tell_approvers_closed,
     watchers_of,
@@ -350,12 +351,8 @@ def remind(deps: Dependencies, request_id: str) -> dict[str, Any]:
     request = deps.store.get_request(request_id)
     if request.status != RequestStatus.ACTIVE or request.expires_at is None:
         return {"request_id": request_id, "reminded": False}
-    later = [
-        g
-        for g in deps.store.active_grants(request.role_arn)
-        if g.requester.key == request.requester.key and g.expires_at and g.expires_at > request.expires_at
-    ]
-    if later:
+    active = deps.store.active_grants(request.role_arn)
+    if any(request.id in {o.id for o in outlasted_by(g, active)} for g in active):  # an extension covers them
         return {"request_id": request_id, "reminded": False}
     notify(deps, messages.expiring_soon(request))
     return {"request_id": request_id, "reminded": True}
