@@ -25,6 +25,15 @@ KB = 1024
 class Index:
     name: str
     keys: tuple[str, ...]
+    projection: str = "ALL"  # ALL, KEYS_ONLY or INCLUDE
+    included: tuple[str, ...] = ()
+
+    def projected(self, item: dict[str, Any]) -> dict[str, Any]:
+        """What the index holds of an item: the table's and the index's keys, plus what it projects."""
+        if self.projection == "ALL":
+            return item
+        kept = {"pk", "sk", *self.keys, *self.included}
+        return {k: v for k, v in item.items() if k in kept}
 
 
 @dataclass
@@ -98,6 +107,9 @@ class Sizer:
         return item is not None and all(k in item for k in index.keys)
 
     def _write(self, operation: str, before: dict[str, Any] | None, after: dict[str, Any] | None, factor: int) -> None:
+        """A write's units: the item's size in KB (2x in a transaction), plus, for every index holding the item
+        before or after, one write per KB of what it projects (two when its key changed). An update that leaves an
+        index's keys and projected attributes as they were writes nothing to that index."""
         size = max(item_size(after or {}), item_size(before or {}))
         base = factor * max(1, math.ceil(size / KB))
         index_units = 0
@@ -105,9 +117,13 @@ class Sizer:
             was, now = self._in(index, before), self._in(index, after)
             if not was and not now:
                 continue
-            moved = was and now and any(before[k] != after[k] for k in index.keys)  # type: ignore[index]
+            old = index.projected(before) if was and before else None
+            new = index.projected(after) if now and after else None
+            if old is not None and new is not None and old == new:
+                continue
+            moved = old is not None and new is not None and any(old[k] != new[k] for k in index.keys)
             writes = 2 if moved else 1
-            index_units += writes * max(1, math.ceil(item_size((after if now else before) or {}) / KB))
+            index_units += writes * max(1, math.ceil(item_size(new or old or {}) / KB))
         self.units.write += base
         self.units.index_write += index_units
         self.units.by_operation[operation] = self.units.by_operation.get(operation, 0) + base + index_units
@@ -163,14 +179,24 @@ class Sizer:
         elif op == "Query":
             consistent = bool(params.get("ConsistentRead")) and "IndexName" not in params
             self._read("Query", list(call.response.get("Items", [])), consistent)
-        elif op in ("BatchWriteItem", "BatchGetItem", "Scan", "TransactGetItems"):
+        elif op == "BatchGetItem":  # each item is its own read: 1 unit per 4 KB consistent, half that otherwise
+            for table, found in call.response.get("Responses", {}).items():
+                consistent = bool(params["RequestItems"][table].get("ConsistentRead"))
+                for item in found:
+                    self._read("BatchGetItem", [self.items.get(_key_of(item)) or item], consistent)
+        elif op in ("BatchWriteItem", "Scan", "TransactGetItems"):
             self.units.by_operation[f"{op}(unsized)"] = self.units.by_operation.get(f"{op}(unsized)", 0) + 1
 
 
 def indexes_from_template(template: dict[str, Any]) -> list[Index]:
     table = next(r for r in template["Resources"].values() if r.get("Type") == "AWS::DynamoDB::Table")
     return [
-        Index(gsi["IndexName"], tuple(k["AttributeName"] for k in gsi["KeySchema"]))
+        Index(
+            gsi["IndexName"],
+            tuple(k["AttributeName"] for k in gsi["KeySchema"]),
+            gsi["Projection"]["ProjectionType"],
+            tuple(gsi["Projection"].get("NonKeyAttributes", [])),
+        )
         for gsi in table["Properties"].get("GlobalSecondaryIndexes", [])
     ]
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -37,6 +38,10 @@ _INDEX_KEYS = {
     "ByReview": ("gsi5pk", "gsi5sk"),
 }
 REVIEW_PENDING = "REVIEW#pending"  # the ByReview partition: break-glass requests awaiting review (a sparse index)
+# ByKind (every request, every audit record, newest first) spreads each kind over this many partition keys, so no
+# one key takes every write; a listing queries them all and merges. Items written before the index was sharded
+# kept the bare kind as their key: that partition is read too.
+KIND_SHARDS = 4
 
 
 def _to_item(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -90,9 +95,18 @@ def _request_keys(request: AccessRequest) -> dict[str, Any]:
         "gsi2sk": created,
         "gsi3pk": f"STATUS#{request.status.value}",
         "gsi3sk": created,
-        "gsi4pk": "REQUEST",
+        "gsi4pk": kind_partition("REQUEST", request.id),
         "gsi4sk": created,
     }
+
+
+def kind_partition(kind: str, item_id: str) -> str:
+    """The ByKind partition key of an item: its kind and a shard derived from its id (stable, evenly spread)."""
+    return f"{kind}#{zlib.crc32(item_id.encode()) % KIND_SHARDS}"
+
+
+def _kind_partitions(kind: str) -> list[str]:
+    return [kind, *(f"{kind}#{shard}" for shard in range(KIND_SHARDS))]
 
 
 def _open_key(request: AccessRequest) -> dict[str, str]:
@@ -107,7 +121,8 @@ def request_item(request: AccessRequest) -> dict[str, Any]:
 
 def audit_item(event: AuditEvent) -> dict[str, Any]:
     at = f"{to_rfc3339(event.at)}#{event.id}"
-    keys: dict[str, Any] = {"pk": f"AUDIT#{event.id}", "sk": "AUDIT", "gsi4pk": "AUDIT", "gsi4sk": at}
+    keys: dict[str, Any] = {"pk": f"AUDIT#{event.id}", "sk": "AUDIT", "gsi4pk": kind_partition("AUDIT", event.id)}
+    keys["gsi4sk"] = at
     if event.role_arn:
         keys |= {"gsi1pk": f"AUDITROLE#{event.role_arn}", "gsi1sk": at}
     body = event.model_dump(mode="json", exclude_none=True)
@@ -239,17 +254,23 @@ class Store:
         }
 
     def get_requests(self, request_ids: Iterable[str]) -> list[AccessRequest]:
-        """The requests as stored now (consistent reads, 100 a call, in no particular order); ids that name no
-        request are left out. Keys DynamoDB leaves unprocessed (too busy) are asked again, a few times."""
+        """The requests as stored now (consistent reads, 100 a call), in the order asked; ids that name no request
+        are left out."""
         keys = [_request_key(i) for i in dict.fromkeys(request_ids)]
-        found: list[AccessRequest] = []
+        return [_request_from(item) for item in self._get_items(keys)]
+
+    def _get_items(self, keys: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Items as stored now (BatchGetItem, consistent, 100 keys a call), in the order of `keys`; missing ones
+        are left out. Keys DynamoDB leaves unprocessed (too busy) are asked again, a few times."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
         for start in range(0, len(keys), BATCH_GET_LIMIT):
-            pending: list[dict[str, Any]] = keys[start : start + BATCH_GET_LIMIT]
+            pending: list[dict[str, Any]] = [dict(k) for k in keys[start : start + BATCH_GET_LIMIT]]
             for attempt in range(BATCH_GET_ATTEMPTS):
                 response = self.client.batch_get_item(
                     RequestItems={self.table: {"Keys": pending, "ConsistentRead": True}}
                 )
-                found += [_request_from(item) for item in response.get("Responses", {}).get(self.table, [])]
+                for item in response.get("Responses", {}).get(self.table, []):
+                    found[(item["pk"]["S"], item["sk"]["S"])] = dict(item)
                 unprocessed = response.get("UnprocessedKeys", {}).get(self.table)
                 pending = [dict(key) for key in unprocessed["Keys"]] if unprocessed else []
                 if not pending:
@@ -257,7 +278,8 @@ class Store:
                 time.sleep(0.05 * 2**attempt)
             if pending:
                 raise ThrottledError()
-        return found
+        ordered = [found.get((k["pk"]["S"], k["sk"]["S"])) for k in keys]
+        return [item for item in ordered if item is not None]
 
     def set_task_token(self, request_id: str, token: str) -> None:
         self.client.update_item(
@@ -325,7 +347,8 @@ class Store:
         return self._query_requests("ByStatus", "gsi3pk = :pk", {":pk": f"STATUS#{status.value}"}, cursor, limit)
 
     def all_requests(self, cursor: str | None = None, limit: int = PAGE_LIMIT) -> Page[AccessRequest]:
-        return self._query_requests("ByKind", "gsi4pk = :pk", {":pk": "REQUEST"}, cursor, limit)
+        keys, next_cursor = self._query_kind("REQUEST", "0", "~", cursor, limit)
+        return Page([_request_from(item) for item in self._get_items(keys)], next_cursor)
 
     def review_pending(self, cursor: str | None = None, limit: int = PAGE_LIMIT) -> Page[AccessRequest]:
         """Break-glass requests no approver has reviewed yet, newest first (a sparse index: only they are in it)."""
@@ -345,35 +368,48 @@ class Store:
         )
 
     def active_grants(self, role_arn: str) -> list[AccessRequest]:
-        """Every active grant of a role (one indexed query per page; never a table scan)."""
-        return list(iterate_pages(lambda cursor: self.requests_by_role(role_arn, RequestStatus.ACTIVE, cursor, 500)))
+        """Every active grant of a role (one indexed query per page; never a table scan), as stored now."""
+        pages = iterate_pages(lambda cursor: self.requests_by_role(role_arn, RequestStatus.ACTIVE, cursor, 500))
+        return [grant for grant in pages if grant.status == RequestStatus.ACTIVE]
 
     def recent_grants(
         self, role_arn: str, statuses: Iterable[RequestStatus], created_since: datetime
     ) -> list[AccessRequest]:
-        """A role's active grants, plus its grants in the other `statuses` requested since `created_since`."""
-        found: list[AccessRequest] = []
-        condition = "gsi1pk = :pk AND gsi1sk BETWEEN :from AND :to"
+        """A role's active grants, plus its grants in the other `statuses` requested since `created_since`, as
+        stored now (one read of them all, whatever status each has now)."""
+        ids: list[str] = []
         for status in statuses:
+            values = {":pk": f"ROLE#{role_arn}"}
             if status == RequestStatus.ACTIVE:
-                found.extend(self.active_grants(role_arn))
-                continue
-            values = {
-                ":pk": f"ROLE#{role_arn}",
-                ":from": f"{status.value}#{to_rfc3339(created_since)}",
-                ":to": f"{status.value}#~",
-            }
-            found.extend(self._all_requests("ByRole", condition, values))
-        return found
+                condition, values[":prefix"] = "gsi1pk = :pk AND begins_with(gsi1sk, :prefix)", "active#"
+            else:
+                condition = "gsi1pk = :pk AND gsi1sk BETWEEN :from AND :to"
+                values |= {":from": f"{status.value}#{to_rfc3339(created_since)}", ":to": f"{status.value}#~"}
+            ids += self._all_ids("ByRole", condition, values)
+        return self.get_requests(ids)
+
+    def _all_ids(self, index: str, condition: str, values: dict[str, Any]) -> list[str]:
+        pages = iterate_pages(lambda cursor: self._query_ids(index, condition, values, cursor, 500))
+        return list(pages)
 
     def _all_requests(self, index: str, condition: str, values: dict[str, Any]) -> list[AccessRequest]:
-        return list(iterate_pages(lambda cursor: self._query_requests(index, condition, values, cursor, 500)))
+        return self.get_requests(self._all_ids(index, condition, values))
+
+    def _query_ids(
+        self, index: str, condition: str, values: dict[str, Any], cursor: str | None, limit: int
+    ) -> Page[str]:
+        """The request ids a page of an index holds (the indexes project keys only: an update that changes no
+        index key writes no index)."""
+        items, next_key = self._query(index, condition, values, cursor, limit)
+        return Page([item["pk"]["S"].removeprefix("REQUEST#") for item in items], next_key)
 
     def _query_requests(
         self, index: str, condition: str, values: dict[str, Any], cursor: str | None, limit: int
     ) -> Page[AccessRequest]:
-        items, next_key = self._query(index, condition, values, cursor, limit)
-        return Page([_request_from(item) for item in items], next_key)
+        """A page of an index, each request read from the table (consistent: as it is now, not as the index last
+        saw it), in the index's order."""
+        ids = self._query_ids(index, condition, values, cursor, limit)
+        return Page(self.get_requests(ids.items), ids.next)
 
     def _query(
         self,
@@ -411,16 +447,19 @@ class Store:
     # -- audit ------------------------------------------------------------------------------------
 
     def put_audit(self, event: AuditEvent) -> None:
-        self.client.transact_write_items(TransactItems=[self._audit_put(event)])  # type: ignore[list-item]
+        """Record an event on its own (append-only: ConflictError if its id was recorded already)."""
+        if not self.put_audit_once(event):
+            raise ConflictError("already recorded")
 
     def put_audit_once(self, event: AuditEvent) -> bool:
-        """Record an event under the id it was given; False when a record with that id already exists."""
+        """Record an event under the id it was given; False when a record with that id already exists. One
+        conditional put (a one-item transaction would cost twice the write units for the same guarantee)."""
         try:
-            self._transact([self._audit_put(event)], conflict="already recorded")
-        except ConflictError as error:
-            if throttling_in(error) is not None:  # the table was busy: nothing was recorded, not a duplicate
-                raise
-            return False
+            self.client.put_item(**self._audit_put(event)["Put"])
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
         return True
 
     def audit_events(
@@ -432,19 +471,55 @@ class Store:
         cursor: str | None = None,
         limit: int = PAGE_LIMIT,
     ) -> Page[AuditEvent]:
-        index, condition = ("ByRole", "gsi1pk = :pk") if role_arn else ("ByKind", "gsi4pk = :pk")
-        sort_key = "gsi1sk" if role_arn else "gsi4sk"
-        values: dict[str, Any] = {":pk": f"AUDITROLE#{role_arn}" if role_arn else "AUDIT"}
         low = to_rfc3339(since) if since else "0"
         high = to_rfc3339(until) + "~" if until else "~"  # '~' sorts after every '#<id>' suffix
-        condition += f" AND {sort_key} BETWEEN :from AND :to"
-        values |= {":from": low, ":to": high}
+        values: dict[str, Any] = {":from": low, ":to": high}
         filter_expression = None
-        if actor:
+        if actor:  # `actor` is projected into both indexes, so the filter runs there
             filter_expression = "actor = :actor"
             values[":actor"] = actor
-        items, next_key = self._query(index, condition, values, cursor, limit, filter_expression)
-        return Page([_audit_from(item) for item in items], next_key)
+        if role_arn is None:
+            keys, next_cursor = self._query_kind("AUDIT", low, high, cursor, limit, filter_expression, values)
+        else:
+            values[":pk"] = f"AUDITROLE#{role_arn}"
+            condition = "gsi1pk = :pk AND gsi1sk BETWEEN :from AND :to"
+            keys, next_cursor = self._query("ByRole", condition, values, cursor, limit, filter_expression)
+        return Page([_audit_from(item) for item in self._get_items([_keys_of(k) for k in keys])], next_cursor)
+
+    def _query_kind(
+        self,
+        kind: str,
+        low: str,
+        high: str,
+        cursor: str | None,
+        limit: int,
+        filter_expression: str | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """Keys of the newest items of a kind between `low` and `high` (ByKind sort keys), across its partitions:
+        each partition's newest `limit` (after the filter), merged. The cursor is the last sort key returned."""
+        high = _kind_cursor(kind, cursor, low, high) or high
+        bounds = {**(values or {}), ":from": low, ":to": high}
+        condition = "gsi4pk = :pk AND gsi4sk BETWEEN :from AND :to"
+        merged: list[dict[str, Any]] = []
+        more = False
+        for partition in _kind_partitions(kind):
+            found: list[dict[str, Any]] = []
+            page: str | None = None
+            while True:  # a filter may leave a page short: read on until `limit` after the cursor, or the end
+                items, page = self._query(
+                    "ByKind", condition, {**bounds, ":pk": partition}, page, limit + 1, filter_expression
+                )
+                found += [i for i in items if cursor is None or i["gsi4sk"]["S"] < high]
+                if len(found) > limit or page is None:
+                    break
+            more = more or len(found) > limit or page is not None
+            merged += found[: limit + 1]
+        merged.sort(key=lambda item: item["gsi4sk"]["S"], reverse=True)
+        more = more or len(merged) > limit
+        taken = merged[:limit]
+        next_cursor = _encode_kind_cursor(kind, taken[-1]["gsi4sk"]["S"]) if more and taken else None
+        return taken, next_cursor
 
     def _audit_put(self, event: AuditEvent) -> dict[str, Any]:
         return {
@@ -693,6 +768,29 @@ class Store:
         condition = "gsi3pk = :pk AND gsi3sk BETWEEN :from AND :to"
         values = {":pk": f"STATUS#{status.value}", ":from": to_rfc3339(created_since), ":to": "~"}
         return self._all_requests("ByStatus", condition, values)
+
+
+def _keys_of(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {"pk": item["pk"], "sk": item["sk"]}
+
+
+def _encode_kind_cursor(kind: str, before: str) -> str:
+    return str(encode_cursor({"kind": kind, "before": before}))
+
+
+def _kind_cursor(kind: str, cursor: str | None, low: str, high: str) -> str | None:
+    """The sort key a listing of a kind continues below; only a cursor this listing returned is one."""
+    start = decode_cursor(cursor)
+    if start is None:
+        return None
+    before = start.get("before")
+    if set(start) != {"kind", "before"} or not isinstance(before, str):
+        raise InvalidCursorError()
+    if start["kind"] != kind:
+        raise InvalidCursorError("the `next` cursor belongs to another listing; start again without it")
+    if not low <= before <= high:
+        raise InvalidCursorError("the `next` cursor lies outside what this listing asks for; start again without it")
+    return before
 
 
 def _check_cursor(start: Mapping[str, Any], index: str, values: Mapping[str, Any]) -> None:

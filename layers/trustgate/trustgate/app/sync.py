@@ -177,15 +177,15 @@ def grants_shaping(deps: Dependencies, role_arn: str) -> list[AccessRequest]:
     """Every grant of the role that can still shape a coverage, as stored now.
 
     The `ByRole` index (one query per status) is eventually consistent, so it only names the candidates, each
-    then read again consistently: a grant a round revoked or activated a moment ago is seen as it is, never as
-    the index still shows it (active, or pending or scheduled and so left out). Pending and scheduled requests are
+    read from the table consistently (`recent_grants`): a grant a round revoked or activated a moment ago is seen
+    as it is, never as the index still shows it (active, or pending or scheduled and so left out). Pending and scheduled requests are
     candidates for that reason. The index orders a role's requests by when they could begin (`records.role_key`:
     a scheduled one's start, else its creation), so one whose window began before the history window cannot shape a
     coverage any more, however long before its start it was asked for.
     """
     since = deps.clock.now() - history_window(deps)
     candidates = deps.store.recent_grants(role_arn, (*SPAN_STATUSES, *AWAITING_ACTIVATION), since)
-    return [g for g in deps.store.get_requests(g.id for g in candidates) if g.status in SPAN_STATUSES]
+    return [g for g in candidates if g.status in SPAN_STATUSES]
 
 
 def plan_role(
