@@ -4,8 +4,9 @@ Each run is a fresh `python3.13 -I -S -B` (no site-packages, no bytecode written
 are read-only, so nothing compiled during one cold start helps the next) whose path is what Lambda's is:
 the function's code, the layer, then the runtime's own boto3. It imports the handler module (`app`, as the
 runtime does) and so runs its module-level init, with the template's environment plus what Lambda sets
-(`LAMBDA_TASK_ROOT`, `AWS_LAMBDA_FUNCTION_NAME`, the X-Ray daemon address). Tracing is on, as in the
-template (`Tracing: Active`, no `POWERTOOLS_TRACE_DISABLED`), so Powertools' Tracer imports the X-Ray SDK.
+(`LAMBDA_TASK_ROOT`, `AWS_LAMBDA_FUNCTION_NAME`, the X-Ray daemon address). Tracing is as the template's
+defaults make it: `Tracing: Active`, and `DetailedTracing=false`, so `POWERTOOLS_TRACE_DISABLED=true` and the
+functions do not import the X-Ray SDK (to measure `DetailedTracing=true`, set its placeholder below to "false").
 
 Layouts, each a list of path entries:
 * deployed: the `sam build` artifacts (layer's compiled extensions swapped for this machine's build);
@@ -77,6 +78,7 @@ PLACEHOLDERS = {
     "TRUST_POLICY_QUOTA": "2048",
     "AWS_PARTITION": "aws",
     "EDITOR_ROLE_NAME": "",
+    "POWERTOOLS_TRACE_DISABLED": "true",  # DetailedTracing's default ("false")
 }
 
 
