@@ -11,10 +11,6 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
     RequestUnsupportedContentType,
     RequestValidationError,
 )
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyValidationError,
-)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from trustgate.adapters.observability import count, logger
@@ -83,16 +79,6 @@ def build_app(dependencies: Callable[[], Dependencies]) -> APIGatewayRestResolve
         if error.errors() and all(problem.get("type") == "invalid_notify" for problem in error.errors()):
             return error_response(422, "invalid_notify", describe_validation_error(error))  # models._check_notify
         return error_response(400, "invalid_input", describe_validation_error(error))
-
-    @app.exception_handler(IdempotencyValidationError)
-    def reused_key(_: IdempotencyValidationError) -> Response[Any]:
-        return error_response(
-            422, "idempotency_key_reused", "this Idempotency-Key was used with a different body; use a new key"
-        )
-
-    @app.exception_handler(IdempotencyAlreadyInProgressError)
-    def in_progress(_: IdempotencyAlreadyInProgressError) -> Response[Any]:
-        return error_response(409, "in_progress", "a request with this Idempotency-Key is still being processed")
 
     @app.not_found
     def not_found(_: Exception) -> Response[Any]:

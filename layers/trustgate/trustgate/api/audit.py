@@ -9,7 +9,7 @@ from urllib.parse import quote, urlencode
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from trustgate.api.common import caller_of, deps, documented
 from trustgate.api.inputs import header
@@ -37,6 +37,8 @@ def _time_or_age(value: str | None, name: str, now: datetime) -> datetime | None
 
 
 class AuditList(BaseModel):
+    # defer_build: the schema is built when a route first needs it, not in every cold start.
+    model_config = ConfigDict(defer_build=True)
     items: list[AuditEvent]
     next: str | None = None
 

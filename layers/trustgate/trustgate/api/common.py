@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import BaseRouter
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.types import OpenAPIResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from trustgate.core.identity import Caller, caller_from_identity
 from trustgate.core.ports import Dependencies
@@ -75,12 +75,16 @@ def describe_validation_error(error: RequestValidationError) -> str:
 
 
 class ErrorDetail(BaseModel):
+    # defer_build: the schema is built when a route first needs it, not in every cold start.
+    model_config = ConfigDict(defer_build=True)
     code: str
     message: str
 
 
 class ErrorBody(BaseModel):
     """Every refusal, whether TrustGate's or API Gateway's: `{"error": {"code", "message"}}`."""
+
+    model_config = ConfigDict(defer_build=True)
 
     error: ErrorDetail
 

@@ -38,7 +38,8 @@ MAX_BODY = 8192
 class DecisionBody(BaseModel):
     """A decision, from the page's form or a JSON client."""
 
-    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+    # defer_build: the schema is built when a route first needs it, not in every cold start.
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, defer_build=True)
 
     decision: Literal["approve", "deny"]
     comment: str | None = Field(default=None, max_length=1000)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from aws_lambda_powertools.event_handler.api_gateway import Router
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from trustgate.api.common import caller_of, deps, documented
 from trustgate.app import requests
@@ -20,12 +20,16 @@ router = Router()
 class AutoApproveWhen(BaseModel):
     """The conditions of an auto-approve rule that names the caller (who else it names is not shown)."""
 
+    # defer_build: the schema is built when a route first needs it, not in every cold start.
+    model_config = ConfigDict(defer_build=True)
+
     max_duration: Duration | None = None
     weekdays: list[int] = Field(default_factory=list, description="0 = Monday … 6 = Sunday (UTC); empty: any day")
     hours_utc: tuple[int, int] | None = Field(default=None, description="[start, end) hours, UTC; null: any hour")
 
 
 class RequestableRole(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     role_arn: str
     role_name: str
     account: str
@@ -51,6 +55,7 @@ class RequestableRole(BaseModel):
 
 
 class RequestableRoleList(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     person: str = Field(description="who the caller is, as a person: requests are theirs")
     items: list[RequestableRole]
 

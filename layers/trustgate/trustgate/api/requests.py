@@ -9,11 +9,6 @@ from typing import Annotated, Any, Literal
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Query
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from trustgate.adapters.store import Store
@@ -21,14 +16,15 @@ from trustgate.api.common import caller_of, deps, documented
 from trustgate.app import decisions, requests, reviews
 from trustgate.core.clock import parse_rfc3339
 from trustgate.core.durations import parse_duration
-from trustgate.core.errors import ValidationError
+from trustgate.core.errors import ConflictError, RuleViolationError, ValidationError
 from trustgate.core.models import AccessRequest, RequestStatus, RequestView
 
 router = Router()
 
 
 class CreateRequestBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # defer_build: the schema is built when a route first needs it, not in every cold start.
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     role: str | None = Field(
         default=None, min_length=1, max_length=2048, description="name or ARN of a managed role (or give `roles`)"
@@ -62,7 +58,7 @@ class CreateRequestBody(BaseModel):
 
 
 class ReviewBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     verdict: Literal["ok", "misuse"] = Field(
         description="`ok`: the break-glass use was justified; `misuse`: it was not"
@@ -71,25 +67,26 @@ class ReviewBody(BaseModel):
 
 
 class ExtendBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     duration: StrictStr | StrictInt  # strict: JSON true is no duration (pydantic would read it as 1)
     justification: str = Field(min_length=1, max_length=2000)
 
 
 class RevokeBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     reason: str | None = Field(default=None, max_length=1000)
 
 
 class DecisionBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     comment: str | None = Field(default=None, max_length=1000)
 
 
 class RequestList(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     items: list[RequestView]
     next: str | None = None
 
@@ -137,7 +134,7 @@ def post_request(body: Annotated[CreateRequestBody, Body()]) -> Response[Request
     if key:
         if not 1 <= len(key) <= 200:
             raise ValidationError("the Idempotency-Key header must be 1 to 200 characters")
-        result = _idempotent_create()(payload={"key": key, **payload})
+        result = _create_once(key, payload)
     else:
         result = _create(payload)
     return Response(status_code=201, content_type="application/json", body=RequestView.model_validate(result))
@@ -184,9 +181,36 @@ def _start_at(text: str, now: datetime) -> datetime:
     )
 
 
+def _create_once(key: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """Create once per key and caller. Powertools' idempotency utility is imported only here: a cold start pays
+    for it only when its first request carries the header."""
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+        IdempotencyValidationError,
+    )
+
+    try:
+        result: dict[str, Any] = _idempotent_create()(payload={"key": key, **payload})
+    except IdempotencyValidationError as error:
+        raise RuleViolationError(
+            "this Idempotency-Key was used with a different body; use a new key", code="idempotency_key_reused"
+        ) from error
+    except IdempotencyAlreadyInProgressError as error:
+        raise ConflictError(
+            "a request with this Idempotency-Key is still being processed", code="in_progress"
+        ) from error
+    return result
+
+
 @cache
 def _idempotent_create() -> Any:
     """Built on first use, so functions that never see the header do not pay for the persistence layer."""
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
     d = deps()
     persistence = DynamoDBPersistenceLayer(
         table_name=d.settings.table_name,

@@ -18,6 +18,8 @@ router = Router()
 
 
 class RoleSummary(BaseModel):
+    # defer_build: the schema is built when a route first needs it, not in every cold start.
+    model_config = ConfigDict(defer_build=True)
     role_arn: str
     mode: str
     active_grants: int
@@ -27,10 +29,12 @@ class RoleSummary(BaseModel):
 
 
 class RoleList(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     items: list[RoleSummary]
 
 
 class RoleDetail(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     role_arn: str
     mode: str
     policy: dict[str, Any]
@@ -41,6 +45,7 @@ class RoleDetail(BaseModel):
 
 
 class PolicyChangeResult(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     policy: dict[str, Any]
     dry_run: bool
     trust_policy_before: dict[str, Any]
@@ -52,6 +57,7 @@ class PolicyChangeResult(BaseModel):
 
 
 class SyncOutcome(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     changed: bool
     trust_policy: dict[str, Any]
     trust_policy_chars: int
@@ -59,7 +65,7 @@ class SyncOutcome(BaseModel):
 
 
 class RevokePersonBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     principal: str = Field(
         min_length=1,
@@ -71,6 +77,7 @@ class RevokePersonBody(BaseModel):
 
 
 class RevocationResult(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     role_arn: str
     person: str = Field(description="the person key whose coverage ended (iam:…, idc:…, role:…)")
     ended: list[RequestView] = Field(description="the active grants that ended now (status revoked)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from urllib.parse import unquote
 
 from trustgate.core.errors import (
@@ -40,6 +39,8 @@ def resolve_role(deps: Dependencies, role: str) -> str:
             return arn
     names = [arn.rsplit("/", 1)[-1] for arn in arns]
     by_folded = {name.casefold(): name for name in names}
+    import difflib  # only for a name not found: not on every cold start
+
     close = difflib.get_close_matches(role.rsplit("/", 1)[-1].casefold(), list(by_folded), n=1, cutoff=0.6)
     hint = f"; did you mean {by_folded[close[0]]}?" if close else ""
     raise NotFoundError(f"{role!r} is not a role TrustGate manages{hint} (managed roles: {', '.join(names) or 'none'})")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Iterable
@@ -21,6 +20,8 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 def audit_csv(events: Iterable[AuditEvent]) -> str:
     """A header row, then one row per event in the order given; CRLF line ends, as RFC 4180 has them."""
+    import csv  # only GET /audit as CSV needs it: not on every cold start
+
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(COLUMNS)

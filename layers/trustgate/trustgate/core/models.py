@@ -256,6 +256,9 @@ class RequestView(BaseModel):
 class WayIn(BaseModel):
     """The exact way into a granted role: the session name is pinned, so nothing else works."""
 
+    # defer_build: the schema is built when a route first needs it, not in every cold start.
+    model_config = ConfigDict(defer_build=True)
+
     role_arn: str
     session_name: str
     console_url: str = Field(description="the console's Switch Role link")
@@ -288,6 +291,8 @@ RequestView.model_rebuild()
 class AuditEvent(BaseModel):
     """One append-only audit record; `action` also names the EventBridge detail-type."""
 
+    model_config = ConfigDict(defer_build=True)
+
     id: str
     at: UtcDatetime
     actor: str
@@ -302,7 +307,7 @@ class AuditEvent(BaseModel):
 class AutoApproveRule(BaseModel):
     """Every condition given must hold for a request to be approved without a person."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     principals: list[str] = Field(default_factory=list, description="ARN patterns of requesters")
     max_duration: Duration | None = None
@@ -494,7 +499,7 @@ def _check_notify(values: list[str], info: ValidationInfo) -> list[str]:
 class BreakGlassRule(BaseModel):
     """Who may take the role at once, without approval, for how long; every use is reviewed afterwards."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     requesters: Annotated[list[str], AfterValidator(_check_globs)] = Field(
         description="ARN globs, account ids or person keys of who may break the glass (they must also be allowed to "
@@ -508,7 +513,7 @@ class BreakGlassRule(BaseModel):
 class RolePolicy(BaseModel):
     """A customer admin's rules for one role; every unset field falls back to the deploy ceiling."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     mode: Mode | None = Field(
         default=None,
