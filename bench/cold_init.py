@@ -55,11 +55,12 @@ except (OSError, StopIteration):
 print(json.dumps({{"wall": wall, "cpu": cpu, "rss_kb": rss_kb, "botocore": sys.modules["botocore"].__file__}}))
 """
 BASELINE_BODY = "import boto3"
-# The least any function on this layer pays: Powertools' three utilities and pydantic, nothing of ours.
+# The least any function on this layer pays as the template deploys it (DetailedTracing off: no Tracer, no X-Ray
+# SDK): Powertools' Logger and Metrics and pydantic, nothing of ours.
 FLOOR_BODY = (
     "import boto3, pydantic\n"
-    "from aws_lambda_powertools import Logger, Metrics, Tracer\n"
-    "Logger(); Metrics(); Tracer()\n"
+    "from aws_lambda_powertools import Logger, Metrics\n"
+    "Logger(); Metrics()\n"
     "class Step(pydantic.BaseModel):\n    request_id: str\n"
 )
 # Placeholders for the template's references (module init reads none of them; they keep Settings valid).

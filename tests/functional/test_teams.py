@@ -95,5 +95,7 @@ def test_with_chat_webhooks_the_reminder_goes_through_the_expire_function_to_the
     assert target["Arn"] == world.stack.functions["ExpireFunction"].arn
     world.advance(timedelta(minutes=51))
     assert world.fire_schedule(request["id"], "remind") == {"request_id": request["id"], "reminded": True}
-    assert any(request["id"] in json.dumps(card) and "ends at" in json.dumps(card) for card in cards(posted, ALICE_CHAT))
+    assert any(
+        request["id"] in json.dumps(card) and "ends at" in json.dumps(card) for card in cards(posted, ALICE_CHAT)
+    )
     assert [s.event for s in received_by(world, ALICE) if s.event == "grant.expiring"] == ["grant.expiring"]
