@@ -11,6 +11,7 @@ import pytest
 from tests.support.aws import ALICE, BOB, DAVE, MEMBER, ROLE_ARN, VENDOR_TRUST, World, running_world
 from tests.support.flows import JUSTIFICATION, approve, granted, request_access
 from tests.support.links import received_by
+from trustgate.app.effects import ensure_schedules
 from trustgate.core.clock import parse_rfc3339
 from trustgate.core.ids import new_id
 from trustgate.core.models import AuditEvent, RolePolicy
@@ -303,6 +304,8 @@ def test_scheduler_itself_publishes_the_reminder_to_the_holder_and_an_extension_
     target = reminder["Target"]
     assert target["Arn"] == "arn:aws:scheduler:::aws-sdk:sns:publish"
     assert target["RoleArn"] == world.stack.attributes["SchedulerRole"]["Arn"]
+    # A reminder later than its lead time would announce an end already past: Scheduler drops it instead.
+    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 600
     assert json.loads(target["Input"])["TopicArn"] == world.stack.refs["PersonalTopic"]
     invoked = len(world.host.invocations)
     world.advance(timedelta(minutes=51))
@@ -332,3 +335,8 @@ def test_an_extension_takes_away_the_reminder_of_the_grant_it_extends(world: Wor
     assert world.schedule(body["id"], "remind")["ScheduleExpression"] == (
         f"at({(extension.expires_at - timedelta(minutes=10)):%Y-%m-%dT%H:%M:%S})"
     )
+    # Schedules made again for the extended grant (the reconciler's, a retried step's) bring no reminder back.
+    ensure_schedules(world.deps, world.deps.store.get_request(second["id"]))
+    assert world.schedule(second["id"])  # its expiry, yes
+    with pytest.raises(world.session.client("scheduler").exceptions.ResourceNotFoundException):
+        world.schedule(second["id"], "remind")

@@ -1,7 +1,8 @@
 """Findings of a security review of coalesced syncs, each reproduced here and fixed.
 
 1. Rounds read a role's grants through the eventually consistent ByRole index: a grant revoked or activated a
-   moment ago came back, or fell out. Now the index only names candidates, each read again consistently.
+   moment ago came back, or fell out. Now the index only names candidates (it holds keys only), each read from
+   the table consistently.
 2. A holder that stalled past its lease re-took the lock once another holder took and released it, and wrote its
    stale plan (undoing a revoke). Now a renewal requires still being the lock's owner.
 3. A revoke cancelled a request IAM already named (its activation not yet recorded), and the guard forgot it.
@@ -47,7 +48,7 @@ def test_a_round_right_after_a_revoke_does_not_bring_the_person_back_while_the_i
 ) -> None:
     grant = granted(world)
     store = world.deps.store
-    stale = store.recent_grants(ROLE_ARN, sync.SPAN_STATUSES, world.deps.clock.now() - timedelta(days=2))
+    real_ids = store._all_ids
     real_record_intent = store.record_intent
     arrived: list[int] = []
 
@@ -57,8 +58,8 @@ def test_a_round_right_after_a_revoke_does_not_bring_the_person_back_while_the_i
             arrived.append(store.mark_dirty(ROLE_ARN))
 
     monkeypatch.setattr(store, "record_intent", another_change_arrives)
-    # The index as it was before the revoke: the grant still active, with its approved end.
-    monkeypatch.setattr(store, "recent_grants", lambda *a, **k: [g.model_copy() for g in stale])
+    # The index as it was before the revoke: the grant still under `active#` (and so named by every status query).
+    monkeypatch.setattr(store, "_all_ids", lambda *a, **k: [*real_ids(*a, **k), grant["id"]])
 
     status, body = world.api("POST", REVOKE, CAROL, {"principal": ALICE})
 
@@ -72,8 +73,19 @@ def test_a_round_right_after_an_activation_keeps_the_grant_the_index_still_shows
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     grant = granted(world)
-    stale = world.deps.store.get_request(grant["id"]).model_copy(update={"status": RequestStatus.PENDING})
-    monkeypatch.setattr(world.deps.store, "recent_grants", lambda *a, **k: [stale])
+    store = world.deps.store
+    real_query_ids = store._query_ids
+
+    def index_still_pending(index: str, condition: str, values: dict[str, Any], *rest: Any) -> Any:
+        """The index as it was before the activation: the grant under `pending#`, not under `active#`."""
+        page = real_query_ids(index, condition, values, *rest)
+        shown_as = str(values.get(":prefix") or values.get(":from") or "")
+        if shown_as.startswith("pending#"):
+            return type(page)([*page.items, grant["id"]], page.next)
+        return type(page)([i for i in page.items if i != grant["id"]], page.next)
+
+    monkeypatch.setattr(store, "_query_ids", index_still_pending)
+    assert grant["id"] not in [g.id for g in store.active_grants(ROLE_ARN)]  # what a lagging index shows
 
     sync.sync_role(world.deps, ROLE_ARN, "trustgate", "someone else's expiry")
 
@@ -317,21 +329,18 @@ def test_a_throttled_recovery_audit_is_not_taken_for_one_already_recorded(
     monkeypatch.setattr(sync, "_audit", real)
     client = world.deps.store.client
 
-    def busy(params: dict[str, Any], **_: Any) -> None:
-        if "recovered" in str(params.get("TransactItems", "")):
+    def busy(params: dict[str, Any], **_: Any) -> None:  # the recovery audit is one conditional put
+        if "recovered" in str(params.get("Item", "")):
             raise ClientError(
-                {
-                    "Error": {"Code": "TransactionCanceledException", "Message": "Transaction cancelled"},
-                    "CancellationReasons": [{"Code": "ThrottlingError", "Message": "Throughput exceeds capacity"}],
-                },
-                "TransactWriteItems",
+                {"Error": {"Code": "ThrottlingException", "Message": "Throughput exceeds the table's capacity"}},
+                "PutItem",
             )
 
-    client.meta.events.register("before-parameter-build.dynamodb.TransactWriteItems", busy)
+    client.meta.events.register("before-parameter-build.dynamodb.PutItem", busy)
     try:
         world.invoke("ReconcileFunction", {})
     finally:
-        client.meta.events.unregister("before-parameter-build.dynamodb.TransactWriteItems", busy)
+        client.meta.events.unregister("before-parameter-build.dynamodb.PutItem", busy)
 
     assert world.deps.store.sync_queue(ROLE_ARN).intent is not None  # kept for the next round
     world.invoke("ReconcileFunction", {})  # the table is no longer busy

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from trustgate.adapters.notify import (
     recipient_filter,
     subscribe_command,
 )
+from trustgate.adapters.scheduler import ExpirySchedules
 from trustgate.core import messages
 from trustgate.core.models import RequestStatus
 
@@ -179,3 +181,33 @@ def test_the_subscribe_command_filters_on_the_one_recipient() -> None:
     assert "--notification-endpoint bob@example.com" in command
     attributes_json = command.split("--attributes ", 1)[1].strip("'")
     assert json.loads(json.loads(attributes_json)["FilterPolicy"]) == {"recipient": [BOB]}
+
+
+class FakeScheduler:
+    def __init__(self) -> None:
+        self.created: list[dict[str, Any]] = []
+
+    def create_schedule(self, **kwargs: Any) -> None:
+        self.created.append(kwargs)
+
+
+def test_a_reminder_schedule_publishes_what_the_notifier_would_and_never_stores_a_link() -> None:
+    role = "arn:aws:iam::123456789012:role/trustgate-SchedulerRole"
+    scheduler = FakeScheduler()
+    schedules = ExpirySchedules(scheduler, "group", "arn:expire", role, "", "", PERSONAL)  # type: ignore[arg-type]
+    request = a_request().model_copy(
+        update={"status": RequestStatus.ACTIVE, "expires_at": datetime(2026, 12, 1, 12, 10, tzinfo=UTC)}
+    )
+    reminder = messages.expiring_soon(request)
+    at = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+    schedules.create("R1", at, "remind", reminder)
+
+    (made,) = scheduler.created
+    sns = FakeSns()
+    Notifier(sns, SHARED, PERSONAL).send(reminder)  # type: ignore[arg-type]
+    assert made["Target"]["Arn"] == "arn:aws:scheduler:::aws-sdk:sns:publish"
+    assert json.loads(made["Target"]["Input"]) == sns.sent(PERSONAL)[0]  # the same Publish request, byte for byte
+    with pytest.raises(ValueError, match="never carries an approval link"):
+        schedules.create("R1", at, "remind", messages.approval_needed(a_request(), BOB, LINK))
+    assert len(scheduler.created) == 1

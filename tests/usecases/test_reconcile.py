@@ -574,3 +574,23 @@ def test_a_grant_that_cannot_be_expired_never_keeps_its_role_from_the_sync(
     assert not forged_present(deps)  # the sync ran all the same
     assert deps.store.get_request(due.id).status == RequestStatus.ACTIVE
     assert counted.count("ReconcileFailures") == 1
+
+
+def test_a_holder_is_told_of_an_expiry_the_reconciler_recorded_even_when_the_sync_after_it_fails(
+    deps: FakeDependencies, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grant = granted(deps)
+    deps.schedules.delete(grant.id)  # the schedule is gone: nothing will ever call `expire`
+    deps.clock.advance(timedelta(hours=1, seconds=1))
+
+    def iam_refuses(role_arn: str, document: Any) -> None:
+        raise RuntimeError("IAM is unavailable")
+
+    monkeypatch.setattr(deps.roles, "write_trust_policy", iam_refuses)
+    monkeypatch.setattr(deps.roles, "write_session_guard", iam_refuses)
+    report = reconciler.reconcile(deps)
+
+    assert report["roles"][0]["expired"] == [grant.id]
+    assert "error" in report["roles"][0]
+    assert deps.store.get_request(grant.id).status == RequestStatus.EXPIRED  # recorded: no later run sees it due
+    assert told(deps, grant.id, "request.expired") == [ALICE]

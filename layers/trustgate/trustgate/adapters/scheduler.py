@@ -78,7 +78,8 @@ class ExpirySchedules:
             "Arn": arn,
             "RoleArn": self.role_arn,
             "Input": json.dumps(payload),
-            "RetryPolicy": {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 10},
+            # A reminder late by more than its lead time would arrive after the end it announces.
+            "RetryPolicy": {"MaximumEventAgeInSeconds": 600 if kind == "remind" else 3600, "MaximumRetryAttempts": 10},
         }
         if self.dead_letter_arn:
             target["DeadLetterConfig"] = {"Arn": self.dead_letter_arn}
@@ -101,6 +102,8 @@ class ExpirySchedules:
     def _target(
         self, request_id: str, kind: ScheduleKind, message: Notification | None
     ) -> tuple[str, dict[str, object]]:
+        if message is not None and message.link is not None:  # a link is one approver's credential: never stored
+            raise ValueError("a scheduled message never carries an approval link")
         if kind == "remind" and message is not None and self.reminder_topic_arn:
             partition = self.role_arn.split(":")[1]
             return sns_publish_target(partition), publish_arguments(self.reminder_topic_arn, message, personal=True)

@@ -39,9 +39,9 @@ _INDEX_KEYS = {
 }
 REVIEW_PENDING = "REVIEW#pending"  # the ByReview partition: break-glass requests awaiting review (a sparse index)
 # ByKind (every request, every audit record, newest first) spreads each kind over this many partition keys, so no
-# one key takes every write; a listing queries them all and merges. Items written before the index was sharded
-# kept the bare kind as their key: that partition is read too.
+# one key takes every write; a listing queries them all and merges.
 KIND_SHARDS = 4
+MAX_FILTERED_READS = 3  # queries per shard and call when a filter leaves pages short (see Store._query_kind)
 
 
 def _to_item(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -105,8 +105,8 @@ def kind_partition(kind: str, item_id: str) -> str:
     return f"{kind}#{zlib.crc32(item_id.encode()) % KIND_SHARDS}"
 
 
-def _kind_partitions(kind: str) -> list[str]:
-    return [kind, *(f"{kind}#{shard}" for shard in range(KIND_SHARDS))]
+def kind_shards(kind: str) -> list[str]:
+    return [f"{kind}#{shard}" for shard in range(KIND_SHARDS)]
 
 
 def _open_key(request: AccessRequest) -> dict[str, str]:
@@ -262,6 +262,7 @@ class Store:
     def _get_items(self, keys: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """Items as stored now (BatchGetItem, consistent, 100 keys a call), in the order of `keys`; missing ones
         are left out. Keys DynamoDB leaves unprocessed (too busy) are asked again, a few times."""
+        keys = list({(k["pk"]["S"], k["sk"]["S"]): k for k in keys}.values())  # BatchGetItem refuses a key twice
         found: dict[tuple[str, str], dict[str, Any]] = {}
         for start in range(0, len(keys), BATCH_GET_LIMIT):
             pending: list[dict[str, Any]] = [dict(k) for k in keys[start : start + BATCH_GET_LIMIT]]
@@ -496,30 +497,42 @@ class Store:
         filter_expression: str | None = None,
         values: Mapping[str, Any] | None = None,
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """Keys of the newest items of a kind between `low` and `high` (ByKind sort keys), across its partitions:
-        each partition's newest `limit` (after the filter), merged. The cursor is the last sort key returned."""
+        """Keys of the newest items of a kind between `low` and `high` (ByKind sort keys), across its shards:
+        each shard's newest `limit` (after the filter), merged. The cursor is the sort key to continue below.
+
+        A filter that matches little would have a shard read on and on: each shard is read at most
+        MAX_FILTERED_READS times a call. Where one stopped short, only what lies above the lowest key it read can
+        be complete, so the page ends there (shorter, with `next`), as DynamoDB's own filtered pages do."""
         high = _kind_cursor(kind, cursor, low, high) or high
         bounds = {**(values or {}), ":from": low, ":to": high}
         condition = "gsi4pk = :pk AND gsi4sk BETWEEN :from AND :to"
         merged: list[dict[str, Any]] = []
-        more = False
-        for partition in _kind_partitions(kind):
+        floor: str | None = None  # the highest key below which a shard was left unread
+        for shard in kind_shards(kind):
             found: list[dict[str, Any]] = []
             page: str | None = None
-            while True:  # a filter may leave a page short: read on until `limit` after the cursor, or the end
+            for _ in range(MAX_FILTERED_READS):
                 items, page = self._query(
-                    "ByKind", condition, {**bounds, ":pk": partition}, page, limit + 1, filter_expression
+                    "ByKind", condition, {**bounds, ":pk": shard}, page, limit + 1, filter_expression
                 )
                 found += [i for i in items if cursor is None or i["gsi4sk"]["S"] < high]
                 if len(found) > limit or page is None:
                     break
-            more = more or len(found) > limit or page is not None
+            else:
+                unread_below = str((decode_cursor(page) or {}).get("gsi4sk", low))
+                floor = max(floor or unread_below, unread_below)
             merged += found[: limit + 1]
-        merged.sort(key=lambda item: item["gsi4sk"]["S"], reverse=True)
-        more = more or len(merged) > limit
-        taken = merged[:limit]
-        next_cursor = _encode_kind_cursor(kind, taken[-1]["gsi4sk"]["S"]) if more and taken else None
-        return taken, next_cursor
+        complete = sorted(
+            (i for i in merged if floor is None or i["gsi4sk"]["S"] >= floor),
+            key=lambda item: item["gsi4sk"]["S"],
+            reverse=True,
+        )
+        taken = complete[:limit]
+        if len(complete) > limit:
+            next_key: str | None = taken[-1]["gsi4sk"]["S"]
+        else:
+            next_key = floor  # every shard read to its end (None), or all that is complete up to `floor` is here
+        return taken, _encode_kind_cursor(kind, next_key) if next_key else None
 
     def _audit_put(self, event: AuditEvent) -> dict[str, Any]:
         return {

@@ -116,12 +116,15 @@ def after_activation(deps: Dependencies, grant: AccessRequest) -> None:
     of the person's grants that end before it: their ends are no longer the end of the person's access."""
     try:
         ensure_schedules(deps, grant)
-        if grant.extends is not None:
-            for earlier in outlasted_by(grant, deps.store.active_grants(grant.role_arn)):
-                deps.schedules.delete(earlier.id, ("remind",))
     except Exception:
         logger.exception("could not schedule a grant's expiry; the reconciler will", extra={"request_id": grant.id})
         count("SchedulesDeferred")
+    if grant.extends is not None:
+        try:
+            for earlier in outlasted_by(grant, deps.store.active_grants(grant.role_arn)):
+                deps.schedules.delete(earlier.id, ("remind",))
+        except Exception:  # the reminder then names an end that is no longer the end: wrong words, no access
+            logger.exception("could not take away the reminder of an extended grant", extra={"request_id": grant.id})
     notify(deps, messages.outcome_for_requester(grant))
 
 
@@ -139,12 +142,18 @@ def outlasted_by(grant: AccessRequest, active: Sequence[AccessRequest]) -> list[
 
 
 def ensure_schedules(deps: Dependencies, grant: AccessRequest) -> None:
-    """Schedule an active grant's expiry and, for a long one, its reminder (replacing any made before)."""
+    """Schedule an active grant's expiry and, for a long one, its reminder (replacing any made before). No
+    reminder while another grant of the person outlasts this one (an extension): its end is not theirs."""
     assert grant.expires_at is not None
     deps.schedules.create(grant.id, grant.expires_at)
     remind_at = grant.expires_at - REMINDER_BEFORE
-    if grant.duration >= REMINDER_MIN_DURATION and remind_at > deps.clock.now():
-        deps.schedules.create(grant.id, remind_at, "remind", messages.expiring_soon(grant))
+    if grant.duration < REMINDER_MIN_DURATION or remind_at <= deps.clock.now():
+        return
+    active = deps.store.active_grants(grant.role_arn)
+    if any(grant.id in {g.id for g in outlasted_by(later, active)} for later in active):
+        deps.schedules.delete(grant.id, ("remind",))
+        return
+    deps.schedules.create(grant.id, remind_at, "remind", messages.expiring_soon(grant))
 
 
 def concrete_approvers(request: AccessRequest) -> list[str]:

@@ -9,7 +9,14 @@ from typing import Any
 from trustgate.adapters.observability import count, logger
 from trustgate.app import workflow_steps
 from trustgate.app.access import SYSTEM, policy_for
-from trustgate.app.effects import decision_of, ensure_schedules, notify, resume_flow, start_flow
+from trustgate.app.effects import (
+    decision_of,
+    delete_schedules_quietly,
+    ensure_schedules,
+    notify,
+    resume_flow,
+    start_flow,
+)
 from trustgate.app.requests import close_parts
 from trustgate.app.reviews import remind_reviews
 from trustgate.app.standing import start_just_in_time
@@ -101,19 +108,26 @@ def _reconcile_role(
     ending = _EndUnderLock(deps, role_arn, now, failures)
     try:
         result = sync_role(deps, role_arn, SYSTEM, "reconcile", under_lock=ending)
-        for grant in ending.revoked:
-            deps.schedules.delete(grant.id)
-        for grant in (*ending.expired, *ending.revoked):
-            notify(deps, messages.outcome_for_requester(grant))
     except Exception as error:  # a TrustGate error or an AWS one (AccessDenied, throttling): report it, go on
         _failed(failures, f"role {role_arn}", error)
+        # Expiries are recorded: no later run sees them again, so tell their holders now. (Revoked grants keep
+        # their schedules until a sync is through: the schedule sweep deletes those and tells their holders.)
+        _tell(deps, ending.expired)
         return {"role_arn": role_arn, "error": failures[-1]["error"], "expired": [g.id for g in ending.expired]}
+    for grant in ending.revoked:
+        delete_schedules_quietly(deps, grant.id)  # one left behind is deleted by the schedule sweep
+    _tell(deps, [*ending.expired, *ending.revoked])
     live[role_arn] = ending.live
     expired = [g.id for g in ending.expired]
     if started is None:
         return {"role_arn": role_arn, "changed": result.changed, "expired": expired}
     changed = started.changed or result.changed
     return {"role_arn": role_arn, "changed": changed, "expired": expired, "started_just_in_time": True}
+
+
+def _tell(deps: Dependencies, ended: list[AccessRequest]) -> None:
+    for grant in ended:
+        notify(deps, messages.outcome_for_requester(grant))  # never raises: a lost message is logged
 
 
 def _finish_flows(deps: Dependencies, now: datetime, failures: list[dict[str, str]]) -> list[dict[str, str]]:
