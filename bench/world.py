@@ -16,6 +16,7 @@ from bench.counting import CallRecorder
 from trustgate.adapters import wiring
 from trustgate.adapters.store import Store
 from trustgate.core.settings import Settings
+from trustgate_local import retention
 from trustgate_local.polling import wait_until
 from trustgate_local.world import World, running_world
 
@@ -52,6 +53,18 @@ def bench_world() -> Iterator[BenchWorld]:
     # The seeded grants' principals come from seven member accounts (bench/capacity.py `principal`): allow them,
     # or the reconciler would rightly end them as outside the deployment's accounts.
     accounts = ",".join(str(222222222222 + offset) for offset in range(7))
+    # As the local stack runs moto: otherwise moto keeps a copy of the whole table for every transaction (its
+    # instance tracker), and the warm measure's 1,000 requests outgrow the machine's memory (trustgate_local.retention).
+    retention.bound_moto()
+    try:
+        with _world(accounts) as bench:
+            yield bench
+    finally:
+        retention.unbound_moto()
+
+
+@contextmanager
+def _world(accounts: str) -> Iterator[BenchWorld]:
     with running_world({"AllowAutoApprove": "true", "AllowedAccountIds": f"{accounts},123456789012"}) as world:
         recorder = CallRecorder().attach(world.session)
         observer = boto3.Session(region_name=world.session.region_name)
