@@ -28,6 +28,7 @@ from trustgate_local.world import ALICE, BOB, ROLE_ARN
 ROOT = Path(__file__).resolve().parents[1]
 GOAL_TRANSITIONS = 10
 GOAL_INVOCATIONS = 5
+GOAL_DYNAMODB_UNITS = 60  # read and write request units per approved lifecycle
 BODY = {"role": "PumpCustomerAccess", "duration": "PT1H", "justification": "rotate the CloudTrail bucket policy"}
 
 
@@ -179,6 +180,8 @@ def run(bench: BenchWorld, quick: bool) -> Section:
             f"{lifecycle.kind}: DynamoDB request units",
             round(units.total_write + units.read, 1),
             "units",
+            goal=f"<= {GOAL_DYNAMODB_UNITS}" if is_approved else "",
+            met=units.total_write + units.read <= GOAL_DYNAMODB_UNITS if is_approved else None,
             note=f"{units.write:g} WRU table + {units.index_write:g} WRU indexes + {units.read:g} RRU",
         )
         section.add(
