@@ -329,12 +329,7 @@ class Store:
     def requests_by_role(
         self, role_arn: str, status: RequestStatus | None = None, cursor: str | None = None, limit: int = PAGE_LIMIT
     ) -> Page[AccessRequest]:
-        condition = "gsi1pk = :pk"
-        values: dict[str, Any] = {":pk": f"ROLE#{role_arn}"}
-        if status:
-            condition += " AND begins_with(gsi1sk, :prefix)"
-            values[":prefix"] = f"{status.value}#"
-        return self._query_requests("ByRole", condition, values, cursor, limit)
+        return self._query_requests("ByRole", *_of_role(role_arn, status), cursor, limit)
 
     def requests_by_person(
         self, person_key: str, cursor: str | None = None, limit: int = PAGE_LIMIT
@@ -380,12 +375,15 @@ class Store:
         stored now (one read of them all, whatever status each has now)."""
         ids: list[str] = []
         for status in statuses:
-            values = {":pk": f"ROLE#{role_arn}"}
-            if status == RequestStatus.ACTIVE:
-                condition, values[":prefix"] = "gsi1pk = :pk AND begins_with(gsi1sk, :prefix)", "active#"
+            if status == RequestStatus.ACTIVE:  # however long ago it began
+                condition, values = _of_role(role_arn, status)
             else:
                 condition = "gsi1pk = :pk AND gsi1sk BETWEEN :from AND :to"
-                values |= {":from": f"{status.value}#{to_rfc3339(created_since)}", ":to": f"{status.value}#~"}
+                values = {
+                    ":pk": f"ROLE#{role_arn}",
+                    ":from": f"{status.value}#{to_rfc3339(created_since)}",
+                    ":to": f"{status.value}#~",
+                }
             ids += self._all_ids("ByRole", condition, values)
         return self.get_requests(ids)
 
@@ -781,6 +779,14 @@ class Store:
         condition = "gsi3pk = :pk AND gsi3sk BETWEEN :from AND :to"
         values = {":pk": f"STATUS#{status.value}", ":from": to_rfc3339(created_since), ":to": "~"}
         return self._all_requests("ByStatus", condition, values)
+
+
+def _of_role(role_arn: str, status: RequestStatus | None) -> tuple[str, dict[str, Any]]:
+    """The ByRole key condition for a role's requests, of one status if given."""
+    values: dict[str, Any] = {":pk": f"ROLE#{role_arn}"}
+    if status is None:
+        return "gsi1pk = :pk", values
+    return "gsi1pk = :pk AND begins_with(gsi1sk, :prefix)", values | {":prefix": f"{status.value}#"}
 
 
 def _keys_of(item: Mapping[str, Any]) -> dict[str, Any]:

@@ -141,6 +141,11 @@ def outlasted_by(grant: AccessRequest, active: Sequence[AccessRequest]) -> list[
     ]
 
 
+def is_outlasted(grant: AccessRequest, active: Sequence[AccessRequest]) -> bool:
+    """Does another of these active grants extend `grant`'s person beyond its end (so its end is not theirs)?"""
+    return any(grant.id in {o.id for o in outlasted_by(later, active)} for later in active)
+
+
 def ensure_schedules(deps: Dependencies, grant: AccessRequest) -> None:
     """Schedule an active grant's expiry and, for a long one, its reminder (replacing any made before). No
     reminder while another grant of the person outlasts this one (an extension): its end is not theirs."""
@@ -150,7 +155,7 @@ def ensure_schedules(deps: Dependencies, grant: AccessRequest) -> None:
     if grant.duration < REMINDER_MIN_DURATION or remind_at <= deps.clock.now():
         return
     active = deps.store.active_grants(grant.role_arn)
-    if any(grant.id in {g.id for g in outlasted_by(later, active)} for later in active):
+    if is_outlasted(grant, active):
         deps.schedules.delete(grant.id, ("remind",))
         return
     deps.schedules.create(grant.id, remind_at, "remind", messages.expiring_soon(grant))

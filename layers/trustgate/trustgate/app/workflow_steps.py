@@ -17,8 +17,8 @@ from trustgate.app.effects import (
     decision_of,
     delete_schedules_quietly,
     end_grant_effects,
+    is_outlasted,
     notify,
-    outlasted_by,
     resume_flow,
     tell_approvers_closed,
     watchers_of,
@@ -352,7 +352,7 @@ def remind(deps: Dependencies, request_id: str) -> dict[str, Any]:
     if request.status != RequestStatus.ACTIVE or request.expires_at is None:
         return {"request_id": request_id, "reminded": False}
     active = deps.store.active_grants(request.role_arn)
-    if any(request.id in {o.id for o in outlasted_by(g, active)} for g in active):  # an extension covers them
+    if is_outlasted(request, active):  # an extension covers them
         return {"request_id": request_id, "reminded": False}
     notify(deps, messages.expiring_soon(request))
     return {"request_id": request_id, "reminded": True}
