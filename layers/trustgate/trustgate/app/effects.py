@@ -146,15 +146,17 @@ def is_outlasted(grant: AccessRequest, active: Sequence[AccessRequest]) -> bool:
     return any(grant.id in {o.id for o in outlasted_by(later, active)} for later in active)
 
 
-def ensure_schedules(deps: Dependencies, grant: AccessRequest) -> None:
+def ensure_schedules(deps: Dependencies, grant: AccessRequest, active: Sequence[AccessRequest] | None = None) -> None:
     """Schedule an active grant's expiry and, for a long one, its reminder (replacing any made before). No
-    reminder while another grant of the person outlasts this one (an extension): its end is not theirs."""
+    reminder while another grant of the person outlasts this one (an extension): its end is not theirs.
+    `active` is the role's active grants, for a caller that has just read them (else they are read here)."""
     assert grant.expires_at is not None
     deps.schedules.create(grant.id, grant.expires_at)
     remind_at = grant.expires_at - REMINDER_BEFORE
     if grant.duration < REMINDER_MIN_DURATION or remind_at <= deps.clock.now():
         return
-    active = deps.store.active_grants(grant.role_arn)
+    if active is None:
+        active = deps.store.active_grants(grant.role_arn)
     if is_outlasted(grant, active):
         deps.schedules.delete(grant.id, ("remind",))
         return

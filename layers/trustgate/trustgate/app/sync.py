@@ -71,10 +71,13 @@ from trustgate.core.trust_policy import (
     unmanaged_statements,
 )
 
-# A holder renews its lease before each round and right before each IAM write (`_fenced`), and one IAM call
-# with its retries takes at most `iam.worst_case_seconds()` (15 s): every write ends inside a live lease, so two
+# A holder renews its lease before each round and before each IAM write (`_fenced`) unless it set the lease less
+# than FENCE_FRESH ago (a renewal then proves nothing the lease does not: nobody may take a lock whose lease
+# runs), so every write begins with at least LOCK_LEASE - FENCE_FRESH (45 s) of lease left, and one IAM call with
+# its retries takes at most `iam.worst_case_seconds()` (15 s): every write ends inside a live lease, so two
 # holders never write one role at once, however long a round's retries run. Only a dead holder's lease lapses.
 LOCK_LEASE = timedelta(seconds=60)
+FENCE_FRESH = timedelta(seconds=15)
 LOCK_WAIT_SECONDS = 20.0  # below API Gateway's 29 s limit, so a busy role answers 429, not 504
 # A queued change (a Grant step, an expiry, a failed grant's clean-up: never an API call) may wait longer for a
 # round to serve it, within its function's 120 s timeout (leaving room for a round of its own).
@@ -86,6 +89,9 @@ SERVE_SECONDS = 20.0  # a holder starts no new round for others after this long:
 POLL_FIRST_SECONDS = 0.05  # a waiter's first pause; it grows by half each poll, to POLL_MAX_SECONDS
 POLL_MAX_SECONDS = 1.0
 VERIFY_ATTEMPTS = 5
+# The lease each holder in this process last set, by owner (a fresh uuid per holder), from the moment `_wait_turn`
+# takes the lock until it is released: what `_fenced` judges by. A holder not in it always renews.
+_leases: dict[str, datetime] = {}
 
 
 # A sync's writes finish within this after it plans them (verify retries included); a departure is recorded
@@ -447,6 +453,7 @@ def sync_role(
                     deps, role_arn, owner, actor, reason, started, activation, under_lock, proposal, ticket is None
                 )
             finally:
+                _leases.pop(owner, None)
                 deps.store.unlock(role_arn, owner)
         served = _served(deps, role_arn, activation, time.monotonic() - started)
         if served is not None:
@@ -466,6 +473,7 @@ def role_lock(
     try:
         yield
     finally:
+        _leases.pop(owner, None)
         store.unlock(role_arn, owner)
 
 
@@ -489,6 +497,7 @@ def _wait_turn(
     while True:
         now = deps.clock.now()
         if free and deps.store.try_lock(role_arn, owner, now, now + LOCK_LEASE):
+            _leases[owner] = now + LOCK_LEASE
             return True
         queue = deps.store.sync_queue(role_arn)
         if ticket is not None and queue.done >= ticket:
@@ -588,12 +597,17 @@ def _own_round(
 
 def _renew(deps: Dependencies, role_arn: str, owner: str) -> None:
     """A fresh lease for a holder that still holds the lock (LockTimeoutError once anyone else took it)."""
-    deps.store.renew_lock(role_arn, owner, deps.clock.now() + LOCK_LEASE)
+    lease_until = deps.clock.now() + LOCK_LEASE
+    deps.store.renew_lock(role_arn, owner, lease_until)
+    if owner in _leases:
+        _leases[owner] = lease_until
 
 
 def _fenced[D](deps: Dependencies, role_arn: str, owner: str, write: Callable[[str, D], None], document: D) -> None:
     """Make one IAM write inside a fresh lease (see LOCK_LEASE): a holder that lost its lock writes nothing."""
-    _renew(deps, role_arn, owner)
+    lease_until = _leases.get(owner)
+    if lease_until is None or lease_until - deps.clock.now() < LOCK_LEASE - FENCE_FRESH:
+        _renew(deps, role_arn, owner)
     write(role_arn, document)
 
 
