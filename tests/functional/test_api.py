@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from tests.support.aws import ALICE, BOB, CAROL, DAVE, MALLORY, MEMBER, ROLE_ARN, VENDOR_TRUST, World
 from tests.support.flows import JUSTIFICATION, approve, granted, request_access
+from trustgate.api import requests as requests_api
+from trustgate.core.errors import TrustGateError
 
 pytestmark = pytest.mark.functional
 
@@ -106,6 +109,36 @@ def test_idempotency_key_returns_the_same_request_without_a_second_flow(world: W
     assert len(world.deps.store.all_requests().items) == 1
     status, code, _ = error(world, "POST", "/requests", ALICE, {**BODY, "duration": "PT2H"}, headers=headers)
     assert (status, code) == (422, "idempotency_key_reused")
+
+
+def test_the_same_idempotency_key_while_the_first_is_still_being_processed_is_409_in_progress(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The local host answers one HTTP call at a time, so the retry is made from inside the first call, through
+    # the same idempotency layer and table the API uses, while the first still holds its in-progress record.
+    real_create = requests_api._create
+    retried: list[TrustGateError] = []
+
+    def create_while_a_retry_arrives(payload: dict[str, Any]) -> dict[str, Any]:
+        body = {k: v for k, v in payload.items() if k != "key"}
+        with pytest.raises(TrustGateError) as raised:
+            requests_api._create_once(payload["key"], body)
+        retried.append(raised.value)
+        return real_create(payload)
+
+    monkeypatch.setattr(requests_api, "_create", create_while_a_retry_arrives)
+    headers = {"Idempotency-Key": "k-busy"}
+
+    status, created = world.api("POST", "/requests", ALICE, BODY, headers=headers)
+
+    assert status == 201
+    [refusal] = retried
+    assert (refusal.status, refusal.code) == (409, "in_progress")
+    assert "Idempotency-Key" in refusal.message
+    assert [r.id for r in world.deps.store.all_requests().items] == [created["id"]]  # the retry created nothing
+    monkeypatch.setattr(requests_api, "_create", real_create)
+    status, again = world.api("POST", "/requests", ALICE, BODY, headers=headers)  # done: the key answers as usual
+    assert (status, again["id"]) == (201, created["id"])
 
 
 def test_the_same_idempotency_key_from_another_caller_is_another_request(world: World) -> None:
