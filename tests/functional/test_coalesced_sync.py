@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.aws import ALICE, BOB, DAVE, MANAGEMENT, MEMBER, ROLE_ARN, ROLE_NAME, World, running_world
-from tests.support.flows import approve, request_access
+from tests.support.aws import ALICE, BOB, MANAGEMENT, MEMBER, ROLE_ARN, World, running_world
+from tests.support.flows import approve, forge_statement, request_access
 from trustgate.app import sync
 from trustgate.core.errors import LockTimeoutError
-from trustgate.core.trust_policy import grant_expiry_in, same_policy, serialize
+from trustgate.core.trust_policy import grant_expiry_in, same_policy
 from trustgate_local.polling import wait_until
 
 pytestmark = pytest.mark.functional
@@ -136,11 +136,7 @@ def test_a_holder_that_lost_its_lock_before_an_iam_write_writes_nothing(
     request_id = request_access(world)["id"]
     approve(world, request_id)
     world.wait_status(request_id, "active")
-    forged = world.trust_policy()
-    forged["Statement"].append(
-        {"Sid": "Forged", "Effect": "Allow", "Principal": {"AWS": DAVE}, "Action": "sts:AssumeRole"}
-    )
-    world.session.client("iam").update_assume_role_policy(RoleName=ROLE_NAME, PolicyDocument=serialize(forged))
+    forged = forge_statement(world)
     audits_before = len(world.deps.store.audit_events(role_arn=ROLE_ARN).items)
     record_intent = world.deps.store.record_intent
 

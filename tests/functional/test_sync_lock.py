@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 
-from tests.support.aws import DAVE, ROLE_ARN, ROLE_NAME, World
-from tests.support.flows import approve, request_access
+from tests.support.aws import ROLE_ARN, World
+from tests.support.flows import approve, forge_statement, request_access
 from trustgate.app import sync
 from trustgate.app.sync import sync_role
 from trustgate.core.errors import LockTimeoutError
-from trustgate.core.trust_policy import serialize
 
 pytestmark = pytest.mark.functional
 
@@ -54,12 +53,7 @@ def _drift(world: World) -> dict[str, Any]:
     request_id = request_access(world)["id"]
     approve(world, request_id)
     world.wait_status(request_id, "active")
-    forged = world.trust_policy()
-    forged["Statement"].append(
-        {"Sid": "Forged", "Effect": "Allow", "Principal": {"AWS": DAVE}, "Action": "sts:AssumeRole"}
-    )
-    world.session.client("iam").update_assume_role_policy(RoleName=ROLE_NAME, PolicyDocument=serialize(forged))
-    return forged
+    return forge_statement(world)
 
 
 def _renewals(world: World, monkeypatch: pytest.MonkeyPatch) -> list[datetime]:

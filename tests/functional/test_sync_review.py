@@ -21,14 +21,14 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.support.aws import ALICE, CAROL, DAVE, ERIN, MANAGEMENT, ROLE_ARN, ROLE_NAME, World
-from tests.support.flows import approve, granted, request_access
+from tests.support.aws import ALICE, CAROL, ERIN, MANAGEMENT, ROLE_ARN, ROLE_NAME, World
+from tests.support.flows import approve, forge_statement, granted, request_access
 from tests.support.iam_faults import iam_refuses_principal
 from trustgate.app import sync, transitions
 from trustgate.core.errors import ConflictError, LockTimeoutError
 from trustgate.core.models import RequestStatus
 from trustgate.core.session_guard import GUARD_POLICY_NAME, guard_window, session_userid
-from trustgate.core.trust_policy import grant_expiry_in, serialize
+from trustgate.core.trust_policy import grant_expiry_in
 from trustgate_local.polling import wait_until
 
 pytestmark = pytest.mark.functional
@@ -102,11 +102,7 @@ def test_a_holder_that_stalled_while_another_revoked_and_released_writes_nothing
 ) -> None:
     grant = granted(world)
     iam = world.session.client("iam")
-    forged = world.trust_policy()  # something for the stalled holder to write
-    forged["Statement"].append(
-        {"Sid": "Forged", "Effect": "Allow", "Principal": {"AWS": DAVE}, "Action": "sts:AssumeRole"}
-    )
-    iam.update_assume_role_policy(RoleName=ROLE_NAME, PolicyDocument=serialize(forged))
+    forge_statement(world)  # something for the stalled holder to write
     iam.delete_role_policy(RoleName=ROLE_NAME, PolicyName=GUARD_POLICY_NAME)
     store = world.deps.store
     real_record_intent = store.record_intent

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support.aws import ALICE, BOB, World
+from tests.support.aws import ALICE, BOB, DAVE, ROLE_NAME, World
+from trustgate.core.trust_policy import serialize
 
 JUSTIFICATION = "rotate the CloudTrail bucket policy"
 
@@ -36,3 +37,13 @@ def granted(world: World, caller: str = ALICE, duration: str = "PT1H") -> dict[s
     status, body = world.api("GET", f"/requests/{request_id}", caller)
     assert status == 200, body
     return dict(body)
+
+
+def forge_statement(world: World) -> dict[str, Any]:
+    """Let dave in by hand, behind TrustGate's back: drift a sync removes. Returns the forged trust policy."""
+    forged = world.trust_policy()
+    forged["Statement"].append(
+        {"Sid": "Forged", "Effect": "Allow", "Principal": {"AWS": DAVE}, "Action": "sts:AssumeRole"}
+    )
+    world.session.client("iam").update_assume_role_policy(RoleName=ROLE_NAME, PolicyDocument=serialize(forged))
+    return dict(forged)

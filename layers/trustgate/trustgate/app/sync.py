@@ -73,11 +73,14 @@ from trustgate.core.trust_policy import (
 
 # A holder renews its lease before each round and before each IAM write (`_fenced`) unless it set the lease less
 # than FENCE_FRESH ago (a renewal then proves nothing the lease does not: nobody may take a lock whose lease
-# runs), so every write begins with at least LOCK_LEASE - FENCE_FRESH (45 s) of lease left, and one IAM call with
-# its retries takes at most `iam.worst_case_seconds()` (15 s): every write ends inside a live lease, so two
-# holders never write one role at once, however long a round's retries run. Only a dead holder's lease lapses.
+# runs), so every write begins with at least LOCK_LEASE - FENCE_FRESH (50 s) of lease left. The write itself takes
+# at most 43 s: one IAM call with its retries, `iam.worst_case_seconds()` (15 s), after at most one refresh of
+# a cross-account editor role's credentials, `wiring.worst_case_call_seconds()` (28 s). So every write ends
+# inside a live lease and two holders never write one role at once, however long a round's retries ran, as long
+# as the functions' clocks agree within those 7 s (Lambda's are kept by the Amazon Time Sync Service).
+# Only a dead holder's lease lapses.
 LOCK_LEASE = timedelta(seconds=60)
-FENCE_FRESH = timedelta(seconds=15)
+FENCE_FRESH = timedelta(seconds=10)
 LOCK_WAIT_SECONDS = 20.0  # below API Gateway's 29 s limit, so a busy role answers 429, not 504
 # A queued change (a Grant step, an expiry, a failed grant's clean-up: never an API call) may wait longer for a
 # round to serve it, within its function's 120 s timeout (leaving room for a round of its own).
