@@ -390,13 +390,10 @@ class Store:
         for status in statuses:
             if status == RequestStatus.ACTIVE:  # however long ago it began
                 condition, values = _of_role(role_arn, status)
-            else:
-                condition = "gsi1pk = :pk AND gsi1sk BETWEEN :from AND :to"
-                values = {
-                    ":pk": f"ROLE#{role_arn}",
-                    ":from": f"{status.value}#{to_rfc3339(created_since)}",
-                    ":to": f"{status.value}#~",
-                }
+            else:  # requested since `created_since`
+                condition, values = _of_role(role_arn, None)
+                condition += " AND gsi1sk BETWEEN :from AND :to"
+                values |= {":from": f"{status.value}#{to_rfc3339(created_since)}", ":to": f"{status.value}#~"}
             ids += self._all_ids("ByRole", condition, values)
         return self.get_requests(ids)
 

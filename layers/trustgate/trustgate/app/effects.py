@@ -114,14 +114,17 @@ def after_activation(deps: Dependencies, grant: AccessRequest) -> None:
     it, so none of this may fail it: a schedule that cannot be made now is made by the reconciler (IAM's own
     end condition and the session guard end the access on time meanwhile). An extension takes away the reminders
     of the person's grants that end before it: their ends are no longer the end of the person's access."""
+    active: Sequence[AccessRequest] | None = None
     try:
-        ensure_schedules(deps, grant)
+        active = ensure_schedules(deps, grant)
     except Exception:
         logger.exception("could not schedule a grant's expiry; the reconciler will", extra={"request_id": grant.id})
         count("SchedulesDeferred")
     if grant.extends is not None:
         try:
-            for earlier in outlasted_by(grant, deps.store.active_grants(grant.role_arn)):
+            if active is None:  # not read for the reminder (a short grant), or that failed
+                active = deps.store.active_grants(grant.role_arn)
+            for earlier in outlasted_by(grant, active):
                 deps.schedules.delete(earlier.id, ("remind",))
         except Exception:  # the reminder then names an end that is no longer the end: wrong words, no access
             logger.exception("could not take away the reminder of an extended grant", extra={"request_id": grant.id})
@@ -146,21 +149,25 @@ def is_outlasted(grant: AccessRequest, active: Sequence[AccessRequest]) -> bool:
     return any(grant.id in {o.id for o in outlasted_by(later, active)} for later in active)
 
 
-def ensure_schedules(deps: Dependencies, grant: AccessRequest, active: Sequence[AccessRequest] | None = None) -> None:
+def ensure_schedules(
+    deps: Dependencies, grant: AccessRequest, active: Sequence[AccessRequest] | None = None
+) -> Sequence[AccessRequest] | None:
     """Schedule an active grant's expiry and, for a long one, its reminder (replacing any made before). No
     reminder while another grant of the person outlasts this one (an extension): its end is not theirs.
-    `active` is the role's active grants, for a caller that has just read them (else they are read here)."""
+    `active` is the role's active grants, for a caller that has just read them (else they are read here, when
+    the reminder needs them); returned, so a caller need not read them again (None when they were not needed)."""
     assert grant.expires_at is not None
     deps.schedules.create(grant.id, grant.expires_at)
     remind_at = grant.expires_at - REMINDER_BEFORE
     if grant.duration < REMINDER_MIN_DURATION or remind_at <= deps.clock.now():
-        return
+        return active
     if active is None:
         active = deps.store.active_grants(grant.role_arn)
     if is_outlasted(grant, active):
         deps.schedules.delete(grant.id, ("remind",))
-        return
-    deps.schedules.create(grant.id, remind_at, "remind", messages.expiring_soon(grant))
+    else:
+        deps.schedules.create(grant.id, remind_at, "remind", messages.expiring_soon(grant))
+    return active
 
 
 def concrete_approvers(request: AccessRequest) -> list[str]:
